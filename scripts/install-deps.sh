@@ -1,0 +1,93 @@
+#!/usr/bin/env bash
+# install-deps.sh - install the Debian packages neonpool needs to build, test and serve; only what is missing.
+#
+# Idempotent: when everything is present it prints one line and changes nothing (no apt-get update).
+# As root it installs with apt-get; as another user it uses `sudo -n` when that works, otherwise it
+# prints the missing packages and the command to install them, and exits 1.
+# Package post-install scripts are kept from starting system services (nginx, lighttpd, pgbouncer,
+# postgresql) with a temporary /usr/sbin/policy-rc.d; our tests and serve.sh use their own free ports
+# anyway, so a service started regardless does no harm.
+set -euo pipefail
+
+# "package probe": the package is present when the probe (an absolute path) exists, or, when the
+# probe is "-", when dpkg says the package is installed. Probing by path lets any nginx flavour do.
+PACKAGES=(
+	# build
+	"gcc /usr/bin/gcc"
+	"make /usr/bin/make"
+	"libc6-dev -"
+	"pkg-config /usr/bin/pkg-config"
+	"autoconf /usr/bin/autoconf"
+	"automake /usr/bin/automake"
+	"libtool -"
+	"libpq-dev -"
+	"libcjson-dev -"
+	"libconfig-dev -"
+	"libfcgi-dev -"
+	"libcmocka-dev -"
+	# test and serve: real PostgreSQL, front servers, FastCGI client, load, tools
+	"postgresql-15 /usr/lib/postgresql/15/bin/initdb"
+	"postgresql-client-15 /usr/lib/postgresql/15/bin/psql"
+	"nginx-light /usr/sbin/nginx"
+	"lighttpd /usr/sbin/lighttpd"
+	"spawn-fcgi /usr/bin/spawn-fcgi"
+	"libfcgi-bin /usr/bin/cgi-fcgi"
+	"pgbouncer /usr/sbin/pgbouncer"
+	"wrk /usr/bin/wrk"
+	"curl /usr/bin/curl"
+	"valgrind /usr/bin/valgrind"
+	"openssl /usr/bin/openssl"
+	"python3 /usr/bin/python3"
+	"procps /usr/bin/ps"
+	"util-linux /usr/sbin/runuser"
+)
+
+missing=()
+for entry in "${PACKAGES[@]}"; do
+	pkg=${entry%% *}
+	probe=${entry#* }
+	if [ "$probe" = "-" ]; then
+		status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+		[ "$status" = "install ok installed" ] && continue
+	else
+		[ -e "$probe" ] && continue
+	fi
+	missing+=("$pkg")
+done
+
+if [ ${#missing[@]} -eq 0 ]; then
+	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	exit 0
+fi
+
+echo "install-deps: missing: ${missing[*]}"
+if [ "$(id -u)" -eq 0 ]; then
+	SUDO=()
+elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
+	SUDO=(sudo -n)
+else
+	echo "install-deps: not root and no password-less sudo; as root run:" >&2
+	echo "  apt-get update && apt-get install -y --no-install-recommends ${missing[*]}" >&2
+	exit 1
+fi
+
+# Keep postinst scripts from starting services, unless a policy is already in place (containers
+# often ship one); remove only a policy we created.
+policy=/usr/sbin/policy-rc.d
+created_policy=0
+if [ ! -e "$policy" ]; then
+	"${SUDO[@]}" sh -c "printf '#!/bin/sh\n# temporary, from neonpool scripts/install-deps.sh\nexit 101\n' > $policy && chmod 755 $policy"
+	created_policy=1
+fi
+cleanup() {
+	if [ "$created_policy" = 1 ]; then
+		"${SUDO[@]}" rm -f "$policy"
+	fi
+}
+trap cleanup EXIT
+
+export DEBIAN_FRONTEND=noninteractive
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+echo "install-deps: installed: ${missing[*]}"

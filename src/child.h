@@ -1,0 +1,20 @@
+/* child.h - what every child process shares: naming, flag-only signals, dying with the master. */
+#ifndef NP_CHILD_H
+#define NP_CHILD_H
+
+#include <stdbool.h>
+#include <sys/types.h>
+
+/* Name the process (comm), set the log role, die with the master (PDEATHSIG plus a check), install
+ * flag-only handlers and keep the signals blocked outside child_wait(). Returns 0, or -1 when the
+ * master is already gone. */
+int child_setup(const char *comm, const char *role, pid_t master_pid);
+
+/* Wait until fd (or none when fd < 0) is readable, a signal arrived, or timeout_ms passed; the only
+ * place signals are delivered. Returns true when fd is readable. Reopens the log on SIGUSR1. */
+bool child_wait(int fd, int timeout_ms);
+
+/* A stop was asked (TERM, INT, QUIT) or the master is gone. */
+bool child_should_stop(void);
+
+#endif

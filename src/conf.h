@@ -1,0 +1,91 @@
+/* conf.h - the configuration: one table of keys, loading and validation of a libconfig file. */
+#ifndef NP_CONF_H
+#define NP_CONF_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdio.h>
+
+#define NP_DEFAULT_CONFIG "/etc/neonpool/neonpool.conf"
+#define NP_MAX_WORKERS 256
+
+enum np_log_level { NP_LOG_ERROR = 0, NP_LOG_WARN, NP_LOG_INFO, NP_LOG_DEBUG };
+
+/* The loaded configuration. Strings are owned (malloc'd) and never NULL after
+ * conf_load() succeeded ("" when unset). Freed with conf_free(). */
+struct np_conf {
+	char *file;                 /* path the configuration was read from ("" for defaults) */
+
+	/* processes */
+	int workers;                /* FastCGI worker processes */
+	char *user;                 /* drop to this user when started as root ("" = stay) */
+	char *group;
+	char *pid_file;             /* "" = none */
+	bool daemonize;
+	char *log_file;             /* "" = stderr */
+	int log_level;              /* enum np_log_level */
+	int shutdown_timeout_ms;    /* SIGTERM: in-flight requests get this long, then SIGKILL */
+	int crash_max;              /* crash-loop guard: this many crashes ... */
+	int crash_window_s;         /* ... within this many seconds stop respawning */
+
+	/* listen socket */
+	char *listen;               /* "host:port", "/path/to.sock", "unix:/path", or "stdin" (fd 0, spawn-fcgi) */
+	int listen_backlog;
+	int listen_mode;            /* unix socket permissions, e.g. 0660 */
+	char *listen_owner;         /* unix socket owner ("" = unchanged) */
+	char *listen_group;
+
+	/* requests */
+	int max_body_bytes;
+	char *status_file;          /* shared-memory file the CLI maps read-only ("" = anonymous) */
+
+	/* database */
+	char *database_url;         /* libpq URI or key=value; "" = take DATABASE_URL from the environment */
+	char *database_password_file; /* "" = none; else the password is the file's first line */
+};
+
+/* A validation error: where, which key, and what is allowed. */
+struct np_conf_error {
+	char file[256];
+	int line;                   /* 0 when unknown */
+	char key[64];               /* "" when not about one key */
+	char message[512];          /* short, lowercase, factual; never contains a secret */
+};
+
+/* Fill c with the built-in defaults (no file). Returns 0, or -1 on out of memory. */
+int conf_defaults(struct np_conf *c);
+
+/* Load and validate path into c (defaults first, then the file, then DATABASE_URL from the
+ * environment when database_url is unset). Unknown key, wrong type, out-of-range value or
+ * unparsable file: returns -1 and fills err; c is then left freed. */
+int conf_load(struct np_conf *c, const char *path, struct np_conf_error *err);
+
+/* Format err as "FILE:LINE: key 'K': MESSAGE" into buf. */
+void conf_error_format(const struct np_conf_error *err, char *buf, size_t n);
+
+void conf_free(struct np_conf *c);
+
+/* Whether key may change on SIGHUP without a restart; -1 for an unknown key. */
+int conf_key_reloadable(const char *key);
+
+/* The keys whose values differ between a and b and that are not reloadable, written
+ * comma-separated into buf (empty when none). Returns how many. */
+int conf_diff_restart_only(const struct np_conf *a, const struct np_conf *b, char *buf, size_t n);
+
+/* Iterate the key table (for documentation checks): returns the name of key i, NULL past the end. */
+const char *conf_key_name(size_t i);
+
+/* Read the password file named by c (first line, trailing newline stripped) into buf.
+ * Returns 0, or -1 with a message in err (never the password itself). */
+int conf_read_password(const struct np_conf *c, char *buf, size_t n, struct np_conf_error *err);
+
+/* Write conninfo with every password replaced by "********" into out (key=value form).
+ * An unparsable conninfo gives "(invalid connection string)". Never leaks a secret. */
+void conf_redact_conninfo(const char *conninfo, char *out, size_t n);
+
+/* Print the effective configuration as "key = value" lines (secrets redacted) to fp. */
+void conf_dump(const struct np_conf *c, FILE *fp);
+
+const char *conf_log_level_name(int level);
+
+#endif

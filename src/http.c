@@ -1,0 +1,197 @@
+/* http.c - the request and response of one FastCGI exchange: parsing params, JSON envelopes, heads. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "http.h"
+#include "util.h"
+
+static bool http_request_id_valid(const char *s)
+{
+	size_t len = strlen(s);
+	if (len == 0 || len > 64)
+		return false;
+	for (const char *p = s; *p; p++) {
+		char c = *p;
+		if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '-' ||
+		      c == '_' || c == '.'))
+			return false;
+	}
+	return true;
+}
+
+int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, const char **code,
+                       const char **message)
+{
+	memset(req, 0, sizeof(*req));
+	req->content_length = -1;
+	req->queued_us = -1;
+
+	const char *rid = get("REQUEST_ID", ctx);
+	if (rid && http_request_id_valid(rid))
+		snprintf(req->request_id, sizeof(req->request_id), "%s", rid);
+	else
+		util_random_hex(req->request_id, 16);
+
+	const char *method = get("REQUEST_METHOD", ctx);
+	if (method == NULL || method[0] == '\0' || strlen(method) >= sizeof(req->method)) {
+		*code = "bad_request";
+		*message = "missing or invalid request method";
+		return 400;
+	}
+	snprintf(req->method, sizeof(req->method), "%s", method);
+
+	/* Route on REQUEST_URI: nginx and lighttpd disagree on SCRIPT_NAME/PATH_INFO. */
+	const char *uri = get("REQUEST_URI", ctx);
+	char fallback[HTTP_MAX_PATH];
+	if (uri == NULL || uri[0] == '\0') {
+		const char *sn = get("SCRIPT_NAME", ctx), *pi = get("PATH_INFO", ctx);
+		snprintf(fallback, sizeof(fallback), "%s%s", sn ? sn : "", pi ? pi : "");
+		uri = fallback;
+	}
+	const char *q = strchr(uri, '?');
+	size_t plen = q ? (size_t)(q - uri) : strlen(uri);
+	if (plen >= HTTP_MAX_PATH) {
+		*code = "uri_too_long";
+		*message = "request path too long";
+		return 414;
+	}
+	if (q) {
+		if (strlen(q + 1) >= sizeof(req->query)) {
+			*code = "uri_too_long";
+			*message = "query string too long";
+			return 414;
+		}
+		snprintf(req->query, sizeof(req->query), "%s", q + 1);
+	}
+	if (plen == 0 || uri[0] != '/') {
+		*code = "bad_request";
+		*message = "request path must start with /";
+		return 400;
+	}
+	int dl = util_percent_decode(uri, plen, req->path, sizeof(req->path));
+	if (dl < 0) {
+		*code = "bad_request";
+		*message = "malformed percent-encoding in path";
+		return 400;
+	}
+	if (!util_utf8_valid(req->path, (size_t)dl)) {
+		*code = "bad_request";
+		*message = "path is not valid UTF-8";
+		return 400;
+	}
+
+	const char *cl = get("CONTENT_LENGTH", ctx);
+	if (cl && cl[0]) {
+		int64_t v;
+		if (util_parse_i64(cl, 0, INT64_MAX, &v) < 0) {
+			*code = "bad_request";
+			*message = "invalid Content-Length";
+			return 400;
+		}
+		req->content_length = v;
+	}
+	req->content_type = get("CONTENT_TYPE", ctx);
+
+	/* nginx: fastcgi_param NEONPOOL_QUEUE_START $msec ("1700000000.123") */
+	const char *qs = get("NEONPOOL_QUEUE_START", ctx);
+	if (qs && qs[0]) {
+		char *end;
+		double t = strtod(qs, &end);
+		if (*end == '\0' && t > 0) {
+			int64_t d = util_wall_us() - (int64_t)(t * 1e6);
+			req->queued_us = d < 0 ? 0 : d;
+		}
+	}
+	return 0;
+}
+
+void http_respond_json(struct np_response *resp, int status, cJSON *obj)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->body_len = 0;
+	resp->status = status;
+	char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
+	cJSON_Delete(obj);
+	if (s == NULL) {
+		/* out of memory: a fixed, valid envelope */
+		static const char oom[] = "{\"error\":{\"code\":\"internal\",\"message\":\"out of memory\"}}";
+		resp->status = 500;
+		resp->body = strdup(oom);
+		resp->body_len = resp->body ? strlen(oom) : 0;
+		return;
+	}
+	resp->body = s;
+	resp->body_len = strlen(s);
+}
+
+void http_respond_error(struct np_response *resp, int status, const char *code, const char *message)
+{
+	cJSON *root = cJSON_CreateObject();
+	cJSON *err = cJSON_AddObjectToObject(root, "error");
+	if (err) {
+		cJSON_AddStringToObject(err, "code", code);
+		cJSON_AddStringToObject(err, "message", message);
+	}
+	http_respond_json(resp, status, err ? root : (cJSON_Delete(root), NULL));
+}
+
+void http_response_free(struct np_response *resp)
+{
+	free(resp->body);
+	resp->body = NULL;
+	resp->body_len = 0;
+}
+
+const char *http_status_text(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 201: return "Created";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 422: return "Unprocessable Entity";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default: return "Unknown";
+	}
+}
+
+int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n)
+{
+	int len = snprintf(buf, n,
+	                   "Status: %d %s\r\n"
+	                   "Content-Type: application/json\r\n"
+	                   "Content-Length: %zu\r\n"
+	                   "Cache-Control: no-store\r\n"
+	                   "X-Request-Id: %s\r\n",
+	                   resp->status, http_status_text(resp->status), resp->body_len, request_id);
+	if (len < 0 || (size_t)len >= n)
+		return -1;
+	if (resp->allow[0]) {
+		int k = snprintf(buf + len, n - (size_t)len, "Allow: %s\r\n", resp->allow);
+		if (k < 0 || (size_t)k >= n - (size_t)len)
+			return -1;
+		len += k;
+	}
+	if (resp->retry_after_s > 0) {
+		int k = snprintf(buf + len, n - (size_t)len, "Retry-After: %d\r\n", resp->retry_after_s);
+		if (k < 0 || (size_t)k >= n - (size_t)len)
+			return -1;
+		len += k;
+	}
+	if ((size_t)len + 3 > n)
+		return -1;
+	memcpy(buf + len, "\r\n", 3);
+	return len + 2;
+}

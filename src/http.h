@@ -1,0 +1,57 @@
+/* http.h - the request and response of one FastCGI exchange: parsing params, JSON envelopes, heads. */
+#ifndef NP_HTTP_H
+#define NP_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "router.h"
+
+#define HTTP_MAX_PATH 2048
+#define HTTP_MAX_QUERY 4096
+
+/* A param getter: FCGX_GetParam over the request's environment, or a test table. */
+typedef const char *(*http_getparam_fn)(const char *name, void *ctx);
+
+struct np_request {
+	char method[16];
+	char path[HTTP_MAX_PATH];     /* percent-decoded, valid UTF-8, no query */
+	char query[HTTP_MAX_QUERY];   /* raw query string (not decoded) */
+	char request_id[72];
+	int64_t content_length;       /* -1 when absent */
+	const char *content_type;
+	char *body;                   /* NUL-terminated, body_len bytes; NULL when none */
+	size_t body_len;
+	int64_t queued_us;            /* how long the front server says it queued, -1 unknown */
+	struct np_route_match match;
+	void *worker;                 /* the worker's context, for handlers that need the database */
+};
+
+struct np_response {
+	int status;
+	char *body;                   /* malloc'd JSON; NULL until set */
+	size_t body_len;
+	char allow[64];               /* Allow header, when non-empty */
+	int retry_after_s;            /* Retry-After header when > 0 */
+};
+
+/* Fill the request-line parts of req from params. Returns 0, or an HTTP status (400, 414) with
+ * code and message filled for the error envelope. */
+int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, const char **code,
+                       const char **message);
+
+/* Set resp to status with a JSON body taken over from a cJSON object (freed here). */
+struct cJSON;
+void http_respond_json(struct np_response *resp, int status, struct cJSON *obj);
+/* Set resp to the error envelope {"error":{"code":…,"message":…}}. */
+void http_respond_error(struct np_response *resp, int status, const char *code, const char *message);
+void http_response_free(struct np_response *resp);
+
+/* The response head: Status, Content-Type, Content-Length, X-Request-Id, Allow, Retry-After.
+ * Returns its length, or -1 when buf is too small. */
+int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n);
+
+const char *http_status_text(int status);
+
+#endif

@@ -1,0 +1,95 @@
+/* log.c - one line per event, key=value, with level, role and pid. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/time.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "util.h"
+
+static int log_fd = STDERR_FILENO;
+static char log_path[512];
+static int log_level = NP_LOG_INFO;
+static char log_role[32] = "master";
+
+int log_open(const char *path)
+{
+	if (path == NULL || path[0] == '\0') {
+		if (log_fd != STDERR_FILENO && log_fd >= 0)
+			close(log_fd);
+		log_fd = STDERR_FILENO;
+		log_path[0] = '\0';
+		return 0;
+	}
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	if (fd < 0)
+		return -1;
+	if (log_fd != STDERR_FILENO && log_fd >= 0)
+		close(log_fd);
+	log_fd = fd;
+	snprintf(log_path, sizeof(log_path), "%s", path);
+	return 0;
+}
+
+int log_reopen(void)
+{
+	if (log_path[0] == '\0')
+		return 0;
+	char path[sizeof(log_path)];
+	memcpy(path, log_path, sizeof(path));
+	return log_open(path);
+}
+
+void log_set_level(int level) { log_level = level; }
+int log_get_level(void) { return log_level; }
+
+void log_set_role(const char *role)
+{
+	snprintf(log_role, sizeof(log_role), "%s", role);
+}
+
+void log_msg(int level, const char *kv, const char *fmt, ...)
+{
+	if (level > log_level)
+		return;
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+
+	char quoted[1100];
+	util_quote_value(msg, quoted, sizeof(quoted));
+
+	struct timeval tv;
+	gettimeofday(&tv, NULL);
+	struct tm tm;
+	gmtime_r(&tv.tv_sec, &tm);
+	char line[2048];
+	int n = snprintf(line, sizeof(line),
+	                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s role=%s pid=%d msg=%s%s\n",
+	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
+	                 (int)(tv.tv_usec / 1000), conf_log_level_name(level), log_role, (int)getpid(),
+	                 quoted, kv ? kv : "");
+	if (n < 0)
+		return;
+	if ((size_t)n >= sizeof(line)) {
+		n = sizeof(line) - 1;
+		line[n - 1] = '\n';
+	}
+	int saved = errno;
+	ssize_t off = 0;
+	while (off < n) {
+		ssize_t w = write(log_fd, line + off, (size_t)(n - off));
+		if (w < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		off += w;
+	}
+	errno = saved;
+}

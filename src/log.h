@@ -1,0 +1,30 @@
+/* log.h - one line per event, key=value, with level, role and pid; async-signal-unsafe. */
+#ifndef NP_LOG_H
+#define NP_LOG_H
+
+#include <stdarg.h>
+
+#include "conf.h"
+
+/* Open path for appending ("" or NULL = stderr). Returns 0 or -1 (errno set). */
+int log_open(const char *path);
+/* Reopen the current file (SIGUSR1, after logrotate moved it). Returns 0 or -1. */
+int log_reopen(void);
+void log_set_level(int level);
+int log_get_level(void);
+/* Role shown in every line: "master", "supervisor", "worker.3", "ctl". */
+void log_set_role(const char *role);
+
+/* fmt is free text (becomes msg="..."), then optional " key=value" pairs appended by the caller
+ * through log_kv(). Lines are written with one write(2) so children never interleave. */
+void log_msg(int level, const char *kv, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+#define log_error(...) log_msg(NP_LOG_ERROR, NULL, __VA_ARGS__)
+#define log_warn(...)  log_msg(NP_LOG_WARN, NULL, __VA_ARGS__)
+#define log_info(...)  log_msg(NP_LOG_INFO, NULL, __VA_ARGS__)
+#define log_debug(...) do { if (log_get_level() >= NP_LOG_DEBUG) log_msg(NP_LOG_DEBUG, NULL, __VA_ARGS__); } while (0)
+
+/* log_msg with extra key=value pairs: kv is a preformatted " a=1 b=2" string (use log_kvfmt). */
+#define log_kv(level, kv, ...) log_msg(level, kv, __VA_ARGS__)
+
+#endif

@@ -1,0 +1,506 @@
+/* master.c - the prefork master: listen socket, shared memory, forking, reaping, signals, reload.
+ *
+ * The master handles signals synchronously (all blocked, taken with sigtimedwait) and keeps the
+ * children at the desired state: one supervisor and `workers` workers of the current generation.
+ * A reload bumps the generation, forks the new children, then asks the old ones to finish their
+ * request and leave; the listen socket never closes, so no request is refused meanwhile. */
+#include <errno.h>
+#include <fcntl.h>
+#include <grp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "listen.h"
+#include "log.h"
+#include "master.h"
+#include "shm.h"
+#include "supervisor.h"
+#include "util.h"
+#include "version.h"
+#include "worker.h"
+
+#define MASTER_TICK_MS 200
+#define MASTER_BACKOFF_MAX_MS 5000
+#define MASTER_CRASH_RING 1024
+
+enum { STOP_NONE = 0, STOP_GRACEFUL, STOP_FAST };
+
+struct master_child {
+	pid_t pid;             /* 0: slot unused */
+	int kind;              /* enum np_slot_kind */
+	uint32_t generation;
+	bool retiring;         /* asked to leave (reload or stop) */
+};
+
+static struct {
+	struct np_conf conf;
+	const char *conf_path;
+	struct np_listener listener;
+	struct np_shm shm;
+	struct master_child kids[NP_MAX_SLOTS];
+	uint32_t generation;
+	int stopping;
+	int64_t kill_at_ms;            /* fast stop: SIGKILL the rest at this time (0 = none) */
+	int64_t crashes[MASTER_CRASH_RING];
+	unsigned ncrashes;             /* total ever; ring index = ncrashes % size */
+	int64_t next_spawn_ms;         /* respawn backoff */
+	bool crash_loop;               /* respawning stopped by the guard */
+	bool config_failed;            /* a child exited 2: respawning stopped */
+	uid_t uid;
+	gid_t gid;
+	bool drop;
+} M;
+
+/* ---- children --------------------------------------------------------------------------- */
+
+static int master_drop_privileges(void)
+{
+	if (!M.drop)
+		return 0;
+	if (setgroups(0, NULL) < 0 || setgid(M.gid) < 0 || setuid(M.uid) < 0) {
+		log_error("cannot drop privileges to user '%s': %s", M.conf.user, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int master_spawn(int kind)
+{
+	int idx = shm_slot_assign(&M.shm, kind, M.generation);
+	if (idx < 0) {
+		log_warn("no free slot for a new child; will retry");
+		return -1;
+	}
+	pid_t master_pid = getpid();
+	pid_t pid = fork();
+	if (pid < 0) {
+		log_error("fork failed: %s", strerror(errno));
+		shm_slot_reclaim(&M.shm, idx);
+		return -1;
+	}
+	if (pid == 0) {
+		if (master_drop_privileges() < 0)
+			_exit(2);
+		if (kind == NP_KIND_WORKER)
+			worker_main(&M.conf, &M.shm, idx, M.listener.fd, master_pid);
+		supervisor_main(&M.conf, &M.shm, idx, master_pid);
+	}
+	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation };
+	atomic_store(&M.shm.slots[idx].pid, (int32_t)pid);
+	return 0;
+}
+
+static int master_count(int kind, bool current_only)
+{
+	int n = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		const struct master_child *k = &M.kids[i];
+		if (k->pid && k->kind == kind && (!current_only || (!k->retiring && k->generation == M.generation)))
+			n++;
+	}
+	return n;
+}
+
+static int master_count_all(void)
+{
+	return master_count(NP_KIND_WORKER, false) + master_count(NP_KIND_SUPERVISOR, false);
+}
+
+/* Bring the current generation to one supervisor and `workers` workers. */
+static void master_fill(void)
+{
+	if (M.stopping || M.crash_loop || M.config_failed || util_now_ms() < M.next_spawn_ms)
+		return;
+	while (master_count(NP_KIND_SUPERVISOR, true) < 1)
+		if (master_spawn(NP_KIND_SUPERVISOR) < 0)
+			return;
+	while (master_count(NP_KIND_WORKER, true) < M.conf.workers)
+		if (master_spawn(NP_KIND_WORKER) < 0)
+			return;
+}
+
+static void master_signal_all(int sig, bool old_only)
+{
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		struct master_child *k = &M.kids[i];
+		if (!k->pid || (old_only && k->generation == M.generation))
+			continue;
+		if (old_only || sig != SIGUSR1)
+			k->retiring = true;
+		kill(k->pid, sig);
+	}
+}
+
+/* Count crashes inside the window; trip the guard or set the backoff. */
+static void master_note_crash(void)
+{
+	int64_t now = util_now_ms();
+	M.crashes[M.ncrashes++ % MASTER_CRASH_RING] = now;
+	atomic_fetch_add(&M.shm.hdr->crashes_total, 1);
+	unsigned recent = 0, span = M.ncrashes < MASTER_CRASH_RING ? M.ncrashes : MASTER_CRASH_RING;
+	for (unsigned i = 0; i < span; i++)
+		if (now - M.crashes[i] <= (int64_t)M.conf.crash_window_s * 1000)
+			recent++;
+	if (recent >= (unsigned)M.conf.crash_max) {
+		M.crash_loop = true;
+		atomic_store(&M.shm.hdr->crash_loop, 1);
+		log_error("crash loop: %u crashes in %d s; respawning stopped (fix the cause, then reload "
+		          "with SIGHUP or restart)", recent, M.conf.crash_window_s);
+		return;
+	}
+	/* the first crash is replaced at once; repeated ones back off 100 ms, 200 ms, ... 5 s */
+	int64_t delay = recent <= 1 ? 0 : 100LL << (recent - 2 > 6 ? 6 : recent - 2);
+	if (delay > MASTER_BACKOFF_MAX_MS)
+		delay = MASTER_BACKOFF_MAX_MS;
+	M.next_spawn_ms = now + delay;
+}
+
+static void master_reap(void)
+{
+	int status;
+	pid_t pid;
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		int idx = -1;
+		for (int i = 0; i < NP_MAX_SLOTS; i++)
+			if (M.kids[i].pid == pid) {
+				idx = i;
+				break;
+			}
+		if (idx < 0)
+			continue;
+		struct master_child k = M.kids[idx];
+		struct np_slot *slot = &M.shm.slots[idx];
+		bool clean = atomic_load(&slot->state) == NP_SLOT_EXITING;
+		const char *what = k.kind == NP_KIND_WORKER ? "worker" : "supervisor";
+		char kv[128];
+		snprintf(kv, sizeof(kv), " child=%s slot=%d child_pid=%d generation=%u", what, idx, (int)pid,
+		         k.generation);
+
+		/* reclaim what the child held before the slot can be reused */
+		shm_slot_reclaim(&M.shm, idx);
+		M.kids[idx].pid = 0;
+
+		if (WIFEXITED(status) && WEXITSTATUS(status) == 2) {
+			M.config_failed = true;
+			log_kv(NP_LOG_ERROR, kv, "child exited with a configuration error; not respawning");
+		} else if (WIFSIGNALED(status) || (WIFEXITED(status) && WEXITSTATUS(status) != 0) ||
+		           (!clean && !k.retiring && !M.stopping)) {
+			if (WIFSIGNALED(status))
+				log_kv(NP_LOG_WARN, kv, "child killed by signal %d (%s)", WTERMSIG(status),
+				       strsignal(WTERMSIG(status)));
+			else
+				log_kv(NP_LOG_WARN, kv, "child exited with status %d", WEXITSTATUS(status));
+			if (!M.stopping && !k.retiring) {
+				master_note_crash();
+				atomic_fetch_add(&M.shm.hdr->respawns_total, 1);
+			}
+		} else {
+			log_kv(NP_LOG_DEBUG, kv, "child exited");
+		}
+	}
+}
+
+/* ---- reload ----------------------------------------------------------------------------- */
+
+static void master_reload(void)
+{
+	struct np_conf next;
+	struct np_conf_error err;
+	if (conf_load(&next, M.conf_path, &err) < 0) {
+		char msg[1024];
+		conf_error_format(&err, msg, sizeof(msg));
+		log_error("reload rejected, the running configuration stays: %s", msg);
+		return;
+	}
+	char keys[256];
+	if (conf_diff_restart_only(&M.conf, &next, keys, sizeof(keys)) > 0) {
+		log_error("reload rejected, the running configuration stays: changed keys need a restart: %s",
+		          keys);
+		conf_free(&next);
+		return;
+	}
+	if (next.log_file[0] && strcmp(next.log_file, M.conf.log_file) != 0 && log_open(next.log_file) < 0) {
+		log_error("reload rejected: cannot open log_file %s: %s", next.log_file, strerror(errno));
+		conf_free(&next);
+		return;
+	}
+	if (!next.log_file[0] && M.conf.log_file[0])
+		log_open(NULL);
+	conf_free(&M.conf);
+	M.conf = next;
+	log_set_level(M.conf.log_level);
+	M.generation++;
+	atomic_store(&M.shm.hdr->generation, M.generation);
+	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
+	M.crash_loop = false;
+	M.config_failed = false;
+	atomic_store(&M.shm.hdr->crash_loop, 0);
+	M.next_spawn_ms = 0;
+	/* new children first, then the old ones finish their request and leave */
+	master_fill();
+	master_signal_all(SIGQUIT, true);
+	char kv[64];
+	snprintf(kv, sizeof(kv), " generation=%u workers=%d", M.generation, M.conf.workers);
+	log_kv(NP_LOG_INFO, kv, "configuration reloaded");
+}
+
+/* ---- start and stop --------------------------------------------------------------------- */
+
+static int master_resolve_user(void)
+{
+	if (geteuid() != 0 || (!M.conf.user[0] && !M.conf.group[0]))
+		return 0;
+	if (M.conf.user[0]) {
+		struct passwd *pw = getpwnam(M.conf.user);
+		if (!pw) {
+			log_error("user '%s' does not exist", M.conf.user);
+			return -1;
+		}
+		M.uid = pw->pw_uid;
+		M.gid = pw->pw_gid;
+	} else {
+		M.uid = 0;
+		M.gid = 0;
+	}
+	if (M.conf.group[0]) {
+		struct group *gr = getgrnam(M.conf.group);
+		if (!gr) {
+			log_error("group '%s' does not exist", M.conf.group);
+			return -1;
+		}
+		M.gid = gr->gr_gid;
+	}
+	M.drop = true;
+	return 0;
+}
+
+static int master_write_pid_file(void)
+{
+	if (!M.conf.pid_file[0])
+		return 0;
+	FILE *f = fopen(M.conf.pid_file, "r");
+	if (f) {
+		long old = 0;
+		if (fscanf(f, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
+			fclose(f);
+			log_error("pid file %s names a running process (pid %ld): already running?",
+			          M.conf.pid_file, old);
+			return -1;
+		}
+		fclose(f);
+	}
+	char tmp[600];
+	snprintf(tmp, sizeof(tmp), "%s.tmp", M.conf.pid_file);
+	f = fopen(tmp, "w");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, M.conf.pid_file) < 0) {
+		log_error("cannot write pid file %s: %s", M.conf.pid_file, strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
+static int master_daemonize(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (setsid() < 0)
+		return -1;
+	pid = fork();
+	if (pid < 0)
+		return -1;
+	if (pid > 0)
+		_exit(0);
+	if (chdir("/") < 0)
+		return -1;
+	int fd = open("/dev/null", O_RDWR);
+	if (fd >= 0) {
+		dup2(fd, STDIN_FILENO);
+		dup2(fd, STDOUT_FILENO);
+		dup2(fd, STDERR_FILENO);
+		if (fd > 2)
+			close(fd);
+	}
+	return 0;
+}
+
+static void master_begin_stop(int how)
+{
+	if (M.stopping == STOP_FAST && how == STOP_FAST) {
+		log_warn("second stop request: killing the children now");
+		master_signal_all(SIGKILL, false);
+		return;
+	}
+	if (M.stopping >= how)
+		return;
+	M.stopping = how;
+	if (how == STOP_FAST) {
+		log_info("fast stop: in-flight requests get %d ms", M.conf.shutdown_timeout_ms);
+		M.kill_at_ms = util_now_ms() + M.conf.shutdown_timeout_ms;
+		master_signal_all(SIGTERM, false);
+	} else {
+		log_info("graceful stop: finishing in-flight requests");
+		master_signal_all(SIGQUIT, false);
+	}
+}
+
+static void master_cleanup(void)
+{
+	listen_close(&M.listener);
+	if (M.conf.pid_file[0])
+		unlink(M.conf.pid_file);
+	if (M.conf.status_file[0])
+		unlink(M.conf.status_file);
+	shm_detach(&M.shm);
+	conf_free(&M.conf);
+}
+
+int master_run(struct np_conf *conf, const char *conf_path)
+{
+	memset(&M, 0, sizeof(M));
+	M.conf = *conf;
+	M.conf_path = conf_path;
+	M.listener.fd = -1;
+	M.generation = 1;
+	log_set_role("master");
+	log_set_level(M.conf.log_level);
+
+	if (M.conf.daemonize && !M.conf.log_file[0]) {
+		log_error("daemonize = true needs a log_file (stderr goes to /dev/null)");
+		conf_free(&M.conf);
+		return 1;
+	}
+	if (M.conf.log_file[0] && log_open(M.conf.log_file) < 0) {
+		log_error("cannot open log_file %s: %s", M.conf.log_file, strerror(errno));
+		conf_free(&M.conf);
+		return 1;
+	}
+	if (master_resolve_user() < 0) {
+		conf_free(&M.conf);
+		return 1;
+	}
+	if (M.drop && M.conf.log_file[0] && chown(M.conf.log_file, M.uid, M.gid) < 0)
+		log_warn("cannot chown log_file %s: %s", M.conf.log_file, strerror(errno));
+
+	/* Block the signals we handle: they are taken synchronously below, and children inherit the
+	 * mask so none arrives before a child installed its own handlers. */
+	sigset_t set;
+	sigemptyset(&set);
+	int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
+		sigaddset(&set, sigs[i]);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	char err[256];
+	if (listen_open(&M.listener, &M.conf, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		conf_free(&M.conf);
+		return 1;
+	}
+	FILE *sm = fopen("/proc/sys/net/core/somaxconn", "r");
+	int somax = 0;
+	if (sm) {
+		if (fscanf(sm, "%d", &somax) != 1)
+			somax = 0;
+		fclose(sm);
+	}
+	if (somax > 0 && somax < M.conf.listen_backlog)
+		log_warn("listen_backlog %d is capped by net.core.somaxconn = %d", M.conf.listen_backlog, somax);
+
+	if (M.conf.daemonize && master_daemonize() < 0) {
+		log_error("daemonize failed: %s", strerror(errno));
+		listen_close(&M.listener);
+		conf_free(&M.conf);
+		return 1;
+	}
+	if (shm_create(&M.shm, M.conf.status_file) < 0) {
+		log_error("cannot create shared memory%s%s: %s", M.conf.status_file[0] ? " at " : "",
+		          M.conf.status_file, strerror(errno));
+		listen_close(&M.listener);
+		conf_free(&M.conf);
+		return 1;
+	}
+	atomic_store(&M.shm.hdr->generation, M.generation);
+	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
+	if (master_write_pid_file() < 0) {
+		M.conf.pid_file[0] = '\0'; /* not ours: do not remove it */
+		master_cleanup();
+		return 1;
+	}
+
+	char dbinfo[512] = "(none)";
+	if (M.conf.database_url[0])
+		conf_redact_conninfo(M.conf.database_url, dbinfo, sizeof(dbinfo));
+	char kv[1024];
+	snprintf(kv, sizeof(kv), " version=%s listen=%s workers=%d backlog=%d database=\"%s\"", NP_VERSION,
+	         M.listener.display, M.conf.workers, M.conf.listen_backlog, dbinfo);
+	log_kv(NP_LOG_INFO, kv, "starting");
+
+	master_fill();
+	log_info("ready");
+
+	int exit_code = 0;
+	for (;;) {
+		master_reap();
+		if (M.stopping && master_count_all() == 0)
+			break;
+		if (!M.stopping && master_count(NP_KIND_WORKER, false) == 0 && (M.crash_loop || M.config_failed)) {
+			log_error("no worker left and respawning is stopped: exiting");
+			master_signal_all(SIGTERM, false);
+			M.stopping = STOP_FAST;
+			M.kill_at_ms = util_now_ms() + M.conf.shutdown_timeout_ms;
+			exit_code = 1;
+			continue;
+		}
+		master_fill();
+
+		int64_t now = util_now_ms();
+		if (M.kill_at_ms && now >= M.kill_at_ms) {
+			log_warn("shutdown_timeout reached: killing %d children", master_count_all());
+			master_signal_all(SIGKILL, false);
+			M.kill_at_ms = 0;
+		}
+		int64_t wait_ms = MASTER_TICK_MS;
+		if (M.next_spawn_ms > now && M.next_spawn_ms - now < wait_ms)
+			wait_ms = M.next_spawn_ms - now;
+		if (M.kill_at_ms && M.kill_at_ms - now < wait_ms)
+			wait_ms = M.kill_at_ms > now ? M.kill_at_ms - now : 0;
+		struct timespec ts = { wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L };
+		siginfo_t si;
+		int sig = sigtimedwait(&set, &si, &ts);
+		switch (sig) {
+		case SIGHUP:
+			if (!M.stopping)
+				master_reload();
+			break;
+		case SIGTERM:
+		case SIGINT:
+			master_begin_stop(STOP_FAST);
+			break;
+		case SIGQUIT:
+			master_begin_stop(STOP_GRACEFUL);
+			break;
+		case SIGUSR1:
+			if (log_reopen() < 0)
+				log_error("cannot reopen log_file: %s", strerror(errno));
+			else
+				log_info("log file reopened");
+			master_signal_all(SIGUSR1, false);
+			break;
+		default:
+			break; /* SIGCHLD or timeout: reap at the top */
+		}
+	}
+	log_info("stopped");
+	master_cleanup();
+	return exit_code;
+}

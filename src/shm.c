@@ -1,0 +1,137 @@
+/* shm.c - the shared-memory region: header and worker slots, one writer per field. */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "shm.h"
+#include "util.h"
+
+static size_t shm_layout_size(void)
+{
+	return sizeof(struct np_shm_header) + NP_MAX_SLOTS * sizeof(struct np_slot);
+}
+
+static void shm_bind(struct np_shm *shm, void *base, size_t size)
+{
+	shm->hdr = base;
+	shm->slots = (struct np_slot *)((char *)base + sizeof(struct np_shm_header));
+	shm->size = size;
+}
+
+int shm_create(struct np_shm *shm, const char *path)
+{
+	size_t size = shm_layout_size();
+	void *base;
+	memset(shm, 0, sizeof(*shm));
+	if (path && path[0]) {
+		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0)
+			return -1;
+		if (ftruncate(fd, (off_t)size) < 0) {
+			int e = errno;
+			close(fd);
+			errno = e;
+			return -1;
+		}
+		base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+		int e = errno;
+		close(fd);
+		errno = e;
+		shm->file_backed = true;
+	} else {
+		base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	}
+	if (base == MAP_FAILED)
+		return -1;
+	memset(base, 0, size);
+	shm_bind(shm, base, size);
+	shm->hdr->layout = NP_SHM_LAYOUT;
+	shm->hdr->nslots = NP_MAX_SLOTS;
+	shm->hdr->size = size;
+	atomic_store(&shm->hdr->master_pid, (int32_t)getpid());
+	atomic_store(&shm->hdr->started_us, util_wall_us());
+	/* magic last: a reader that sees it sees an initialised header */
+	atomic_thread_fence(memory_order_release);
+	shm->hdr->magic = NP_SHM_MAGIC;
+	return 0;
+}
+
+int shm_attach_readonly(struct np_shm *shm, const char *path)
+{
+	memset(shm, 0, sizeof(*shm));
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	struct stat st;
+	if (fstat(fd, &st) < 0 || (size_t)st.st_size != shm_layout_size()) {
+		close(fd);
+		errno = EINVAL;
+		return -1;
+	}
+	void *base = mmap(NULL, (size_t)st.st_size, PROT_READ, MAP_SHARED, fd, 0);
+	close(fd);
+	if (base == MAP_FAILED)
+		return -1;
+	shm_bind(shm, base, (size_t)st.st_size);
+	if (shm->hdr->magic != NP_SHM_MAGIC || shm->hdr->layout != NP_SHM_LAYOUT) {
+		munmap(base, (size_t)st.st_size);
+		memset(shm, 0, sizeof(*shm));
+		errno = EINVAL;
+		return -1;
+	}
+	shm->file_backed = true;
+	return 0;
+}
+
+void shm_detach(struct np_shm *shm)
+{
+	if (shm->hdr)
+		munmap(shm->hdr, shm->size);
+	memset(shm, 0, sizeof(*shm));
+}
+
+int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generation)
+{
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		struct np_slot *s = &shm->slots[i];
+		if (atomic_load(&s->kind) != NP_KIND_NONE)
+			continue;
+		/* initialise every field before the slot is seen as used (php-src GH-18595) */
+		atomic_store(&s->pid, 0);
+		atomic_store(&s->generation, generation);
+		atomic_store(&s->started_us, util_wall_us());
+		atomic_store(&s->state, NP_SLOT_STARTING);
+		atomic_store(&s->req_start_us, 0);
+		atomic_store(&s->requests, 0);
+		atomic_store(&s->errors_4xx, 0);
+		atomic_store(&s->errors_5xx, 0);
+		memset(s->route, 0, sizeof(s->route));
+		atomic_store(&s->kind, (uint32_t)kind);
+		return i;
+	}
+	return -1;
+}
+
+void shm_slot_reclaim(struct np_shm *shm, int idx)
+{
+	struct np_slot *s = &shm->slots[idx];
+	atomic_store(&s->state, NP_SLOT_FREE);
+	atomic_store(&s->pid, 0);
+	atomic_store(&s->req_start_us, 0);
+	atomic_store(&s->kind, NP_KIND_NONE);
+}
+
+const char *shm_state_name(uint32_t state)
+{
+	switch (state) {
+	case NP_SLOT_FREE: return "free";
+	case NP_SLOT_STARTING: return "starting";
+	case NP_SLOT_IDLE: return "idle";
+	case NP_SLOT_BUSY: return "busy";
+	case NP_SLOT_EXITING: return "exiting";
+	default: return "unknown";
+	}
+}

@@ -1,0 +1,197 @@
+/* util.c - small pure helpers: clocks, text validation, quoting, decoding. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "util.h"
+
+int64_t util_now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t util_now_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+int64_t util_wall_us(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+bool util_utf8_valid(const char *str, size_t len)
+{
+	const unsigned char *s = (const unsigned char *)str;
+	size_t i = 0;
+	while (i < len) {
+		unsigned char c = s[i];
+		if (c < 0x80) {
+			i++;
+			continue;
+		}
+		size_t need;
+		uint32_t cp;
+		if (c >= 0xC2 && c <= 0xDF) {
+			need = 1;
+			cp = c & 0x1F;
+		} else if (c >= 0xE0 && c <= 0xEF) {
+			need = 2;
+			cp = c & 0x0F;
+		} else if (c >= 0xF0 && c <= 0xF4) {
+			need = 3;
+			cp = c & 0x07;
+		} else {
+			return false;
+		}
+		if (len - i <= need)
+			return false;
+		for (size_t k = 1; k <= need; k++) {
+			if ((s[i + k] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (s[i + k] & 0x3F);
+		}
+		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
+			return false;
+		if (cp >= 0xD800 && cp <= 0xDFFF)
+			return false;
+		i += need + 1;
+	}
+	return true;
+}
+
+static int hexval(char c)
+{
+	if (c >= '0' && c <= '9')
+		return c - '0';
+	if (c >= 'a' && c <= 'f')
+		return c - 'a' + 10;
+	if (c >= 'A' && c <= 'F')
+		return c - 'A' + 10;
+	return -1;
+}
+
+int util_percent_decode(const char *src, size_t len, char *dst, size_t cap)
+{
+	size_t o = 0;
+	for (size_t i = 0; i < len; i++) {
+		char c = src[i];
+		if (c == '\0')
+			return -1;
+		if (c == '%') {
+			if (i + 2 >= len)
+				return -1;
+			int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+			if (hi < 0 || lo < 0)
+				return -1;
+			c = (char)(hi * 16 + lo);
+			if (c == '\0')
+				return -1;
+			i += 2;
+		}
+		if (o + 1 >= cap)
+			return -1;
+		dst[o++] = c;
+	}
+	if (cap == 0)
+		return -1;
+	dst[o] = '\0';
+	return (int)o;
+}
+
+void util_quote_value(const char *s, char *out, size_t n)
+{
+	if (n == 0)
+		return;
+	bool bare = s[0] != '\0';
+	for (const char *p = s; *p && bare; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (c <= ' ' || c == '"' || c == '=' || c == '\\' || c == 0x7f)
+			bare = false;
+	}
+	if (bare) {
+		snprintf(out, n, "%s", s);
+		return;
+	}
+	size_t o = 0;
+#define PUT(ch) do { if (o + 1 < n) out[o++] = (ch); } while (0)
+	PUT('"');
+	for (const char *p = s; *p; p++) {
+		unsigned char c = (unsigned char)*p;
+		if (o + 6 >= n)
+			break;
+		if (c == '"' || c == '\\') {
+			PUT('\\');
+			PUT((char)c);
+		} else if (c == '\n') {
+			PUT('\\');
+			PUT('n');
+		} else if (c < ' ' || c == 0x7f) {
+			char hex[5];
+			snprintf(hex, sizeof(hex), "\\x%02x", c);
+			for (int k = 0; k < 4; k++)
+				PUT(hex[k]);
+		} else {
+			PUT((char)c);
+		}
+	}
+	PUT('"');
+#undef PUT
+	out[o] = '\0';
+}
+
+void util_random_hex(char *out, size_t bytes)
+{
+	unsigned char buf[64];
+	if (bytes > sizeof(buf))
+		bytes = sizeof(buf);
+	if (getrandom(buf, bytes, GRND_NONBLOCK) != (ssize_t)bytes) {
+		static uint64_t counter;
+		uint64_t x = (uint64_t)util_wall_us() ^ ((uint64_t)getpid() << 32) ^ ++counter;
+		for (size_t i = 0; i < bytes; i++) {
+			x ^= x << 13;
+			x ^= x >> 7;
+			x ^= x << 17;
+			buf[i] = (unsigned char)x;
+		}
+	}
+	static const char digits[] = "0123456789abcdef";
+	for (size_t i = 0; i < bytes; i++) {
+		out[2 * i] = digits[buf[i] >> 4];
+		out[2 * i + 1] = digits[buf[i] & 15];
+	}
+	out[2 * bytes] = '\0';
+}
+
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
+{
+	if (s == NULL || *s == '\0')
+		return -1;
+	char *end;
+	errno = 0;
+	long long v = strtoll(s, &end, 10);
+	if (errno != 0 || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+uint32_t util_random_below(uint32_t range)
+{
+	if (range == 0)
+		return 0;
+	uint32_t r;
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) != (ssize_t)sizeof(r))
+		r = (uint32_t)util_now_us() * 2654435761u;
+	return r % range;
+}

@@ -1,0 +1,35 @@
+/* util.h - small pure helpers: clocks, text validation, quoting, decoding. */
+#ifndef NP_UTIL_H
+#define NP_UTIL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Monotonic clock in milliseconds / microseconds. */
+int64_t util_now_ms(void);
+int64_t util_now_us(void);
+/* Wall clock in microseconds since the epoch. */
+int64_t util_wall_us(void);
+
+/* Whether s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
+bool util_utf8_valid(const char *s, size_t len);
+
+/* Percent-decode src[0..len) into dst (capacity cap, NUL-terminated). Returns the decoded
+ * length, or -1 on a malformed escape, an encoded NUL, or overflow. '+' is kept as is. */
+int util_percent_decode(const char *src, size_t len, char *dst, size_t cap);
+
+/* Write s as a log value: bare when it has no space, quote, '=' or control char, else
+ * "quoted" with \" \\ \n escapes and control chars as \xHH. Always NUL-terminates. */
+void util_quote_value(const char *s, char *out, size_t n);
+
+/* Fill out with 2*bytes lowercase hex digits of randomness (getrandom, else a counter mix). */
+void util_random_hex(char *out, size_t bytes);
+
+/* Parse a whole decimal string as int64 in [min,max]. Returns 0 or -1. */
+int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
+
+/* Jitter: a uniformly random value in [0, range). */
+uint32_t util_random_below(uint32_t range);
+
+#endif

@@ -1,0 +1,199 @@
+/* worker.c - a FastCGI worker process: accept loop, request reading, routing, response writing. */
+#include <errno.h>
+#include <fcgiapp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "api.h"
+#include "child.h"
+#include "http.h"
+#include "log.h"
+#include "util.h"
+#include "worker.h"
+
+#define WORKER_POLL_MS 1000          /* how often an idle worker checks that its master lives */
+#define WORKER_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a 413, at most */
+
+struct worker_ctx {
+	const struct np_conf *conf;
+	struct np_shm *shm;
+	struct np_slot *slot;
+	int slot_idx;
+	FCGX_Request fcgx;
+	const struct np_route *routes;
+	size_t nroutes;
+};
+
+static const char *worker_getparam(const char *name, void *ctx)
+{
+	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+}
+
+static void worker_drain(FCGX_Stream *in)
+{
+	char buf[8192];
+	size_t total = 0;
+	int n;
+	while (total < WORKER_DRAIN_MAX && (n = FCGX_GetStr(buf, sizeof(buf), in)) > 0)
+		total += (size_t)n;
+}
+
+/* Read the body bounded by max_body_bytes. Returns 0, or an HTTP status with code/message. */
+static int worker_read_body(struct worker_ctx *w, struct np_request *req, const char **code,
+                            const char **message)
+{
+	size_t max = (size_t)w->conf->max_body_bytes;
+	if (req->content_length > (int64_t)max) {
+		worker_drain(w->fcgx.in);
+		*code = "payload_too_large";
+		*message = "request body exceeds max_body_bytes";
+		return 413;
+	}
+	size_t want = req->content_length >= 0 ? (size_t)req->content_length : max + 1;
+	if (want == 0)
+		return 0;
+	char *buf = malloc(want + 1);
+	if (!buf) {
+		*code = "internal";
+		*message = "out of memory";
+		return 500;
+	}
+	size_t got = 0;
+	while (got < want) {
+		int n = FCGX_GetStr(buf + got, (int)(want - got > 65536 ? 65536 : want - got), w->fcgx.in);
+		if (n <= 0)
+			break;
+		got += (size_t)n;
+	}
+	if (got > max) {
+		free(buf);
+		worker_drain(w->fcgx.in);
+		*code = "payload_too_large";
+		*message = "request body exceeds max_body_bytes";
+		return 413;
+	}
+	if (req->content_length >= 0 && got < (size_t)req->content_length) {
+		free(buf);
+		*code = "bad_request";
+		*message = "request body shorter than Content-Length";
+		return 400;
+	}
+	buf[got] = '\0';
+	req->body = buf;
+	req->body_len = got;
+	return 0;
+}
+
+static void worker_send(struct worker_ctx *w, struct np_request *req, struct np_response *resp)
+{
+	char head[512];
+	int hl = http_format_head(resp, req->request_id, head, sizeof(head));
+	if (hl < 0) {
+		http_respond_error(resp, 500, "internal", "response head too large");
+		hl = http_format_head(resp, req->request_id, head, sizeof(head));
+	}
+	FCGX_PutStr(head, hl, w->fcgx.out);
+	if (resp->body_len)
+		FCGX_PutStr(resp->body, (int)resp->body_len, w->fcgx.out);
+}
+
+static void worker_handle(struct worker_ctx *w)
+{
+	struct np_request req;
+	struct np_response resp = { 0 };
+	const char *code = NULL, *message = NULL;
+	int64_t t0 = util_now_us();
+
+	int st = http_parse_request(&req, worker_getparam, &w->fcgx, &code, &message);
+	if (st == 0)
+		st = worker_read_body(w, &req, &code, &message);
+	if (st != 0) {
+		http_respond_error(&resp, st, code, message);
+	} else {
+		enum router_result r = router_match(w->routes, w->nroutes, req.method, req.path, &req.match);
+		if (r == ROUTER_NOT_FOUND) {
+			http_respond_error(&resp, 404, "not_found", "no such route");
+		} else if (r == ROUTER_METHOD_NOT_ALLOWED) {
+			snprintf(resp.allow, sizeof(resp.allow), "%s", req.match.allow);
+			http_respond_error(&resp, 405, "method_not_allowed", "method not allowed for this route");
+		} else {
+			snprintf(w->slot->route, sizeof(w->slot->route), "%s", req.match.route->name);
+			req.worker = w;
+			req.match.route->handler(&req, &resp);
+			if (resp.body == NULL)
+				http_respond_error(&resp, 500, "internal", "handler produced no response");
+		}
+	}
+	worker_send(w, &req, &resp);
+	if (resp.status >= 500)
+		atomic_fetch_add(&w->slot->errors_5xx, 1);
+	else if (resp.status >= 400)
+		atomic_fetch_add(&w->slot->errors_4xx, 1);
+	if (log_get_level() >= NP_LOG_DEBUG) {
+		char kv[256];
+		snprintf(kv, sizeof(kv), " request_id=%s method=%s status=%d us=%lld", req.request_id,
+		         req.method[0] ? req.method : "-", resp.status, (long long)(util_now_us() - t0));
+		log_kv(NP_LOG_DEBUG, kv, "request");
+	}
+	free(req.body);
+	http_response_free(&resp);
+}
+
+void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd,
+                 pid_t master_pid)
+{
+	char role[32];
+	snprintf(role, sizeof(role), "worker.%d", slot);
+	if (child_setup("np-worker", role, master_pid) < 0)
+		_exit(0);
+
+	struct worker_ctx w;
+	memset(&w, 0, sizeof(w));
+	w.conf = conf;
+	w.shm = shm;
+	w.slot_idx = slot;
+	w.slot = &shm->slots[slot];
+	w.routes = api_routes(&w.nroutes);
+
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, listen_fd, 0) != 0) {
+		log_error("libfcgi initialisation failed");
+		_exit(1);
+	}
+	atomic_store(&w.slot->state, NP_SLOT_IDLE);
+	log_debug("worker started");
+
+	while (!child_should_stop()) {
+		/* with fastcgi_keep_conn the next request comes on the kept connection */
+		int fd = w.fcgx.ipcFd >= 0 ? w.fcgx.ipcFd : listen_fd;
+		if (!child_wait(fd, WORKER_POLL_MS) || child_should_stop())
+			continue;
+		int rc = FCGX_Accept_r(&w.fcgx);
+		if (rc < 0) {
+			/* another worker won the race (EAGAIN), or the peer went away: nothing to do */
+			if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR || rc == -ECONNABORTED ||
+			    rc == -EPROTO || rc == -ECONNRESET || rc == -EPIPE)
+				continue;
+			if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
+				log_warn("accept failed: %s; backing off", strerror(-rc));
+				child_wait(-1, 100);
+				continue;
+			}
+			log_warn("FCGX_Accept_r failed (%d)", rc);
+			continue;
+		}
+		atomic_store(&w.slot->req_start_us, util_wall_us());
+		atomic_store(&w.slot->state, NP_SLOT_BUSY);
+		worker_handle(&w);
+		FCGX_Finish_r(&w.fcgx);
+		atomic_fetch_add(&w.slot->requests, 1);
+		atomic_store(&w.slot->req_start_us, 0);
+		atomic_store(&w.slot->state, NP_SLOT_IDLE);
+	}
+	atomic_store(&w.slot->state, NP_SLOT_EXITING);
+	if (w.fcgx.ipcFd >= 0)
+		FCGX_Free(&w.fcgx, 1);
+	log_debug("worker exiting");
+	_exit(0);
+}

@@ -1,0 +1,140 @@
+/* test_http.c - request parsing from FastCGI params, error envelopes, response heads. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <cjson/cJSON.h>
+#include <string.h>
+
+#include "../../src/http.h"
+
+struct kv { const char *k, *v; };
+
+static const char *get(const char *name, void *ctx)
+{
+	for (const struct kv *p = ctx; p->k; p++)
+		if (strcmp(p->k, name) == 0)
+			return p->v;
+	return NULL;
+}
+
+static int parse(struct np_request *r, struct kv *params, const char **code)
+{
+	const char *msg;
+	*code = NULL;
+	return http_parse_request(r, get, params, code, &msg);
+}
+
+static void test_parse_basic(void **state)
+{
+	struct np_request r;
+	const char *code;
+	struct kv p[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/api/v1/books/4%32?x=1&y=%20" },
+	                  { "REQUEST_ID", "abc-123" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, p, &code), 0);
+	assert_string_equal(r.method, "GET");
+	assert_string_equal(r.path, "/api/v1/books/42");
+	assert_string_equal(r.query, "x=1&y=%20");
+	assert_string_equal(r.request_id, "abc-123");
+	assert_int_equal(r.content_length, -1);
+}
+
+static void test_parse_lighttpd_fallback(void **state)
+{
+	struct np_request r;
+	const char *code;
+	struct kv p[] = { { "REQUEST_METHOD", "GET" }, { "SCRIPT_NAME", "" }, { "PATH_INFO", "/healthz" },
+	                  { NULL, NULL } };
+	assert_int_equal(parse(&r, p, &code), 0);
+	assert_string_equal(r.path, "/healthz");
+	assert_int_equal(strlen(r.request_id), 32); /* generated */
+}
+
+static void test_parse_rejects(void **state)
+{
+	struct np_request r;
+	const char *code;
+	struct kv bad_pct[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/a%zz" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, bad_pct, &code), 400);
+	assert_string_equal(code, "bad_request");
+	struct kv nul[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/a%00b" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, nul, &code), 400);
+	struct kv utf[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/a%C3%28" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, utf, &code), 400);
+	struct kv nomethod[] = { { "REQUEST_URI", "/" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, nomethod, &code), 400);
+	struct kv rel[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "healthz" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, rel, &code), 400);
+	struct kv cl[] = { { "REQUEST_METHOD", "POST" }, { "REQUEST_URI", "/" }, { "CONTENT_LENGTH", "-5" },
+	                   { NULL, NULL } };
+	assert_int_equal(parse(&r, cl, &code), 400);
+	struct kv cl2[] = { { "REQUEST_METHOD", "POST" }, { "REQUEST_URI", "/" }, { "CONTENT_LENGTH", "12ab" },
+	                    { NULL, NULL } };
+	assert_int_equal(parse(&r, cl2, &code), 400);
+	static char longuri[HTTP_MAX_PATH + 10];
+	memset(longuri, 'a', sizeof(longuri) - 1);
+	longuri[0] = '/';
+	struct kv lu[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", longuri }, { NULL, NULL } };
+	assert_int_equal(parse(&r, lu, &code), 414);
+}
+
+static void test_request_id_sanitised(void **state)
+{
+	struct np_request r;
+	const char *code;
+	struct kv p[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/" },
+	                  { "REQUEST_ID", "evil\r\nSet-Cookie: x" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, p, &code), 0);
+	assert_null(strchr(r.request_id, '\r'));
+	assert_int_equal(strlen(r.request_id), 32);
+}
+
+static void test_error_envelope(void **state)
+{
+	struct np_response resp = { 0 };
+	http_respond_error(&resp, 404, "not_found", "no \"such\" route");
+	assert_int_equal(resp.status, 404);
+	cJSON *j = cJSON_Parse(resp.body);
+	assert_non_null(j);
+	cJSON *e = cJSON_GetObjectItem(j, "error");
+	assert_string_equal(cJSON_GetObjectItem(e, "code")->valuestring, "not_found");
+	assert_string_equal(cJSON_GetObjectItem(e, "message")->valuestring, "no \"such\" route");
+	cJSON_Delete(j);
+	http_response_free(&resp);
+}
+
+static void test_head(void **state)
+{
+	struct np_response resp = { 0 };
+	http_respond_error(&resp, 405, "method_not_allowed", "x");
+	strcpy(resp.allow, "GET, POST");
+	resp.retry_after_s = 0;
+	char head[512];
+	int n = http_format_head(&resp, "rid", head, sizeof(head));
+	assert_true(n > 0);
+	assert_non_null(strstr(head, "Status: 405 Method Not Allowed\r\n"));
+	assert_non_null(strstr(head, "Content-Type: application/json\r\n"));
+	assert_non_null(strstr(head, "Allow: GET, POST\r\n"));
+	assert_non_null(strstr(head, "X-Request-Id: rid\r\n"));
+	assert_null(strstr(head, "Retry-After"));
+	char cl[64];
+	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", resp.body_len);
+	assert_non_null(strstr(head, cl));
+	assert_int_equal(memcmp(head + n - 4, "\r\n\r\n", 4), 0);
+	resp.retry_after_s = 2;
+	n = http_format_head(&resp, "rid", head, sizeof(head));
+	assert_non_null(strstr(head, "Retry-After: 2\r\n"));
+	assert_int_equal(http_format_head(&resp, "rid", head, 40), -1);
+	http_response_free(&resp);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_lighttpd_fallback),
+		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
+		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
