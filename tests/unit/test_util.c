@@ -27,7 +27,7 @@ static void test_utf8(void **state)
 static void test_percent(void **state)
 {
 	char out[32];
-	assert_int_equal(util_percent_decode("/a%20b", 6, out, sizeof(out)), 5);
+	assert_int_equal(util_percent_decode("/a%20b", 6, out, sizeof(out)), 4);
 	assert_string_equal(out, "/a b");
 	assert_int_equal(util_percent_decode("%2F%2f", 6, out, sizeof(out)), 2);
 	assert_string_equal(out, "//");
