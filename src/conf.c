@@ -65,8 +65,10 @@ struct conf_key {
 static int conf_check_listen(const char *value, char *msg, size_t n);
 static int conf_check_conninfo(const char *value, char *msg, size_t n);
 static int conf_check_readable(const char *value, char *msg, size_t n);
+static int conf_check_control_listen(const char *value, char *msg, size_t n);
 
 static const char *const conf_log_levels[] = { "error", "warn", "info", "debug", NULL };
+static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
 
 static const struct conf_key conf_keys[] = {
 	/* processes */
@@ -92,6 +94,34 @@ static const struct conf_key conf_keys[] = {
 	/* database */
 	KEY_STR("database_url", database_url, "", conf_check_conninfo, RELOAD, "libpq URI or key=value string (\"\" = $DATABASE_URL)"),
 	KEY_STR("database_password_file", database_password_file, "", conf_check_readable, RELOAD, "the database password is this file's first line (\"\" = none)"),
+	/* connection budget and lifecycle */
+	KEY_STR("control_listen", control_listen, "", conf_check_control_listen, RESTART, "a second socket for the routes that need no database (/healthz, /readyz, /metrics), served even when every connection holder is busy (\"\" = none)"),
+	KEY_STR("application_name", application_name, "neonpool", NULL, RELOAD, "prefix of application_name in pg_stat_activity; each process appends /w<slot> or /sup"),
+	KEY_INT("budget", budget, 4, 1, NP_MAX_BUDGET, RELOAD, "connections", "server connections the whole pool may hold at once, workers, supervisor and reconnects included"),
+	KEY_INT("min_warm", min_warm, 1, 0, NP_MAX_BUDGET, RELOAD, "connections", "connections opened at start and kept open when idle"),
+	KEY_INT("ready_deadline_ms", ready_deadline_ms, 15000, 0, 600000, RELOAD, "ms", "how long the pool may take to open min_warm connections before it reports degraded"),
+	KEY_INT("acquire_timeout_ms", acquire_timeout_ms, 500, 1, 60000, RELOAD, "ms", "longest a request waits for a database connection, in the listen backlog or inside a worker, before 503 db_busy"),
+	KEY_INT("max_waiters", max_waiters, 16, 0, 1024, RELOAD, "requests", "requests that may wait inside workers for a connection; more get 503 db_busy at once"),
+	KEY_INT("connect_timeout_ms", connect_timeout_ms, 10000, 100, 120000, RELOAD, "ms", "deadline of one connection attempt, enforced by neonpool (libpq ignores connect_timeout in PQconnectPoll)"),
+	KEY_INT("query_timeout_ms", query_timeout_ms, 5000, 10, 600000, RELOAD, "ms", "statement_timeout of every query (session SET, or SET LOCAL in pooler_mode)"),
+	KEY_INT("query_deadline_margin_ms", query_deadline_margin_ms, 500, 0, 60000, RELOAD, "ms", "client-side deadline = query_timeout_ms + this; past it the server is taken as hung, the connection is abandoned and the request gets 504 db_timeout"),
+	KEY_INT("validate_idle_ms", validate_idle_ms, 5000, 0, 3600000, RELOAD, "ms", "a connection idle longer than this is checked (status, pending FATAL or EOF on its socket) before use"),
+	KEY_INT("idle_timeout_s", idle_timeout_s, 600, 0, 86400, RELOAD, "s", "close connections idle longer than this, down to min_warm (0 = never)"),
+	KEY_INT("max_lifetime_s", max_lifetime_s, 3600, 0, 604800, RELOAD, "s", "close a connection this long after it opened, with up to 10% random jitter so they do not all close together (0 = never)"),
+	KEY_INT("max_concurrent_connects", max_concurrent_connects, 2, 1, 64, RELOAD, "connects", "connection attempts in flight across the pool at once (Neon's proxy rate-limits attempts)"),
+	KEY_INT("reconnect_backoff_min_ms", reconnect_backoff_min_ms, 100, 1, 60000, RELOAD, "ms", "first delay after a failed connect; doubles with jitter up to reconnect_backoff_max_ms"),
+	KEY_INT("reconnect_backoff_max_ms", reconnect_backoff_max_ms, 10000, 1, 600000, RELOAD, "ms", "longest delay between connect attempts of one process"),
+	KEY_INT("breaker_failures", breaker_failures, 3, 1, 1000, RELOAD, "failures", "consecutive connect or connection failures that open the circuit breaker (then requests get 503 db_unavailable without a connect attempt)"),
+	KEY_INT("breaker_probe_ms", breaker_probe_ms, 500, 50, 60000, RELOAD, "ms", "while the breaker is open, the supervisor probes the database this often; one success closes it"),
+	KEY_INT("retry_after_s", retry_after_s, 1, 1, 3600, RELOAD, "s", "value of the Retry-After header on 503 answers"),
+	KEY_INT("orphan_grace_ms", orphan_grace_ms, 250, 0, 60000, RELOAD, "ms", "after a worker died, its connections count against the budget until this long past the deadline of its in-flight statement (the server needs that long to see the close)"),
+	KEY_BOOL("pooler_mode", pooler_mode, false, RESTART, "the server is a transaction-mode pooler (PgBouncer, Neon -pooler): unnamed statements, no session SET, statement_timeout by SET LOCAL"),
+	KEY_BOOL("budget_clamp", budget_clamp, false, RELOAD, "when the budget exceeds max_connections minus superuser_reserved_connections, lower it to fit instead of only warning"),
+	KEY_STR("replica_url", replica_url, "", conf_check_conninfo, RESTART, "libpq connection string of a read replica; read-only routes go there, with fallback to the primary (\"\" = none)"),
+	KEY_INT("replica_budget", replica_budget, 0, 0, NP_MAX_BUDGET, RESTART, "connections", "server connections the pool may hold on the replica"),
+	KEY_ENUM("warmup_policy", warmup_policy, NP_WARMUP_WHILE_ACTIVE, conf_warmup_policies, RELOAD, "keep the database awake: always, while-active (for warmup_active_window_s after the last request) or never"),
+	KEY_INT("warmup_interval_s", warmup_interval_s, 240, 10, 3600, RELOAD, "s", "ping (SELECT 1) an idle database this often when warmup_policy allows"),
+	KEY_INT("warmup_active_window_s", warmup_active_window_s, 900, 0, 86400, RELOAD, "s", "with while-active, keep pinging this long after the last database request"),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -940,4 +970,16 @@ void conf_dump(const struct np_conf *c, FILE *fp)
 		}
 		fputc('\n', fp);
 	}
+}
+
+/* control_listen: "" or the same forms as listen, except stdin (only one socket can be inherited). */
+static int conf_check_control_listen(const char *value, char *msg, size_t n)
+{
+	if (value[0] == '\0')
+		return 0;
+	if (strcmp(value, "stdin") == 0) {
+		snprintf(msg, n, "stdin is only possible for listen");
+		return -1;
+	}
+	return conf_check_listen(value, msg, n);
 }

@@ -8,6 +8,9 @@
 
 #define NP_DEFAULT_CONFIG "/etc/neonpool/neonpool.conf"
 #define NP_MAX_WORKERS 256
+#define NP_MAX_BUDGET 256
+
+enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER };
 
 enum np_log_level { NP_LOG_ERROR = 0, NP_LOG_WARN, NP_LOG_INFO, NP_LOG_DEBUG };
 
@@ -42,6 +45,35 @@ struct np_conf {
 	/* database */
 	char *database_url;         /* libpq URI or key=value; "" = take DATABASE_URL from the environment */
 	char *database_password_file; /* "" = none; else the password is the file's first line */
+
+	/* connection budget and lifecycle (see doc/configuration.md) */
+	char *control_listen;        /* a second socket for the routes that need no database (/healthz, /ready */
+	char *application_name;      /* prefix of application_name in pg_stat_activity; each process appends / */
+	int budget;                  /* connections: server connections the whole pool may hold at once, workers, superviso */
+	int min_warm;                /* connections: connections opened at start and kept open when idle */
+	int ready_deadline_ms;       /* ms: how long the pool may take to open min_warm connections before it repo */
+	int acquire_timeout_ms;      /* ms: longest a request waits for a database connection, in the listen backl */
+	int max_waiters;             /* requests: requests that may wait inside workers for a connection; more get 503 d */
+	int connect_timeout_ms;      /* ms: deadline of one connection attempt, enforced by neonpool (libpq ignore */
+	int query_timeout_ms;        /* ms: statement_timeout of every query (session SET, or SET LOCAL in pooler_ */
+	int query_deadline_margin_ms; /* ms: client-side deadline = query_timeout_ms + this; past it the server is  */
+	int validate_idle_ms;        /* ms: a connection idle longer than this is checked (status, pending FATAL o */
+	int idle_timeout_s;          /* s: close connections idle longer than this, down to min_warm (0 = never) */
+	int max_lifetime_s;          /* s: close a connection this long after it opened, with up to 10% random ji */
+	int max_concurrent_connects; /* connects: connection attempts in flight across the pool at once (Neon's proxy ra */
+	int reconnect_backoff_min_ms; /* ms: first delay after a failed connect; doubles with jitter up to reconnec */
+	int reconnect_backoff_max_ms; /* ms: longest delay between connect attempts of one process */
+	int breaker_failures;        /* failures: consecutive connect or connection failures that open the circuit break */
+	int breaker_probe_ms;        /* ms: while the breaker is open, the supervisor probes the database this oft */
+	int retry_after_s;           /* s: value of the Retry-After header on 503 answers */
+	int orphan_grace_ms;         /* ms: after a worker died, its connections count against the budget until th */
+	bool pooler_mode;            /* the server is a transaction-mode pooler (PgBouncer, Neon -pooler): unn */
+	bool budget_clamp;           /* when the budget exceeds max_connections minus superuser_reserved_conne */
+	char *replica_url;           /* libpq connection string of a read replica; read-only routes go there,  */
+	int replica_budget;          /* connections: server connections the pool may hold on the replica */
+	int warmup_policy;           /* keep the database awake: always, while-active (for warmup_active_windo */
+	int warmup_interval_s;       /* s: ping (SELECT 1) an idle database this often when warmup_policy allows */
+	int warmup_active_window_s;  /* s: with while-active, keep pinging this long after the last database requ */
 };
 
 /* A validation error: where, which key, and what is allowed. */
