@@ -1,8 +1,10 @@
 /* api.c - the route table and the handlers that need no database. */
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>
+#include <stdio.h>
 
 #include "api.h"
+#include "db.h"
 #include "http.h"
 #include "version.h"
 
@@ -23,9 +25,34 @@ static void api_version(struct np_request *req, struct np_response *resp)
 	http_respond_json(resp, 200, o);
 }
 
+/* Readiness from the shared health state the supervisor keeps: no round trip per call. */
+static void api_readyz(struct np_request *req, struct np_response *resp)
+{
+	const char *reason;
+	int health = db_health(0, &reason);
+	const char *names[] = { "starting", "up", "degraded", "down" };
+	bool ready = health == 1 || health == 2;
+	if (!ready) {
+		char msg[160];
+		snprintf(msg, sizeof(msg), "database %s%s%s", names[health & 3], reason[0] ? ": " : "", reason);
+		http_respond_error(resp, 503, health == 3 ? "db_unavailable" : "not_ready", msg);
+		resp->retry_after_s = 1;
+		return;
+	}
+	cJSON *o = cJSON_CreateObject();
+	cJSON_AddStringToObject(o, "status", names[health]);
+	if (reason[0])
+		cJSON_AddStringToObject(o, "reason", reason);
+	http_respond_json(resp, 200, o);
+}
+
 static const struct np_route api_table[] = {
 	{ "GET", "/healthz", api_healthz, 0, "healthz" },
+	{ "GET", "/readyz", api_readyz, 0, "readyz" },
 	{ "GET", "/api/v1/version", api_version, 0, "version" },
+	{ "GET", "/api/v1/books", api_books_list, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.list" },
+	{ "GET", "/api/v1/books/{id}", api_book_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.get" },
+	{ "GET", "/api/v1/passages/{id}", api_passage_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "passages.get" },
 };
 
 const struct np_route *api_routes(size_t *n)

@@ -6,6 +6,11 @@
 
 #include "router.h"
 
+/* Handlers of api_books.c. */
+void api_books_list(struct np_request *req, struct np_response *resp);
+void api_book_get(struct np_request *req, struct np_response *resp);
+void api_passage_get(struct np_request *req, struct np_response *resp);
+
 /* The application's routes. */
 const struct np_route *api_routes(size_t *n);
 

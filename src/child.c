@@ -78,6 +78,19 @@ bool child_wait(int fd, int timeout_ms)
 	return rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
 }
 
+int child_poll(struct pollfd *fds, int n, int timeout_ms)
+{
+	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
+	sigset_t open;
+	sigemptyset(&open);
+	int rc = ppoll(fds, (nfds_t)n, &ts, &open);
+	if (child_reopen) {
+		child_reopen = 0;
+		log_reopen();
+	}
+	return rc;
+}
+
 bool child_should_stop(void)
 {
 	return child_stop || getppid() != child_master;

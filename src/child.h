@@ -14,6 +14,10 @@ int child_setup(const char *comm, const char *role, pid_t master_pid);
  * place signals are delivered. Returns true when fd is readable. Reopens the log on SIGUSR1. */
 bool child_wait(int fd, int timeout_ms);
 
+/* Like child_wait for several descriptors (ppoll with the signals open). Returns poll's count. */
+struct pollfd;
+int child_poll(struct pollfd *fds, int n, int timeout_ms);
+
 /* A stop was asked (TERM, INT, QUIT) or the master is gone. */
 bool child_should_stop(void);
 

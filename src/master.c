@@ -16,6 +16,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "budget.h"
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -42,6 +43,7 @@ static struct {
 	struct np_conf conf;
 	const char *conf_path;
 	struct np_listener listener;
+	struct np_listener control;    /* control_listen, fd -1 when none */
 	struct np_shm shm;
 	struct master_child kids[NP_MAX_SLOTS];
 	uint32_t generation;
@@ -88,7 +90,7 @@ static int master_spawn(int kind)
 		if (master_drop_privileges() < 0)
 			_exit(2);
 		if (kind == NP_KIND_WORKER)
-			worker_main(&M.conf, &M.shm, idx, M.listener.fd, master_pid);
+			worker_main(&M.conf, &M.shm, idx, M.listener.fd, M.control.fd, master_pid);
 		supervisor_main(&M.conf, &M.shm, idx, master_pid);
 	}
 	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation };
@@ -182,7 +184,12 @@ static void master_reap(void)
 		snprintf(kv, sizeof(kv), " child=%s slot=%d child_pid=%d generation=%u", what, idx, (int)pid,
 		         k.generation);
 
-		/* reclaim what the child held before the slot can be reused */
+		/* reclaim what the child held before the slot can be reused: its budget tokens stay
+		 * counted until the server must have seen the close (orphan_grace_ms past the deadline
+		 * of the statement it had in flight), then the supervisor frees them */
+		int orphaned = budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
+		if (orphaned > 0)
+			log_kv(NP_LOG_INFO, kv, "reclaiming %d budget token(s) of a dead child", orphaned);
 		shm_slot_reclaim(&M.shm, idx);
 		M.kids[idx].pid = 0;
 
@@ -204,6 +211,13 @@ static void master_reap(void)
 			log_kv(NP_LOG_DEBUG, kv, "child exited");
 		}
 	}
+}
+
+static void master_publish_budget(void)
+{
+	atomic_store(&M.shm.hdr->ep[NP_EP_PRIMARY].configured, (uint32_t)M.conf.budget);
+	atomic_store(&M.shm.hdr->ep[NP_EP_REPLICA].configured,
+	             M.conf.replica_url[0] ? (uint32_t)M.conf.replica_budget : 0u);
 }
 
 /* ---- reload ----------------------------------------------------------------------------- */
@@ -238,6 +252,7 @@ static void master_reload(void)
 	M.generation++;
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
+	master_publish_budget();
 	M.crash_loop = false;
 	M.config_failed = false;
 	atomic_store(&M.shm.hdr->crash_loop, 0);
@@ -355,6 +370,7 @@ static void master_begin_stop(int how)
 static void master_cleanup(void)
 {
 	listen_close(&M.listener);
+	listen_close(&M.control);
 	if (M.conf.pid_file[0])
 		unlink(M.conf.pid_file);
 	if (M.conf.status_file[0])
@@ -369,6 +385,7 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	M.conf = *conf;
 	M.conf_path = conf_path;
 	M.listener.fd = -1;
+	M.control.fd = -1;
 	M.generation = 1;
 	log_set_role("master");
 	log_set_level(M.conf.log_level);
@@ -406,6 +423,16 @@ int master_run(struct np_conf *conf, const char *conf_path)
 		conf_free(&M.conf);
 		return 1;
 	}
+	if (M.conf.control_listen[0]) {
+		struct np_conf cc = M.conf;
+		cc.listen = cc.control_listen;
+		if (listen_open(&M.control, &cc, err, sizeof(err)) < 0) {
+			log_error("control_listen: %s", err);
+			listen_close(&M.listener);
+			conf_free(&M.conf);
+			return 1;
+		}
+	}
 	FILE *sm = fopen("/proc/sys/net/core/somaxconn", "r");
 	int somax = 0;
 	if (sm) {
@@ -431,6 +458,15 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	}
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
+	master_publish_budget();
+	int wake[2];
+	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		master_cleanup();
+		return 1;
+	}
+	M.shm.hdr->wake_fd[0] = wake[0];
+	M.shm.hdr->wake_fd[1] = wake[1];
 	if (master_write_pid_file() < 0) {
 		M.conf.pid_file[0] = '\0'; /* not ours: do not remove it */
 		master_cleanup();
@@ -441,8 +477,9 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	if (M.conf.database_url[0])
 		conf_redact_conninfo(M.conf.database_url, dbinfo, sizeof(dbinfo));
 	char kv[1024];
-	snprintf(kv, sizeof(kv), " version=%s listen=%s workers=%d backlog=%d database=\"%s\"", NP_VERSION,
-	         M.listener.display, M.conf.workers, M.conf.listen_backlog, dbinfo);
+	snprintf(kv, sizeof(kv), " version=%s listen=%s control=%s workers=%d backlog=%d budget=%d database=\"%s\"",
+	         NP_VERSION, M.listener.display, M.control.fd >= 0 ? M.control.display : "-", M.conf.workers,
+	         M.conf.listen_backlog, M.conf.budget, dbinfo);
 	log_kv(NP_LOG_INFO, kv, "starting");
 
 	master_fill();

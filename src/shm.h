@@ -39,7 +39,64 @@ struct np_slot {
 	_Atomic uint64_t errors_5xx;
 	_Atomic uint64_t errors_4xx;
 	char route[48];                   /* current or last route pattern (the child writes) */
+	/* the child: database outcomes per endpoint, read by the supervisor's breaker and views */
+	_Atomic uint64_t db_ok[2];        /* successful connects and queries */
+	_Atomic uint64_t db_fail[2];      /* failed connects, lost connections, client-side timeouts */
+	_Atomic uint32_t db_last_class[2];/* enum np_db_class of the last failure */
+	_Atomic int32_t server_max_conn[2]; /* SHOW max_connections, read after a connect (0 unknown) */
+	_Atomic int32_t server_reserved[2]; /* superuser_reserved_connections */
+	_Atomic uint32_t waiting;         /* 1 while waiting for a connection with a request in hand */
+	_Atomic int64_t db_last_request_us; /* wall clock of the last request that used the database */
+	_Atomic uint64_t shed_503;        /* requests answered 503 db_busy / db_unavailable */
+	_Atomic uint64_t connects;        /* connections opened */
 } __attribute__((aligned(128)));
+
+/* Endpoints: the primary and an optional read replica, each with its own budget. */
+enum np_endpoint { NP_EP_PRIMARY = 0, NP_EP_REPLICA = 1, NP_EP_COUNT = 2 };
+
+/* Token phases, written by the token's owner (or by the master once the owner is dead). */
+enum np_token_phase {
+	NP_TOK_FREE = 0,
+	NP_TOK_CONNECTING,   /* the owner is opening a server connection */
+	NP_TOK_CONNECTED,    /* a live server connection */
+	NP_TOK_CLOSING,      /* closed by us; waiting for the server to close its side */
+	NP_TOK_ORPHANED,     /* the owner died; freed by the supervisor at free_after_us */
+};
+
+/* One unit of the connection budget. `owner` is the lock word: 0 free, else the holder's pid,
+ * taken with compare-and-swap 0 -> pid; so the number of server connections is at most the
+ * number of tokens, by construction. */
+struct np_token {
+	_Atomic int32_t owner;
+	_Atomic uint32_t phase;
+	_Atomic int32_t slot;
+	_Atomic int32_t backend_pid;
+	_Atomic int64_t since_us;         /* wall clock of the last phase change */
+	_Atomic int64_t busy_until_us;    /* client-side deadline of the statement in flight, 0 idle */
+	_Atomic int64_t free_after_us;    /* ORPHANED: when the supervisor may free it */
+	int32_t pad;
+} __attribute__((aligned(64)));
+
+enum np_breaker { NP_BREAKER_CLOSED = 0, NP_BREAKER_OPEN };
+enum np_health { NP_HEALTH_STARTING = 0, NP_HEALTH_UP, NP_HEALTH_DEGRADED, NP_HEALTH_DOWN };
+
+struct np_endpoint_shm {
+	/* master */
+	_Atomic uint32_t configured;      /* budget from the configuration (0: endpoint unused) */
+	_Atomic int32_t connect_permits[64]; /* connects in flight: 0 free, else the pid (CAS) */
+	/* supervisor */
+	_Atomic uint32_t limit;           /* effective budget: configured, or clamped to the server */
+	_Atomic uint32_t breaker;         /* enum np_breaker */
+	_Atomic uint32_t health;          /* enum np_health */
+	_Atomic int64_t health_since_us;
+	_Atomic uint32_t shed;            /* 1: no holder can take requests; spares accept and answer */
+	_Atomic int32_t server_max_conn;
+	_Atomic int32_t server_reserved;
+	_Atomic uint64_t breaker_opened_total;
+	char reason[128];                 /* why not up: short, lowercase, no secret */
+	/* tokens: the owner writes its token; the master orphans; the supervisor frees orphans */
+	struct np_token tokens[NP_MAX_BUDGET];
+};
 
 /* Header. Writers: the master writes the identity fields and generation; the supervisor writes
  * the aggregate view (sup_*). */
@@ -64,6 +121,8 @@ struct np_shm_header {
 	_Atomic uint64_t respawns_total;
 	_Atomic uint64_t crashes_total;
 	_Atomic uint32_t crash_loop;      /* 1 when respawning was stopped */
+	int32_t wake_fd[2];               /* master: pipe; a released token writes a byte to wake spares */
+	struct np_endpoint_shm ep[NP_EP_COUNT];
 } __attribute__((aligned(128)));
 
 struct np_shm {

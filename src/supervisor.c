@@ -1,12 +1,31 @@
-/* supervisor.c - the periodic process: aggregates the worker slots into the published view. */
+/* supervisor.c - the periodic process: worker view, budget janitor, database health with its
+ * circuit breaker and probes, the shed decision, and the budget's sanity against the server. */
+#include <stdio.h>
+#include <string.h>
 #include <unistd.h>
 
+#include "budget.h"
+#include "child.h"
 #include "log.h"
+#include "pgconn.h"
 #include "supervisor.h"
 #include "util.h"
-#include "child.h"
 
-#define SUPERVISOR_TICK_MS 250
+#define SUPERVISOR_TICK_MS 50
+#define PROBE_CONNECT_MAX_MS 2000
+
+static struct {
+	const struct np_conf *conf;
+	struct np_shm *shm;
+	int slot;
+	uint64_t ok[NP_EP_COUNT], fail[NP_EP_COUNT];
+	int fail_run[NP_EP_COUNT];
+	bool ever_ok[NP_EP_COUNT];
+	int64_t next_probe_ms[NP_EP_COUNT];
+	int64_t started_ms;
+	int clamp_warned[NP_EP_COUNT];
+	uint32_t last_class[NP_EP_COUNT];
+} S;
 
 void supervisor_aggregate(struct np_shm *shm)
 {
@@ -41,10 +60,183 @@ void supervisor_aggregate(struct np_shm *shm)
 	atomic_store(&shm->hdr->sup_updated_us, now);
 }
 
+static void sup_set_health(struct np_endpoint_shm *e, enum np_health h, const char *reason)
+{
+	if (atomic_load(&e->health) != (uint32_t)h)
+		atomic_store(&e->health_since_us, util_wall_us());
+	snprintf(e->reason, sizeof(e->reason), "%s", reason);
+	atomic_store(&e->health, (uint32_t)h);
+}
+
+/* Effective limit: the configured budget, checked (and with budget_clamp, lowered) against what
+ * the server allows: max_connections - superuser_reserved_connections (Neon reserves 7). */
+static void sup_limit(int ep)
+{
+	struct np_endpoint_shm *e = &S.shm->hdr->ep[ep];
+	int configured = (int)atomic_load(&e->configured);
+	int maxc = 0, reserved = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		int m = atomic_load(&S.shm->slots[i].server_max_conn[ep]);
+		if (m > 0) {
+			maxc = m;
+			reserved = atomic_load(&S.shm->slots[i].server_reserved[ep]);
+			break;
+		}
+	}
+	int limit = configured;
+	if (maxc > 0) {
+		atomic_store(&e->server_max_conn, maxc);
+		atomic_store(&e->server_reserved, reserved);
+		int avail = maxc - reserved;
+		if (configured > avail) {
+			bool clamp = S.conf->budget_clamp;
+			if (S.clamp_warned[ep] != configured) {
+				S.clamp_warned[ep] = configured;
+				log_warn("budget %d of endpoint %d does not fit the server: max_connections %d minus "
+				         "superuser_reserved_connections %d leaves %d%s",
+				         configured, ep, maxc, reserved, avail,
+				         clamp ? "; budget_clamp lowers it" : "; set budget_clamp = true to lower it");
+			}
+			if (clamp)
+				limit = avail > 1 ? avail : 1;
+		}
+	}
+	atomic_store(&e->limit, (uint32_t)limit);
+}
+
+/* One probe of ep under a token of our own: connect, SELECT 1, close. */
+static bool sup_probe(int ep, struct np_dberr *err)
+{
+	int tok = budget_acquire(S.shm, ep, S.slot);
+	if (tok < 0) {
+		snprintf(err->message, sizeof(err->message), "no budget token free for a probe");
+		err->cls = NP_DB_BUSY;
+		return false;
+	}
+	struct np_pgconn c;
+	char appname[64];
+	snprintf(appname, sizeof(appname), "%.40s/sup", S.conf->application_name);
+	int cto = S.conf->connect_timeout_ms < PROBE_CONNECT_MAX_MS ? S.conf->connect_timeout_ms : PROBE_CONNECT_MAX_MS;
+	if (pgconn_open(&c, S.conf, S.shm, S.slot, ep, tok, appname, util_now_ms() + cto, err) < 0)
+		return false;
+	bool ok = pgconn_ping(&c, S.conf, S.shm, err) == 0;
+	pgconn_close(&c, S.shm, ok ? 1000 : 0);
+	return ok;
+}
+
+static void sup_endpoint(int ep)
+{
+	struct np_endpoint_shm *e = &S.shm->hdr->ep[ep];
+	if (atomic_load(&e->configured) == 0)
+		return;
+	sup_limit(ep);
+	int64_t now = util_now_ms();
+
+	/* the breaker: consecutive failures across the pool, from the slots' counters */
+	uint64_t ok = 0, fail = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		ok += atomic_load(&S.shm->slots[i].db_ok[ep]);
+		fail += atomic_load(&S.shm->slots[i].db_fail[ep]);
+		if (atomic_load(&S.shm->slots[i].db_fail[ep]) > 0)
+			S.last_class[ep] = atomic_load(&S.shm->slots[i].db_last_class[ep]);
+	}
+	uint64_t dok = ok > S.ok[ep] ? ok - S.ok[ep] : 0, dfail = fail > S.fail[ep] ? fail - S.fail[ep] : 0;
+	S.ok[ep] = ok;
+	S.fail[ep] = fail;
+	if (dok > 0) {
+		S.fail_run[ep] = 0;
+		S.ever_ok[ep] = true;
+	} else {
+		S.fail_run[ep] += (int)dfail;
+	}
+	uint32_t breaker = atomic_load(&e->breaker);
+	if (breaker == NP_BREAKER_CLOSED && S.fail_run[ep] >= S.conf->breaker_failures) {
+		atomic_store(&e->breaker, NP_BREAKER_OPEN);
+		atomic_fetch_add(&e->breaker_opened_total, 1);
+		S.next_probe_ms[ep] = now + S.conf->breaker_probe_ms;
+		char reason[96];
+		snprintf(reason, sizeof(reason), "circuit open after %d failures (last: %s)", S.fail_run[ep],
+		         pgconn_class_name((enum np_db_class)S.last_class[ep]));
+		sup_set_health(e, NP_HEALTH_DOWN, reason);
+		log_error("endpoint %d: %s; requests get 503 db_unavailable until a probe succeeds", ep, reason);
+		breaker = NP_BREAKER_OPEN;
+	}
+	bool need_probe = breaker == NP_BREAKER_OPEN ||
+	                  (!S.ever_ok[ep] && budget_connected(S.shm, ep) == 0 && S.conf->min_warm == 0);
+	if (need_probe && now >= S.next_probe_ms[ep]) {
+		struct np_dberr err;
+		if (sup_probe(ep, &err)) {
+			S.ever_ok[ep] = true;
+			S.fail_run[ep] = 0;
+			if (breaker == NP_BREAKER_OPEN) {
+				atomic_store(&e->breaker, NP_BREAKER_CLOSED);
+				log_info("endpoint %d: probe succeeded; circuit closed", ep);
+			}
+		} else {
+			char q[300];
+			util_quote_value(err.message, q, sizeof(q));
+			log_debug("endpoint %d: probe failed (%s): %s", ep, pgconn_class_name(err.cls), q);
+		}
+		S.next_probe_ms[ep] = util_now_ms() + S.conf->breaker_probe_ms;
+		breaker = atomic_load(&e->breaker);
+		now = util_now_ms();
+	}
+
+	/* shed: nobody can take requests from the main socket within acquire_timeout_ms */
+	int connected = 0;
+	bool all_stuck = true;
+	int64_t wall = util_wall_us();
+	for (int i = 0; i < NP_MAX_BUDGET; i++) {
+		const struct np_token *t = &e->tokens[i];
+		if (atomic_load(&t->owner) == 0 || atomic_load(&t->phase) != NP_TOK_CONNECTED)
+			continue;
+		connected++;
+		int s = atomic_load(&t->slot);
+		if (s < 0 || s >= NP_MAX_SLOTS || atomic_load(&S.shm->slots[s].kind) != NP_KIND_WORKER)
+			continue;
+		int64_t start = atomic_load(&S.shm->slots[s].req_start_us);
+		if (atomic_load(&S.shm->slots[s].state) != NP_SLOT_BUSY || start == 0 ||
+		    wall - start < (int64_t)S.conf->acquire_timeout_ms * 1000)
+			all_stuck = false;
+	}
+	if (ep == NP_EP_PRIMARY)
+		atomic_store(&e->shed, (connected == 0 || all_stuck) ? 1u : 0u);
+
+	/* health for /readyz */
+	if (breaker == NP_BREAKER_OPEN)
+		return; /* stays DOWN with its reason */
+	int limit = budget_limit(S.shm, ep);
+	int warm = S.conf->min_warm < limit ? S.conf->min_warm : limit;
+	if (ep == NP_EP_REPLICA)
+		warm = warm > 0 ? 1 : 0;
+	if ((warm > 0 && connected >= warm) || (warm == 0 && S.ever_ok[ep]))
+		sup_set_health(e, NP_HEALTH_UP, "");
+	else if (atomic_load(&e->health) == NP_HEALTH_UP && S.ever_ok[ep])
+		; /* a dip below min_warm while reconnecting is not a readiness change */
+	else if (now - S.started_ms > S.conf->ready_deadline_ms)
+		sup_set_health(e, NP_HEALTH_DEGRADED, S.ever_ok[ep] ? "fewer connections than min_warm"
+		                                                    : "database not reached yet");
+	else
+		sup_set_health(e, NP_HEALTH_STARTING, "opening connections");
+}
+
 void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, pid_t master_pid)
 {
 	if (child_setup("np-supervisor", "supervisor", master_pid) < 0)
 		_exit(0);
+	memset(&S, 0, sizeof(S));
+	S.conf = conf;
+	S.shm = shm;
+	S.slot = slot;
+	S.started_ms = util_now_ms();
+	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
+		/* a previous supervisor's view survives in shared memory: start from it */
+		S.ever_ok[ep] = atomic_load(&shm->hdr->ep[ep].health) == NP_HEALTH_UP;
+		for (int i = 0; i < NP_MAX_SLOTS; i++) {
+			S.ok[ep] += atomic_load(&shm->slots[i].db_ok[ep]);
+			S.fail[ep] += atomic_load(&shm->slots[i].db_fail[ep]);
+		}
+	}
 	atomic_store(&shm->hdr->supervisor_pid, (int32_t)getpid());
 	atomic_store(&shm->slots[slot].state, NP_SLOT_IDLE);
 	log_debug("supervisor started");
@@ -52,6 +244,10 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 	while (!child_should_stop()) {
 		child_wait(-1, SUPERVISOR_TICK_MS);
 		supervisor_aggregate(shm);
+		budget_janitor(shm, conf->orphan_grace_ms);
+		for (int ep = 0; ep < NP_EP_COUNT; ep++)
+			sup_endpoint(ep);
+		pgconn_graveyard_poll(shm);
 	}
 	atomic_store(&shm->slots[slot].state, NP_SLOT_EXITING);
 	log_debug("supervisor exiting");

@@ -8,12 +8,16 @@
 
 #include "api.h"
 #include "child.h"
+#include "db.h"
+#include "budget.h"
+#include <poll.h>
 #include "http.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
 
-#define WORKER_POLL_MS 1000          /* how often an idle worker checks that its master lives */
+#define WORKER_POLL_MS 1000          /* how often a holder checks its master and connections */
+#define WORKER_SPARE_POLL_MS 100     /* how often a spare looks for demand */
 #define WORKER_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a 413, at most */
 
 struct worker_ctx {
@@ -21,7 +25,9 @@ struct worker_ctx {
 	struct np_shm *shm;
 	struct np_slot *slot;
 	int slot_idx;
-	FCGX_Request fcgx;
+	FCGX_Request fcgx;           /* main socket */
+	FCGX_Request ctl;            /* control socket (routes that need no database) */
+	FCGX_Request *cur;
 	const struct np_route *routes;
 	size_t nroutes;
 };
@@ -29,6 +35,7 @@ struct worker_ctx {
 static const char *worker_getparam(const char *name, void *ctx)
 {
 	return FCGX_GetParam(name, ((FCGX_Request *)ctx)->envp);
+
 }
 
 static void worker_drain(FCGX_Stream *in)
@@ -46,7 +53,7 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 {
 	size_t max = (size_t)w->conf->max_body_bytes;
 	if (req->content_length > (int64_t)max) {
-		worker_drain(w->fcgx.in);
+		worker_drain(w->cur->in);
 		*code = "payload_too_large";
 		*message = "request body exceeds max_body_bytes";
 		return 413;
@@ -62,14 +69,14 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 	}
 	size_t got = 0;
 	while (got < want) {
-		int n = FCGX_GetStr(buf + got, (int)(want - got > 65536 ? 65536 : want - got), w->fcgx.in);
+		int n = FCGX_GetStr(buf + got, (int)(want - got > 65536 ? 65536 : want - got), w->cur->in);
 		if (n <= 0)
 			break;
 		got += (size_t)n;
 	}
 	if (got > max) {
 		free(buf);
-		worker_drain(w->fcgx.in);
+		worker_drain(w->cur->in);
 		*code = "payload_too_large";
 		*message = "request body exceeds max_body_bytes";
 		return 413;
@@ -94,9 +101,9 @@ static void worker_send(struct worker_ctx *w, struct np_request *req, struct np_
 		http_respond_error(resp, 500, "internal", "response head too large");
 		hl = http_format_head(resp, req->request_id, head, sizeof(head));
 	}
-	FCGX_PutStr(head, hl, w->fcgx.out);
+	FCGX_PutStr(head, hl, w->cur->out);
 	if (resp->body_len)
-		FCGX_PutStr(resp->body, (int)resp->body_len, w->fcgx.out);
+		FCGX_PutStr(resp->body, (int)resp->body_len, w->cur->out);
 }
 
 static void worker_handle(struct worker_ctx *w)
@@ -106,7 +113,7 @@ static void worker_handle(struct worker_ctx *w)
 	const char *code = NULL, *message = NULL;
 	int64_t t0 = util_now_us();
 
-	int st = http_parse_request(&req, worker_getparam, &w->fcgx, &code, &message);
+	int st = http_parse_request(&req, worker_getparam, w->cur, &code, &message);
 	if (st == 0)
 		st = worker_read_body(w, &req, &code, &message);
 	if (st != 0) {
@@ -141,7 +148,40 @@ static void worker_handle(struct worker_ctx *w)
 	http_response_free(&resp);
 }
 
-void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd,
+/* Serve one request from r (main or control socket). */
+static void worker_serve(struct worker_ctx *w, FCGX_Request *r)
+{
+	int rc = FCGX_Accept_r(r);
+	if (rc < 0) {
+		/* another worker won the race (EAGAIN), or the peer went away: nothing to do */
+		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR || rc == -ECONNABORTED || rc == -EPROTO ||
+		    rc == -ECONNRESET || rc == -EPIPE)
+			return;
+		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
+			log_warn("accept failed: %s; backing off", strerror(-rc));
+			child_wait(-1, 100);
+			return;
+		}
+		log_warn("FCGX_Accept_r failed (%d)", rc);
+		return;
+	}
+	w->cur = r;
+	atomic_store(&w->slot->req_start_us, util_wall_us());
+	atomic_store(&w->slot->state, NP_SLOT_BUSY);
+	worker_handle(w);
+	FCGX_Finish_r(r);
+	atomic_fetch_add(&w->slot->requests, 1);
+	atomic_store(&w->slot->req_start_us, 0);
+	atomic_store(&w->slot->state, NP_SLOT_IDLE);
+}
+
+/* The fd to watch for r: its kept connection (fastcgi_keep_conn), else the listen socket. */
+static int worker_fd(FCGX_Request *r, int listen_fd)
+{
+	return r->ipcFd >= 0 ? r->ipcFd : listen_fd;
+}
+
+void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
                  pid_t master_pid)
 {
 	char role[32];
@@ -156,8 +196,12 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	w.slot_idx = slot;
 	w.slot = &shm->slots[slot];
 	w.routes = api_routes(&w.nroutes);
+	char tag[16];
+	snprintf(tag, sizeof(tag), "w%d", slot);
+	db_init(conf, shm, slot, tag);
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, listen_fd, 0) != 0) {
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, listen_fd, 0) != 0 ||
+	    (control_fd >= 0 && FCGX_InitRequest(&w.ctl, control_fd, 0) != 0)) {
 		log_error("libfcgi initialisation failed");
 		_exit(1);
 	}
@@ -165,35 +209,44 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	log_debug("worker started");
 
 	while (!child_should_stop()) {
-		/* with fastcgi_keep_conn the next request comes on the kept connection */
-		int fd = w.fcgx.ipcFd >= 0 ? w.fcgx.ipcFd : listen_fd;
-		if (!child_wait(fd, WORKER_POLL_MS) || child_should_stop())
-			continue;
-		int rc = FCGX_Accept_r(&w.fcgx);
-		if (rc < 0) {
-			/* another worker won the race (EAGAIN), or the peer went away: nothing to do */
-			if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR || rc == -ECONNABORTED ||
-			    rc == -EPROTO || rc == -ECONNRESET || rc == -EPIPE)
-				continue;
-			if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
-				log_warn("accept failed: %s; backing off", strerror(-rc));
-				child_wait(-1, 100);
-				continue;
-			}
-			log_warn("FCGX_Accept_r failed (%d)", rc);
-			continue;
+		db_maintain();
+		bool main_open = db_accept_main();
+		if (!main_open) {
+			db_consider_connect(listen_fd);
+			main_open = db_accept_main();
 		}
-		atomic_store(&w.slot->req_start_us, util_wall_us());
-		atomic_store(&w.slot->state, NP_SLOT_BUSY);
-		worker_handle(&w);
-		FCGX_Finish_r(&w.fcgx);
-		atomic_fetch_add(&w.slot->requests, 1);
-		atomic_store(&w.slot->req_start_us, 0);
-		atomic_store(&w.slot->state, NP_SLOT_IDLE);
+		struct pollfd p[16];
+		int n = 0, i_main = -1, i_ctl = -1;
+		if (main_open || w.fcgx.ipcFd >= 0) {
+			i_main = n;
+			p[n++] = (struct pollfd){ .fd = worker_fd(&w.fcgx, listen_fd), .events = POLLIN };
+		}
+		if (control_fd >= 0) {
+			i_ctl = n;
+			p[n++] = (struct pollfd){ .fd = worker_fd(&w.ctl, control_fd), .events = POLLIN };
+		}
+		int extra[14];
+		int ne = db_poll_fds(extra, 14 - n > 0 ? 14 - n : 0);
+		int i_extra = n;
+		for (int k = 0; k < ne; k++)
+			p[n++] = (struct pollfd){ .fd = extra[k], .events = POLLIN };
+		int rc = child_poll(p, n, main_open ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS);
+		if (rc <= 0 || child_should_stop())
+			continue;
+		for (int k = i_extra; k < n; k++)
+			if (p[k].revents && p[k].fd == shm->hdr->wake_fd[0])
+				db_on_wake();
+		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)))
+			worker_serve(&w, &w.fcgx);
+		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)) && !child_should_stop())
+			worker_serve(&w, &w.ctl);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
 	if (w.fcgx.ipcFd >= 0)
 		FCGX_Free(&w.fcgx, 1);
+	if (control_fd >= 0 && w.ctl.ipcFd >= 0)
+		FCGX_Free(&w.ctl, 1);
+	db_close_all(1000);
 	log_debug("worker exiting");
 	_exit(0);
 }

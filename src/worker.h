@@ -9,7 +9,7 @@
 
 /* Runs in the child after fork; never returns. Exit 0 on a clean stop, 2 on a configuration error
  * (the master then does not respawn), 1 on a runtime failure. */
-void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd,
+void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
                  pid_t master_pid) __attribute__((noreturn));
 
 #endif

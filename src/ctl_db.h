@@ -1,0 +1,52 @@
+/* ctl_db.h - neonpoolctl's database commands: connect, migrate, seed and check-db. */
+#ifndef NP_CTL_DB_H
+#define NP_CTL_DB_H
+
+#include <stdbool.h>
+
+#include <libpq-fe.h>
+
+#include "conf.h"
+
+/* Defaults of `neonpoolctl seed`. */
+#define CTL_DB_SEED_BOOKS 20
+#define CTL_DB_SEED_CHAPTERS 10
+#define CTL_DB_SEED_PASSAGES 20
+
+/* Upper bounds of the seed counts (slugs are sample-book-NNN; total passages capped too). */
+#define CTL_DB_SEED_MAX_BOOKS 999
+#define CTL_DB_SEED_MAX_CHAPTERS 1000
+#define CTL_DB_SEED_MAX_PASSAGES 10000
+#define CTL_DB_SEED_MAX_TOTAL 10000000L
+
+/* Connect (blocking) to c->database_url with the password of c->database_password_file when set,
+ * application_name "neonpoolctl" and connect_timeout 10 s (unless the URL sets its own).
+ * Returns 0 with *out set, or -1 after printing "neonpoolctl: cannot connect to <redacted
+ * conninfo>: <reason>" to stderr (*out is then NULL). Never prints a password. */
+__attribute__((warn_unused_result))
+int ctl_db_connect(const struct np_conf *c, PGconn **out);
+
+/* `neonpoolctl migrate`: apply the NNN_name.sql files of sql_dir in numeric order, each in one
+ * transaction serialized by pg_advisory_xact_lock, recording them in neonpool_migrations.
+ * Prints one line per file (applied or skipped) and a summary. Returns the exit status:
+ * 0 when every file is applied, 1 on a bad file name, a duplicate number, an SQL error (that
+ * migration is rolled back and no later one is tried) or a connection error. */
+int ctl_db_migrate(const struct np_conf *c, const char *sql_dir);
+
+/* `neonpoolctl seed`: insert deterministic sample books sample-book-001.., with chapters
+ * chapters each and passages passages each; idempotent (ON CONFLICT DO NOTHING), all in one
+ * transaction. Prints the new and total counts. Returns the exit status (0 or 1). */
+int ctl_db_seed(const struct np_conf *c, int books, int chapters, int passages);
+
+/* `neonpoolctl check-db`: connect and report connect time, server version, TLS, SELECT 1
+ * round trips, connection limits and use, and the migration state; human-readable, or one
+ * JSON object on stdout when json. A failed connect is classified (auth, unreachable, timeout,
+ * too_many_clients, neon_*, ...). Returns the exit status: 0 healthy, 1 not. */
+int ctl_db_check(const struct np_conf *c, bool json);
+
+/* The class of a connection error message (libpq or Neon proxy text), e.g. "auth",
+ * "unreachable", "timeout", "too_many_clients", "neon_compute"; "other" when unknown.
+ * *retryable (may be NULL) tells whether retrying with backoff can help. */
+const char *ctl_db_error_class(const char *message, bool *retryable);
+
+#endif

@@ -1,0 +1,404 @@
+/* db.c - a worker's database side: the connections it holds under the budget, the gate on
+ * accepting, queries with one invisible retry, and failures mapped to API errors.
+ *
+ * Gated accept (BASELINES.md: matched one connection per worker, with 12 spare workers costing
+ * nothing): only a process that holds a live connection takes requests from the main socket.
+ * Spares serve the control socket, and open a connection only when there is demand. */
+#include <poll.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "budget.h"
+#include "db.h"
+#include "log.h"
+#include "util.h"
+
+#define DB_CLOSE_WAIT_MS 1000
+
+static struct {
+	const struct np_conf *conf;
+	struct np_shm *shm;
+	int slot;
+	char appname[64];
+	struct np_pgconn conn[NP_EP_COUNT];
+	int64_t backoff_until_ms;
+	int backoff_ms;
+	int64_t last_ping_ms;
+} D;
+
+void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const char *tag)
+{
+	memset(&D, 0, sizeof(D));
+	D.conf = conf;
+	D.shm = shm;
+	D.slot = slot;
+	for (int i = 0; i < NP_EP_COUNT; i++) {
+		D.conn[i].tok = -1;
+		D.conn[i].ep = i;
+	}
+	snprintf(D.appname, sizeof(D.appname), "%.40s/%s", conf->application_name, tag);
+	D.last_ping_ms = util_now_ms();
+}
+
+bool db_configured(int ep)
+{
+	if (ep == NP_EP_PRIMARY)
+		return true;
+	return D.conf->replica_url[0] != '\0' && D.conf->replica_budget > 0;
+}
+
+bool db_holder(int ep)
+{
+	return D.conn[ep].pg != NULL;
+}
+
+static bool db_breaker_open(int ep)
+{
+	return atomic_load(&D.shm->hdr->ep[ep].breaker) == NP_BREAKER_OPEN;
+}
+
+bool db_accept_main(void)
+{
+	const struct np_endpoint_shm *e = &D.shm->hdr->ep[NP_EP_PRIMARY];
+	return db_holder(NP_EP_PRIMARY) || db_breaker_open(NP_EP_PRIMARY) || atomic_load(&e->shed) != 0;
+}
+
+static void db_note_fail(int ep, enum np_db_class cls)
+{
+	struct np_slot *s = &D.shm->slots[D.slot];
+	atomic_fetch_add(&s->db_fail[ep], 1);
+	atomic_store(&s->db_last_class[ep], (uint32_t)cls);
+}
+
+static void db_note_ok(int ep)
+{
+	atomic_fetch_add(&D.shm->slots[D.slot].db_ok[ep], 1);
+}
+
+static void db_backoff(void)
+{
+	int lo = D.conf->reconnect_backoff_min_ms, hi = D.conf->reconnect_backoff_max_ms;
+	D.backoff_ms = D.backoff_ms ? D.backoff_ms * 2 : lo;
+	if (D.backoff_ms > hi)
+		D.backoff_ms = hi;
+	/* full jitter on half of it, so that processes that failed together do not retry together */
+	int d = D.backoff_ms / 2 + (int)util_random_below((uint32_t)(D.backoff_ms / 2 + 1));
+	D.backoff_until_ms = util_now_ms() + d;
+}
+
+/* Open a connection to ep under a token this process already took. */
+static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
+{
+	if (pgconn_open(&D.conn[ep], D.conf, D.shm, D.slot, ep, tok, D.appname, deadline_ms, err) < 0) {
+		D.conn[ep].tok = -1;
+		D.conn[ep].pg = NULL;
+		db_note_fail(ep, err->cls);
+		db_backoff();
+		char kv[400];
+		char q[300];
+		util_quote_value(err->message, q, sizeof(q));
+		snprintf(kv, sizeof(kv), " endpoint=%d class=%s error=%s", ep, pgconn_class_name(err->cls), q);
+		log_kv(NP_LOG_WARN, kv, "connect failed");
+		return -1;
+	}
+	D.backoff_ms = 0;
+	db_note_ok(ep);
+	return 0;
+}
+
+static void db_close(int ep, int wait_ms)
+{
+	pgconn_close(&D.conn[ep], D.shm, wait_ms);
+}
+
+void db_close_all(int wait_ms)
+{
+	for (int ep = 0; ep < NP_EP_COUNT; ep++)
+		db_close(ep, wait_ms);
+	/* the server sees our closes within the wait; what did not close stays counted until exit */
+	int64_t end = util_now_ms() + wait_ms;
+	while (pgconn_graveyard_poll(D.shm) > 0 && util_now_ms() < end) {
+		int fds[8];
+		int n = pgconn_graveyard_fds(fds, 8);
+		struct pollfd p[8];
+		for (int i = 0; i < n; i++)
+			p[i] = (struct pollfd){ .fd = fds[i], .events = POLLIN };
+		poll(p, (nfds_t)n, 50);
+	}
+}
+
+static bool db_warmup_due(int64_t now_ms)
+{
+	const struct np_conf *c = D.conf;
+	if (c->warmup_policy == NP_WARMUP_NEVER || now_ms - D.last_ping_ms < (int64_t)c->warmup_interval_s * 1000)
+		return false;
+	if (c->warmup_policy == NP_WARMUP_ALWAYS)
+		return true;
+	/* while-active: some request used the database within the window */
+	int64_t last = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		int64_t t = atomic_load(&D.shm->slots[i].db_last_request_us);
+		if (t > last)
+			last = t;
+	}
+	return last > 0 && util_wall_us() - last < (int64_t)c->warmup_active_window_s * 1000000;
+}
+
+void db_maintain(void)
+{
+	pgconn_graveyard_poll(D.shm);
+	int64_t now = util_now_ms();
+	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
+		struct np_pgconn *c = &D.conn[ep];
+		if (c->pg == NULL)
+			continue;
+		const char *why = NULL;
+		if (c->expires_ms && now >= c->expires_ms)
+			why = "max_lifetime reached";
+		else if (c->tok >= budget_limit(D.shm, ep))
+			why = "budget lowered";
+		else if (D.conf->idle_timeout_s > 0 && now - c->last_used_ms > (int64_t)D.conf->idle_timeout_s * 1000 &&
+		         budget_connected(D.shm, ep) > D.conf->min_warm)
+			why = "idle_timeout reached";
+		else if (PQstatus(c->pg) != CONNECTION_OK || (now - c->last_used_ms > D.conf->validate_idle_ms && !pgconn_idle_ok(c)))
+			why = "connection lost";
+		if (why) {
+			log_debug("closing connection to endpoint %d: %s", ep, why);
+			if (strcmp(why, "connection lost") == 0)
+				db_note_fail(ep, NP_DB_TRANSIENT);
+			db_close(ep, DB_CLOSE_WAIT_MS);
+			continue;
+		}
+		if (ep == NP_EP_PRIMARY && now - c->last_used_ms > (int64_t)D.conf->warmup_interval_s * 1000 &&
+		    db_warmup_due(now)) {
+			struct np_dberr err;
+			D.last_ping_ms = now;
+			if (pgconn_ping(c, D.conf, D.shm, &err) < 0) {
+				db_note_fail(ep, err.cls);
+				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
+			} else {
+				db_note_ok(ep);
+				log_debug("warm-up ping");
+			}
+		}
+	}
+}
+
+/* Whether every live connection's holder is in a request. */
+static bool db_holders_all_busy(int ep)
+{
+	const struct np_endpoint_shm *e = &D.shm->hdr->ep[ep];
+	for (int i = 0; i < NP_MAX_BUDGET; i++) {
+		const struct np_token *t = &e->tokens[i];
+		if (atomic_load(&t->owner) == 0 || atomic_load(&t->phase) != NP_TOK_CONNECTED)
+			continue;
+		int s = atomic_load(&t->slot);
+		if (s >= 0 && s < NP_MAX_SLOTS && atomic_load(&D.shm->slots[s].state) != NP_SLOT_BUSY)
+			return false;
+	}
+	return true;
+}
+
+void db_consider_connect(int listen_fd)
+{
+	const int ep = NP_EP_PRIMARY;
+	int64_t now = util_now_ms();
+	if (db_holder(ep) || now < D.backoff_until_ms || db_breaker_open(ep))
+		return;
+	int lim = budget_limit(D.shm, ep);
+	if (budget_in_use(D.shm, ep) >= lim)
+		return;
+	int connected = budget_connected(D.shm, ep);
+	int warm = D.conf->min_warm < lim ? D.conf->min_warm : lim;
+	bool demand = budget_in_use(D.shm, ep) < warm;
+	(void)connected;
+	if (!demand) {
+		/* a request waits in the backlog and no holder is free to take it */
+		struct pollfd p = { .fd = listen_fd, .events = POLLIN };
+		demand = poll(&p, 1, 0) > 0 && db_holders_all_busy(ep);
+	}
+	if (!demand)
+		return;
+	if (!budget_permit_take(D.shm, ep, D.conf->max_concurrent_connects))
+		return;
+	int tok = budget_acquire(D.shm, ep, D.slot);
+	if (tok >= 0) {
+		struct np_dberr err;
+		db_open(ep, tok, util_now_ms() + D.conf->connect_timeout_ms, &err);
+	}
+	budget_permit_give(D.shm, ep);
+}
+
+int db_poll_fds(int *fds, int n)
+{
+	int k = pgconn_graveyard_fds(fds, n);
+	if (!db_holder(NP_EP_PRIMARY) && k < n)
+		fds[k++] = D.shm->hdr->wake_fd[0];
+	return k;
+}
+
+void db_on_wake(void)
+{
+	budget_wake_consume(D.shm);
+}
+
+int db_health(int ep, const char **reason)
+{
+	const struct np_endpoint_shm *e = &D.shm->hdr->ep[ep];
+	*reason = e->reason;
+	return (int)atomic_load(&e->health);
+}
+
+/* ---- in a request ----------------------------------------------------------------------- */
+
+static void db_respond(struct np_response *resp, int status, const char *code, const char *msg)
+{
+	http_respond_error(resp, status, code, msg);
+	if (status == 503) {
+		resp->retry_after_s = D.conf->retry_after_s;
+		atomic_fetch_add(&D.shm->slots[D.slot].shed_503, 1);
+	}
+}
+
+static int db_waiting_count(void)
+{
+	int n = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		n += (int)atomic_load(&D.shm->slots[i].waiting);
+	return n;
+}
+
+/* Take a token for ep before deadline_ms, waiting (bounded by max_waiters) for one to be freed. */
+static int db_take_token(int ep, int64_t deadline_ms)
+{
+	int tok = budget_acquire(D.shm, ep, D.slot);
+	if (tok >= 0 || util_now_ms() >= deadline_ms)
+		return tok;
+	if (db_waiting_count() >= D.conf->max_waiters)
+		return -1;
+	struct np_slot *s = &D.shm->slots[D.slot];
+	atomic_store(&s->waiting, 1);
+	while (tok < 0) {
+		int64_t left = deadline_ms - util_now_ms();
+		if (left <= 0)
+			break;
+		struct pollfd p = { .fd = D.shm->hdr->wake_fd[0], .events = POLLIN };
+		/* also re-check now and then: a wake byte may have been taken by another process */
+		if (poll(&p, 1, left > 20 ? 20 : (int)left) > 0)
+			budget_wake_consume(D.shm);
+		tok = budget_acquire(D.shm, ep, D.slot);
+	}
+	atomic_store(&s->waiting, 0);
+	return tok;
+}
+
+/* Make sure this process holds a usable connection to ep for req. 0, or -1 with resp set. */
+static int db_ensure(struct np_request *req, struct np_response *resp, int ep)
+{
+	if (db_breaker_open(ep)) {
+		db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
+		return -1;
+	}
+	struct np_pgconn *c = &D.conn[ep];
+	if (c->pg) {
+		if (util_now_ms() - c->last_used_ms <= D.conf->validate_idle_ms || pgconn_idle_ok(c))
+			return 0;
+		db_note_fail(ep, NP_DB_TRANSIENT);
+		db_close(ep, DB_CLOSE_WAIT_MS);
+	}
+	int64_t queued_ms = req->queued_us > 0 ? req->queued_us / 1000 : 0;
+	if (queued_ms >= D.conf->acquire_timeout_ms) {
+		db_respond(resp, 503, "db_busy", "no database connection became free in time; retry later");
+		return -1;
+	}
+	int64_t deadline = util_now_ms() + D.conf->acquire_timeout_ms - queued_ms;
+	int tok = db_take_token(ep, deadline);
+	if (tok < 0) {
+		db_respond(resp, 503, "db_busy", "no database connection became free in time; retry later");
+		return -1;
+	}
+	int cto = D.conf->acquire_timeout_ms > 1000 ? D.conf->acquire_timeout_ms : 1000;
+	if (cto > D.conf->connect_timeout_ms)
+		cto = D.conf->connect_timeout_ms;
+	struct np_dberr err;
+	if (db_open(ep, tok, util_now_ms() + cto, &err) < 0) {
+		if (err.cls == NP_DB_BUSY)
+			db_respond(resp, 503, "db_busy", "the database has no free connection slot; retry later");
+		else
+			db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
+		return -1;
+	}
+	return 0;
+}
+
+PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                   const char *const *params)
+{
+	unsigned flags = req->match.route ? req->match.route->flags : 0;
+	bool idempotent = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+	int ep = NP_EP_PRIMARY;
+	if ((flags & ROUTE_READ_ONLY) && db_configured(NP_EP_REPLICA) && !db_breaker_open(NP_EP_REPLICA))
+		ep = NP_EP_REPLICA;
+	atomic_store(&D.shm->slots[D.slot].db_last_request_us, util_wall_us());
+
+	for (int attempt = 0; attempt < 2; attempt++) {
+		if (db_ensure(req, resp, ep) < 0) {
+			if (ep == NP_EP_REPLICA) {
+				/* the replica cannot serve: fall back to the primary */
+				ep = NP_EP_PRIMARY;
+				http_response_free(resp);
+				resp->retry_after_s = 0;
+				attempt--;
+				continue;
+			}
+			return NULL;
+		}
+		struct np_dberr err;
+		PGresult *res = NULL;
+		if (pgconn_exec(&D.conn[ep], D.conf, D.shm, st, params, &res, &err) == 0) {
+			db_note_ok(ep);
+			return res;
+		}
+		char kv[512], q[300];
+		util_quote_value(err.message, q, sizeof(q));
+		snprintf(kv, sizeof(kv), " request_id=%s endpoint=%d class=%s sqlstate=%s error=%s", req->request_id,
+		         ep, pgconn_class_name(err.cls), err.sqlstate[0] ? err.sqlstate : "-", q);
+		switch (err.cls) {
+		case NP_DB_TRANSIENT:
+			db_note_fail(ep, err.cls);
+			db_close(ep, DB_CLOSE_WAIT_MS);
+			if (idempotent && attempt == 0) {
+				log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");
+				continue;
+			}
+			log_kv(NP_LOG_WARN, kv, "connection lost");
+			db_respond(resp, 503, "db_unavailable", "the database connection was lost; retry later");
+			return NULL;
+		case NP_DB_TIMEOUT:
+			db_note_fail(ep, err.cls);
+			db_close(ep, 0); /* the server is not answering: the token waits for its close */
+			log_kv(NP_LOG_WARN, kv, "database did not answer before the deadline");
+			db_respond(resp, 504, "db_timeout", "the database did not answer in time");
+			return NULL;
+		case NP_DB_CANCELED:
+			log_kv(NP_LOG_WARN, kv, "statement_timeout");
+			db_respond(resp, 504, "db_timeout", "the query took longer than query_timeout_ms");
+			return NULL;
+		case NP_DB_BUSY:
+			db_respond(resp, 503, "db_busy", "the database has no free connection slot; retry later");
+			return NULL;
+		case NP_DB_DOWN:
+		case NP_DB_CONFIG:
+			db_note_fail(ep, err.cls);
+			db_close(ep, DB_CLOSE_WAIT_MS);
+			db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
+			return NULL;
+		default:
+			log_kv(NP_LOG_ERROR, kv, "query failed");
+			db_respond(resp, 500, "db_error", "the query failed");
+			return NULL;
+		}
+	}
+	db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
+	return NULL;
+}

@@ -1,0 +1,47 @@
+/* db.h - a worker's database side: the connections it holds under the budget, the gate on
+ * accepting, queries with one invisible retry, and failures mapped to API errors. */
+#ifndef NP_DB_H
+#define NP_DB_H
+
+#include <libpq-fe.h>
+#include <stdbool.h>
+
+#include "conf.h"
+#include "http.h"
+#include "pgconn.h"
+#include "shm.h"
+
+void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const char *tag);
+
+/* Whether endpoint ep has a connection string (the primary always counts: libpq defaults). */
+bool db_configured(int ep);
+/* Whether this process holds a live connection to ep. */
+bool db_holder(int ep);
+
+/* Gated accept: take requests from the main socket only when holding a connection, or when
+ * nobody can (breaker open, or the supervisor says requests are being shed). */
+bool db_accept_main(void);
+
+/* Between requests: bury, expire and close connections, warm-up pings. */
+void db_maintain(void);
+/* A spare decides whether to open a connection now (demand: a request waits in the backlog and
+ * every holder is busy, or fewer than min_warm are open) and does it. listen_fd is probed. */
+void db_consider_connect(int listen_fd);
+
+/* Descriptors to wake on: buried sockets, and the token wake pipe for a spare. */
+int db_poll_fds(int *fds, int n);
+void db_on_wake(void);
+
+/* The endpoint's health as the supervisor published it (enum np_health) and why. */
+int db_health(int ep, const char **reason);
+
+/* Close everything, waiting up to wait_ms each for the server to see it. */
+void db_close_all(int wait_ms);
+
+/* In a request: run st with params on the route's endpoint. Returns the result, or NULL with
+ * resp already set to the JSON error (503 db_busy / db_unavailable with Retry-After, 504
+ * db_timeout, 500 db_error). Idempotent (GET) routes retry once on a fresh connection. */
+PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                   const char *const *params);
+
+#endif

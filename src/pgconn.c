@@ -1,0 +1,524 @@
+/* pgconn.c - one server connection: deadline-bound connect and query, error classes, clean close.
+ *
+ * Everything is asynchronous libpq driven by poll() with our own deadlines: libpq ignores
+ * connect_timeout in PQconnectPoll, and a server that stopped answering must never pin a worker.
+ * A closed connection keeps its budget token until the server closed its side (EOF on a dup of
+ * the socket): PQfinish returns before the backend exited, and releasing at once let the server
+ * show more backends than the budget (BASELINES.md). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "budget.h"
+#include "log.h"
+#include "pgconn.h"
+#include "util.h"
+
+#define GRAVEYARD_MAX 64
+
+struct grave {
+	int fd;
+	int ep;
+	int tok;
+	int64_t since_ms;
+};
+static struct grave graveyard[GRAVEYARD_MAX];
+static int ngraves;
+
+/* ---- error classes ---------------------------------------------------------------------- */
+
+const char *pgconn_class_name(enum np_db_class cls)
+{
+	switch (cls) {
+	case NP_DB_OK: return "ok";
+	case NP_DB_TRANSIENT: return "transient";
+	case NP_DB_BUSY: return "busy";
+	case NP_DB_TIMEOUT: return "timeout";
+	case NP_DB_CANCELED: return "statement_timeout";
+	case NP_DB_DOWN: return "down";
+	case NP_DB_CONFIG: return "config";
+	case NP_DB_QUERY: return "query";
+	}
+	return "unknown";
+}
+
+static bool has(const char *hay, const char *needle)
+{
+	return strcasestr(hay, needle) != NULL;
+}
+
+enum np_db_class pgconn_classify_connect(const char *m)
+{
+	if (m == NULL)
+		return NP_DB_DOWN;
+	/* the server or a proxy is full: back off, it is not down */
+	if (has(m, "too many clients") || has(m, "remaining connection slots") ||
+	    has(m, "Too many connections to this endpoint") || has(m, "Failed to acquire permit") ||
+	    has(m, "max_client_conn") || has(m, "no more connections allowed"))
+		return NP_DB_BUSY;
+	/* needs an operator: retrying cannot help */
+	if (has(m, "password authentication failed") || has(m, "authentication failed") ||
+	    has(m, "does not exist") || has(m, "endpoint is disabled") || has(m, "endpoint cannot be found") ||
+	    has(m, "quota") || has(m, "Endpoint ID is not specified") || has(m, "unsupported startup parameter") ||
+	    has(m, "no pg_hba.conf entry") || has(m, "connection is insecure") ||
+	    has(m, "server does not support SSL") || has(m, "certificate verify failed") ||
+	    has(m, "invalid connection option") || has(m, "permission denied"))
+		return NP_DB_CONFIG;
+	/* refused, timed out, "Couldn't connect to compute node", starting up, shutting down, EOF */
+	return NP_DB_DOWN;
+}
+
+enum np_db_class pgconn_classify_sqlstate(const char *s, bool conn_bad)
+{
+	if (s == NULL || s[0] == '\0')
+		return conn_bad ? NP_DB_TRANSIENT : NP_DB_QUERY;
+	if (strcmp(s, "53300") == 0)
+		return NP_DB_BUSY;
+	if (strcmp(s, "57014") == 0)
+		return NP_DB_CANCELED;
+	if (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
+	    strcmp(s, "57P03") == 0 || strcmp(s, "25P03") == 0 || strcmp(s, "40001") == 0 ||
+	    strcmp(s, "40P01") == 0)
+		return NP_DB_TRANSIENT;
+	if (strcmp(s, "XX000") == 0 && conn_bad)
+		return NP_DB_TRANSIENT;
+	return conn_bad ? NP_DB_TRANSIENT : NP_DB_QUERY;
+}
+
+/* libpq's message on one line, without the trailing newline. */
+static void pgconn_set_err(struct np_dberr *err, enum np_db_class cls, const char *sqlstate, const char *msg)
+{
+	err->cls = cls;
+	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
+	snprintf(err->message, sizeof(err->message), "%s", msg ? msg : "");
+	for (char *p = err->message; *p; p++)
+		if (*p == '\n' || *p == '\r')
+			*p = (p[1] == '\0') ? '\0' : ' ';
+	size_t n = strlen(err->message);
+	while (n > 0 && err->message[n - 1] == ' ')
+		err->message[--n] = '\0';
+}
+
+/* ---- waiting ---------------------------------------------------------------------------- */
+
+/* Wait for events on fd until deadline_ms. Returns 1 ready, 0 timed out, -1 error. */
+static int pgconn_wait_fd(int fd, short events, int64_t deadline_ms)
+{
+	for (;;) {
+		int64_t left = deadline_ms - util_now_ms();
+		if (left <= 0)
+			return 0;
+		struct pollfd p = { .fd = fd, .events = events };
+		int rc = poll(&p, 1, left > 1000000 ? 1000000 : (int)left);
+		if (rc > 0)
+			return 1;
+		if (rc == 0)
+			continue;
+		if (errno != EINTR)
+			return -1;
+	}
+}
+
+/* The next result of the command in flight, or NULL at its end. *state: 0 fine, 1 the client
+ * deadline passed, 2 the connection broke. */
+static PGresult *pgconn_next(PGconn *pg, int64_t deadline_ms, int *state)
+{
+	*state = 0;
+	for (;;) {
+		int f = PQflush(pg);
+		if (f < 0) {
+			*state = 2;
+			return PQgetResult(pg);
+		}
+		if (f == 0 && !PQisBusy(pg))
+			return PQgetResult(pg);
+		int rc = pgconn_wait_fd(PQsocket(pg), (short)(POLLIN | (f == 1 ? POLLOUT : 0)), deadline_ms);
+		if (rc == 0) {
+			*state = 1;
+			return NULL;
+		}
+		if (rc < 0 || !PQconsumeInput(pg)) {
+			*state = 2;
+			/* libpq turns the failure into an error result when one is pending */
+			if (!PQisBusy(pg))
+				return PQgetResult(pg);
+			return NULL;
+		}
+	}
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static bool pgconn_fd_eof(int fd)
+{
+	char buf[512];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			return true;
+		if (n < 0)
+			return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+	}
+}
+
+static void pgconn_bury(int fd, int ep, int tok, struct np_shm *shm)
+{
+	if (ngraves >= GRAVEYARD_MAX) {
+		/* cannot happen with a budget below GRAVEYARD_MAX per process; say so if it does */
+		log_error("graveyard full: releasing token %d before the server closed", tok);
+		close(fd);
+		budget_release(shm, ep, tok);
+		return;
+	}
+	budget_set_phase(shm, ep, tok, NP_TOK_CLOSING);
+	graveyard[ngraves++] = (struct grave){ fd, ep, tok, util_now_ms() };
+}
+
+void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms)
+{
+	if (c->pg == NULL) {
+		if (c->tok >= 0)
+			budget_release(shm, c->ep, c->tok);
+		c->tok = -1;
+		return;
+	}
+	int fd = PQsocket(c->pg);
+	int dupfd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
+	if (c->tok >= 0)
+		budget_set_phase(shm, c->ep, c->tok, NP_TOK_CLOSING);
+	PQfinish(c->pg); /* sends Terminate; the backend exits when it reads it */
+	c->pg = NULL;
+	c->prepared = 0;
+	if (dupfd >= 0) {
+		shutdown(dupfd, SHUT_WR); /* and EOF after it, for a backend that missed the message */
+		int fl = fcntl(dupfd, F_GETFL);
+		if (fl >= 0)
+			fcntl(dupfd, F_SETFL, fl | O_NONBLOCK);
+	}
+	if (c->tok < 0) {
+		if (dupfd >= 0)
+			close(dupfd);
+		return;
+	}
+	if (dupfd < 0) {
+		budget_release(shm, c->ep, c->tok);
+		c->tok = -1;
+		return;
+	}
+	int64_t deadline = util_now_ms() + wait_ms;
+	for (;;) {
+		if (pgconn_fd_eof(dupfd)) {
+			close(dupfd);
+			budget_release(shm, c->ep, c->tok);
+			c->tok = -1;
+			return;
+		}
+		if (wait_ms <= 0 || pgconn_wait_fd(dupfd, POLLIN, deadline) <= 0)
+			break;
+	}
+	pgconn_bury(dupfd, c->ep, c->tok, shm);
+	c->tok = -1;
+}
+
+int pgconn_graveyard_poll(struct np_shm *shm)
+{
+	for (int i = 0; i < ngraves;) {
+		if (pgconn_fd_eof(graveyard[i].fd)) {
+			close(graveyard[i].fd);
+			budget_release(shm, graveyard[i].ep, graveyard[i].tok);
+			log_debug("server closed a buried connection after %lld ms",
+			          (long long)(util_now_ms() - graveyard[i].since_ms));
+			graveyard[i] = graveyard[--ngraves];
+			continue;
+		}
+		i++;
+	}
+	return ngraves;
+}
+
+int pgconn_graveyard_fds(int *fds, int n)
+{
+	int k = 0;
+	for (int i = 0; i < ngraves && k < n; i++)
+		fds[k++] = graveyard[i].fd;
+	return k;
+}
+
+/* ---- connecting ------------------------------------------------------------------------- */
+
+/* Run a command with parameters outside any pipeline; returns its last result (caller clears). */
+static PGresult *pgconn_simple(PGconn *pg, const char *sql, int n, const char *const *params,
+                               int64_t deadline_ms, int *state)
+{
+	if (!PQsendQueryParams(pg, sql, n, NULL, params, NULL, NULL, 0)) {
+		*state = 2;
+		return NULL;
+	}
+	PGresult *last = NULL, *r;
+	while ((r = pgconn_next(pg, deadline_ms, state)) != NULL) {
+		PQclear(last);
+		last = r;
+	}
+	if (*state) {
+		PQclear(last);
+		return NULL;
+	}
+	return last;
+}
+
+int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot, int ep,
+                int tok, const char *appname, int64_t deadline_ms, struct np_dberr *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->ep = ep;
+	c->tok = tok;
+	char password[1024] = "";
+	struct np_conf_error cerr;
+	if (conf->database_password_file[0] && conf_read_password(conf, password, sizeof(password), &cerr) < 0) {
+		pgconn_set_err(err, NP_DB_CONFIG, NULL, cerr.message);
+		budget_release(shm, ep, tok);
+		c->tok = -1;
+		return -1;
+	}
+	const char *kw[12], *val[12];
+	int n = 0;
+	kw[n] = "dbname", val[n++] = ep == NP_EP_REPLICA ? conf->replica_url : conf->database_url;
+	if (password[0])
+		kw[n] = "password", val[n++] = password;
+	kw[n] = "application_name", val[n++] = appname;
+	kw[n] = "keepalives", val[n++] = "1";
+	kw[n] = "keepalives_idle", val[n++] = "10";
+	kw[n] = "keepalives_interval", val[n++] = "5";
+	kw[n] = "keepalives_count", val[n++] = "3";
+	kw[n] = "tcp_user_timeout", val[n++] = "30000";
+	kw[n] = NULL, val[n] = NULL;
+
+	int64_t t0 = util_now_ms();
+	PGconn *pg = PQconnectStartParams(kw, val, 1);
+	explicit_bzero(password, sizeof(password));
+	if (pg == NULL) {
+		pgconn_set_err(err, NP_DB_DOWN, NULL, "out of memory");
+		budget_release(shm, ep, tok);
+		c->tok = -1;
+		return -1;
+	}
+	c->pg = pg;
+	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
+	if (PQstatus(pg) == CONNECTION_BAD)
+		st = PGRES_POLLING_FAILED;
+	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		int rc = pgconn_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
+		if (rc == 0) {
+			pgconn_set_err(err, NP_DB_DOWN, NULL, "connect timed out (deadline enforced by neonpool)");
+			pgconn_close(c, shm, 0);
+			return -1;
+		}
+		st = PQconnectPoll(pg);
+	}
+	if (st == PGRES_POLLING_FAILED) {
+		const char *m = PQerrorMessage(pg);
+		pgconn_set_err(err, pgconn_classify_connect(m), "XX000", m);
+		/* libpq already dropped the socket: the server side is closing on its own */
+		PQfinish(pg);
+		c->pg = NULL;
+		budget_release(shm, ep, tok);
+		c->tok = -1;
+		return -1;
+	}
+	PQsetnonblocking(pg, 1);
+
+	/* one round trip: the session's statement_timeout (not through a pooler) and the limits */
+	char tmo[16];
+	snprintf(tmo, sizeof(tmo), "%d", conf->query_timeout_ms);
+	const char *params[1] = { tmo };
+	int state;
+	PGresult *r = conf->pooler_mode
+		? pgconn_simple(pg, "SELECT current_setting('max_connections'), "
+		                    "current_setting('superuser_reserved_connections'), pg_backend_pid()",
+		                0, NULL, deadline_ms, &state)
+		: pgconn_simple(pg, "SELECT current_setting('max_connections'), "
+		                    "current_setting('superuser_reserved_connections'), pg_backend_pid(), "
+		                    "set_config('statement_timeout', $1, false)",
+		                1, params, deadline_ms, &state);
+	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
+		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		enum np_db_class cls = state == 1 ? NP_DB_TIMEOUT : pgconn_classify_sqlstate(ss, true);
+		pgconn_set_err(err, cls, ss, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+		PQclear(r);
+		pgconn_close(c, shm, state == 1 ? 0 : 200);
+		return -1;
+	}
+	struct np_slot *s = &shm->slots[slot];
+	atomic_store(&s->server_max_conn[ep], atoi(PQgetvalue(r, 0, 0)));
+	atomic_store(&s->server_reserved[ep], atoi(PQgetvalue(r, 0, 1)));
+	c->backend_pid = atoi(PQgetvalue(r, 0, 2));
+	PQclear(r);
+
+	c->opened_ms = c->last_used_ms = util_now_ms();
+	if (conf->max_lifetime_s > 0) {
+		int64_t life = (int64_t)conf->max_lifetime_s * 1000;
+		c->expires_ms = c->opened_ms + life - util_random_below((uint32_t)(life / 10 + 1));
+	}
+	budget_set_backend(shm, ep, tok, c->backend_pid);
+	budget_set_phase(shm, ep, tok, NP_TOK_CONNECTED);
+	atomic_fetch_add(&s->connects, 1);
+	char kv[96];
+	snprintf(kv, sizeof(kv), " endpoint=%d token=%d backend_pid=%d connect_ms=%lld", ep, tok,
+	         c->backend_pid, (long long)(util_now_ms() - t0));
+	log_kv(NP_LOG_DEBUG, kv, "connected");
+	return 0;
+}
+
+/* ---- queries ---------------------------------------------------------------------------- */
+
+static int pgconn_fail_result(struct np_pgconn *c, PGresult *r, int state, struct np_dberr *err)
+{
+	bool bad = state == 2 || PQstatus(c->pg) != CONNECTION_OK;
+	if (state == 1) {
+		pgconn_set_err(err, NP_DB_TIMEOUT, NULL, "no answer from the server before the deadline");
+	} else {
+		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
+		pgconn_set_err(err, pgconn_classify_sqlstate(ss, bad), ss,
+		               r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
+	}
+	PQclear(r);
+	return -1;
+}
+
+static int pgconn_exec_direct(struct np_pgconn *c, const struct np_stmt *st, const char *const *params,
+                              int64_t deadline, PGresult **out, struct np_dberr *err)
+{
+	int state = 0;
+	uint32_t bit = 1u << st->id;
+	if (!(c->prepared & bit)) {
+		if (!PQsendPrepare(c->pg, st->name, st->sql, st->nparams, NULL))
+			return pgconn_fail_result(c, NULL, 2, err);
+		PGresult *r = pgconn_next(c->pg, deadline, &state), *extra;
+		if (state || r == NULL || PQresultStatus(r) != PGRES_COMMAND_OK) {
+			while (state == 0 && (extra = pgconn_next(c->pg, deadline, &state)) != NULL)
+				PQclear(extra);
+			return pgconn_fail_result(c, r, state, err);
+		}
+		PQclear(r);
+		if ((extra = pgconn_next(c->pg, deadline, &state)) != NULL || state) {
+			PQclear(extra);
+			return pgconn_fail_result(c, NULL, state ? state : 2, err);
+		}
+		c->prepared |= bit;
+	}
+	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0))
+		return pgconn_fail_result(c, NULL, 2, err);
+	PGresult *ok = NULL, *bad = NULL, *r;
+	while ((r = pgconn_next(c->pg, deadline, &state)) != NULL) {
+		ExecStatusType rs = PQresultStatus(r);
+		if ((rs == PGRES_TUPLES_OK || rs == PGRES_COMMAND_OK) && ok == NULL && bad == NULL)
+			ok = r;
+		else if (rs != PGRES_TUPLES_OK && rs != PGRES_COMMAND_OK && bad == NULL)
+			bad = r;
+		else
+			PQclear(r);
+	}
+	if (state || bad || ok == NULL) {
+		PQclear(ok);
+		return pgconn_fail_result(c, bad, state ? state : (bad ? 0 : 2), err);
+	}
+	*out = ok;
+	return 0;
+}
+
+/* Through a transaction-mode pooler: BEGIN; SET LOCAL statement_timeout; query; COMMIT, in one
+ * pipeline (one round trip), unnamed statements only. */
+static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, const struct np_stmt *st,
+                              const char *const *params, int64_t deadline, PGresult **out,
+                              struct np_dberr *err)
+{
+	char tmo[16];
+	snprintf(tmo, sizeof(tmo), "%d", conf->query_timeout_ms);
+	const char *tp[1] = { tmo };
+	if (!PQenterPipelineMode(c->pg))
+		return pgconn_fail_result(c, NULL, 2, err);
+	int ok = PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
+	         PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, true)", 1, NULL, tp,
+	                           NULL, NULL, 0) &&
+	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, 0) &&
+	         PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c->pg);
+	if (!ok)
+		return pgconn_fail_result(c, NULL, 2, err);
+	PGresult *res = NULL, *first_err = NULL;
+	int state = 0;
+	for (int cmd = 0; cmd < 5 && state == 0; cmd++) {
+		PGresult *r;
+		while ((r = pgconn_next(c->pg, deadline, &state)) != NULL) {
+			ExecStatusType rs = PQresultStatus(r);
+			if (rs == PGRES_PIPELINE_SYNC) {
+				PQclear(r);
+				cmd = 5;
+				break;
+			}
+			if (rs == PGRES_FATAL_ERROR && first_err == NULL) {
+				first_err = r;
+				continue;
+			}
+			if (cmd == 2 && rs == PGRES_TUPLES_OK && res == NULL) {
+				res = r;
+				continue;
+			}
+			PQclear(r);
+		}
+	}
+	if (state == 0)
+		PQexitPipelineMode(c->pg);
+	if (state || first_err || res == NULL) {
+		PQclear(res);
+		return pgconn_fail_result(c, first_err, state ? state : (first_err ? 0 : 2), err);
+	}
+	*out = res;
+	return 0;
+}
+
+int pgconn_exec(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm,
+                const struct np_stmt *st, const char *const *params, PGresult **out, struct np_dberr *err)
+{
+	*out = NULL;
+	err->cls = NP_DB_OK;
+	err->sqlstate[0] = err->message[0] = '\0';
+	int64_t deadline = util_now_ms() + conf->query_timeout_ms + conf->query_deadline_margin_ms;
+	budget_set_busy(shm, c->ep, c->tok, util_wall_us() + (int64_t)(deadline - util_now_ms()) * 1000);
+	int rc = conf->pooler_mode ? pgconn_exec_pooled(c, conf, st, params, deadline, out, err)
+	                           : pgconn_exec_direct(c, st, params, deadline, out, err);
+	budget_set_busy(shm, c->ep, c->tok, 0);
+	c->last_used_ms = util_now_ms();
+	return rc;
+}
+
+int pgconn_ping(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, struct np_dberr *err)
+{
+	static const struct np_stmt ping = { 31, "np_ping", "SELECT 1", 0 };
+	PGresult *r = NULL;
+	int rc = pgconn_exec(c, conf, shm, &ping, NULL, &r, err);
+	PQclear(r);
+	return rc;
+}
+
+bool pgconn_idle_ok(struct np_pgconn *c)
+{
+	if (c->pg == NULL || PQstatus(c->pg) != CONNECTION_OK || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		return false;
+	struct pollfd p = { .fd = PQsocket(c->pg), .events = POLLIN };
+	if (poll(&p, 1, 0) > 0) {
+		/* something arrived while idle: a FATAL before the backend went away, or EOF */
+		if (!PQconsumeInput(c->pg) || PQstatus(c->pg) != CONNECTION_OK)
+			return false;
+		PGresult *r;
+		while (!PQisBusy(c->pg) && (r = PQgetResult(c->pg)) != NULL)
+			PQclear(r);
+		if (p.revents & (POLLHUP | POLLERR))
+			return false;
+	}
+	return PQstatus(c->pg) == CONNECTION_OK;
+}
