@@ -302,12 +302,20 @@ static int ctl_db_command(PGconn *conn, const char *ctx, const char *sql)
 	return 0;
 }
 
-/* Roll back an open or failed transaction (quietly: the error was already printed). */
-static void ctl_db_rollback(PGconn *conn)
+/* Roll back an open or failed transaction (quietly: the error was already printed). Returns
+ * whether a transaction was open and is now rolled back. */
+static bool ctl_db_rollback(PGconn *conn)
 {
 	PGTransactionStatusType ts = PQtransactionStatus(conn);
-	if (ts == PQTRANS_INTRANS || ts == PQTRANS_INERROR)
-		PQclear(PQexec(conn, "ROLLBACK"));
+	PGresult *res;
+	bool done;
+
+	if (ts != PQTRANS_INTRANS && ts != PQTRANS_INERROR)
+		return false;
+	res = PQexec(conn, "ROLLBACK");
+	done = res && PQresultStatus(res) == PGRES_COMMAND_OK;
+	PQclear(res);
+	return done;
 }
 
 /* ---- migrate ---- */
@@ -566,7 +574,8 @@ static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const char *dir, const 
 	return CTL_DB_APPLIED;
 
 fail:
-	ctl_db_rollback(conn);
+	if (ctl_db_rollback(conn))
+		fprintf(stderr, "neonpoolctl: %s: rolled back\n", ctx);
 	free(sql);
 	return CTL_DB_FAILED;
 }
@@ -587,7 +596,6 @@ int ctl_db_migrate(const struct np_conf *c, const char *sql_dir)
 	for (i = 0; i < n; i++) {
 		enum ctl_db_step st = ctl_db_migrate_one(conn, sql_dir, &m[i], i == 0);
 		if (st == CTL_DB_FAILED) {
-			fprintf(stderr, "neonpoolctl: migrate: %s rolled back; later migrations not tried\n", m[i].file);
 			printf("migrate: failed at %s: %zu applied, %zu skipped, %zu not tried\n", m[i].file, applied,
 			       skipped, n - i - 1);
 			rc = 1;
@@ -728,9 +736,13 @@ int ctl_db_seed(const struct np_conf *c, int books, int chapters, int passages)
 		goto fail;
 	for (int i = 0; i < 3; i++) {
 		snprintf(ctx, sizeof(ctx), "seed: inserting %s", what[i]);
-		res = ctl_db_exec(conn, ctx, sql[i], i + 1, types, vals, PGRES_COMMAND_OK);
-		if (!res) {
-			fprintf(stderr, "neonpoolctl: seed: has `neonpoolctl migrate` been run?\n");
+		res = PQexecParams(conn, sql[i], i + 1, types, vals, NULL, NULL, 0);
+		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			const char *state = res ? PQresultErrorField(res, PG_DIAG_SQLSTATE) : NULL;
+			ctl_db_print_sql_error(conn, res, ctx, NULL);
+			if (state && strcmp(state, "42P01") == 0)
+				fprintf(stderr, "neonpoolctl: seed: run `neonpoolctl migrate` first\n");
+			PQclear(res);
 			goto fail;
 		}
 		snprintf(inserted[i], sizeof(inserted[i]), "%s", PQcmdTuples(res));
@@ -984,15 +996,16 @@ int ctl_db_check(const struct np_conf *c, bool json)
 	PGconn *conn;
 
 	memset(&h, 0, sizeof(h));
-	conf_redact_conninfo(c->database_url, conninfo, sizeof(conninfo));
+	if (c->database_url[0])
+		conf_redact_conninfo(c->database_url, conninfo, sizeof(conninfo));
+	else
+		snprintf(conninfo, sizeof(conninfo), "(not set)");
 	conn = ctl_db_open(c, &h.connect_us, h.error, sizeof(h.error));
 	if (!conn) {
 		h.error_class = "config";
 	} else if (PQstatus(conn) != CONNECTION_OK) {
 		ctl_db_conn_message(conn, h.error, sizeof(h.error));
 		h.error_class = ctl_db_error_class(h.error, &h.retryable);
-		if (!json)
-			fprintf(stderr, "neonpoolctl: cannot connect to %s: %s\n", conninfo, h.error);
 	} else {
 		PQsetNoticeReceiver(conn, ctl_db_notice, NULL);
 		h.connected = true;

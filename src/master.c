@@ -17,6 +17,9 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "keeper.h"
+#include <poll.h>
+#include <sys/signalfd.h>
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -187,7 +190,8 @@ static void master_reap(void)
 		/* reclaim what the child held before the slot can be reused: its budget tokens stay
 		 * counted until the server must have seen the close (orphan_grace_ms past the deadline
 		 * of the statement it had in flight), then the supervisor frees them */
-		int orphaned = budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
+		int orphaned = keeper_on_death(&M.shm, pid);
+		orphaned += budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
 		if (orphaned > 0)
 			log_kv(NP_LOG_INFO, kv, "reclaiming %d budget token(s) of a dead child", orphaned);
 		shm_slot_reclaim(&M.shm, idx);
@@ -467,6 +471,12 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	}
 	M.shm.hdr->wake_fd[0] = wake[0];
 	M.shm.hdr->wake_fd[1] = wake[1];
+	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (sigfd < 0 || keeper_init() < 0) {
+		log_error("signalfd or socketpair: %s", strerror(errno));
+		master_cleanup();
+		return 1;
+	}
 	if (master_write_pid_file() < 0) {
 		M.conf.pid_file[0] = '\0'; /* not ours: do not remove it */
 		master_cleanup();
@@ -511,9 +521,24 @@ int master_run(struct np_conf *conf, const char *conf_path)
 			wait_ms = M.next_spawn_ms - now;
 		if (M.kill_at_ms && M.kill_at_ms - now < wait_ms)
 			wait_ms = M.kill_at_ms > now ? M.kill_at_ms - now : 0;
-		struct timespec ts = { wait_ms / 1000, (long)(wait_ms % 1000) * 1000000L };
-		siginfo_t si;
-		int sig = sigtimedwait(&set, &si, &ts);
+		/* signals arrive on sigfd (still blocked, so handled here and only here); the keeper's
+		 * channel brings connection sockets; watched sockets tell when a server closed */
+		struct pollfd p[1 + 1 + 64];
+		int n = 0;
+		p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
+		p[n++] = (struct pollfd){ .fd = keeper_channel_fd(), .events = POLLIN };
+		int watch[64];
+		int nw = keeper_watch_fds(watch, 64);
+		for (int i = 0; i < nw; i++)
+			p[n++] = (struct pollfd){ .fd = watch[i], .events = POLLIN };
+		int rc = poll(p, (nfds_t)n, (int)wait_ms);
+		if (rc > 0 && p[1].revents)
+			keeper_receive(&M.shm);
+		keeper_poll(&M.shm);
+		int sig = 0;
+		struct signalfd_siginfo si;
+		if (rc > 0 && (p[0].revents & POLLIN) && read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+			sig = (int)si.ssi_signo;
 		switch (sig) {
 		case SIGHUP:
 			if (!M.stopping)
@@ -538,6 +563,7 @@ int master_run(struct np_conf *conf, const char *conf_path)
 		}
 	}
 	log_info("stopped");
+	close(sigfd);
 	master_cleanup();
 	return exit_code;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "conf.h"
+#include "ctl_status.h"
 #include "ctl_db.h"
 #include "util.h"
 #include "version.h"
@@ -77,10 +78,12 @@ static int cmd_migrate(const char *path, int argc, char **argv)
 		{ "dir", required_argument, NULL, 'd' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char prog[] = "neonpoolctl migrate";   /* getopt's messages start with argv[0] */
 	const char *dir = NP_SQLDIR;
 	struct np_conf conf;
 	int opt, rc;
 
+	argv[0] = prog;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+d:", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -114,10 +117,12 @@ static int cmd_seed(const char *path, int argc, char **argv)
 		{ "passages", required_argument, NULL, 'p' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char prog[] = "neonpoolctl seed";
 	int books = CTL_DB_SEED_BOOKS, chapters = CTL_DB_SEED_CHAPTERS, passages = CTL_DB_SEED_PASSAGES;
 	struct np_conf conf;
 	int opt, rc;
 
+	argv[0] = prog;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+b:c:p:", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -144,10 +149,12 @@ static int cmd_check_db(const char *path, int argc, char **argv)
 		{ "json", no_argument, NULL, 'j' },
 		{ NULL, 0, NULL, 0 },
 	};
+	static char prog[] = "neonpoolctl check-db";
 	bool json = false;
 	struct np_conf conf;
 	int opt, rc;
 
+	argv[0] = prog;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
 		switch (opt) {
@@ -193,6 +200,19 @@ int main(int argc, char **argv)
 		return cmd_migrate(path, cargc, cargv);
 	if (strcmp(cmd, "seed") == 0)
 		return cmd_seed(path, cargc, cargv);
+	if (strcmp(cmd, "status") == 0) {
+		struct np_conf sc;
+		struct np_conf_error se;
+		if (conf_load(&sc, path, &se) < 0) {
+			char msg[1024];
+			conf_error_format(&se, msg, sizeof(msg));
+			fprintf(stderr, "neonpoolctl: %s\n", msg);
+			return 1;
+		}
+		int src = ctl_status(&sc, cargc > 1 && strcmp(cargv[1], "--json") == 0);
+		conf_free(&sc);
+		return src;
+	}
 	if (strcmp(cmd, "check-db") == 0)
 		return cmd_check_db(path, cargc, cargv);
 	if (strcmp(cmd, "help") == 0) {

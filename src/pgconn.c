@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "keeper.h"
 #include "log.h"
 #include "pgconn.h"
 #include "util.h"
@@ -366,6 +367,9 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	budget_set_backend(shm, ep, tok, c->backend_pid);
 	budget_set_phase(shm, ep, tok, NP_TOK_CONNECTED);
+	/* the master keeps a duplicate: if we die, it closes the connection and frees the token
+	 * exactly when the server closed its side */
+	keeper_send(PQsocket(pg), ep, tok);
 	atomic_fetch_add(&s->connects, 1);
 	char kv[96];
 	snprintf(kv, sizeof(kv), " endpoint=%d token=%d backend_pid=%d connect_ms=%lld", ep, tok,

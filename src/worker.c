@@ -210,11 +210,9 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 
 	while (!child_should_stop()) {
 		db_maintain();
-		bool main_open = db_accept_main();
-		if (!main_open) {
+		if (!db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
-			main_open = db_accept_main();
-		}
+		bool main_open = db_accept_main();
 		struct pollfd p[16];
 		int n = 0, i_main = -1, i_ctl = -1;
 		if (main_open || w.fcgx.ipcFd >= 0) {
@@ -230,7 +228,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		int i_extra = n;
 		for (int k = 0; k < ne; k++)
 			p[n++] = (struct pollfd){ .fd = extra[k], .events = POLLIN };
-		int rc = child_poll(p, n, main_open ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS);
+		int rc = child_poll(p, n, db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS);
 		if (rc <= 0 || child_should_stop())
 			continue;
 		for (int k = i_extra; k < n; k++)

@@ -1,0 +1,13 @@
+/* ctl_status.h - `neonpoolctl status`: the pool's state read out of band from the status file. */
+#ifndef NP_CTL_STATUS_H
+#define NP_CTL_STATUS_H
+
+#include <stdbool.h>
+
+#include "conf.h"
+
+/* Map c->status_file read-only and print the pool's state (JSON with json). Returns the exit
+ * code: 0, or 1 when the file is missing, not ours, or its master is gone. */
+int ctl_status(const struct np_conf *c, bool json);
+
+#endif
