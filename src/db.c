@@ -92,7 +92,10 @@ static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
 	if (pgconn_open(&D.conn[ep], D.conf, D.shm, D.slot, ep, tok, D.appname, deadline_ms, err) < 0) {
 		D.conn[ep].tok = -1;
 		D.conn[ep].pg = NULL;
-		db_note_fail(ep, err->cls);
+		/* a full server is busy, not down: it must not open the breaker (that would turn
+		 * db_busy into db_unavailable) */
+		if (err->cls != NP_DB_BUSY)
+			db_note_fail(ep, err->cls);
 		db_backoff();
 		char kv[400];
 		char q[300];
@@ -163,9 +166,8 @@ void db_maintain(void)
 		else if (PQstatus(c->pg) != CONNECTION_OK || (now - c->last_used_ms > D.conf->validate_idle_ms && !pgconn_idle_ok(c)))
 			why = "connection lost";
 		if (why) {
+			/* a lost connection is not a failure of the database: reconnecting tells */
 			log_debug("closing connection to endpoint %d: %s", ep, why);
-			if (strcmp(why, "connection lost") == 0)
-				db_note_fail(ep, NP_DB_TRANSIENT);
 			db_close(ep, DB_CLOSE_WAIT_MS);
 			continue;
 		}
@@ -303,7 +305,6 @@ static int db_ensure(struct np_request *req, struct np_response *resp, int ep)
 	if (c->pg) {
 		if (util_now_ms() - c->last_used_ms <= D.conf->validate_idle_ms || pgconn_idle_ok(c))
 			return 0;
-		db_note_fail(ep, NP_DB_TRANSIENT);
 		db_close(ep, DB_CLOSE_WAIT_MS);
 	}
 	int64_t queued_ms = req->queued_us > 0 ? req->queued_us / 1000 : 0;
@@ -365,7 +366,7 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		         ep, pgconn_class_name(err.cls), err.sqlstate[0] ? err.sqlstate : "-", q);
 		switch (err.cls) {
 		case NP_DB_TRANSIENT:
-			db_note_fail(ep, err.cls);
+			/* not counted for the breaker: the reconnect is what tells whether it is down */
 			db_close(ep, DB_CLOSE_WAIT_MS);
 			if (idempotent && attempt == 0) {
 				log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");

@@ -1,0 +1,119 @@
+# dblib.sh - helpers for the database-layer tests; source after lib.sh.
+#
+# np_db_start [key=value...]: a private PostgreSQL (lib.sh), the schema and sample data through
+# neonpoolctl, then neonpoold with a status file and a control socket, and nginx in front with
+# the project's config. The password travels in a file, never in the URL.
+
+np_db_url() { echo "postgresql://neonpool@127.0.0.1:$NP_PG_PORT/neonpool?sslmode=verify-full&sslrootcert=$NP_PG_CA"; }
+
+np_db_prepare() {
+	np_start_pg
+	printf '%s\n' "$NP_TEST_PASSWORD" >"$NP_TMP/db.password"
+	chmod 0644 "$NP_TMP/db.password"
+	np_secret_exempt "$NP_TMP/db.password"
+	NP_CTL_CONF=$NP_TMP/ctl.conf
+	np_write_conf "$NP_CTL_CONF" "database_url=$(np_db_url)" "database_password_file=$NP_TMP/db.password" \
+		"status_file=$NP_TMP/status"
+	"$NEONPOOLCTL" -c "$NP_CTL_CONF" migrate --dir "$np_top/sql" >"$NP_TMP/out/migrate.out" 2>&1 ||
+		np_fail "migrate failed: $(cat "$NP_TMP/out/migrate.out")"
+	"$NEONPOOLCTL" -c "$NP_CTL_CONF" seed --books "${NP_SEED_BOOKS:-50}" --chapters 10 --passages 10 \
+		>"$NP_TMP/out/seed.out" 2>&1 || np_fail "seed failed: $(cat "$NP_TMP/out/seed.out")"
+	NP_BOOK_MIN=$(np_psql_super -d neonpool -At -c "SELECT min(id) FROM books")
+	NP_BOOK_MAX=$(np_psql_super -d neonpool -At -c "SELECT max(id) FROM books")
+	NP_PASSAGE_MIN=$(np_psql_super -d neonpool -At -c "SELECT min(id) FROM passages")
+	NP_PASSAGE_MAX=$(np_psql_super -d neonpool -At -c "SELECT max(id) FROM passages")
+}
+
+np_db_start() {
+	np_db_prepare
+	np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
+		status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info "$@"
+	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
+	np_wrk_script
+}
+
+# np_wrk_script: a wrk Lua script reading random existing books (primary-key reads).
+np_wrk_script() {
+	cat >"$NP_TMP/books.lua" <<LUA
+math.randomseed(os.time())
+request = function()
+  return wrk.format("GET", "/api/v1/books/" .. math.random($NP_BOOK_MIN, $NP_BOOK_MAX))
+end
+LUA
+}
+
+# np_pool_conns: server connections of the pool right now (application_name neonpool/...).
+np_pool_conns() {
+	np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'"
+}
+
+# np_sampler_start: count the pool's server connections every 50 ms into out/samples.txt
+# (one psql session with \watch, so the sampler adds no connection churn of its own).
+np_sampler_start() {
+	: >"$NP_TMP/out/samples.txt"
+	printf "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%%' \\\\watch 0.05\n" |
+		np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d postgres \
+		>"$NP_TMP/out/samples.txt" 2>"$NP_TMP/out/sampler.err" &
+	NP_SAMPLER_PID=$!
+}
+
+# np_sampler_stop: prints "max samples".
+np_sampler_stop() {
+	kill "$NP_SAMPLER_PID" 2>/dev/null
+	pkill -P "$NP_SAMPLER_PID" 2>/dev/null
+	wait "$NP_SAMPLER_PID" 2>/dev/null
+	awk 'NF { n++; if ($1 > m) m = $1 } END { print m + 0, n + 0 }' "$NP_TMP/out/samples.txt"
+}
+
+# np_status_json EXPR: evaluate EXPR on `neonpoolctl status --json` (d = the document).
+np_status_json() {
+	"$NEONPOOLCTL" -c "$NP_CTL_CONF" status --json >"$NP_TMP/out/status.json" 2>"$NP_TMP/out/status.err" || true
+	np_json_get "$NP_TMP/out/status.json" "$1"
+}
+
+# np_workers_pids: the master's np-worker children.
+np_worker_pids() { np_child_pids "$NP_DAEMON_PID" np-worker; }
+
+# np_access_stats FILE: status counts of nginx's access log, "200=N 503=M ...".
+np_access_stats() {
+	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /HTTP\/1\.[01]"$/) { c[$(i+1)]++; break } }
+	     END { for (s in c) printf "%s=%d ", s, c[s]; print "" }' "$1"
+}
+
+# np_start_pgbouncer DBNAME [POOL_SIZE]: Debian's PgBouncer in transaction mode (what Neon's
+# -pooler endpoint runs) on 127.0.0.1:free port in front of the private PostgreSQL, as the
+# postgres user when root (it refuses root). Sets NP_PGB_PORT.
+np_start_pgbouncer() {
+	np_require pgbouncer
+	local db=$1 size=${2:-4} dir=$NP_TMP/pgbouncer
+	mkdir -p "$dir"
+	NP_PGB_PORT=$(np_free_port) || np_fail "no free port for PgBouncer"
+	printf '"neonpool" "%s"\n' "$NP_TEST_PASSWORD" >"$dir/userlist.txt"
+	np_secret_exempt "$dir/userlist.txt"
+	cat >"$dir/pgbouncer.ini" <<INI
+[databases]
+$db = host=127.0.0.1 port=$NP_PG_PORT dbname=$db
+[pgbouncer]
+listen_addr = 127.0.0.1
+listen_port = $NP_PGB_PORT
+unix_socket_dir =
+auth_type = scram-sha-256
+auth_file = $dir/userlist.txt
+pool_mode = transaction
+default_pool_size = $size
+max_client_conn = 1000
+server_tls_sslmode = require
+logfile = $dir/pgbouncer.log
+INI
+	chmod 0600 "$dir/userlist.txt"
+	if np_is_root; then
+		chown -R postgres: "$dir"
+		(exec setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$dir/pgbouncer.ini") \
+			</dev/null >"$dir/pgbouncer.out.log" 2>&1 &
+	else
+		(exec pgbouncer "$dir/pgbouncer.ini") </dev/null >"$dir/pgbouncer.out.log" 2>&1 &
+	fi
+	NP_FRONT_PIDS+=("$!")   # stopped by lib.sh's teardown
+	np_wait_port "$NP_PGB_PORT" 10 || np_fail "PgBouncer did not listen on $NP_PGB_PORT: $(tail -n 5 "$dir/pgbouncer.log")"
+	np_log "PgBouncer (transaction mode, pool $size) on 127.0.0.1:$NP_PGB_PORT"
+}

@@ -1,0 +1,59 @@
+#!/usr/bin/env bash
+# t_db_outage.sh - the database stopped under load: 503 db_unavailable fast once the breaker is open, /healthz 200, /readyz 503; restarted: 200s again within 2 s, no restart of neonpool.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+np_require wrk nginx curl
+
+np_db_start workers=8 budget=4 min_warm=2
+wrk -t2 -c50 -d600s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
+wrk_pid=$!
+sleep 2
+np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" stop -m fast >"$NP_TMP/out/pgstop.out" 2>&1 || np_fail "pg_ctl stop failed"
+np_log "database stopped"
+# wait for the breaker
+for _ in $(seq 1 50); do
+	[ "$(np_status_json 'd["endpoints"]["primary"]["breaker"]')" = open ] && break
+	sleep 0.1
+done
+np_expect_eq "the breaker opened" open "$(np_status_json 'd["endpoints"]["primary"]["breaker"]')"
+
+# 200 sequential requests while it is open: all 503 db_unavailable, fast (time measured by curl,
+# through nginx: an upper bound of the daemon's own time)
+: >"$NP_TMP/out/down.txt"
+for i in $(seq 1 200); do
+	curl -s -o "$NP_TMP/out/down.body" -D "$NP_TMP/out/down.headers" -w '%{http_code} %{time_total}\n' \
+		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN" >>"$NP_TMP/out/down.txt"
+done
+np_expect_eq "every DB request: 503" 200 "$(grep -c '^503 ' "$NP_TMP/out/down.txt")"
+np_expect_eq "error code db_unavailable" db_unavailable "$(np_json_get "$NP_TMP/out/down.body" 'd["error"]["code"]')"
+np_expect "Retry-After present" grep -qi '^Retry-After: [0-9]' "$NP_TMP/out/down.headers"
+p99=$(awk '{print $2 * 1000}' "$NP_TMP/out/down.txt" | sort -n | awk '{a[NR] = $1} END {print a[int(NR * 0.99)]}')
+p50=$(awk '{print $2 * 1000}' "$NP_TMP/out/down.txt" | sort -n | awk '{a[NR] = $1} END {print a[int(NR * 0.5)]}')
+np_expect "503 p99 $p99 ms <= 5 ms (curl through nginx)" awk -v p="$p99" 'BEGIN { exit !(p <= 5) }'
+np_curl /healthz
+np_expect_eq "/healthz while the database is down" 200 "$NP_STATUS"
+np_curl /readyz
+np_expect_eq "/readyz while the database is down: 503 db_unavailable" "503 db_unavailable" \
+	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" 'd["error"]["code"]')"
+np_expect "the daemon is still up" np_alive "$NP_DAEMON_PID"
+
+np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -l "$NP_TMP/pg/postgresql.log" -w start >"$NP_TMP/out/pgstart.out" 2>&1 ||
+	np_fail "pg_ctl start failed"
+np_now_ms; t0=$NP_NOW
+ok=0
+while :; do
+	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN")
+	np_now_ms
+	[ "$code" = 200 ] && { ok=1; break; }
+	[ $((NP_NOW - t0)) -gt 5000 ] && break
+	sleep 0.05
+done
+recover=$((NP_NOW - t0))
+np_expect "200 again within 2 s of the restart ($recover ms)" test "$ok" = 1 -a "$recover" -le 2000
+sleep 1
+np_curl /readyz
+np_expect_eq "/readyz after recovery" 200 "$NP_STATUS"
+kill "$wrk_pid"; wait "$wrk_pid" 2>/dev/null
+echo "RESULT database stopped: 503 db_unavailable p50 ${p50} ms p99 ${p99} ms (curl via nginx, 200 requests); recovery ${recover} ms after pg_ctl start; nginx: $(np_access_stats "$NP_TMP/nginx/access.log")"
+np_expect "nginx answered no 502/504 of its own" bash -c "! grep -qE '\" 50[24] ' '$NP_TMP/nginx/access.log'"
+np_finish
