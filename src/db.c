@@ -255,6 +255,7 @@ int db_health(int ep, const char **reason)
 
 static void db_respond(struct np_response *resp, int status, const char *code, const char *msg)
 {
+	log_debug("answering %d %s: %s", status, code, msg);
 	http_respond_error(resp, status, code, msg);
 	if (status == 503) {
 		resp->retry_after_s = D.conf->retry_after_s;
@@ -294,10 +295,13 @@ static int db_take_token(int ep, int64_t deadline_ms)
 	return tok;
 }
 
-/* Make sure this process holds a usable connection to ep for req. 0, or -1 with resp set. */
-static int db_ensure(struct np_request *req, struct np_response *resp, int ep)
+/* Make sure this process holds a usable connection to ep for req, reconnecting under tok when
+ * tok >= 0 (a token kept from a lost connection). 0, or -1 with resp set. */
+static int db_ensure(struct np_request *req, struct np_response *resp, int ep, int tok)
 {
 	if (db_breaker_open(ep)) {
+		if (tok >= 0)
+			budget_release(D.shm, ep, tok);
 		db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
 		return -1;
 	}
@@ -305,19 +309,22 @@ static int db_ensure(struct np_request *req, struct np_response *resp, int ep)
 	if (c->pg) {
 		if (util_now_ms() - c->last_used_ms <= D.conf->validate_idle_ms || pgconn_idle_ok(c))
 			return 0;
-		db_close(ep, DB_CLOSE_WAIT_MS);
+		tok = pgconn_close_keep(c, D.shm, DB_CLOSE_WAIT_MS, true);
 	}
+	if (tok >= 0)
+		goto connect;
 	int64_t queued_ms = req->queued_us > 0 ? req->queued_us / 1000 : 0;
 	if (queued_ms >= D.conf->acquire_timeout_ms) {
-		db_respond(resp, 503, "db_busy", "no database connection became free in time; retry later");
+		db_respond(resp, 503, "db_busy", "the request waited in the queue longer than acquire_timeout_ms; retry later");
 		return -1;
 	}
 	int64_t deadline = util_now_ms() + D.conf->acquire_timeout_ms - queued_ms;
-	int tok = db_take_token(ep, deadline);
+	tok = db_take_token(ep, deadline);
 	if (tok < 0) {
-		db_respond(resp, 503, "db_busy", "no database connection became free in time; retry later");
+		db_respond(resp, 503, "db_busy", "no database connection became free within acquire_timeout_ms; retry later");
 		return -1;
 	}
+connect:;
 	int cto = D.conf->acquire_timeout_ms > 1000 ? D.conf->acquire_timeout_ms : 1000;
 	if (cto > D.conf->connect_timeout_ms)
 		cto = D.conf->connect_timeout_ms;
@@ -342,8 +349,11 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		ep = NP_EP_REPLICA;
 	atomic_store(&D.shm->slots[D.slot].db_last_request_us, util_wall_us());
 
+	int kept = -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
-		if (db_ensure(req, resp, ep) < 0) {
+		int rc = db_ensure(req, resp, ep, kept);
+		kept = -1;
+		if (rc < 0) {
 			if (ep == NP_EP_REPLICA) {
 				/* the replica cannot serve: fall back to the primary */
 				ep = NP_EP_PRIMARY;
@@ -367,7 +377,7 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		switch (err.cls) {
 		case NP_DB_TRANSIENT:
 			/* not counted for the breaker: the reconnect is what tells whether it is down */
-			db_close(ep, DB_CLOSE_WAIT_MS);
+			kept = pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, idempotent && attempt == 0);
 			if (idempotent && attempt == 0) {
 				log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");
 				continue;

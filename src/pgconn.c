@@ -180,13 +180,13 @@ static void pgconn_bury(int fd, int ep, int tok, struct np_shm *shm)
 	graveyard[ngraves++] = (struct grave){ fd, ep, tok, util_now_ms() };
 }
 
-void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms)
+int pgconn_close_keep(struct np_pgconn *c, struct np_shm *shm, int wait_ms, bool keep)
 {
 	if (c->pg == NULL) {
 		if (c->tok >= 0)
 			budget_release(shm, c->ep, c->tok);
 		c->tok = -1;
-		return;
+		return -1;
 	}
 	int fd = PQsocket(c->pg);
 	int dupfd = fd >= 0 ? fcntl(fd, F_DUPFD_CLOEXEC, 3) : -1;
@@ -204,26 +204,33 @@ void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms)
 	if (c->tok < 0) {
 		if (dupfd >= 0)
 			close(dupfd);
-		return;
+		return -1;
 	}
-	if (dupfd < 0) {
-		budget_release(shm, c->ep, c->tok);
-		c->tok = -1;
-		return;
-	}
+	int tok = c->tok;
+	c->tok = -1;
 	int64_t deadline = util_now_ms() + wait_ms;
 	for (;;) {
-		if (pgconn_fd_eof(dupfd)) {
-			close(dupfd);
-			budget_release(shm, c->ep, c->tok);
-			c->tok = -1;
-			return;
+		if (dupfd < 0 || pgconn_fd_eof(dupfd)) {
+			/* the server closed its side: the token may carry a new connection now */
+			if (dupfd >= 0)
+				close(dupfd);
+			if (keep) {
+				budget_set_phase(shm, c->ep, tok, NP_TOK_CONNECTING);
+				return tok;
+			}
+			budget_release(shm, c->ep, tok);
+			return -1;
 		}
 		if (wait_ms <= 0 || pgconn_wait_fd(dupfd, POLLIN, deadline) <= 0)
 			break;
 	}
-	pgconn_bury(dupfd, c->ep, c->tok, shm);
-	c->tok = -1;
+	pgconn_bury(dupfd, c->ep, tok, shm);
+	return -1;
+}
+
+void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms)
+{
+	pgconn_close_keep(c, shm, wait_ms, false);
 }
 
 int pgconn_graveyard_poll(struct np_shm *shm)
@@ -475,8 +482,16 @@ static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, c
 			PQclear(r);
 		}
 	}
-	if (state == 0)
+	if (state == 0) {
 		PQexitPipelineMode(c->pg);
+		/* an error skips the COMMIT: the server waits in an aborted transaction block */
+		if (PQtransactionStatus(c->pg) != PQTRANS_IDLE) {
+			int st2 = 0;
+			PQclear(pgconn_simple(c->pg, "ROLLBACK", 0, NULL, deadline, &st2));
+			if (st2)
+				state = st2;
+		}
+	}
 	if (state || first_err || res == NULL) {
 		PQclear(res);
 		return pgconn_fail_result(c, first_err, state ? state : (first_err ? 0 : 2), err);

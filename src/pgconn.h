@@ -67,6 +67,10 @@ bool pgconn_idle_ok(struct np_pgconn *c);
 /* Close c. Its token is released only once the server closed its side: at once when that happens
  * within wait_ms, else the socket goes to the graveyard, polled by pgconn_graveyard_poll(). */
 void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms);
+/* The same, but when keep is true and the server closed within wait_ms, the token stays ours
+ * (phase CONNECTING) for a fresh connection: returns it, else -1. A reconnect after a lost
+ * connection must not lose its place to a spare. */
+int pgconn_close_keep(struct np_pgconn *c, struct np_shm *shm, int wait_ms, bool keep);
 
 /* Release the tokens of buried connections whose server side closed. Returns how many remain. */
 int pgconn_graveyard_poll(struct np_shm *shm);

@@ -25,6 +25,7 @@ static struct {
 	int64_t started_ms;
 	int clamp_warned[NP_EP_COUNT];
 	uint32_t last_class[NP_EP_COUNT];
+	int64_t no_conn_since_ms;       /* primary: since when no connection is live (0: one is) */
 } S;
 
 void supervisor_aggregate(struct np_shm *shm)
@@ -199,8 +200,16 @@ static void sup_endpoint(int ep)
 		    wall - start < (int64_t)S.conf->acquire_timeout_ms * 1000)
 			all_stuck = false;
 	}
-	if (ep == NP_EP_PRIMARY)
-		atomic_store(&e->shed, (connected == 0 || all_stuck) ? 1u : 0u);
+	if (ep == NP_EP_PRIMARY) {
+		/* no live connection for longer than a request may wait (a reconnect after a
+		 * pg_terminate_backend takes milliseconds and must not shed) */
+		if (connected > 0)
+			S.no_conn_since_ms = 0;
+		else if (S.no_conn_since_ms == 0)
+			S.no_conn_since_ms = now;
+		bool starved = connected == 0 && now - S.no_conn_since_ms >= S.conf->acquire_timeout_ms;
+		atomic_store(&e->shed, (starved || (connected > 0 && all_stuck)) ? 1u : 0u);
+	}
 
 	/* health for /readyz */
 	if (breaker == NP_BREAKER_OPEN)

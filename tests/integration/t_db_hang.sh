@@ -15,12 +15,14 @@ kill -STOP $(all_pg)
 np_log "postmaster $postmaster and its children stopped"
 deadline_ms=$((1000 + 500 + 500))      # query timeout + margin + acquire
 : >"$NP_TMP/out/hung.txt"
+curls=()
 for i in $(seq 1 30); do
 	curl -s -o "$NP_TMP/out/hung.$i.body" -w '%{http_code} %{time_total}\n' --max-time 10 \
 		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$((NP_BOOK_MIN + i % 10))" >>"$NP_TMP/out/hung.txt" &
+	curls+=($!)
 	sleep 0.1
 done
-wait
+wait "${curls[@]}"
 kill -CONT $(all_pg)
 np_log "continued"
 cat "$NP_TMP/out/hung.txt" | sort | uniq -c | sort -rn | head -5 | sed 's/^/# /'

@@ -27,12 +27,13 @@ np_expect_eq "/readyz" 200 "$NP_STATUS"
 # statement_timeout arrives by SET LOCAL inside the pipeline: a locked table makes the read
 # wait past query_timeout_ms = 700 and the server cancels it (504 db_timeout, not a hang)
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null 2>&1 &
+lock_pid=$!
 sleep 0.3
 np_curl /api/v1/books/$NP_BOOK_MIN
 np_expect_eq "a read blocked by a lock: 504 db_timeout" "504 db_timeout" \
 	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" 'd["error"]["code"]')"
 np_expect "the server cancelled it (statement_timeout, 57014)" grep -q 'sqlstate=57014' "$NP_DAEMON_LOG"
-wait
+wait "$lock_pid"
 # the session did not keep the timeout (transaction mode: no session SET leaks to other clients)
 leak=$(PGPASSWORD=$NP_TEST_PASSWORD "$PGBIN/psql" -X -At "host=127.0.0.1 port=$NP_PGB_PORT dbname=neonpool user=neonpool sslmode=disable" -c "SHOW statement_timeout")
 np_expect_eq "no statement_timeout leaked to other clients of the pooler" 0 "$leak"

@@ -10,8 +10,10 @@ np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; 
 lock_pid=$!
 sleep 0.3
 # occupy both holders
+holders=()
 for i in 1 2; do
 	curl -s -o /dev/null -w '%{http_code}\n' --max-time 10 "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN" >"$NP_TMP/out/holder.$i" &
+	holders+=($!)
 done
 sleep 0.5
 np_expect_eq "both holders are busy" 2 "$(np_status_json 'len([w for w in d["workers"] if w["state"] == "busy"])')"
@@ -33,8 +35,7 @@ read -r code secs <"$NP_TMP/out/busy.txt"
 np_expect_eq "a DB read with every holder busy: 503 db_busy" "503 db_busy" "$code $(np_json_get "$NP_TMP/out/busy.body" 'd["error"]["code"]')"
 np_expect "Retry-After" grep -qi '^Retry-After: [0-9]' "$NP_TMP/out/busy.headers"
 np_expect "answered in ${secs} s (< 1.5 s)" awk -v s="$secs" 'BEGIN { exit !(s < 1.5) }'
-wait "$lock_pid"
-wait
+wait "$lock_pid" "${holders[@]}"
 np_expect_eq "the holders' reads finished with 200 once the lock went" "200 200" "$(cat "$NP_TMP/out/holder.1") $(cat "$NP_TMP/out/holder.2")"
 np_expect "nginx made no 502/504 of its own" bash -c "! grep -qE '\" 50[24] ' '$NP_TMP/nginx/access.log'"
 echo "RESULT holders busy on locked reads: /healthz max ${max} ms over 20; DB read got $code in ${secs} s"
