@@ -1,0 +1,222 @@
+/* test_budget.c - budget tokens in a real shared mapping: the limit holds, crashes are reclaimed, classes of errors. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../../src/budget.h"
+#include "../../src/pgconn.h"
+#include "../../src/util.h"
+
+static struct np_shm shm;
+
+static int setup(void **state)
+{
+	assert_int_equal(shm_create(&shm, NULL), 0);
+	int p[2];
+	assert_int_equal(pipe2(p, O_NONBLOCK), 0);
+	shm.hdr->wake_fd[0] = p[0];
+	shm.hdr->wake_fd[1] = p[1];
+	atomic_store(&shm.hdr->ep[NP_EP_PRIMARY].configured, 4);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	close(shm.hdr->wake_fd[0]);
+	close(shm.hdr->wake_fd[1]);
+	shm_detach(&shm);
+	return 0;
+}
+
+static void test_limit_holds(void **state)
+{
+	int t[5];
+	for (int i = 0; i < 4; i++) {
+		t[i] = budget_acquire(&shm, NP_EP_PRIMARY, 1);
+		assert_true(t[i] >= 0 && t[i] < 4);
+		for (int j = 0; j < i; j++)
+			assert_int_not_equal(t[i], t[j]);
+	}
+	assert_int_equal(budget_acquire(&shm, NP_EP_PRIMARY, 1), -1);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 4);
+	assert_int_equal(budget_connected(&shm, NP_EP_PRIMARY), 0);
+	budget_set_phase(&shm, NP_EP_PRIMARY, t[0], NP_TOK_CONNECTED);
+	assert_int_equal(budget_connected(&shm, NP_EP_PRIMARY), 1);
+	budget_release(&shm, NP_EP_PRIMARY, t[2]);
+	assert_true(budget_wake_consume(&shm)); /* a release wakes a spare */
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 3);
+	t[4] = budget_acquire(&shm, NP_EP_PRIMARY, 1);
+	assert_int_equal(t[4], t[2]);
+	for (int i = 0; i < 5; i++)
+		if (i != 2)
+			budget_release(&shm, NP_EP_PRIMARY, t[i]);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+}
+
+static void test_unconfigured_endpoint(void **state)
+{
+	assert_int_equal(budget_limit(&shm, NP_EP_REPLICA), 0);
+	assert_int_equal(budget_acquire(&shm, NP_EP_REPLICA, 1), -1);
+}
+
+static void test_clamped_limit(void **state)
+{
+	atomic_store(&shm.hdr->ep[NP_EP_PRIMARY].limit, 2);
+	int a = budget_acquire(&shm, NP_EP_PRIMARY, 1), b = budget_acquire(&shm, NP_EP_PRIMARY, 1);
+	assert_true(a >= 0 && b >= 0);
+	assert_int_equal(budget_acquire(&shm, NP_EP_PRIMARY, 1), -1);
+	budget_release(&shm, NP_EP_PRIMARY, a);
+	budget_release(&shm, NP_EP_PRIMARY, b);
+	atomic_store(&shm.hdr->ep[NP_EP_PRIMARY].limit, 0);
+}
+
+/* Many processes race for the tokens: never more owners than the limit, whatever interleaving. */
+static void test_race_between_processes(void **state)
+{
+	atomic_store(&shm.hdr->ep[NP_EP_PRIMARY].configured, 3);
+	pid_t kids[8];
+	for (int k = 0; k < 8; k++) {
+		kids[k] = fork();
+		if (kids[k] == 0) {
+			int over = 0;
+			for (int i = 0; i < 20000; i++) {
+				int t = budget_acquire(&shm, NP_EP_PRIMARY, k + 1);
+				if (t >= 0) {
+					if (budget_in_use(&shm, NP_EP_PRIMARY) > 3)
+						over = 1;
+					budget_release(&shm, NP_EP_PRIMARY, t);
+				}
+				budget_wake_consume(&shm);
+			}
+			_exit(over);
+		}
+	}
+	for (int k = 0; k < 8; k++) {
+		int st;
+		assert_int_equal(waitpid(kids[k], &st, 0), kids[k]);
+		assert_true(WIFEXITED(st));
+		assert_int_equal(WEXITSTATUS(st), 0);
+	}
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+	atomic_store(&shm.hdr->ep[NP_EP_PRIMARY].configured, 4);
+}
+
+/* A process dies holding tokens: they stay counted until the janitor's time, then are free. */
+static void test_orphan_reclaim(void **state)
+{
+	int sync[2];
+	assert_int_equal(pipe(sync), 0);
+	pid_t kid = fork();
+	if (kid == 0) {
+		int t = budget_acquire(&shm, NP_EP_PRIMARY, 3);
+		budget_set_phase(&shm, NP_EP_PRIMARY, t, NP_TOK_CONNECTED);
+		char c = 1;
+		if (write(sync[1], &c, 1) != 1)
+			_exit(1);
+		pause();
+		_exit(0);
+	}
+	char c;
+	assert_int_equal(read(sync[0], &c, 1), 1);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 1);
+	kill(kid, SIGKILL);
+	waitpid(kid, NULL, 0);
+	/* still counted: the server may not have seen the close yet */
+	assert_int_equal(budget_orphan_pid(&shm, kid, 100), 1);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 1);
+	assert_int_equal(budget_janitor(&shm, 100), 0);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 1);
+	usleep(150 * 1000);
+	assert_int_equal(budget_janitor(&shm, 100), 1);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+	close(sync[0]);
+	close(sync[1]);
+}
+
+/* The janitor's backstop: an owner that vanished without the master orphaning its token. */
+static void test_janitor_backstop(void **state)
+{
+	pid_t kid = fork();
+	if (kid == 0) {
+		budget_acquire(&shm, NP_EP_PRIMARY, 3);
+		_exit(0);
+	}
+	waitpid(kid, NULL, 0);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 1);
+	assert_int_equal(budget_janitor(&shm, 0), 0); /* marks it orphaned */
+	assert_int_equal(budget_janitor(&shm, 0), 1); /* then frees it */
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+}
+
+static void test_permits(void **state)
+{
+	assert_true(budget_permit_take(&shm, NP_EP_PRIMARY, 2));
+	assert_true(budget_permit_take(&shm, NP_EP_PRIMARY, 2));
+	assert_false(budget_permit_take(&shm, NP_EP_PRIMARY, 2));
+	budget_permit_give(&shm, NP_EP_PRIMARY);
+	assert_true(budget_permit_take(&shm, NP_EP_PRIMARY, 2));
+	budget_permit_give(&shm, NP_EP_PRIMARY);
+	budget_permit_give(&shm, NP_EP_PRIMARY);
+	/* a dead process's permit is given back by the master */
+	pid_t kid = fork();
+	if (kid == 0)
+		_exit(budget_permit_take(&shm, NP_EP_PRIMARY, 1) ? 0 : 1);
+	int st;
+	waitpid(kid, &st, 0);
+	assert_int_equal(WEXITSTATUS(st), 0);
+	assert_false(budget_permit_take(&shm, NP_EP_PRIMARY, 1));
+	budget_orphan_pid(&shm, kid, 0);
+	assert_true(budget_permit_take(&shm, NP_EP_PRIMARY, 1));
+	budget_permit_give(&shm, NP_EP_PRIMARY);
+}
+
+static void test_connect_classes(void **state)
+{
+	assert_int_equal(pgconn_classify_connect("FATAL:  sorry, too many clients already"), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_connect("FATAL:  remaining connection slots are reserved for non-replication superuser connections"), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_connect("ERROR: Too many connections to this endpoint. Please try again later."), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_connect("Failed to acquire permit to connect to the database."), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_connect("no more connections allowed (max_client_conn)"), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_connect("FATAL:  password authentication failed for user \"x\""), NP_DB_CONFIG);
+	assert_int_equal(pgconn_classify_connect("Control plane request failed: endpoint is disabled"), NP_DB_CONFIG);
+	assert_int_equal(pgconn_classify_connect("Your account or project has exceeded the compute time quota."), NP_DB_CONFIG);
+	assert_int_equal(pgconn_classify_connect("Endpoint ID is not specified. Either please upgrade"), NP_DB_CONFIG);
+	assert_int_equal(pgconn_classify_connect("FATAL:  database \"nope\" does not exist"), NP_DB_CONFIG);
+	assert_int_equal(pgconn_classify_connect("Couldn't connect to compute node: timeout"), NP_DB_DOWN);
+	assert_int_equal(pgconn_classify_connect("connection to server at \"127.0.0.1\", port 5 failed: Connection refused"), NP_DB_DOWN);
+	assert_int_equal(pgconn_classify_connect("FATAL:  the database system is shutting down"), NP_DB_DOWN);
+	assert_int_equal(pgconn_classify_connect(NULL), NP_DB_DOWN);
+}
+
+static void test_sqlstate_classes(void **state)
+{
+	assert_int_equal(pgconn_classify_sqlstate("57P01", false), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate("08006", false), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate("25P03", false), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate("40001", false), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate("53300", false), NP_DB_BUSY);
+	assert_int_equal(pgconn_classify_sqlstate("57014", false), NP_DB_CANCELED);
+	assert_int_equal(pgconn_classify_sqlstate("22P02", false), NP_DB_QUERY);
+	assert_int_equal(pgconn_classify_sqlstate("XX000", true), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate(NULL, true), NP_DB_TRANSIENT);
+	assert_int_equal(pgconn_classify_sqlstate("", false), NP_DB_QUERY);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_limit_holds),        cmocka_unit_test(test_unconfigured_endpoint),
+		cmocka_unit_test(test_clamped_limit),      cmocka_unit_test(test_race_between_processes),
+		cmocka_unit_test(test_orphan_reclaim),     cmocka_unit_test(test_janitor_backstop),
+		cmocka_unit_test(test_permits),            cmocka_unit_test(test_connect_classes),
+		cmocka_unit_test(test_sqlstate_classes),
+	};
+	return cmocka_run_group_tests(tests, setup, teardown);
+}
