@@ -114,6 +114,7 @@ static const struct conf_key conf_keys[] = {
 	KEY_INT("breaker_failures", breaker_failures, 3, 1, 1000, RELOAD, "failures", "consecutive connect or connection failures that open the circuit breaker (then requests get 503 db_unavailable without a connect attempt)"),
 	KEY_INT("breaker_probe_ms", breaker_probe_ms, 500, 50, 60000, RELOAD, "ms", "while the breaker is open, the supervisor probes the database this often; one success closes it"),
 	KEY_INT("retry_after_s", retry_after_s, 1, 1, 3600, RELOAD, "s", "value of the Retry-After header on 503 answers"),
+	KEY_INT("client_check_ms", client_check_ms, 500, 0, 60000, RELOAD, "ms", "how often a backend inside a statement checks that its neonpool process is still there (client_connection_check_interval, PostgreSQL 14+); a dead worker's statement is aborted within it (0 = off)"),
 	KEY_INT("orphan_grace_ms", orphan_grace_ms, 250, 0, 60000, RELOAD, "ms", "after a worker died, its connections count against the budget until this long past the deadline of its in-flight statement (the server needs that long to see the close)"),
 	KEY_BOOL("pooler_mode", pooler_mode, false, RESTART, "the server is a transaction-mode pooler (PgBouncer, Neon -pooler): unnamed statements, no session SET, statement_timeout by SET LOCAL"),
 	KEY_BOOL("budget_clamp", budget_clamp, false, RELOAD, "when the budget exceeds max_connections minus superuser_reserved_connections, lower it to fit instead of only warning"),

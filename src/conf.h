@@ -66,6 +66,7 @@ struct np_conf {
 	int breaker_failures;        /* failures: consecutive connect or connection failures that open the circuit break */
 	int breaker_probe_ms;        /* ms: while the breaker is open, the supervisor probes the database this oft */
 	int retry_after_s;           /* s: value of the Retry-After header on 503 answers */
+	int client_check_ms;          /* ms: client_connection_check_interval of our backends (0 = off) */
 	int orphan_grace_ms;         /* ms: after a worker died, its connections count against the budget until th */
 	bool pooler_mode;            /* the server is a transaction-mode pooler (PgBouncer, Neon -pooler): unn */
 	bool budget_clamp;           /* when the budget exceeds max_connections minus superuser_reserved_conne */

@@ -340,19 +340,31 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	PQsetnonblocking(pg, 1);
 
-	/* one round trip: the session's statement_timeout (not through a pooler) and the limits */
-	char tmo[16];
+	/* one round trip: the session's statement_timeout (not through a pooler), the backend's
+	 * check that we are still there (client_connection_check_interval, PostgreSQL >= 14: a
+	 * statement of a worker that died is aborted within it), and the server's limits */
+	char tmo[16], chk[16];
 	snprintf(tmo, sizeof(tmo), "%d", conf->query_timeout_ms);
-	const char *params[1] = { tmo };
+	snprintf(chk, sizeof(chk), "%d", conf->client_check_ms);
+	const char *params[2] = { tmo, chk };
+	bool check = conf->client_check_ms > 0 && PQserverVersion(pg) >= 140000;
 	int state;
-	PGresult *r = conf->pooler_mode
-		? pgconn_simple(pg, "SELECT current_setting('max_connections'), "
-		                    "current_setting('superuser_reserved_connections'), pg_backend_pid()",
-		                0, NULL, deadline_ms, &state)
-		: pgconn_simple(pg, "SELECT current_setting('max_connections'), "
-		                    "current_setting('superuser_reserved_connections'), pg_backend_pid(), "
-		                    "set_config('statement_timeout', $1, false)",
-		                1, params, deadline_ms, &state);
+	PGresult *r;
+	if (conf->pooler_mode)
+		r = pgconn_simple(pg, "SELECT current_setting('max_connections'), "
+		                      "current_setting('superuser_reserved_connections'), pg_backend_pid()",
+		                  0, NULL, deadline_ms, &state);
+	else if (check)
+		r = pgconn_simple(pg, "SELECT current_setting('max_connections'), "
+		                      "current_setting('superuser_reserved_connections'), pg_backend_pid(), "
+		                      "set_config('statement_timeout', $1, false), "
+		                      "set_config('client_connection_check_interval', $2, false)",
+		                  2, params, deadline_ms, &state);
+	else
+		r = pgconn_simple(pg, "SELECT current_setting('max_connections'), "
+		                      "current_setting('superuser_reserved_connections'), pg_backend_pid(), "
+		                      "set_config('statement_timeout', $1, false)",
+		                  1, params, deadline_ms, &state);
 	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
 		enum np_db_class cls = state == 1 ? NP_DB_TIMEOUT : pgconn_classify_sqlstate(ss, true);
@@ -448,14 +460,20 @@ static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, c
                               const char *const *params, int64_t deadline, PGresult **out,
                               struct np_dberr *err)
 {
-	char tmo[16];
+	char tmo[16], chk[16];
 	snprintf(tmo, sizeof(tmo), "%d", conf->query_timeout_ms);
-	const char *tp[1] = { tmo };
+	snprintf(chk, sizeof(chk), "%d", conf->client_check_ms);
+	const char *tp[2] = { tmo, chk };
+	bool check = conf->client_check_ms > 0 && PQserverVersion(c->pg) >= 140000;
 	if (!PQenterPipelineMode(c->pg))
 		return pgconn_fail_result(c, NULL, 2, err);
 	int ok = PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
-	         PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, true)", 1, NULL, tp,
-	                           NULL, NULL, 0) &&
+	         (check ? PQsendQueryParams(c->pg,
+	                                    "SELECT set_config('statement_timeout', $1, true), "
+	                                    "set_config('client_connection_check_interval', $2, true)",
+	                                    2, NULL, tp, NULL, NULL, 0)
+	                : PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, true)", 1, NULL,
+	                                    tp, NULL, NULL, 0)) &&
 	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, 0) &&
 	         PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c->pg);
 	if (!ok)
