@@ -158,18 +158,6 @@ int keeper_watch_fds(int *fds, int n)
 	return c;
 }
 
-static bool keeper_eof(int fd)
-{
-	char buf[512];
-	for (;;) {
-		ssize_t r = read(fd, buf, sizeof(buf));
-		if (r == 0)
-			return true;
-		if (r < 0)
-			return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-	}
-}
-
 void keeper_poll(struct np_shm *shm)
 {
 	for (int e = 0; e < NP_EP_COUNT; e++)
@@ -185,7 +173,7 @@ void keeper_poll(struct np_shm *shm)
 					keeper_forget(e, t);
 				continue;
 			}
-			if (!keeper_eof(k->fd))
+			if (!util_fd_closed(k->fd))
 				continue;
 			char kv[96];
 			snprintf(kv, sizeof(kv), " endpoint=%d token=%d dead_pid=%d after_ms=%lld", e, t, (int)k->pid,

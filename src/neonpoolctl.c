@@ -1,4 +1,4 @@
-/* neonpoolctl.c - the command-line tool: configuration check and database commands (status follows). */
+/* neonpoolctl.c - the command-line tool: configuration check, database commands and the pool's status. */
 #include <getopt.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -34,7 +34,9 @@ static void usage(FILE *fp)
 	        "                      insert deterministic sample textbooks sample-book-NNN; running it\n"
 	        "                      again adds nothing (defaults %d, %d, %d)\n"
 	        "  check-db [--json]   test the database: connect time, version, TLS, round trips,\n"
-	        "                      connection limits and use, migrations; exit 1 when unhealthy\n\n"
+	        "                      connection limits and use, migrations; exit 1 when unhealthy\n"
+	        "  status [--json]     the running pool from status_file: workers, budget tokens,\n"
+	        "                      breaker, health; answers even when every worker is busy\n\n"
 	        "The database is database_url (or DATABASE_URL) with database_password_file.\n",
 	        NP_DEFAULT_CONFIG, NP_SQLDIR, CTL_DB_SEED_BOOKS, CTL_DB_SEED_CHAPTERS, CTL_DB_SEED_PASSAGES);
 }
@@ -169,6 +171,31 @@ static int cmd_check_db(const char *path, int argc, char **argv)
 	return rc;
 }
 
+/* status [--json]: the pool's state, read out of band from the status file. */
+static int cmd_status(const char *path, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "json", no_argument, NULL, 'j' },
+		{ NULL, 0, NULL, 0 },
+	};
+	struct np_conf conf;
+	bool json = false;
+	int opt, rc;
+
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'j': json = true; break;
+		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] status [--json]\n"); return 1;
+		}
+	}
+	if (no_more_args("status", argc, argv) < 0 || load_conf(path, &conf) < 0)
+		return 1;
+	rc = ctl_status(&conf, json);
+	conf_free(&conf);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -200,19 +227,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(path, cargc, cargv);
 	if (strcmp(cmd, "seed") == 0)
 		return cmd_seed(path, cargc, cargv);
-	if (strcmp(cmd, "status") == 0) {
-		struct np_conf sc;
-		struct np_conf_error se;
-		if (conf_load(&sc, path, &se) < 0) {
-			char msg[1024];
-			conf_error_format(&se, msg, sizeof(msg));
-			fprintf(stderr, "neonpoolctl: %s\n", msg);
-			return 1;
-		}
-		int src = ctl_status(&sc, cargc > 1 && strcmp(cargv[1], "--json") == 0);
-		conf_free(&sc);
-		return src;
-	}
+	if (strcmp(cmd, "status") == 0)
+		return cmd_status(path, cargc, cargv);
 	if (strcmp(cmd, "check-db") == 0)
 		return cmd_check_db(path, cargc, cargv);
 	if (strcmp(cmd, "help") == 0) {

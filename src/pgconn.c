@@ -155,18 +155,6 @@ static PGresult *pgconn_next(PGconn *pg, int64_t deadline_ms, int *state)
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
-static bool pgconn_fd_eof(int fd)
-{
-	char buf[512];
-	for (;;) {
-		ssize_t n = read(fd, buf, sizeof(buf));
-		if (n == 0)
-			return true;
-		if (n < 0)
-			return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
-	}
-}
-
 static void pgconn_bury(int fd, int ep, int tok, struct np_shm *shm)
 {
 	if (ngraves >= GRAVEYARD_MAX) {
@@ -210,7 +198,7 @@ int pgconn_close_keep(struct np_pgconn *c, struct np_shm *shm, int wait_ms, bool
 	c->tok = -1;
 	int64_t deadline = util_now_ms() + wait_ms;
 	for (;;) {
-		if (dupfd < 0 || pgconn_fd_eof(dupfd)) {
+		if (dupfd < 0 || util_fd_closed(dupfd)) {
 			/* the server closed its side: the token may carry a new connection now */
 			if (dupfd >= 0)
 				close(dupfd);
@@ -236,7 +224,7 @@ void pgconn_close(struct np_pgconn *c, struct np_shm *shm, int wait_ms)
 int pgconn_graveyard_poll(struct np_shm *shm)
 {
 	for (int i = 0; i < ngraves;) {
-		if (pgconn_fd_eof(graveyard[i].fd)) {
+		if (util_fd_closed(graveyard[i].fd)) {
 			close(graveyard[i].fd);
 			budget_release(shm, graveyard[i].ep, graveyard[i].tok);
 			log_debug("server closed a buried connection after %lld ms",

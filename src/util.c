@@ -195,3 +195,15 @@ uint32_t util_random_below(uint32_t range)
 		r = (uint32_t)util_now_us() * 2654435761u;
 	return r % range;
 }
+
+bool util_fd_closed(int fd)
+{
+	char buf[512];
+	for (;;) {
+		ssize_t n = read(fd, buf, sizeof(buf));
+		if (n == 0)
+			return true;
+		if (n < 0)
+			return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
+	}
+}

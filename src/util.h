@@ -29,6 +29,10 @@ void util_random_hex(char *out, size_t bytes);
 /* Parse a whole decimal string as int64 in [min,max]. Returns 0 or -1. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
+/* Drain what is readable on the non-blocking socket fd; true once the peer closed it (EOF, or an
+ * error other than "would block"). */
+bool util_fd_closed(int fd);
+
 /* Jitter: a uniformly random value in [0, range). */
 uint32_t util_random_below(uint32_t range);
 

@@ -74,6 +74,21 @@ np_status_json() {
 # np_workers_pids: the master's np-worker children.
 np_worker_pids() { np_child_pids "$NP_DAEMON_PID" np-worker; }
 
+# np_wait_read_ok TIMEOUT_MS: poll a book read through nginx every 50 ms until it answers 200;
+# sets NP_WAITED_MS; returns 1 on timeout.
+np_wait_read_ok() {
+	local t0 code
+	np_now_ms; t0=$NP_NOW
+	while :; do
+		code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN")
+		np_now_ms
+		NP_WAITED_MS=$((NP_NOW - t0))
+		[ "$code" = 200 ] && return 0
+		[ "$NP_WAITED_MS" -gt "$1" ] && return 1
+		sleep 0.05
+	done
+}
+
 # np_access_stats FILE: status counts of nginx's access log, "200=N 503=M ...".
 np_access_stats() {
 	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /HTTP\/1\.[01]"$/) { c[$(i+1)]++; break } }

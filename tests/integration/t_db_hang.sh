@@ -37,21 +37,14 @@ for f in "$NP_TMP"/out/hung.*.body; do
 done
 np_expect_eq "every body is our JSON error (db_timeout/db_unavailable/db_busy)" 0 "$bad_json"
 
-np_now_ms; t0=$NP_NOW
 ok=0
-while :; do
-	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN")
-	np_now_ms
-	[ "$code" = 200 ] && { ok=1; break; }
-	[ $((NP_NOW - t0)) -gt 10000 ] && break
-	sleep 0.1
-done
-np_expect "reads succeed again after SIGCONT ($((NP_NOW - t0)) ms)" test "$ok" = 1
+np_wait_read_ok 10000 && ok=1
+np_expect "reads succeed again after SIGCONT ($NP_WAITED_MS ms)" test "$ok" = 1
 sleep 1
 busy=$(np_status_json 'max([w["busy_ms"] for w in d["workers"]] + [0])')
 np_expect "no worker stuck in a request (longest busy ${busy} ms)" awk -v b="$busy" 'BEGIN { exit !(b < 1000) }'
 np_parallel 20 $(for i in $(seq 1 40); do echo "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$((NP_BOOK_MIN + i % 10))"; done)
 np_expect_eq "40 reads after recovery: all 200" 40 "$NP_PAR_OK"
 np_expect "pool within budget" test "$(np_pool_conns)" -le 3
-echo "RESULT hung database: $(awk '{print $1}' "$NP_TMP/out/hung.txt" | sort | uniq -c | tr '\n' ' ') max $(awk '{print $2}' "$NP_TMP/out/hung.txt" | sort -n | tail -1) s (deadline $deadline_ms ms); recovered in $((NP_NOW - t0)) ms"
+echo "RESULT hung database: $(awk '{print $1}' "$NP_TMP/out/hung.txt" | sort | uniq -c | tr '\n' ' ') max $(awk '{print $2}' "$NP_TMP/out/hung.txt" | sort -n | tail -1) s (deadline $deadline_ms ms); recovered in $NP_WAITED_MS ms"
 np_finish

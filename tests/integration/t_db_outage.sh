@@ -42,16 +42,9 @@ np_expect "the daemon is still up" np_alive "$NP_DAEMON_PID"
 
 np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -l "$NP_TMP/pg/postgresql.log" -w start >"$NP_TMP/out/pgstart.out" 2>&1 ||
 	np_fail "pg_ctl start failed"
-np_now_ms; t0=$NP_NOW
 ok=0
-while :; do
-	code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN")
-	np_now_ms
-	[ "$code" = 200 ] && { ok=1; break; }
-	[ $((NP_NOW - t0)) -gt 5000 ] && break
-	sleep 0.05
-done
-recover=$((NP_NOW - t0))
+np_wait_read_ok 5000 && ok=1
+recover=$NP_WAITED_MS
 np_expect "200 again within 2 s of the restart ($recover ms)" test "$ok" = 1 -a "$recover" -le 2000
 sleep 1
 np_curl /readyz

@@ -4,6 +4,7 @@
 # NP_CTL_WRAPPER prefixes every neonpoolctl run, e.g. "valgrind --leak-check=full --log-file=@TMP@/vg.%p"
 # (lib.sh's teardown fails the test on a valgrind error in @TMP@/vg.*).
 . "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
 
 [ -x "$NEONPOOLCTL" ] || np_fail "neonpoolctl not built: $NEONPOOLCTL (run make)"
 SQLDIR=$np_top/sql
@@ -94,38 +95,8 @@ concurrent direct "$CONF_CONC" "$CONF_CONC" np_conc
 # The same through PgBouncer in transaction mode (Neon's pooler): a session-level lock would not
 # hold there, a transaction-level one does.
 if command -v pgbouncer >/dev/null 2>&1; then
-	PGB=$NP_TMP/pgbouncer
-	mkdir -p "$PGB"
-	PGB_PORT=$(np_free_port) || np_fail "no free port for PgBouncer"
-	printf '"neonpool" "%s"\n' "$NP_TEST_PASSWORD" >"$PGB/userlist.txt"
-	np_secret_exempt "$PGB/userlist.txt"
-	cat >"$PGB/pgbouncer.ini" <<EOF
-[databases]
-np_pool = host=127.0.0.1 port=$NP_PG_PORT dbname=np_pool
-[pgbouncer]
-listen_addr = 127.0.0.1
-listen_port = $PGB_PORT
-unix_socket_dir =
-auth_type = scram-sha-256
-auth_file = $PGB/userlist.txt
-pool_mode = transaction
-default_pool_size = 2
-max_client_conn = 100
-server_tls_sslmode = require
-logfile = $PGB/pgbouncer.log
-EOF
-	chmod 0600 "$PGB/userlist.txt"
-	if np_is_root; then
-		chown -R postgres: "$PGB"
-		(exec setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$PGB/pgbouncer.ini") \
-			</dev/null >"$PGB/pgbouncer.out.log" 2>&1 &
-	else
-		(exec pgbouncer "$PGB/pgbouncer.ini") </dev/null >"$PGB/pgbouncer.out.log" 2>&1 &
-	fi
-	PGB_PID=$!
-	NP_FRONT_PIDS+=("$PGB_PID")   # stopped by lib.sh's teardown
-	np_wait_port "$PGB_PORT" 10 || np_fail "PgBouncer did not listen on $PGB_PORT: $(tail -n 5 "$PGB/pgbouncer.log")"
-	np_log "PgBouncer (transaction mode) pid $PGB_PID on 127.0.0.1:$PGB_PORT"
+	np_start_pgbouncer np_pool 2
+	PGB_PORT=$NP_PGB_PORT
 	CONF_PGB=$NP_TMP/ctl-pgb.conf
 	np_write_conf "$CONF_PGB" "database_url=postgresql://neonpool@127.0.0.1:$PGB_PORT/np_pool?sslmode=disable" \
 		"database_password_file=$NP_TMP/db.password"
