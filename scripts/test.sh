@@ -1,0 +1,3 @@
+#!/usr/bin/env bash
+# test.sh - run the whole test suite (tests/run.sh: deps, build, unit, integration, sanitizers, valgrind, distcheck).
+exec "$(dirname "$0")/../tests/run.sh" "$@"

@@ -1,0 +1,722 @@
+# lib.sh - the integration test harness: real PostgreSQL, neonpoold and front servers in a private temp dir.
+#
+# Source it from a tests/integration/t_*.sh script:   . "$(dirname "$0")/lib.sh"
+# A test exits 0 (pass), 77 (skip, after one line "SKIP: reason") or anything else (fail).
+# Everything a test starts is torn down by an EXIT trap, which also fails the test when the
+# database password appears in any log or captured output, when a sanitizer or valgrind
+# reported an error, and which prints the last 60 lines of every server log on failure.
+#
+# Daemons and front servers are background children of the test's shell (so that their exit
+# status can be had): never call a bare `wait` in a test, it would wait for them forever;
+# wait for your own pids.
+#
+# Environment:
+#   NEONPOOLD, NEONPOOLCTL  binaries under test (default: the in-tree build)
+#   NP_DAEMON_WRAPPER       prefixed to the daemon command, e.g. "valgrind --log-file=@TMP@/vg.%p";
+#                           @TMP@ is replaced by the test's temp dir
+#   NP_TIMEOUT_SCALE        multiply start/stop timeouts (e.g. 10 under valgrind; default 1)
+#   NP_KEEP_TMP=1           keep the temp dir (its path is printed)
+#   PGBIN                   PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+
+set -u
+set -o pipefail
+
+np_top=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+NEONPOOLD=${NEONPOOLD:-$np_top/src/neonpoold}
+NEONPOOLCTL=${NEONPOOLCTL:-$np_top/src/neonpoolctl}
+NP_DAEMON_WRAPPER=${NP_DAEMON_WRAPPER:-}
+NP_TIMEOUT_SCALE=${NP_TIMEOUT_SCALE:-1}
+PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
+NP_TEST=$(basename "$0" .sh)
+# Debian's python3 (the first python3 on PATH may be another build); only the stdlib is used.
+if [ -x /usr/bin/python3 ]; then NP_PYTHON=/usr/bin/python3; else NP_PYTHON=python3; fi
+NP_FAILURES=0
+NP_TEST_PASSWORD=${NP_TEST_PASSWORD:-}
+
+# ---------------------------------------------------------------------------------------------
+# Reporting
+
+np_log() { printf '# %s\n' "$*"; }
+np_fail() { printf 'FAIL: %s\n' "$*" >&2; exit 1; }
+np_skip() { printf 'SKIP: %s\n' "$*"; exit 77; }
+# np_ok DESC / np_not_ok DESC: record one check and go on; np_check COND... DESC.
+np_ok() { printf 'ok - %s\n' "$*"; }
+np_not_ok() { printf 'not ok - %s\n' "$*"; NP_FAILURES=$((NP_FAILURES + 1)); }
+# np_expect DESC CMD...: run CMD, record ok/not ok.
+np_expect() {
+	local desc=$1; shift
+	if "$@"; then np_ok "$desc"; else np_not_ok "$desc"; fi
+}
+# np_expect_eq DESC EXPECTED ACTUAL
+np_expect_eq() {
+	if [ "$2" = "$3" ]; then np_ok "$1"; else np_not_ok "$1 (expected '$2', got '$3')"; fi
+}
+# np_finish: end the test; fails when any check failed.
+np_finish() {
+	if [ "$NP_FAILURES" -gt 0 ]; then
+		printf 'FAIL: %d check(s) failed\n' "$NP_FAILURES" >&2
+		exit 1
+	fi
+	exit 0
+}
+
+np_require() {
+	local c
+	for c in "$@"; do
+		command -v "$c" >/dev/null 2>&1 || np_skip "$c is not installed (run scripts/install-deps.sh)"
+	done
+}
+
+np_is_root() { [ "$(id -u)" -eq 0 ]; }
+
+# np_now_ms: milliseconds since the epoch into NP_NOW (no fork).
+np_now_ms() { local t=${EPOCHREALTIME/./}; NP_NOW=$((t / 1000)); }
+
+# np_scaled SECONDS: the timeout scaled by NP_TIMEOUT_SCALE.
+np_scaled() { echo $(($1 * NP_TIMEOUT_SCALE)); }
+
+# ---------------------------------------------------------------------------------------------
+# Temp dir, teardown
+
+NP_TMP=$(mktemp -d "${TMPDIR:-/tmp}/np-$NP_TEST.XXXXXX") || { echo "FAIL: mktemp" >&2; exit 1; }
+# Readable and traversable: PostgreSQL runs as `postgres` and nginx/lighttpd workers as
+# `nobody` when we are root; they need to reach their directories and the daemon's socket.
+chmod 0755 "$NP_TMP"
+mkdir -p "$NP_TMP/out"
+: >"$NP_TMP/.secret-exempt"
+: >"$NP_TMP/.ports"
+NP_PORT_LOCKS=${TMPDIR:-/tmp}/np-port-locks-$(id -u)
+mkdir -p "$NP_PORT_LOCKS"
+
+declare -a NP_D_NAMES=()        # daemons started (names)
+declare -A NP_D_PID=() NP_D_ADDR=() NP_D_LOG=() NP_D_CONF=()
+declare -a NP_FRONT_PIDS=()     # nginx / lighttpd masters
+NP_PG_STARTED=0
+
+# np_secret_exempt FILE...: files allowed to hold the password (configs, password files).
+np_secret_exempt() { local f; for f in "$@"; do printf '%s\n' "$f" >>"$NP_TMP/.secret-exempt"; done; }
+
+# np_check_no_secret: the test password must appear in no log or captured output under the
+# temp dir, except PostgreSQL's own files and the exempted configs. Returns 1 when found.
+np_check_no_secret() {
+	[ -n "$NP_TEST_PASSWORD" ] || return 0
+	local hits
+	hits=$(grep -rlaF --exclude-dir=pg -- "$NP_TEST_PASSWORD" "$NP_TMP" 2>/dev/null |
+		grep -vxF -f "$NP_TMP/.secret-exempt" | grep -v '/\.secret-exempt$')
+	if [ -n "$hits" ]; then
+		printf 'FAIL: the database password appears in:\n' >&2
+		local f
+		for f in $hits; do
+			printf '  %s:\n' "$f" >&2
+			grep -naF -- "$NP_TEST_PASSWORD" "$f" | head -n 5 | sed "s/$NP_TEST_PASSWORD/<PASSWORD>/g; s/^/    /" >&2
+		done
+		return 1
+	fi
+	return 0
+}
+
+# np_check_sanitizers: no AddressSanitizer/LeakSanitizer/UBSan report and no valgrind error in
+# the daemon logs, sanitizer log_path files or valgrind logs. Returns 1 when one is found.
+np_check_sanitizers() {
+	local bad=0 f
+	for f in $(grep -rlaE --exclude-dir=pg \
+		'ERROR: (AddressSanitizer|LeakSanitizer)|runtime error:|SUMMARY: (Address|UndefinedBehavior|Leak)Sanitizer' \
+		"$NP_TMP" 2>/dev/null); do
+		printf 'FAIL: sanitizer report in %s:\n' "$f" >&2
+		head -n 60 "$f" | sed 's/^/    /' >&2
+		bad=1
+	done
+	for f in "$NP_TMP"/vg.*; do
+		[ -f "$f" ] || continue
+		if grep -qE 'ERROR SUMMARY: [1-9]' "$f"; then
+			printf 'FAIL: valgrind errors in %s:\n' "$f" >&2
+			head -n 80 "$f" | sed 's/^/    /' >&2
+			bad=1
+		fi
+	done
+	return $bad
+}
+
+np_dump_logs() {
+	local f
+	while IFS= read -r f; do
+		[ -s "$f" ] || continue
+		printf '==== %s (last 60 lines) ====\n' "${f#"$NP_TMP"/}" >&2
+		tail -n 60 "$f" | sed "s/${NP_TEST_PASSWORD:-@@no-password@@}/<PASSWORD>/g" >&2
+	done < <(find "$NP_TMP" -type f \( -name '*.log' -o -name 'vg.*' -o -name 'sanitizer.*' -o -path "$NP_TMP/out/*" \) \
+		! -name initdb.log | sort)
+}
+
+np__teardown() {
+	local rc=$?
+	trap - EXIT TERM INT
+	set +e
+	[ "$rc" -eq 0 ] && [ "$NP_FAILURES" -gt 0 ] && rc=1
+	local pid name
+	for pid in "${NP_FRONT_PIDS[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for name in "${NP_D_NAMES[@]}"; do
+		pid=${NP_D_PID[$name]}
+		kill -CONT -- "-$pid" 2>/dev/null
+		np_alive "$pid" && kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${NP_FRONT_PIDS[@]}"; do
+		np_wait_gone "$pid" 5000 || kill -KILL "$pid" 2>/dev/null
+	done
+	for name in "${NP_D_NAMES[@]}"; do
+		pid=${NP_D_PID[$name]}
+		np_wait_gone "$pid" $((10000 * NP_TIMEOUT_SCALE)) || kill -KILL "$pid" 2>/dev/null
+		# Each daemon runs in its own process group (setsid): nothing of it may survive.
+		kill -KILL -- "-$pid" 2>/dev/null
+	done
+	[ "$NP_PG_STARTED" = 1 ] && np__stop_pg
+	if [ "$rc" -ne 77 ]; then
+		np_check_no_secret || rc=1
+		np_check_sanitizers || rc=1
+	fi
+	if [ "$rc" -ne 0 ] && [ "$rc" -ne 77 ]; then
+		np_dump_logs
+	fi
+	local p
+	while IFS= read -r p; do
+		[ -n "$p" ] && rmdir "$NP_PORT_LOCKS/$p" 2>/dev/null
+	done <"$NP_TMP/.ports"
+	if [ "${NP_KEEP_TMP:-0}" = 1 ]; then
+		echo "# kept $NP_TMP" >&2
+	else
+		rm -rf "$NP_TMP"
+	fi
+	exit "$rc"
+}
+trap np__teardown EXIT
+trap 'exit 143' TERM
+trap 'exit 130' INT
+
+# ---------------------------------------------------------------------------------------------
+# Processes
+
+# np_alive PID: the process exists and is not a zombie.
+np_alive() {
+	local s
+	{ read -r s <"/proc/$1/stat"; } 2>/dev/null || return 1
+	s=${s##*) }     # the state follows "(comm) "; comm may hold spaces
+	s=${s%% *}
+	[ -n "$s" ] && [ "$s" != Z ] && [ "$s" != X ]
+}
+
+# np_wait_gone PID TIMEOUT_MS: wait until PID is gone (or a zombie). 0 if it went, 1 on timeout.
+np_wait_gone() {
+	local pid=$1 deadline
+	np_now_ms; deadline=$((NP_NOW + $2))
+	while np_alive "$pid"; do
+		np_now_ms
+		[ "$NP_NOW" -ge "$deadline" ] && return 1
+		sleep 0.02
+	done
+	return 0
+}
+
+# np_children PID: "pid comm" of each child of PID.
+np_children() { ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '{print $1, $2}'; }
+
+# np_child_pids PID COMM: the pids of PID's live children named COMM, space separated.
+np_child_pids() {
+	local p c out=""
+	while read -r p c; do
+		[ "$c" = "$2" ] && np_alive "$p" && out="$out $p"
+	done < <(np_children "$1")
+	echo "${out# }"
+}
+
+# np_wait_status PID: wait for our child PID and set NP_EXIT_STATUS.
+np_wait_status() { wait "$1" 2>/dev/null; NP_EXIT_STATUS=$?; }
+
+# ---------------------------------------------------------------------------------------------
+# Ports
+
+# np_free_port: print a port on 127.0.0.1 that nothing uses, below the ephemeral range,
+# locked for this test (other tests of this user skip it) until teardown.
+np_free_port() {
+	local i p
+	for i in $(seq 1 500); do
+		p=$((20000 + RANDOM % 12000))
+		mkdir "$NP_PORT_LOCKS/$p" 2>/dev/null || continue
+		if "$NP_PYTHON" -c 'import socket,sys
+s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$p" 2>/dev/null; then
+			echo "$p" >>"$NP_TMP/.ports"
+			echo "$p"
+			return 0
+		fi
+		rmdir "$NP_PORT_LOCKS/$p"
+	done
+	echo "np_free_port: no free port found" >&2
+	return 1
+}
+
+# np_wait_port PORT TIMEOUT_S: wait until something accepts TCP connections on 127.0.0.1:PORT.
+np_wait_port() {
+	local deadline
+	np_now_ms; deadline=$((NP_NOW + $2 * 1000))
+	while :; do
+		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		np_now_ms
+		[ "$NP_NOW" -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+}
+
+# ---------------------------------------------------------------------------------------------
+# PostgreSQL 15
+
+# np_pg_run CMD...: run CMD as the PostgreSQL OS user (postgres when we are root), in a
+# directory that user can read.
+np_pg_run() {
+	if np_is_root; then
+		(cd "$NP_TMP/pg" && runuser -u postgres -- "$@")
+	else
+		(cd "$NP_TMP/pg" && "$@")
+	fi
+}
+
+# np__stop_pg: stop the test cluster at once, even when a test left it SIGSTOPped.
+np__stop_pg() {
+	local pm kids p
+	pm=$(head -n 1 "$NP_TMP/pg/data/postmaster.pid" 2>/dev/null)
+	[ -n "$pm" ] || return 0
+	kids=$(ps -o pid= --ppid "$pm" 2>/dev/null)
+	for p in $pm $kids; do kill -CONT "$p" 2>/dev/null; done
+	np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" stop -m immediate -t 10 >/dev/null 2>&1
+	if np_alive "$pm"; then
+		for p in $pm $kids; do kill -KILL "$p" 2>/dev/null; done
+	fi
+	return 0
+}
+
+# np_psql_super [psql args...]: psql as superuser `postgres` over the unix socket.
+np_psql_super() {
+	np_pg_run "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" \
+		-U postgres -d postgres "$@"
+}
+
+# np_start_pg: start a private PostgreSQL 15 with TLS on 127.0.0.1:free port and a unix socket
+# in the temp dir, a role `neonpool` (scram-sha-256, random password) owning database
+# `neonpool`. Exports NP_PG_PORT, NP_PG_SOCKDIR, NP_PG_CA, NP_TEST_PASSWORD, NP_DATABASE_URL.
+np_start_pg() {
+	[ -x "$PGBIN/initdb" ] || np_skip "PostgreSQL 15 is not installed ($PGBIN; run scripts/install-deps.sh)"
+	np_require openssl
+	local pg=$NP_TMP/pg me
+	me=$(id -un)
+	mkdir -p "$pg/run"
+	chmod 0700 "$pg/run"
+	if np_is_root; then
+		getent passwd postgres >/dev/null || np_fail "no user 'postgres' to run PostgreSQL as (install postgresql-15)"
+		runuser -u postgres -- test -x "$NP_TMP" ||
+			np_fail "user postgres cannot reach $NP_TMP: set TMPDIR to a directory it can traverse"
+	fi
+	NP_PG_PORT=$(np_free_port) || np_fail "no free port for PostgreSQL"
+	NP_PG_SOCKDIR=$pg/run
+	NP_TEST_PASSWORD="np-test-secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
+	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-keyout "$pg/server.key" -out "$pg/server.crt" >"$pg/openssl.out" 2>&1 ||
+		np_fail "openssl could not make the test certificate: $(cat "$pg/openssl.out")"
+	chmod 0600 "$pg/server.key"
+	chmod 0644 "$pg/server.crt"
+	NP_PG_CA=$pg/server.crt
+	np_is_root && chown -R postgres: "$pg"
+	np_pg_run "$PGBIN/initdb" -D "$pg/data" -U postgres -E UTF8 --locale=C \
+		--auth-local=peer --auth-host=scram-sha-256 >"$pg/initdb.log" 2>&1 ||
+		np_fail "initdb failed: $(tail -n 5 "$pg/initdb.log")"
+	np_pg_run sh -c "cat >>'$pg/data/postgresql.conf'" <<EOF
+# neonpool tests
+listen_addresses = '127.0.0.1'
+port = $NP_PG_PORT
+unix_socket_directories = '$pg/run'
+ssl = on
+ssl_cert_file = '$pg/server.crt'
+ssl_key_file = '$pg/server.key'
+password_encryption = 'scram-sha-256'
+max_connections = 100
+shared_buffers = 32MB
+fsync = off
+synchronous_commit = off
+full_page_writes = off
+log_line_prefix = '%m [%p] %q%u@%d '
+EOF
+	# The socket directory is private (0700: the PostgreSQL OS user, and root): over it the
+	# superuser is the OS user running the tests (peer + map), the application role needs
+	# its password, and any other role (a foreign client in a test) is trusted. Over TCP:
+	# TLS and a password only.
+	np_pg_run sh -c "cat >'$pg/data/pg_hba.conf'" <<EOF
+local   all   postgres                  peer map=np
+local   all   neonpool                  scram-sha-256
+local   all   all                       trust
+hostssl all   all       127.0.0.1/32    scram-sha-256
+EOF
+	np_pg_run sh -c "cat >'$pg/data/pg_ident.conf'" <<EOF
+np   postgres   postgres
+np   root       postgres
+np   $me        postgres
+EOF
+	np_pg_run "$PGBIN/pg_ctl" -D "$pg/data" -l "$pg/postgresql.log" -w -t 60 start >"$pg/pg_ctl.out" 2>&1 ||
+		np_fail "PostgreSQL did not start: $(tail -n 20 "$pg/postgresql.log" 2>/dev/null)"
+	NP_PG_STARTED=1
+	# The password travels on stdin, never on a command line.
+	printf "CREATE ROLE neonpool LOGIN PASSWORD '%s';\nCREATE DATABASE neonpool OWNER neonpool;\n" \
+		"$NP_TEST_PASSWORD" | np_psql_super >"$pg/setup.out" 2>&1 ||
+		np_fail "creating role/database failed: $(cat "$pg/setup.out")"
+	NP_DATABASE_URL="postgresql://neonpool:$NP_TEST_PASSWORD@127.0.0.1:$NP_PG_PORT/neonpool?sslmode=require"
+	export NP_PG_PORT NP_PG_SOCKDIR NP_PG_CA NP_TEST_PASSWORD NP_DATABASE_URL
+	np_log "PostgreSQL 15 on 127.0.0.1:$NP_PG_PORT (TLS) and $NP_PG_SOCKDIR"
+}
+
+# np_pg_query SQL: run SQL as the application role over TLS with certificate verification;
+# prints the unaligned result.
+np_pg_query() {
+	PGPASSWORD=$NP_TEST_PASSWORD PGSSLROOTCERT=$NP_PG_CA "$PGBIN/psql" -X -A -t -v ON_ERROR_STOP=1 \
+		"host=127.0.0.1 port=$NP_PG_PORT dbname=neonpool user=neonpool sslmode=verify-full" -c "$1"
+}
+
+# ---------------------------------------------------------------------------------------------
+# neonpoold
+
+# np_write_conf FILE [key=value...]: write a libconfig file. A value that is an integer
+# (no leading zero) or true/false is written bare, anything else as a quoted string. The file
+# is exempt from the secret check (it carries database_url).
+np_write_conf() {
+	local file=$1 kv k v; shift
+	: >"$file"
+	for kv in "$@"; do
+		k=${kv%%=*}; v=${kv#*=}
+		if [[ $v =~ ^(0|-?[1-9][0-9]*)$ ]] || [ "$v" = true ] || [ "$v" = false ]; then
+			printf '%s = %s;\n' "$k" "$v" >>"$file"
+		else
+			v=${v//\\/\\\\}; v=${v//\"/\\\"}
+			printf '%s = "%s";\n' "$k" "$v" >>"$file"
+		fi
+	done
+	np_secret_exempt "$file"
+}
+
+# np_daemon_conf NAME [key=value...]: the test defaults for daemon NAME, overridden by the
+# arguments (key=- drops a key), written to $NP_TMP/NAME.conf.
+np_daemon_conf() {
+	local name=$1 kv k; shift
+	local -A kvs=()
+	local -a order=(workers listen listen_backlog listen_mode pid_file log_level shutdown_timeout_ms database_url)
+	kvs[workers]=2
+	kvs[listen]=$NP_TMP/$name.sock
+	kvs[listen_backlog]=4096
+	kvs[listen_mode]=0666
+	kvs[pid_file]=$NP_TMP/$name.pid
+	kvs[log_level]=info
+	kvs[shutdown_timeout_ms]=5000
+	[ -n "${NP_DATABASE_URL:-}" ] && kvs[database_url]=$NP_DATABASE_URL
+	for kv in "$@"; do
+		k=${kv%%=*}
+		[ -v "kvs[$k]" ] || order+=("$k")
+		kvs[$k]=${kv#*=}
+	done
+	local -a args=()
+	for k in "${order[@]}"; do
+		[ -v "kvs[$k]" ] || continue
+		[ "${kvs[$k]}" = - ] && continue
+		args+=("$k=${kvs[$k]}")
+	done
+	np_write_conf "$NP_TMP/$name.conf" "${args[@]}"
+	echo "$NP_TMP/$name.conf"
+}
+
+# np_conf_get FILE KEY: the (unquoted) value of KEY in a config written by np_write_conf.
+np_conf_get() { sed -n "s/^$2 = \"\{0,1\}\([^\"]*\)\"\{0,1\};\$/\1/p" "$1" | tail -n 1; }
+
+# np_fcgi_addr LISTEN: the cgi-fcgi -connect form of a listen value.
+np_fcgi_addr() { local a=${1#unix:}; echo "$a"; }
+
+# np__wrapper: the NP_DAEMON_WRAPPER words with @TMP@ replaced.
+np__wrapper() {
+	NP_WRAP=()
+	[ -n "$NP_DAEMON_WRAPPER" ] || return 0
+	read -r -a NP_WRAP <<<"${NP_DAEMON_WRAPPER//@TMP@/$NP_TMP}"
+}
+
+# np__register NAME PID ADDR LOG CONF: remember a started daemon and make it the current one.
+np__register() {
+	NP_D_NAMES+=("$1")
+	NP_D_PID[$1]=$2; NP_D_ADDR[$1]=$3; NP_D_LOG[$1]=$4; NP_D_CONF[$1]=$5
+	np_use_daemon "$1"
+}
+
+# np_use_daemon NAME: make NAME the current daemon (NP_DAEMON_PID/ADDR/LOG/CONF).
+np_use_daemon() {
+	NP_DAEMON_NAME=$1
+	NP_DAEMON_PID=${NP_D_PID[$1]}
+	NP_DAEMON_ADDR=${NP_D_ADDR[$1]}
+	NP_DAEMON_LOG=${NP_D_LOG[$1]}
+	NP_DAEMON_CONF=${NP_D_CONF[$1]}
+}
+
+# Sanitizer reports go to files in the temp dir too, whatever the daemon does with stderr.
+np__san_env() {
+	NP_SAN_ENV=()
+	[ -n "${ASAN_OPTIONS:-}" ] && NP_SAN_ENV+=("ASAN_OPTIONS=$ASAN_OPTIONS:log_path=$NP_TMP/sanitizer.asan")
+	[ -n "${UBSAN_OPTIONS:-}" ] && NP_SAN_ENV+=("UBSAN_OPTIONS=$UBSAN_OPTIONS:log_path=$NP_TMP/sanitizer.ubsan")
+	[ -n "${LSAN_OPTIONS:-}" ] && NP_SAN_ENV+=("LSAN_OPTIONS=$LSAN_OPTIONS:log_path=$NP_TMP/sanitizer.lsan")
+	return 0
+}
+
+# np_start_daemon [--name NAME] [--no-wait] [key=value...]: write NAME.conf (np_daemon_conf)
+# and start neonpoold on it in the background, in its own process group, stdout and stderr
+# to NAME.log; wait until /healthz answers 200 over FastCGI (10 s, scaled).
+np_start_daemon() {
+	local name=neonpoold wait=1
+	while [ $# -gt 0 ]; do
+		case $1 in
+		--name) name=$2; shift 2 ;;
+		--no-wait) wait=0; shift ;;
+		*) break ;;
+		esac
+	done
+	[ -x "$NEONPOOLD" ] || np_fail "neonpoold not built: $NEONPOOLD (run make)"
+	local conf log addr
+	conf=$(np_daemon_conf "$name" "$@")
+	log=$NP_TMP/$name.log
+	addr=$(np_fcgi_addr "$(np_conf_get "$conf" listen)")
+	np__wrapper; np__san_env
+	(cd "$NP_TMP" && exec env "${NP_SAN_ENV[@]}" setsid "${NP_WRAP[@]}" "$NEONPOOLD" -c "$conf") \
+		</dev/null >>"$log" 2>&1 &
+	np__register "$name" $! "$addr" "$log" "$conf"
+	np_log "started $name pid $NP_DAEMON_PID on $addr"
+	[ "$wait" = 1 ] || return 0
+	np_wait_ready
+}
+
+# np_start_spawnfcgi [--name NAME] [key=value...]: the daemon under `spawn-fcgi -n` on
+# 127.0.0.1:free port with listen = "stdin"; waits for /healthz like np_start_daemon.
+np_start_spawnfcgi() {
+	local name=spawnfcgi
+	[ "${1:-}" = --name ] && { name=$2; shift 2; }
+	np_require spawn-fcgi
+	[ -x "$NEONPOOLD" ] || np_fail "neonpoold not built: $NEONPOOLD (run make)"
+	local port conf log
+	port=$(np_free_port) || np_fail "no free port"
+	conf=$(np_daemon_conf "$name" listen=stdin listen_mode=- listen_backlog=- "$@")
+	log=$NP_TMP/$name.log
+	np__wrapper; np__san_env
+	(cd "$NP_TMP" && exec env "${NP_SAN_ENV[@]}" setsid spawn-fcgi -n -a 127.0.0.1 -p "$port" -b 4096 -- \
+		"${NP_WRAP[@]}" "$NEONPOOLD" -c "$conf") </dev/null >>"$log" 2>&1 &
+	np__register "$name" $! "127.0.0.1:$port" "$log" "$conf"
+	np_log "started $name (spawn-fcgi -n) pid $NP_DAEMON_PID on 127.0.0.1:$port"
+	np_wait_ready
+}
+
+# np_wait_ready [TIMEOUT_S]: wait until the current daemon answers GET /healthz with 200.
+np_wait_ready() {
+	local deadline
+	np_now_ms; deadline=$((NP_NOW + $(np_scaled "${1:-10}") * 1000))
+	while :; do
+		if ! np_alive "$NP_DAEMON_PID"; then
+			np_wait_status "$NP_DAEMON_PID"
+			np_fail "$NP_DAEMON_NAME exited during start (status $NP_EXIT_STATUS): $(tail -n 5 "$NP_DAEMON_LOG")"
+		fi
+		np_fcgi GET /healthz >/dev/null 2>&1
+		[ "$NP_STATUS" = 200 ] && return 0
+		np_now_ms
+		[ "$NP_NOW" -ge "$deadline" ] && np_fail "$NP_DAEMON_NAME not ready after ${1:-10} s (last status $NP_STATUS)"
+		sleep 0.1
+	done
+}
+
+# np_stop_daemon SIGNAL [TIMEOUT_MS]: signal the current master, wait for it and for every
+# child it had to exit. Sets NP_EXIT_STATUS (master) and NP_STOP_MS; returns 1 on timeout.
+np_stop_daemon() {
+	local sig=$1 timeout=${2:-$((10000 * NP_TIMEOUT_SCALE))} kids p t0
+	kids=$(np_children "$NP_DAEMON_PID" | awk '{print $1}')
+	np_now_ms; t0=$NP_NOW
+	kill -"$sig" "$NP_DAEMON_PID" || return 1
+	np_wait_gone "$NP_DAEMON_PID" "$timeout" || return 1
+	for p in $kids; do
+		np_now_ms
+		np_wait_gone "$p" $((timeout - (NP_NOW - t0))) || return 1
+	done
+	np_now_ms; NP_STOP_MS=$((NP_NOW - t0))
+	np_wait_status "$NP_DAEMON_PID"
+	return 0
+}
+
+# ---------------------------------------------------------------------------------------------
+# Clients
+
+# np_fcgi [-a ADDR] METHOD URI [BODY_FILE|-] [NAME=VALUE...]: one request straight to the
+# daemon with cgi-fcgi. Sets NP_STATUS ("000" when there was no answer); the headers and
+# body are in $NP_TMP/fcgi.headers and $NP_TMP/fcgi.body; prints the body.
+np_fcgi() {
+	local addr=$NP_DAEMON_ADDR
+	[ "$1" = -a ] && { addr=$2; shift 2; }
+	local method=$1 uri=$2 body=${3:--}
+	shift 2; [ $# -gt 0 ] && shift
+	local path=${uri%%\?*} query=""
+	[ "$path" != "$uri" ] && query=${uri#*\?}
+	local -a env=(REQUEST_METHOD="$method" REQUEST_URI="$uri" SCRIPT_NAME="$path"
+		DOCUMENT_URI="$path" QUERY_STRING="$query" SERVER_PROTOCOL=HTTP/1.1
+		GATEWAY_INTERFACE=CGI/1.1 SERVER_NAME=localhost SERVER_PORT=80 REMOTE_ADDR=127.0.0.1
+		REMOTE_PORT=40000 SERVER_ADDR=127.0.0.1 HTTP_HOST=localhost)
+	local raw=$NP_TMP/fcgi.raw
+	if [ "$body" != - ]; then
+		env+=(CONTENT_LENGTH="$(stat -c %s "$body")" CONTENT_TYPE=application/json)
+		env -i "${env[@]}" "$@" timeout 10 cgi-fcgi -bind -connect "$addr" <"$body" >"$raw" 2>"$NP_TMP/fcgi.err"
+	else
+		env -i "${env[@]}" "$@" timeout 10 cgi-fcgi -bind -connect "$addr" </dev/null >"$raw" 2>"$NP_TMP/fcgi.err"
+	fi
+	# CGI response: headers, an empty line, the body; no Status header means 200.
+	awk -v h="$NP_TMP/fcgi.headers" -v b="$NP_TMP/fcgi.body" '
+		BEGIN { inh = 1; printf "" > h; printf "" > b }
+		inh && /^\r?$/ { inh = 0; next }
+		inh { sub(/\r$/, ""); print > h; next }
+		{ print > b }' "$raw"
+	if [ ! -s "$raw" ]; then
+		NP_STATUS=000
+	else
+		NP_STATUS=$(awk 'tolower($1) == "status:" { print $2; f = 1; exit } END { if (!f) print 200 }' "$NP_TMP/fcgi.headers")
+	fi
+	cat "$NP_TMP/fcgi.body"
+}
+
+# np_fcgi_header NAME: a header of the last np_fcgi answer (case-insensitive name).
+np_fcgi_header() { np__header "$NP_TMP/fcgi.headers" "$1"; }
+
+np__header() {
+	awk -v n="$(printf '%s' "$2" | tr 'A-Z' 'a-z')" '
+		{ sub(/\r$/, ""); i = index($0, ":"); if (i == 0) next
+		  if (tolower(substr($0, 1, i - 1)) == n) { v = substr($0, i + 1); sub(/^[ \t]+/, "", v); print v; exit } }' "$1"
+}
+
+# np_curl [-X METHOD] PATH [curl args...]: one HTTP request to the current front server
+# (NP_HTTP_PORT). Sets NP_STATUS; headers/body in $NP_TMP/http.headers and http.body.
+np_curl() {
+	local -a method=()
+	[ "$1" = -X ] && { method=(-X "$2"); shift 2; }
+	local path=$1; shift
+	NP_STATUS=$(curl -sS "${method[@]}" -o "$NP_TMP/http.body" -D "$NP_TMP/http.headers" \
+		-w '%{http_code}' --max-time 10 "$@" "http://127.0.0.1:$NP_HTTP_PORT$path" 2>"$NP_TMP/http.err") || true
+	[ -n "$NP_STATUS" ] || NP_STATUS=000
+}
+
+# np_http_header NAME: a header of the last np_curl answer.
+np_http_header() { np__header "$NP_TMP/http.headers" "$1"; }
+
+# np_json_valid FILE: the file holds one JSON document.
+np_json_valid() { "$NP_PYTHON" -c 'import json,sys; json.load(open(sys.argv[1]))' "$1" 2>/dev/null; }
+
+# np_json_get FILE EXPR: print EXPR evaluated with d = the parsed document, e.g. 'd["status"]'.
+np_json_get() {
+	"$NP_PYTHON" -c 'import json,sys
+d = json.load(open(sys.argv[1]))
+print(eval(sys.argv[2]))' "$1" "$2" 2>/dev/null
+}
+
+# np_parallel N URL...: fetch every URL with up to N requests in flight (curl --parallel);
+# prints one HTTP status per line into $NP_TMP/out/parallel.N.txt and sets NP_PAR_OK (200s)
+# and NP_PAR_BAD (others).
+np_parallel() {
+	local n=$1; shift
+	local out=$NP_TMP/out/parallel.$RANDOM.txt u
+	local -a args=()
+	for u in "$@"; do args+=(-o /dev/null "$u"); done
+	curl -s --parallel --parallel-immediate --parallel-max "$n" --max-time 30 \
+		-w '%{http_code}\n' "${args[@]}" >"$out" 2>&1
+	NP_PAR_OK=$(grep -cx 200 "$out")
+	NP_PAR_BAD=$(($# - NP_PAR_OK))
+}
+
+# ---------------------------------------------------------------------------------------------
+# Front servers
+
+# np__front_user: who the front server's workers run as when we are root.
+NP_FRONT_USER=nobody
+NP_FRONT_GROUP=$(id -gn nobody 2>/dev/null || echo nogroup)
+
+# np_start_nginx UPSTREAM [PORT [NAME [CONTROL]]]: nginx on 127.0.0.1:PORT (default: free) in front of
+# UPSTREAM ("unix:/path.sock" or "127.0.0.1:PORT"), health routes to CONTROL (default UPSTREAM),
+# serving through contrib/nginx/neonpool.conf,
+# in $NP_TMP/NAME (default nginx). Sets NP_HTTP_PORT and NP_NGINX_PID; waits for the port.
+np_start_nginx() {
+	np_require nginx
+	local upstream=$1 port=${2:-} dir=$NP_TMP/${3:-nginx} user="" control=${4:-$1}
+	case $upstream in unix:* | [0-9]*:[0-9]*) ;; /*) upstream=unix:$upstream ;; esac
+	case $control in unix:* | [0-9]*:[0-9]*) ;; /*) control=unix:$control ;; esac
+	[ -n "$port" ] || port=$(np_free_port) || np_fail "no free port"
+	mkdir -p "$dir"
+	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params" 2>/dev/null ||
+		np_skip "nginx's fastcgi_params not found in /etc/nginx"
+	sed -e "s|127\.0\.0\.1:8080|127.0.0.1:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|" \
+		-e "s|unix:/run/neonpool/control\.sock|$control|" \
+		"$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
+	grep -q "listen 127.0.0.1:$port;" "$dir/neonpool.conf" && grep -qF "server $upstream;" "$dir/neonpool.conf" ||
+		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
+	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
+	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
+		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
+	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/nginx-t.log" 2>&1 ||
+		np_fail "nginx -t: $(cat "$dir/nginx-t.log")"
+	(exec setsid nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf") </dev/null >>"$dir/nginx.out.log" 2>&1 &
+	NP_NGINX_PID=$!
+	NP_FRONT_PIDS+=("$NP_NGINX_PID")
+	NP_HTTP_PORT=$port
+	np_wait_port "$port" 10 || np_fail "nginx did not listen on $port: $(tail -n 5 "$dir/error.log")"
+	np_log "nginx pid $NP_NGINX_PID on 127.0.0.1:$port -> $upstream"
+}
+
+# np_start_lighttpd UPSTREAM [PORT [NAME]]: lighttpd on 127.0.0.1:PORT in front of UPSTREAM (a
+# unix socket path, "unix:/path" or "127.0.0.1:PORT"), serving through
+# contrib/lighttpd/neonpool.conf, in $NP_TMP/NAME (default lighttpd). Sets NP_HTTP_PORT and
+# NP_LIGHTTPD_PID.
+np_start_lighttpd() {
+	np_require lighttpd
+	local upstream=${1#unix:} port=${2:-} dir=$NP_TMP/${3:-lighttpd} user="" target
+	[ -n "$port" ] || port=$(np_free_port) || np_fail "no free port"
+	mkdir -p "$dir/www" "$dir/uploads"
+	case $upstream in
+	/*) target="\"socket\" => \"$upstream\"" ;;
+	*) target="\"host\" => \"${upstream%:*}\", \"port\" => ${upstream##*:}" ;;
+	esac
+	sed -e "s|\"socket\" => \"/run/neonpool/neonpool\.sock\"|$target|" \
+		"$np_top/contrib/lighttpd/neonpool.conf" >"$dir/neonpool.conf"
+	grep -qF "$target" "$dir/neonpool.conf" || np_fail "contrib/lighttpd/neonpool.conf lost its literal socket line"
+	if np_is_root; then
+		user="server.username = \"$NP_FRONT_USER\"
+server.groupname = \"$NP_FRONT_GROUP\""
+		# lighttpd opens its logs after dropping privileges.
+		chown -R "$NP_FRONT_USER:$NP_FRONT_GROUP" "$dir"
+	fi
+	local u=${user//$'\n'/\\n}
+	sed -e "s|@PREFIX@|$dir|g" -e "s|@PORT@|$port|" -e "s|^@USER@\$|$u|" -e "s|@SITE@|$dir/neonpool.conf|" \
+		"$np_top/contrib/lighttpd/lighttpd-test.conf.in" >"$dir/lighttpd.conf"
+	lighttpd -tt -f "$dir/lighttpd.conf" >"$dir/lighttpd-t.log" 2>&1 ||
+		np_fail "lighttpd -tt: $(cat "$dir/lighttpd-t.log")"
+	(exec setsid lighttpd -D -f "$dir/lighttpd.conf") </dev/null >>"$dir/lighttpd.out.log" 2>&1 &
+	NP_LIGHTTPD_PID=$!
+	NP_FRONT_PIDS+=("$NP_LIGHTTPD_PID")
+	NP_HTTP_PORT=$port
+	np_wait_port "$port" 10 || np_fail "lighttpd did not listen on $port: $(tail -n 5 "$dir/error.log")"
+	np_log "lighttpd pid $NP_LIGHTTPD_PID on 127.0.0.1:$port -> $upstream"
+}
+
+# np_stop_front PID: stop a front server (fast) and wait for it.
+np_stop_front() {
+	kill -TERM "$1" 2>/dev/null
+	np_wait_gone "$1" 5000 || kill -KILL "$1" 2>/dev/null
+}
+
+# ---------------------------------------------------------------------------------------------
+# Captured output
+
+# np_capture NAME CMD...: run CMD with stdout+stderr into $NP_TMP/out/NAME.out (checked for
+# secrets at teardown); sets NP_RC. Prints nothing.
+np_capture() {
+	local name=$1; shift
+	"$@" >"$NP_TMP/out/$name.out" 2>&1
+	NP_RC=$?
+	return 0
+}
