@@ -139,6 +139,7 @@ listen_mode = "0666";
 # connection holder is busy (nginx routes them there, see contrib/nginx/neonpool.conf).
 control_listen = "$STATE/run/control.sock";
 pid_file = "$STATE/run/neonpoold.pid";
+status_file = "$STATE/run/neonpool.status";
 log_file = "$STATE/log/neonpoold.log";
 log_level = "info";
 shutdown_timeout_ms = 10000;
@@ -191,17 +192,16 @@ start_nginx() {
 	say "nginx started (pid $(cat "$dir/nginx.pid" 2>/dev/null)) on 127.0.0.1:$HTTP_PORT"
 }
 
-# ---- SCHEMA / DATA HOOK -------------------------------------------------------------------
-# `neonpoolctl migrate` applies sql/NNN_*.sql (each once). It runs only when the CLI has the
-# command; no data is invented here: sample content comes from the project's own commands.
+# ---- SCHEMA AND SAMPLE DATA ---------------------------------------------------------------
+# `neonpoolctl migrate` applies sql/NNN_*.sql (each once); `neonpoolctl seed` loads the generated
+# sample textbooks (idempotent: a second start adds nothing).
 load_data() {
-	if "$NEONPOOLCTL" --help 2>&1 | grep -qw migrate; then
-		say "applying migrations: neonpoolctl migrate --dir $top/sql"
-		"$NEONPOOLCTL" -c "$STATE/neonpool.conf" migrate --dir "$top/sql" >>"$STATE/log/migrate.log" 2>&1 ||
-			{ tail -n 20 "$STATE/log/migrate.log" >&2; die "neonpoolctl migrate failed (log: $STATE/log/migrate.log)"; }
-	else
-		say "neonpoolctl has no 'migrate' command: no schema loaded"
-	fi
+	say "applying migrations: neonpoolctl migrate --dir $top/sql"
+	"$NEONPOOLCTL" -c "$STATE/neonpool.conf" migrate --dir "$top/sql" >>"$STATE/log/migrate.log" 2>&1 ||
+		{ tail -n 20 "$STATE/log/migrate.log" >&2; die "neonpoolctl migrate failed (log: $STATE/log/migrate.log)"; }
+	say "loading sample textbooks: neonpoolctl seed"
+	"$NEONPOOLCTL" -c "$STATE/neonpool.conf" seed >>"$STATE/log/seed.log" 2>&1 ||
+		{ tail -n 20 "$STATE/log/seed.log" >&2; die "neonpoolctl seed failed (log: $STATE/log/seed.log)"; }
 }
 
 do_start() {
@@ -232,9 +232,8 @@ neonpool is running:  http://127.0.0.1:$HTTP_PORT/   (try: curl http://127.0.0.1
   logs     $STATE/log/neonpoold.log, $STATE/nginx/access.log, $PGDIR/postgresql.log
   database psql "host=$PGDIR/run port=$(pg_port) dbname=neonpool user=neonpool" (password in $STATE/db-password)
 EOF
-	if "$NEONPOOLCTL" --help 2>&1 | grep -qw seed; then
-		echo "  sample data: $NEONPOOLCTL -c $STATE/neonpool.conf seed   (see neonpoolctl --help)"
-	fi
+	echo "  books    curl http://127.0.0.1:$HTTP_PORT/api/v1/books ; curl http://127.0.0.1:$HTTP_PORT/api/v1/books/1"
+	echo "  status   $NEONPOOLCTL -c $STATE/neonpool.conf status"
 	echo "Stop it with:  scripts/serve.sh stop"
 }
 

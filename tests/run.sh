@@ -13,10 +13,11 @@
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each
-#   5 sanitizer build (ASan+UBSan) in build-asan/ from `make distdir` (an in-tree-configured
-#     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn and
-#     t_deployments against its neonpoold; any sanitizer report fails the test
-#   6 valgrind: each unit test binary, then t_routes with the daemon under valgrind
+#   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
+#     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
+#     t_deployments and the database tests t_db_routes, t_db_terminate, t_db_crash_midquery and
+#     t_db_replica against its neonpoold; any sanitizer report fails the test
+#   6 valgrind: each unit test binary, then t_routes and t_db_routes with the daemon under valgrind
 #   7 make distcheck
 set -u -o pipefail
 
@@ -175,7 +176,9 @@ integration "" -- "${TESTS[@]}"
 [ "$FAST" = 1 ] && summary
 
 # ---- 5. sanitizers ------------------------------------------------------------------------
-SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/integration/t_deployments.sh)
+SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/integration/t_deployments.sh
+	tests/integration/t_db_routes.sh tests/integration/t_db_terminate.sh tests/integration/t_db_crash_midquery.sh
+	tests/integration/t_db_replica.sh)
 # The source tree is configured in place, and automake refuses a VPATH build beside an
 # in-place one: build a copy of the sources (git's file list, or `make distdir` outside git).
 asan_build() (
@@ -210,7 +213,7 @@ for bin in tests/unit/test_*; do
 done
 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
 	NP_DAEMON_WRAPPER="valgrind --trace-children=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible --log-file=@TMP@/vg.%p" \
-	-- tests/integration/t_routes.sh
+	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 
 # ---- 7. distcheck -------------------------------------------------------------------------
 step distcheck make -j$JOBS distcheck

@@ -30,6 +30,21 @@ np_db_start() {
 		status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info "$@"
 	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
 	np_wrk_script
+	np_wait_db_ready
+}
+
+# np_wait_db_ready [TIMEOUT_S]: wait until /readyz (control socket through nginx) answers 200:
+# min_warm connections are open.
+np_wait_db_ready() {
+	local deadline
+	np_now_ms; deadline=$((NP_NOW + $(np_scaled "${1:-10}") * 1000))
+	while :; do
+		np_curl /readyz
+		[ "$NP_STATUS" = 200 ] && return 0
+		np_now_ms
+		[ "$NP_NOW" -ge "$deadline" ] && np_fail "not ready after ${1:-10} s: $(cat "$NP_TMP/http.body")"
+		sleep 0.1
+	done
 }
 
 # np_wrk_script: a wrk Lua script reading random existing books (primary-key reads).
