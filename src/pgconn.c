@@ -307,7 +307,15 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	if (PQstatus(pg) == CONNECTION_BAD)
 		st = PGRES_POLLING_FAILED;
+	int kept_fd = -1;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
+		/* the master keeps a duplicate of the socket from its first byte: if we die, even in
+		 * the middle of the handshake, it closes it and frees the token when the server closed
+		 * (libpq may open a new socket per address: each one is handed over) */
+		if (PQsocket(pg) >= 0 && PQsocket(pg) != kept_fd) {
+			kept_fd = PQsocket(pg);
+			keeper_send(kept_fd, ep, tok);
+		}
 		int rc = pgconn_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
 		if (rc == 0) {
 			pgconn_set_err(err, NP_DB_DOWN, NULL, "connect timed out (deadline enforced by neonpool)");
@@ -374,9 +382,8 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	budget_set_backend(shm, ep, tok, c->backend_pid);
 	budget_set_phase(shm, ep, tok, NP_TOK_CONNECTED);
-	/* the master keeps a duplicate: if we die, it closes the connection and frees the token
-	 * exactly when the server closed its side */
-	keeper_send(PQsocket(pg), ep, tok);
+	if (PQsocket(pg) != kept_fd)
+		keeper_send(PQsocket(pg), ep, tok);
 	atomic_fetch_add(&s->connects, 1);
 	char kv[96];
 	snprintf(kv, sizeof(kv), " endpoint=%d token=%d backend_pid=%d connect_ms=%lld", ep, tok,

@@ -61,7 +61,10 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 	size_t want = req->content_length >= 0 ? (size_t)req->content_length : max + 1;
 	if (want == 0)
 		return 0;
-	char *buf = malloc(want + 1);
+	/* Without a Content-Length (nginx sends an empty one on every GET) the body is most likely
+	 * empty: start small and grow, instead of a max_body_bytes allocation per request. */
+	size_t cap = req->content_length >= 0 ? want : 4096;
+	char *buf = malloc(cap + 1);
 	if (!buf) {
 		*code = "internal";
 		*message = "out of memory";
@@ -69,10 +72,27 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 	}
 	size_t got = 0;
 	while (got < want) {
-		int n = FCGX_GetStr(buf + got, (int)(want - got > 65536 ? 65536 : want - got), w->cur->in);
+		if (got == cap) {
+			size_t ncap = cap * 2 < want ? cap * 2 : want;
+			char *nb = realloc(buf, ncap + 1);
+			if (!nb) {
+				free(buf);
+				*code = "internal";
+				*message = "out of memory";
+				return 500;
+			}
+			buf = nb;
+			cap = ncap;
+		}
+		size_t room = cap - got;
+		int n = FCGX_GetStr(buf + got, (int)(room > 65536 ? 65536 : room), w->cur->in);
 		if (n <= 0)
 			break;
 		got += (size_t)n;
+	}
+	if (got == 0 && req->content_length < 0) {
+		free(buf);
+		return 0;
 	}
 	if (got > max) {
 		free(buf);
