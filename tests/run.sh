@@ -52,6 +52,8 @@ result() {
 		FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
 		echo "FAIL $name (${secs}s)${reason:+: $reason}"
 		if [ -n "$log" ] && [ -s "$log" ]; then
+			# the failed checks first: the server logs dumped at teardown can be long
+			grep -E '^(not ok|FAIL)' "$log" | head -n 20 | sed 's/^/  /'
 			echo "---- output of $name (last 200 lines) ----"
 			tail -n 200 "$log"
 			echo "---- end of $name ----"
