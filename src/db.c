@@ -297,13 +297,21 @@ static int db_take_token(int ep, int64_t deadline_ms)
 
 /* Make sure this process holds a usable connection to ep for req, reconnecting under tok when
  * tok >= 0 (a token kept from a lost connection). 0, or -1 with resp set. */
+/* A failed db_ensure: the primary answers 503 with code; the replica says nothing, its caller
+ * falls back to the primary. Returns -1. */
+static int db_ensure_fail(struct np_response *resp, int ep, const char *code, const char *msg)
+{
+	if (ep == NP_EP_PRIMARY)
+		db_respond(resp, 503, code, msg);
+	return -1;
+}
+
 static int db_ensure(struct np_request *req, struct np_response *resp, int ep, int tok)
 {
 	if (db_breaker_open(ep)) {
 		if (tok >= 0)
 			budget_release(D.shm, ep, tok);
-		db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
-		return -1;
+		return db_ensure_fail(resp, ep, "db_unavailable", "the database is unavailable; retry later");
 	}
 	struct np_pgconn *c = &D.conn[ep];
 	if (c->pg) {
@@ -315,14 +323,13 @@ static int db_ensure(struct np_request *req, struct np_response *resp, int ep, i
 		goto connect;
 	int64_t queued_ms = req->queued_us > 0 ? req->queued_us / 1000 : 0;
 	if (queued_ms >= D.conf->acquire_timeout_ms) {
-		db_respond(resp, 503, "db_busy", "the request waited in the queue longer than acquire_timeout_ms; retry later");
-		return -1;
+		return db_ensure_fail(resp, ep, "db_busy", "the request waited in the queue longer than acquire_timeout_ms; retry later");
 	}
-	int64_t deadline = util_now_ms() + D.conf->acquire_timeout_ms - queued_ms;
+	/* the replica is an optimisation: never wait for one of its tokens, fall back at once */
+	int64_t deadline = ep == NP_EP_REPLICA ? util_now_ms() : util_now_ms() + D.conf->acquire_timeout_ms - queued_ms;
 	tok = db_take_token(ep, deadline);
 	if (tok < 0) {
-		db_respond(resp, 503, "db_busy", "no database connection became free within acquire_timeout_ms; retry later");
-		return -1;
+		return db_ensure_fail(resp, ep, "db_busy", "no database connection became free within acquire_timeout_ms; retry later");
 	}
 connect:;
 	int cto = D.conf->acquire_timeout_ms > 1000 ? D.conf->acquire_timeout_ms : 1000;
@@ -331,10 +338,8 @@ connect:;
 	struct np_dberr err;
 	if (db_open(ep, tok, util_now_ms() + cto, &err) < 0) {
 		if (err.cls == NP_DB_BUSY)
-			db_respond(resp, 503, "db_busy", "the database has no free connection slot; retry later");
-		else
-			db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
-		return -1;
+			return db_ensure_fail(resp, ep, "db_busy", "the database has no free connection slot; retry later");
+		return db_ensure_fail(resp, ep, "db_unavailable", "the database is unavailable; retry later");
 	}
 	return 0;
 }
@@ -357,8 +362,6 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 			if (ep == NP_EP_REPLICA) {
 				/* the replica cannot serve: fall back to the primary */
 				ep = NP_EP_PRIMARY;
-				http_response_free(resp);
-				resp->retry_after_s = 0;
 				attempt--;
 				continue;
 			}

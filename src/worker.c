@@ -254,7 +254,10 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		for (int k = i_extra; k < n; k++)
 			if (p[k].revents && p[k].fd == shm->hdr->wake_fd[0])
 				db_on_wake();
-		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)))
+		/* a spare that was let in (shedding) re-checks: the supervisor may have closed the gate
+		 * while it slept, and a holder should take the request */
+		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)) &&
+		    (w.fcgx.ipcFd >= 0 || db_accept_main()))
 			worker_serve(&w, &w.fcgx);
 		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)) && !child_should_stop())
 			worker_serve(&w, &w.ctl);

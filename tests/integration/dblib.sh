@@ -26,8 +26,10 @@ np_db_prepare() {
 
 np_db_start() {
 	np_db_prepare
+	# under valgrind (NP_TIMEOUT_SCALE) a connect takes long: so may a request wait
 	np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
-		status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info "$@"
+		status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info \
+		acquire_timeout_ms=$((500 * NP_TIMEOUT_SCALE)) "$@"
 	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
 	np_wrk_script
 	np_wait_db_ready
