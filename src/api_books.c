@@ -109,22 +109,34 @@ void api_books_list(struct np_request *req, struct np_response *resp)
 	http_respond_json(resp, 200, root);
 }
 
-void api_book_get(struct np_request *req, struct np_response *resp)
+/* The one row of st for the path's {id}: NULL with resp set (400 invalid_id, 404 not_found, or the
+ * database's error) when there is none. what names the resource in messages. */
+static PGresult *api_row_by_id(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                               const char *what)
 {
+	char msg[64];
 	const char *id = router_param(&req->match, "id");
 	if (!api_id(id)) {
-		http_respond_error(resp, 400, "invalid_id", "book id must be a positive integer");
-		return;
+		snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
+		http_respond_error(resp, 400, "invalid_id", msg);
+		return NULL;
 	}
 	const char *params[1] = { id };
-	PGresult *r = db_query(req, resp, &stmt_book_get, params);
+	PGresult *r = db_query(req, resp, st, params);
+	if (r && PQntuples(r) == 0) {
+		PQclear(r);
+		snprintf(msg, sizeof(msg), "no such %s", what);
+		http_respond_error(resp, 404, "not_found", msg);
+		return NULL;
+	}
+	return r;
+}
+
+void api_book_get(struct np_request *req, struct np_response *resp)
+{
+	PGresult *r = api_row_by_id(req, resp, &stmt_book_get, "book");
 	if (!r)
 		return;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		http_respond_error(resp, 404, "not_found", "no such book");
-		return;
-	}
 	cJSON *book = api_book_json(r, 0);
 	cJSON *chapters = cJSON_Parse(PQgetvalue(r, 0, 5));
 	PQclear(r);
@@ -139,20 +151,9 @@ void api_book_get(struct np_request *req, struct np_response *resp)
 
 void api_passage_get(struct np_request *req, struct np_response *resp)
 {
-	const char *id = router_param(&req->match, "id");
-	if (!api_id(id)) {
-		http_respond_error(resp, 400, "invalid_id", "passage id must be a positive integer");
-		return;
-	}
-	const char *params[1] = { id };
-	PGresult *r = db_query(req, resp, &stmt_passage_get, params);
+	PGresult *r = api_row_by_id(req, resp, &stmt_passage_get, "passage");
 	if (!r)
 		return;
-	if (PQntuples(r) == 0) {
-		PQclear(r);
-		http_respond_error(resp, 404, "not_found", "no such passage");
-		return;
-	}
 	cJSON *o = cJSON_CreateObject();
 	cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(r, 0, 0), NULL));
 	cJSON_AddNumberToObject(o, "chapter_id", strtod(PQgetvalue(r, 0, 1), NULL));
