@@ -130,12 +130,13 @@ void http_respond_json(struct np_response *resp, int status, cJSON *obj)
 void http_respond_error(struct np_response *resp, int status, const char *code, const char *message)
 {
 	cJSON *root = cJSON_CreateObject();
-	cJSON *err = cJSON_AddObjectToObject(root, "error");
-	if (err) {
-		cJSON_AddStringToObject(err, "code", code);
-		cJSON_AddStringToObject(err, "message", message);
+	cJSON *err = root ? cJSON_AddObjectToObject(root, "error") : NULL;
+	if (err == NULL || !cJSON_AddStringToObject(err, "code", code) ||
+	    !cJSON_AddStringToObject(err, "message", message)) {
+		cJSON_Delete(root);
+		root = NULL; /* http_respond_json answers the fixed out-of-memory envelope */
 	}
-	http_respond_json(resp, status, err ? root : (cJSON_Delete(root), NULL));
+	http_respond_json(resp, status, root);
 }
 
 void http_response_free(struct np_response *resp)
