@@ -98,6 +98,15 @@ int budget_connected(const struct np_shm *shm, int ep)
 	return n;
 }
 
+/* Mark t orphaned: freeable grace_ms past the deadline of the statement that was in flight. */
+static void budget_orphan(struct np_token *t, int64_t now, int grace_ms)
+{
+	int64_t busy = atomic_load(&t->busy_until_us);
+	atomic_store(&t->free_after_us, (busy > now ? busy : now) + (int64_t)grace_ms * 1000);
+	atomic_store(&t->since_us, now);
+	atomic_store(&t->phase, NP_TOK_ORPHANED);
+}
+
 int budget_orphan_pid(struct np_shm *shm, pid_t pid, int grace_ms)
 {
 	int n = 0;
@@ -108,11 +117,7 @@ int budget_orphan_pid(struct np_shm *shm, pid_t pid, int grace_ms)
 			struct np_token *t = &e->tokens[i];
 			if (atomic_load(&t->owner) != (int32_t)pid || atomic_load(&t->phase) == NP_TOK_ORPHANED)
 				continue;
-			int64_t busy = atomic_load(&t->busy_until_us);
-			int64_t base = busy > now ? busy : now;
-			atomic_store(&t->free_after_us, base + (int64_t)grace_ms * 1000);
-			atomic_store(&t->since_us, now);
-			atomic_store(&t->phase, NP_TOK_ORPHANED);
+			budget_orphan(t, now, grace_ms);
 			n++;
 		}
 		for (int i = 0; i < 64; i++) {
@@ -142,11 +147,8 @@ int budget_janitor(struct np_shm *shm, int grace_ms)
 			uint32_t phase = atomic_load(&t->phase);
 			if (phase != NP_TOK_ORPHANED) {
 				/* backstop: an owner that vanished without the master noticing */
-				if (budget_pid_gone(owner) && budget_pid_gone(owner)) {
-					int64_t busy = atomic_load(&t->busy_until_us);
-					atomic_store(&t->free_after_us, (busy > now ? busy : now) + (int64_t)grace_ms * 1000);
-					atomic_store(&t->phase, NP_TOK_ORPHANED);
-				}
+				if (budget_pid_gone(owner))
+					budget_orphan(t, now, grace_ms);
 				continue;
 			}
 			if (now >= atomic_load(&t->free_after_us)) {
