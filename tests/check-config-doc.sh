@@ -1,5 +1,5 @@
 #!/bin/sh
-# check-config-doc.sh - the key table in src/conf.c, etc/neonpool.conf.sample and
+# check-config-doc.sh - the key table in src/core/conf.c, etc/neonpool.conf.sample and
 # doc/configuration.md name exactly the same keys (STYLE.md rule 9; PgBouncer's optscan).
 #
 # A table entry is a line starting with KEY_<TYPE>("name" ; a sample key is a line
@@ -8,7 +8,7 @@
 
 set -u
 top=${top_srcdir:-$(dirname "$0")/..}
-table=$top/src/conf.c
+table=$top/src/core/conf.c
 sample=$top/etc/neonpool.conf.sample
 doc=$top/doc/configuration.md
 

@@ -10,9 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "../../src/budget.h"
-#include "../../src/pgconn.h"
-#include "../../src/util.h"
+#include "budget.h"
+#include "pgconn.h"
+#include "util.h"
 
 static struct np_shm shm;
 

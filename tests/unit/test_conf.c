@@ -14,7 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "../../src/conf.h"
+#include "conf.h"
 
 #define SECRET "s3cretpw"
 

@@ -8,7 +8,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "../../src/http.h"
+#include "http.h"
 
 struct kv { const char *k, *v; };
 

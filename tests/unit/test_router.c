@@ -6,8 +6,8 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "../../src/api.h"
-#include "../../src/router.h"
+#include "api.h"
+#include "router.h"
 
 static void h(struct np_request *req, struct np_response *resp) { (void)req; (void)resp; }
 

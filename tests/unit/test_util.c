@@ -6,7 +6,7 @@
 #include <cmocka.h>
 #include <string.h>
 
-#include "../../src/util.h"
+#include "util.h"
 
 static void test_utf8(void **state)
 {

@@ -6,13 +6,13 @@
 #include <stddef.h>
 #include <stdio.h>
 
+#include "log.h"
+
 #define NP_DEFAULT_CONFIG "/etc/neonpool/neonpool.conf"
 #define NP_MAX_WORKERS 256
 #define NP_MAX_BUDGET 256
 
 enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER };
-
-enum np_log_level { NP_LOG_ERROR = 0, NP_LOG_WARN, NP_LOG_INFO, NP_LOG_DEBUG };
 
 /* The loaded configuration. Strings are owned (malloc'd) and never NULL after
  * conf_load() succeeded ("" when unset). Freed with conf_free(). */

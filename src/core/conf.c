@@ -67,7 +67,6 @@ static int conf_check_conninfo(const char *value, char *msg, size_t n);
 static int conf_check_readable(const char *value, char *msg, size_t n);
 static int conf_check_control_listen(const char *value, char *msg, size_t n);
 
-static const char *const conf_log_levels[] = { "error", "warn", "info", "debug", NULL };
 static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
 
 static const struct conf_key conf_keys[] = {
@@ -78,7 +77,7 @@ static const struct conf_key conf_keys[] = {
 	KEY_STR("pid_file", pid_file, "", NULL, RESTART, "write the master's pid to this file (\"\" = none)"),
 	KEY_BOOL("daemonize", daemonize, false, RESTART, "detach from the terminal and run in the background"),
 	KEY_STR("log_file", log_file, "", NULL, RELOAD, "append the log to this file (\"\" = stderr)"),
-	KEY_ENUM("log_level", log_level, NP_LOG_INFO, conf_log_levels, RELOAD, "least severe level logged"),
+	KEY_ENUM("log_level", log_level, NP_LOG_INFO, log_level_names, RELOAD, "least severe level logged"),
 	KEY_INT("shutdown_timeout_ms", shutdown_timeout_ms, 10000, 0, 600000, RELOAD, "ms", "on SIGTERM, in-flight requests get this long, then SIGKILL"),
 	KEY_INT("crash_max", crash_max, 10, 1, 1000, RELOAD, "crashes", "this many worker crashes within crash_window_s stop respawning"),
 	KEY_INT("crash_window_s", crash_window_s, 60, 1, 3600, RELOAD, "s", "the window over which crash_max is counted"),
@@ -776,9 +775,7 @@ const char *conf_key_name(size_t i)
 
 const char *conf_log_level_name(int level)
 {
-	if (level < 0 || level >= (int)(sizeof(conf_log_levels) / sizeof(conf_log_levels[0])) - 1)
-		return "unknown";
-	return conf_log_levels[level];
+	return log_level_name(level);
 }
 
 static bool conf_key_equal(const struct np_conf *a, const struct np_conf *b, const struct conf_key *k)

@@ -15,6 +15,15 @@ static char log_path[512];
 static int log_level = NP_LOG_INFO;
 static char log_role[32] = "master";
 
+const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
+
+const char *log_level_name(int level)
+{
+	if (level < 0 || level > NP_LOG_DEBUG)
+		return "unknown";
+	return log_level_names[level];
+}
+
 int log_open(const char *path)
 {
 	if (path == NULL || path[0] == '\0') {
@@ -72,7 +81,7 @@ void log_msg(int level, const char *kv, const char *fmt, ...)
 	int n = snprintf(line, sizeof(line),
 	                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s role=%s pid=%d msg=%s%s\n",
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
-	                 (int)(tv.tv_usec / 1000), conf_log_level_name(level), log_role, (int)getpid(),
+	                 (int)(tv.tv_usec / 1000), log_level_name(level), log_role, (int)getpid(),
 	                 quoted, kv ? kv : "");
 	if (n < 0)
 		return;

@@ -1,12 +1,19 @@
-/* ctl_db.h - neonpoolctl's database commands: connect, migrate, seed and check-db. */
+/* ctl_db.h - neonpoolctl's database commands (migrate, seed, check-db) and what they share. */
 #ifndef NP_CTL_DB_H
 #define NP_CTL_DB_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 
 #include <libpq-fe.h>
 
 #include "conf.h"
+
+/* Type OIDs of the parameters we send (fixed in PostgreSQL's pg_type.dat). */
+#define CTL_DB_INT4OID 23
+#define CTL_DB_INT8OID 20
+#define CTL_DB_TEXTOID 25
 
 /* Defaults of `neonpoolctl seed`. */
 #define CTL_DB_SEED_BOOKS 20
@@ -48,5 +55,25 @@ int ctl_db_check(const struct np_conf *c, bool json);
  * "unreachable", "timeout", "too_many_clients", "neon_compute"; "other" when unknown.
  * *retryable (may be NULL) tells whether retrying with backoff can help. */
 const char *ctl_db_error_class(const char *message, bool *retryable);
+
+/* ---- shared by the commands (ctl_db.c) ---- */
+
+/* Copy src to dst (capacity n) as one line, with every occurrence of secret (when not "") masked. */
+void ctl_db_oneline(const char *src, const char *secret, char *dst, size_t n);
+/* The connection's last error message as one line, secrets masked. */
+void ctl_db_conn_message(PGconn *conn, char *buf, size_t n);
+/* libpq notice receiver: print server WARNINGs to stderr, drop NOTICE and below. */
+void ctl_db_notice(void *arg, const PGresult *res);
+/* Print an SQL error (SQLSTATE, message, detail, hint) under ctx to stderr. */
+void ctl_db_print_sql_error(PGconn *conn, const PGresult *res, const char *ctx, const char *sql);
+/* Open a connection without printing; NULL with a one-line reason in err on failure. */
+PGconn *ctl_db_open(const struct np_conf *c, int64_t *connect_us, char *err, size_t errlen);
+/* Run one statement with text parameters; the result when its status is want, else NULL (printed). */
+PGresult *ctl_db_exec(PGconn *conn, const char *ctx, const char *sql, int nparams, const Oid *types,
+                      const char *const *values, ExecStatusType want);
+/* A statement without parameters or rows. Returns 0 or -1 (printed). */
+int ctl_db_command(PGconn *conn, const char *ctx, const char *sql);
+/* Roll back an open or failed transaction quietly; whether one was rolled back. */
+bool ctl_db_rollback(PGconn *conn);
 
 #endif

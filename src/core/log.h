@@ -4,7 +4,12 @@
 
 #include <stdarg.h>
 
-#include "conf.h"
+enum np_log_level { NP_LOG_ERROR = 0, NP_LOG_WARN, NP_LOG_INFO, NP_LOG_DEBUG };
+
+/* Level names indexed by enum np_log_level, NULL-terminated (the config file uses them). */
+extern const char *const log_level_names[];
+/* The name of level, "unknown" out of range. */
+const char *log_level_name(int level);
 
 /* Open path for appending ("" or NULL = stderr). Returns 0 or -1 (errno set). */
 int log_open(const char *path);
