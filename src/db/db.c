@@ -344,6 +344,41 @@ connect:;
 	return 0;
 }
 
+enum db_retry db_retry_plan(bool idempotent, int ep, enum np_db_class cls, int attempt)
+{
+	if (!idempotent || attempt > 0)
+		return DB_RETRY_NONE;
+	/* whatever failed on the replica (lost connection, timeout, recovery conflict, a relation
+	 * it lacks, read-only): the primary can answer the same read */
+	if (ep == NP_EP_REPLICA)
+		return DB_RETRY_PRIMARY;
+	return cls == NP_DB_TRANSIENT ? DB_RETRY_SAME : DB_RETRY_NONE;
+}
+
+/* After a failed query on ep: close the connection when the error left it unusable or says the
+ * server is unwell, and count a failure for the breaker where it is one. Returns the token kept
+ * for a reconnect on ep (keep), else -1. */
+static int db_after_error(int ep, enum np_db_class cls, bool keep)
+{
+	switch (cls) {
+	case NP_DB_TRANSIENT:
+		/* not counted for the breaker: the reconnect is what tells whether it is down */
+		return pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, keep);
+	case NP_DB_TIMEOUT:
+		db_note_fail(ep, cls);
+		db_close(ep, 0); /* the server is not answering: the token waits for its close */
+		return -1;
+	case NP_DB_DOWN:
+	case NP_DB_CONFIG:
+		db_note_fail(ep, cls);
+		db_close(ep, DB_CLOSE_WAIT_MS);
+		return -1;
+	default:
+		/* the session is still usable (statement_timeout, a full server, an SQL error) */
+		return -1;
+	}
+}
+
 PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
                    const char *const *params)
 {
@@ -377,20 +412,24 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		util_quote_value(err.message, q, sizeof(q));
 		snprintf(kv, sizeof(kv), " request_id=%s endpoint=%d class=%s sqlstate=%s error=%s", req->request_id,
 		         ep, pgconn_class_name(err.cls), err.sqlstate[0] ? err.sqlstate : "-", q);
+		enum db_retry plan = db_retry_plan(idempotent, ep, err.cls, attempt);
+		kept = db_after_error(ep, err.cls, plan == DB_RETRY_SAME);
+		if (plan == DB_RETRY_PRIMARY) {
+			log_kv(err.cls == NP_DB_TRANSIENT ? NP_LOG_INFO : NP_LOG_WARN, kv,
+			       "query failed on the replica; retrying on the primary");
+			ep = NP_EP_PRIMARY;
+			continue;
+		}
+		if (plan == DB_RETRY_SAME) {
+			log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");
+			continue;
+		}
 		switch (err.cls) {
 		case NP_DB_TRANSIENT:
-			/* not counted for the breaker: the reconnect is what tells whether it is down */
-			kept = pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, idempotent && attempt == 0);
-			if (idempotent && attempt == 0) {
-				log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");
-				continue;
-			}
 			log_kv(NP_LOG_WARN, kv, "connection lost");
 			db_respond(resp, 503, "db_unavailable", "the database connection was lost; retry later");
 			return NULL;
 		case NP_DB_TIMEOUT:
-			db_note_fail(ep, err.cls);
-			db_close(ep, 0); /* the server is not answering: the token waits for its close */
 			log_kv(NP_LOG_WARN, kv, "database did not answer before the deadline");
 			db_respond(resp, 504, "db_timeout", "the database did not answer in time");
 			return NULL;
@@ -403,8 +442,6 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 			return NULL;
 		case NP_DB_DOWN:
 		case NP_DB_CONFIG:
-			db_note_fail(ep, err.cls);
-			db_close(ep, DB_CLOSE_WAIT_MS);
 			db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
 			return NULL;
 		default:

@@ -38,9 +38,16 @@ int db_health(int ep, const char **reason);
 /* Close everything, waiting up to wait_ms each for the server to see it. */
 void db_close_all(int wait_ms);
 
+/* What to do after a query failed: nothing (answer the error), once more on the same endpoint
+ * (a fresh connection after a lost one), or once on the primary (any failure on the replica).
+ * Only an idempotent request is retried, and only after its first attempt. */
+enum db_retry { DB_RETRY_NONE, DB_RETRY_SAME, DB_RETRY_PRIMARY };
+enum db_retry db_retry_plan(bool idempotent, int ep, enum np_db_class cls, int attempt);
+
 /* In a request: run st with params on the route's endpoint. Returns the result, or NULL with
  * resp already set to the JSON error (503 db_busy / db_unavailable with Retry-After, 504
- * db_timeout, 500 db_error). Idempotent (GET) routes retry once on a fresh connection. */
+ * db_timeout, 500 db_error). An idempotent (GET, HEAD) request is retried once: on a fresh
+ * connection after a lost one, on the primary after any failure on the replica. */
 PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
                    const char *const *params);
 
