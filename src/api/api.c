@@ -36,7 +36,7 @@ static void api_readyz(struct np_request *req, struct np_response *resp)
 		char msg[160];
 		snprintf(msg, sizeof(msg), "database %s%s%s", names[health & 3], reason[0] ? ": " : "", reason);
 		http_respond_error(resp, 503, health == 3 ? "db_unavailable" : "not_ready", msg);
-		resp->retry_after_s = 1;
+		resp->retry_after_s = db_retry_after_s();
 		return;
 	}
 	cJSON *o = cJSON_CreateObject();

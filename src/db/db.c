@@ -251,6 +251,11 @@ int db_health(int ep, const char **reason)
 	return (int)atomic_load(&e->health);
 }
 
+int db_retry_after_s(void)
+{
+	return D.conf->retry_after_s;
+}
+
 /* ---- in a request ----------------------------------------------------------------------- */
 
 static void db_respond(struct np_response *resp, int status, const char *code, const char *msg)
@@ -258,7 +263,7 @@ static void db_respond(struct np_response *resp, int status, const char *code, c
 	log_debug("answering %d %s: %s", status, code, msg);
 	http_respond_error(resp, status, code, msg);
 	if (status == 503) {
-		resp->retry_after_s = D.conf->retry_after_s;
+		resp->retry_after_s = db_retry_after_s();
 		atomic_fetch_add(&D.shm->slots[D.slot].shed_503, 1);
 	}
 }

@@ -35,6 +35,9 @@ void db_on_wake(void);
 /* The endpoint's health as the supervisor published it (enum np_health) and why. */
 int db_health(int ep, const char **reason);
 
+/* The configured Retry-After for 503 answers (retry_after_s). */
+int db_retry_after_s(void);
+
 /* Close everything, waiting up to wait_ms each for the server to see it. */
 void db_close_all(int wait_ms);
 
