@@ -13,11 +13,12 @@ static const struct np_stmt stmt_books_list = {
 	0, "np_books_list",
 	"SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2", 2
 };
-/* the book and its chapters in one round trip */
+/* the book and its chapters in one round trip (chapter ids as text: cJSON would parse a number
+ * into a double; api_chapters_json() turns them back into exact numbers) */
 static const struct np_stmt stmt_book_get = {
 	1, "np_book_get",
 	"SELECT b.id, b.slug, b.title, b.author, b.language, "
-	"COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
+	"COALESCE(json_agg(json_build_object('id', c.id::text, 'position', c.position, 'title', c.title) "
 	"ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
 	"FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id", 1
 };
@@ -72,18 +73,52 @@ static int api_int_param(struct np_request *req, struct np_response *resp, const
 	return 0;
 }
 
+/* Add key: the integer in a column's text, exactly (never through a double). false when the text
+ * is not an integer or out of memory. */
+static bool api_add_int(cJSON *o, const char *key, const char *text)
+{
+	int64_t v;
+	return util_parse_i64(text, INT64_MIN, INT64_MAX, &v) == 0 && http_json_add_int64(o, key, v);
+}
+
+/* A book row as JSON; NULL when out of memory or the id is not an integer. */
 static cJSON *api_book_json(PGresult *r, int row)
 {
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(r, row, 0), NULL));
-	cJSON_AddStringToObject(o, "slug", PQgetvalue(r, row, 1));
-	cJSON_AddStringToObject(o, "title", PQgetvalue(r, row, 2));
-	if (PQgetisnull(r, row, 3))
-		cJSON_AddNullToObject(o, "author");
-	else
-		cJSON_AddStringToObject(o, "author", PQgetvalue(r, row, 3));
-	cJSON_AddStringToObject(o, "language", PQgetvalue(r, row, 4));
+	if (o == NULL || !api_add_int(o, "id", PQgetvalue(r, row, 0)) ||
+	    !cJSON_AddStringToObject(o, "slug", PQgetvalue(r, row, 1)) ||
+	    !cJSON_AddStringToObject(o, "title", PQgetvalue(r, row, 2)) ||
+	    !(PQgetisnull(r, row, 3) ? cJSON_AddNullToObject(o, "author")
+	                             : cJSON_AddStringToObject(o, "author", PQgetvalue(r, row, 3))) ||
+	    !cJSON_AddStringToObject(o, "language", PQgetvalue(r, row, 4))) {
+		cJSON_Delete(o);
+		return NULL;
+	}
 	return o;
+}
+
+/* The chapter list the database built, its text ids made exact numbers; NULL when malformed. */
+static cJSON *api_chapters_json(const char *text)
+{
+	cJSON *arr = cJSON_Parse(text);
+	if (!cJSON_IsArray(arr))
+		goto bad;
+	cJSON *ch;
+	cJSON_ArrayForEach(ch, arr) {
+		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ch, "id"));
+		int64_t v;
+		cJSON *n;
+		if (id == NULL || util_parse_i64(id, INT64_MIN, INT64_MAX, &v) < 0 || (n = http_json_int64(v)) == NULL)
+			goto bad;
+		if (!cJSON_ReplaceItemInObjectCaseSensitive(ch, "id", n)) {
+			cJSON_Delete(n);
+			goto bad;
+		}
+	}
+	return arr;
+bad:
+	cJSON_Delete(arr);
+	return NULL;
 }
 
 void api_books_list(struct np_request *req, struct np_response *resp)
@@ -100,12 +135,20 @@ void api_books_list(struct np_request *req, struct np_response *resp)
 	if (!r)
 		return;
 	cJSON *root = cJSON_CreateObject();
-	cJSON *arr = cJSON_AddArrayToObject(root, "books");
-	for (int i = 0; i < PQntuples(r); i++)
-		cJSON_AddItemToArray(arr, api_book_json(r, i));
-	cJSON_AddNumberToObject(root, "limit", (double)limit);
-	cJSON_AddNumberToObject(root, "offset", (double)offset);
+	cJSON *arr = root ? cJSON_AddArrayToObject(root, "books") : NULL;
+	bool ok = arr && http_json_add_int64(root, "limit", limit) && http_json_add_int64(root, "offset", offset);
+	for (int i = 0; ok && i < PQntuples(r); i++) {
+		cJSON *b = api_book_json(r, i);
+		ok = b && cJSON_AddItemToArray(arr, b);
+		if (!ok)
+			cJSON_Delete(b);
+	}
 	PQclear(r);
+	if (!ok) {
+		cJSON_Delete(root);
+		http_respond_error(resp, 500, "internal", "could not build the book list");
+		return;
+	}
 	http_respond_json(resp, 200, root);
 }
 
@@ -138,14 +181,14 @@ void api_book_get(struct np_request *req, struct np_response *resp)
 	if (!r)
 		return;
 	cJSON *book = api_book_json(r, 0);
-	cJSON *chapters = cJSON_Parse(PQgetvalue(r, 0, 5));
+	cJSON *chapters = api_chapters_json(PQgetvalue(r, 0, 5));
 	PQclear(r);
-	if (!chapters) {
+	if (!book || !chapters || !cJSON_AddItemToObject(book, "chapters", chapters)) {
 		cJSON_Delete(book);
-		http_respond_error(resp, 500, "internal", "malformed chapter list from the database");
+		cJSON_Delete(chapters);
+		http_respond_error(resp, 500, "internal", "malformed book or chapter list from the database");
 		return;
 	}
-	cJSON_AddItemToObject(book, "chapters", chapters);
 	http_respond_json(resp, 200, book);
 }
 
@@ -155,11 +198,14 @@ void api_passage_get(struct np_request *req, struct np_response *resp)
 	if (!r)
 		return;
 	cJSON *o = cJSON_CreateObject();
-	cJSON_AddNumberToObject(o, "id", strtod(PQgetvalue(r, 0, 0), NULL));
-	cJSON_AddNumberToObject(o, "chapter_id", strtod(PQgetvalue(r, 0, 1), NULL));
-	cJSON_AddNumberToObject(o, "book_id", strtod(PQgetvalue(r, 0, 2), NULL));
-	cJSON_AddNumberToObject(o, "position", strtod(PQgetvalue(r, 0, 3), NULL));
-	cJSON_AddStringToObject(o, "body", PQgetvalue(r, 0, 4));
+	bool ok = o && api_add_int(o, "id", PQgetvalue(r, 0, 0)) && api_add_int(o, "chapter_id", PQgetvalue(r, 0, 1)) &&
+	          api_add_int(o, "book_id", PQgetvalue(r, 0, 2)) && api_add_int(o, "position", PQgetvalue(r, 0, 3)) &&
+	          cJSON_AddStringToObject(o, "body", PQgetvalue(r, 0, 4));
 	PQclear(r);
+	if (!ok) {
+		cJSON_Delete(o);
+		http_respond_error(resp, 500, "internal", "malformed passage from the database");
+		return;
+	}
 	http_respond_json(resp, 200, o);
 }

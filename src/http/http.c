@@ -107,6 +107,25 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 	return 0;
 }
 
+cJSON *http_json_int64(int64_t v)
+{
+	char buf[24];
+	snprintf(buf, sizeof(buf), "%lld", (long long)v);
+	return cJSON_CreateRaw(buf);
+}
+
+bool http_json_add_int64(cJSON *obj, const char *key, int64_t v)
+{
+	cJSON *n = http_json_int64(v);
+	if (n == NULL)
+		return false;
+	if (!cJSON_AddItemToObject(obj, key, n)) {
+		cJSON_Delete(n);
+		return false;
+	}
+	return true;
+}
+
 void http_respond_json(struct np_response *resp, int status, cJSON *obj)
 {
 	free(resp->body);

@@ -41,9 +41,15 @@ struct np_response {
 int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, const char **code,
                        const char **message);
 
-/* Set resp to status with a JSON body taken over from a cJSON object (freed here). */
 struct cJSON;
+/* Set resp to status with a JSON body taken over from a cJSON object (freed here). */
 void http_respond_json(struct np_response *resp, int status, struct cJSON *obj);
+/* An integer JSON value printed exactly: cJSON numbers are doubles, in which an id above 2^53
+ * would be rounded. NULL when out of memory. */
+struct cJSON *http_json_int64(int64_t v);
+/* Add key: v to obj exactly. false when out of memory. */
+bool http_json_add_int64(struct cJSON *obj, const char *key, int64_t v);
+
 /* Set resp to the error envelope {"error":{"code":…,"message":…}}. */
 void http_respond_error(struct np_response *resp, int status, const char *code, const char *message);
 void http_response_free(struct np_response *resp);

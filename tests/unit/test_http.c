@@ -130,12 +130,27 @@ static void test_head(void **state)
 	http_response_free(&resp);
 }
 
+static void test_json_int64_exact(void **state)
+{
+	const int64_t vals[] = { 9007199254740993LL, INT64_MAX, INT64_MIN, 0, -1 };
+	const char *want = "{\"a\":9007199254740993,\"b\":9223372036854775807,\"c\":-9223372036854775808,\"d\":0,\"e\":-1}";
+	cJSON *o = cJSON_CreateObject();
+	const char *keys[] = { "a", "b", "c", "d", "e" };
+	for (int i = 0; i < 5; i++)
+		assert_true(http_json_add_int64(o, keys[i], vals[i]));
+	char *s = cJSON_PrintUnformatted(o);
+	assert_string_equal(s, want);
+	cJSON_free(s);
+	cJSON_Delete(o);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_lighttpd_fallback),
 		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
+		cmocka_unit_test(test_json_int64_exact),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
