@@ -96,15 +96,42 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 
 	/* nginx: fastcgi_param NEONPOOL_QUEUE_START $msec ("1700000000.123") */
 	const char *qs = get("NEONPOOL_QUEUE_START", ctx);
-	if (qs && qs[0]) {
-		char *end;
-		double t = strtod(qs, &end);
-		if (*end == '\0' && t > 0) {
-			int64_t d = util_wall_us() - (int64_t)(t * 1e6);
-			req->queued_us = d < 0 ? 0 : d;
-		}
-	}
+	if (qs && qs[0])
+		req->queued_us = http_queued_us(qs, util_wall_us());
 	return 0;
+}
+
+int64_t http_queued_us(const char *s, int64_t now_us)
+{
+	/* digits only: no sign, exponent, hex, inf or nan, and no float (strtod also follows the
+	 * locale's decimal point, and a huge value converted to an integer is undefined) */
+	int64_t sec = 0, frac = 0;
+	int nd = 0, nf = 0;
+	const char *p = s;
+	for (; *p >= '0' && *p <= '9'; p++) {
+		if (++nd > HTTP_QUEUE_START_DIGITS)
+			return -1;
+		sec = sec * 10 + (*p - '0');
+	}
+	if (nd == 0)
+		return -1;
+	if (*p == '.') {
+		for (p++; *p >= '0' && *p <= '9'; p++) {
+			if (++nf > 9)
+				return -1;
+			if (nf <= 6)
+				frac = frac * 10 + (*p - '0');
+		}
+		for (int k = nf; k < 6; k++)
+			frac *= 10;
+	}
+	if (*p != '\0')
+		return -1;
+	int64_t start = sec * 1000000 + frac; /* < 10^18: no overflow */
+	if (start < now_us - (int64_t)HTTP_QUEUE_PAST_MAX_S * 1000000 ||
+	    start > now_us + (int64_t)HTTP_QUEUE_FUTURE_MAX_S * 1000000)
+		return -1;
+	return start > now_us ? 0 : now_us - start;
 }
 
 cJSON *http_json_int64(int64_t v)

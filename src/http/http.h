@@ -41,6 +41,16 @@ struct np_response {
 int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, const char **code,
                        const char **message);
 
+/* How long a request queued in the front server, from NEONPOOL_QUEUE_START (nginx's $msec:
+ * seconds since the epoch, optionally a '.' and up to 9 fraction digits) and the wall clock now.
+ * -1 when the value is malformed (a sign, an exponent, inf, nan, more than 12 integer digits) or
+ * not believable: more than HTTP_QUEUE_PAST_MAX_S ago or HTTP_QUEUE_FUTURE_MAX_S ahead (then it is
+ * ignored, as when absent). A start slightly ahead of now (clocks) counts as 0. */
+#define HTTP_QUEUE_START_DIGITS 12
+#define HTTP_QUEUE_PAST_MAX_S 3600
+#define HTTP_QUEUE_FUTURE_MAX_S 60
+int64_t http_queued_us(const char *s, int64_t now_us);
+
 struct cJSON;
 /* Set resp to status with a JSON body taken over from a cJSON object (freed here). */
 void http_respond_json(struct np_response *resp, int status, struct cJSON *obj);

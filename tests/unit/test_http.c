@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "http.h"
+#include "util.h"
 
 struct kv { const char *k, *v; };
 
@@ -144,13 +145,61 @@ static void test_json_int64_exact(void **state)
 	cJSON_Delete(o);
 }
 
+/* queued_us for a NEONPOOL_QUEUE_START value (nginx's $msec: seconds since the epoch, a fraction). */
+static int64_t queued(const char *qs)
+{
+	struct np_request r;
+	const char *code;
+	struct kv p[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/x" }, { "NEONPOOL_QUEUE_START", qs },
+	                  { NULL, NULL } };
+	assert_int_equal(parse(&r, p, &code), 0);
+	return r.queued_us;
+}
+
+static void test_queue_start_rejects(void **state)
+{
+	static const char *bad[] = {
+		"nan", "NaN", "inf", "-inf", "infinity", "1e300", "-1e300", "1e19", "9.3e12", "-5", "-1700000000.123",
+		"0", "0.000", "1.5", "abc", "", " 1700000000.123", "1700000000.123x", "0x1p30", "1e9",
+		"99999999999999999999999999999999999999", "99999999999999999999999999999.5",
+		"1700000000.1234567890123456789012345", "+1700000000", "1700000000..1", ".5",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		if (queued(bad[i]) != -1)
+			fail_msg("NEONPOOL_QUEUE_START=\"%s\" was not ignored (queued %lld us)", bad[i],
+			         (long long)queued(bad[i]));
+	}
+}
+
+static void test_queue_start_accepts(void **state)
+{
+	char buf[64];
+	int64_t now = util_wall_us();
+	/* 2.5 s ago, as nginx writes it (milliseconds) */
+	int64_t t = now - 2500000;
+	snprintf(buf, sizeof(buf), "%lld.%03lld", (long long)(t / 1000000), (long long)(t % 1000000 / 1000));
+	int64_t q = queued(buf);
+	assert_true(q >= 2499000 && q < 3500000);
+	/* no fraction; and microseconds */
+	snprintf(buf, sizeof(buf), "%lld", (long long)(now / 1000000 - 10));
+	q = queued(buf);
+	assert_true(q >= 9000000 && q < 12000000);
+	snprintf(buf, sizeof(buf), "%lld.%06lld", (long long)(t / 1000000), (long long)(t % 1000000));
+	q = queued(buf);
+	assert_true(q >= 2500000 && q < 3500000);
+	/* a little in the future (clocks): not queued at all */
+	snprintf(buf, sizeof(buf), "%lld.000", (long long)(now / 1000000 + 5));
+	assert_int_equal(queued(buf), 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_lighttpd_fallback),
 		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
-		cmocka_unit_test(test_json_int64_exact),
+		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_queue_start_rejects),
+		cmocka_unit_test(test_queue_start_accepts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
