@@ -78,6 +78,7 @@ static const struct conf_key conf_keys[] = {
 	KEY_BOOL("daemonize", daemonize, false, RESTART, "detach from the terminal and run in the background"),
 	KEY_STR("log_file", log_file, "", NULL, RELOAD, "append the log to this file (\"\" = stderr)"),
 	KEY_ENUM("log_level", log_level, NP_LOG_INFO, log_level_names, RELOAD, "least severe level logged"),
+	KEY_INT("graceful_timeout_ms", graceful_timeout_ms, 60000, 0, 3600000, RELOAD, "ms", "on SIGQUIT, in-flight requests get this long; then the stop continues as on SIGTERM (shutdown_timeout_ms, then SIGKILL)"),
 	KEY_INT("shutdown_timeout_ms", shutdown_timeout_ms, 10000, 0, 600000, RELOAD, "ms", "on SIGTERM, in-flight requests get this long, then SIGKILL"),
 	KEY_INT("crash_max", crash_max, 10, 1, 1000, RELOAD, "crashes", "this many worker crashes within crash_window_s stop respawning"),
 	KEY_INT("crash_window_s", crash_window_s, 60, 1, 3600, RELOAD, "s", "the window over which crash_max is counted"),

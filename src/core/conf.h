@@ -27,6 +27,7 @@ struct np_conf {
 	bool daemonize;
 	char *log_file;             /* "" = stderr */
 	int log_level;              /* enum np_log_level */
+	int graceful_timeout_ms;    /* SIGQUIT: in-flight requests get this long, then as SIGTERM */
 	int shutdown_timeout_ms;    /* SIGTERM: in-flight requests get this long, then SIGKILL */
 	int crash_max;              /* crash-loop guard: this many crashes ... */
 	int crash_window_s;         /* ... within this many seconds stop respawning */

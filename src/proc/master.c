@@ -32,6 +32,8 @@
 #define MASTER_TICK_MS 200
 #define MASTER_BACKOFF_MAX_MS 5000
 #define MASTER_CRASH_RING 1024
+#define MASTER_STOP_CHECK_MIN_MS 50    /* a stop re-checks and re-signals 50 ms after it began, */
+#define MASTER_STOP_CHECK_MAX_MS 1000  /* then doubling to 1 s apart (nginx's stop timer) */
 
 enum { STOP_NONE = 0, STOP_GRACEFUL, STOP_FAST };
 
@@ -52,6 +54,9 @@ static struct {
 	uint32_t generation;
 	int stopping;
 	int64_t kill_at_ms;            /* fast stop: SIGKILL the rest at this time (0 = none) */
+	int64_t graceful_until_ms;     /* graceful stop: becomes a fast stop at this time (0 = none) */
+	int64_t stop_check_ms;         /* stopping: next check of the stop timer */
+	int stop_delay_ms;             /* stopping: the timer's interval, doubling to the max */
 	int64_t crashes[MASTER_CRASH_RING];
 	unsigned ncrashes;             /* total ever; ring index = ncrashes % size */
 	int64_t next_spawn_ms;         /* respawn backoff */
@@ -361,14 +366,49 @@ static void master_begin_stop(int how)
 	if (M.stopping >= how)
 		return;
 	M.stopping = how;
+	int64_t now = util_now_ms();
+	M.stop_delay_ms = MASTER_STOP_CHECK_MIN_MS;
+	M.stop_check_ms = now + M.stop_delay_ms;
 	if (how == STOP_FAST) {
 		log_info("fast stop: in-flight requests get %d ms", M.conf.shutdown_timeout_ms);
-		M.kill_at_ms = util_now_ms() + M.conf.shutdown_timeout_ms;
+		M.graceful_until_ms = 0;
+		M.kill_at_ms = now + M.conf.shutdown_timeout_ms;
 		master_signal_all(SIGTERM, false);
 	} else {
-		log_info("graceful stop: finishing in-flight requests");
+		log_info("graceful stop: finishing in-flight requests (for at most %d ms)", M.conf.graceful_timeout_ms);
+		M.graceful_until_ms = now + M.conf.graceful_timeout_ms;
 		master_signal_all(SIGQUIT, false);
 	}
+}
+
+/* The stop's escalation, run on every turn of the loop: a graceful stop becomes a fast one after
+ * graceful_timeout_ms, a fast one kills the rest after shutdown_timeout_ms. Between, on a timer
+ * of 50 ms doubling to 1 s (nginx), children still running are sent the stop signal again.
+ * Returns how long the loop may sleep, at most wait_ms. */
+static int64_t master_stop_timer(int64_t now, int64_t wait_ms)
+{
+	if (!M.stopping)
+		return wait_ms;
+	if (M.graceful_until_ms && now >= M.graceful_until_ms) {
+		log_warn("graceful_timeout reached: %d children still running; stopping them fast", master_count_all());
+		master_begin_stop(STOP_FAST);
+	}
+	if (M.kill_at_ms && now >= M.kill_at_ms) {
+		log_warn("shutdown_timeout reached: killing %d children", master_count_all());
+		master_signal_all(SIGKILL, false);
+		M.kill_at_ms = 0;
+	}
+	if (now >= M.stop_check_ms) {
+		master_signal_all(M.stopping == STOP_FAST ? SIGTERM : SIGQUIT, false);
+		M.stop_delay_ms = M.stop_delay_ms * 2 < MASTER_STOP_CHECK_MAX_MS ? M.stop_delay_ms * 2 : MASTER_STOP_CHECK_MAX_MS;
+		M.stop_check_ms = now + M.stop_delay_ms;
+	}
+	int64_t next = M.stop_check_ms;
+	if (M.graceful_until_ms && M.graceful_until_ms < next)
+		next = M.graceful_until_ms;
+	if (M.kill_at_ms && M.kill_at_ms < next)
+		next = M.kill_at_ms;
+	return next - now < wait_ms ? (next > now ? next - now : 0) : wait_ms;
 }
 
 static void master_cleanup(void)
@@ -511,16 +551,9 @@ int master_run(struct np_conf *conf, const char *conf_path)
 		master_fill();
 
 		int64_t now = util_now_ms();
-		if (M.kill_at_ms && now >= M.kill_at_ms) {
-			log_warn("shutdown_timeout reached: killing %d children", master_count_all());
-			master_signal_all(SIGKILL, false);
-			M.kill_at_ms = 0;
-		}
-		int64_t wait_ms = MASTER_TICK_MS;
+		int64_t wait_ms = master_stop_timer(now, MASTER_TICK_MS);
 		if (M.next_spawn_ms > now && M.next_spawn_ms - now < wait_ms)
 			wait_ms = M.next_spawn_ms - now;
-		if (M.kill_at_ms && M.kill_at_ms - now < wait_ms)
-			wait_ms = M.kill_at_ms > now ? M.kill_at_ms - now : 0;
 		/* signals arrive on sigfd (still blocked, so handled here and only here); the keeper's
 		 * channel brings connection sockets; watched sockets tell when a server closed */
 		struct pollfd p[1 + 1 + 64];
