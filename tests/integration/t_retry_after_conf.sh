@@ -17,7 +17,7 @@ check_503() {
 # db_busy: the breaker stays closed; the front server says the request queued for 10 s.
 np_start_daemon --name busy retry_after_s=7 breaker_failures=1000 acquire_timeout_ms=200 \
 	workers=2 budget=2 min_warm=0
-sleep 0.5   # no connection for acquire_timeout_ms: requests are shed, spares take them
+sleep "$(np_scaled 1)"   # no connection for acquire_timeout_ms: requests are shed, spares take them
 check_503 "db_busy (queued too long)" db_busy /api/v1/books/1 NEONPOOL_QUEUE_START=$((${EPOCHREALTIME%.*} - 10)).000
 np_stop_daemon TERM || np_fail "daemon did not stop"
 
