@@ -415,7 +415,8 @@ np_daemon_conf() {
 	[ -n "${NP_DATABASE_URL:-}" ] && kvs[database_url]=$NP_DATABASE_URL
 	for kv in "$@"; do
 		k=${kv%%=*}
-		[ -v "kvs[$k]" ] || order+=("$k")
+		# a key of the default order that has no default yet (database_url) is not added twice
+		[ -v "kvs[$k]" ] || [[ " ${order[*]} " == *" $k "* ]] || order+=("$k")
 		kvs[$k]=${kv#*=}
 	done
 	local -a args=()
