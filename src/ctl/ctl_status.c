@@ -98,6 +98,7 @@ static cJSON *status_json(const struct np_shm *shm)
 		memcpy(route, s->route, sizeof(route));
 		route[sizeof(route) - 1] = '\0';
 		cJSON_AddStringToObject(w, "route", route);
+		cJSON_AddBoolToObject(w, "waiting", atomic_load(&s->waiting) != 0);
 		cJSON_AddItemToArray(workers, w);
 	}
 	cJSON_AddNumberToObject(root, "requests_total", (double)requests);
