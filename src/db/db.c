@@ -272,7 +272,8 @@ static int db_waiting_count(void)
 {
 	int n = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++)
-		n += (int)atomic_load(&D.shm->slots[i].waiting);
+		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER)
+			n += (int)atomic_load(&D.shm->slots[i].waiting);
 	return n;
 }
 

@@ -93,6 +93,16 @@ void shm_detach(struct np_shm *shm)
 	memset(shm, 0, sizeof(*shm));
 }
 
+/* The per-request fields a child writes about the request in hand: a child killed in the middle
+ * of one leaves them set. The cumulative counters (requests aside, reset on assign) stay: the
+ * supervisor's breaker and the status totals sum them across slots. */
+static void shm_slot_clear_request(struct np_slot *s)
+{
+	atomic_store(&s->waiting, 0);
+	atomic_store(&s->req_start_us, 0);
+	memset(s->route, 0, sizeof(s->route));
+}
+
 int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generation)
 {
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
@@ -103,12 +113,11 @@ int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generat
 		atomic_store(&s->pid, 0);
 		atomic_store(&s->generation, generation);
 		atomic_store(&s->started_us, util_wall_us());
+		shm_slot_clear_request(s);
 		atomic_store(&s->state, NP_SLOT_STARTING);
-		atomic_store(&s->req_start_us, 0);
 		atomic_store(&s->requests, 0);
 		atomic_store(&s->errors_4xx, 0);
 		atomic_store(&s->errors_5xx, 0);
-		memset(s->route, 0, sizeof(s->route));
 		atomic_store(&s->kind, (uint32_t)kind);
 		return i;
 	}
@@ -118,9 +127,11 @@ int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generat
 void shm_slot_reclaim(struct np_shm *shm, int idx)
 {
 	struct np_slot *s = &shm->slots[idx];
+	/* the child is dead: what it said about its request in flight is no longer true; a
+	 * `waiting` left at 1 would count against max_waiters for ever */
+	shm_slot_clear_request(s);
 	atomic_store(&s->state, NP_SLOT_FREE);
 	atomic_store(&s->pid, 0);
-	atomic_store(&s->req_start_us, 0);
 	atomic_store(&s->kind, NP_KIND_NONE);
 }
 
