@@ -304,6 +304,26 @@ static int master_resolve_user(void)
 	return 0;
 }
 
+/* Take the status file's lock (shm_lock) for the life of this instance. Returns 0, 2 when
+ * another instance holds it (exit code 2: "do not restart", nothing of its touched), 1 on error. */
+static int master_lock_instance(void)
+{
+	if (!M.conf.status_file[0])
+		return 0;
+	pid_t holder = 0;
+	if (shm_lock(&M.shm, M.conf.status_file, &holder) == 0)
+		return 0;
+	if (errno == EWOULDBLOCK) {
+		char who[32] = "";
+		if (holder > 0)
+			snprintf(who, sizeof(who), " (pid %d)", (int)holder);
+		log_error("another neonpoold%s holds %s; not starting", who, M.conf.status_file);
+		return 2;
+	}
+	log_error("cannot open status_file %s: %s", M.conf.status_file, strerror(errno));
+	return 1;
+}
+
 static int master_write_pid_file(void)
 {
 	if (!M.conf.pid_file[0])
@@ -443,6 +463,12 @@ int master_run(struct np_conf *conf, const char *conf_path)
 		log_error("cannot open log_file %s: %s", M.conf.log_file, strerror(errno));
 		conf_free(&M.conf);
 		return 1;
+	}
+	/* before anything is opened, truncated or unlinked: one instance per status file */
+	int lock_rc = master_lock_instance();
+	if (lock_rc != 0) {
+		conf_free(&M.conf);
+		return lock_rc;
 	}
 	if (master_resolve_user() < 0) {
 		conf_free(&M.conf);

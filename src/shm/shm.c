@@ -1,7 +1,10 @@
 /* shm.c - the shared-memory region: header and worker slots, one writer per field. */
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <stddef.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -21,25 +24,57 @@ static void shm_bind(struct np_shm *shm, void *base, size_t size)
 	shm->size = size;
 }
 
+/* The master pid recorded in a locked status file, if it is ours and that process lives. */
+static pid_t shm_holder(int fd)
+{
+	uint64_t magic = 0;
+	int32_t pid = 0;
+	if (pread(fd, &magic, sizeof(magic), (off_t)offsetof(struct np_shm_header, magic)) != (ssize_t)sizeof(magic) ||
+	    magic != NP_SHM_MAGIC ||
+	    pread(fd, &pid, sizeof(pid), (off_t)offsetof(struct np_shm_header, master_pid)) != (ssize_t)sizeof(pid) ||
+	    pid <= 0 || (kill((pid_t)pid, 0) < 0 && errno == ESRCH))
+		return 0;
+	return (pid_t)pid;
+}
+
+int shm_lock(struct np_shm *shm, const char *path, pid_t *holder)
+{
+	if (holder)
+		*holder = 0;
+	/* no O_TRUNC: the file may be a live instance's region until the lock says otherwise */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return -1;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+		if (holder && (e == EWOULDBLOCK || e == EAGAIN))
+			*holder = shm_holder(fd);
+		close(fd);
+		errno = e == EAGAIN ? EWOULDBLOCK : e;
+		return -1;
+	}
+	shm->lock_fd = fd;
+	shm->locked = true;
+	return 0;
+}
+
 int shm_create(struct np_shm *shm, const char *path)
 {
 	size_t size = shm_layout_size();
 	void *base;
+	bool locked = shm->locked;
+	int lock_fd = shm->lock_fd;
 	memset(shm, 0, sizeof(*shm));
+	shm->locked = locked;
+	shm->lock_fd = lock_fd;
 	if (path && path[0]) {
-		int fd = open(path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-		if (fd < 0)
+		if (!shm->locked && shm_lock(shm, path, NULL) < 0)
 			return -1;
-		if (ftruncate(fd, (off_t)size) < 0) {
-			int e = errno;
-			close(fd);
-			errno = e;
+		int fd = shm->lock_fd;
+		/* zero what a previous instance left: truncate to 0, then to the size */
+		if (ftruncate(fd, 0) < 0 || ftruncate(fd, (off_t)size) < 0)
 			return -1;
-		}
 		base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-		int e = errno;
-		close(fd);
-		errno = e;
 		shm->file_backed = true;
 	} else {
 		base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
@@ -90,6 +125,8 @@ void shm_detach(struct np_shm *shm)
 {
 	if (shm->hdr)
 		munmap(shm->hdr, shm->size);
+	if (shm->locked)
+		close(shm->lock_fd); /* releases the instance lock (once no child shares it) */
 	memset(shm, 0, sizeof(*shm));
 }
 

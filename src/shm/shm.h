@@ -130,13 +130,23 @@ struct np_shm {
 	struct np_slot *slots;
 	size_t size;
 	bool file_backed;
+	bool locked;                      /* lock_fd holds the instance lock (shm_lock) */
+	int lock_fd;
 };
 
+/* Master, before it touches anything: open (creating) the status file at path and take an
+ * exclusive flock on it, held until shm_detach() (forked children share it, so the lock lasts
+ * while any process of this instance may still use the region). Returns 0; -1 with errno
+ * EWOULDBLOCK when another instance holds it (*holder: its master's pid, 0 when unknown); -1
+ * with errno otherwise. Never truncates nor unlinks. */
+int shm_lock(struct np_shm *shm, const char *path, pid_t *holder);
 /* Create (master, before the first fork) a zeroed region: file-backed at path, else anonymous.
- * Returns 0 or -1 (errno set). */
+ * A file is truncated only under the lock: taken here unless shm_lock() already took it.
+ * Returns 0 or -1 (errno set; EWOULDBLOCK: another instance holds the file). */
 int shm_create(struct np_shm *shm, const char *path);
 /* Map an existing region read-only (CLI). Returns 0, or -1 with errno (EINVAL: not ours). */
 int shm_attach_readonly(struct np_shm *shm, const char *path);
+/* Unmap; and release the instance lock if held (unlink the file before, if it is to go). */
 void shm_detach(struct np_shm *shm);
 
 /* Master: find a free slot, mark it STARTING with kind and generation. Returns index or -1. */

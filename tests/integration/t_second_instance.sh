@@ -24,7 +24,7 @@ else
 fi
 second_rc=$NP_EXIT_STATUS
 np_expect_eq "the second daemon's exit status" 2 "$second_rc"
-msg=$(grep -o "another neonpoold (pid [0-9]*) holds [^\"]*" "$NP_TMP/second.log" | head -n 1)
+msg=$(grep -o "another neonpoold (pid [0-9]*) holds [^;\"]*" "$NP_TMP/second.log" | head -n 1)
 np_expect_eq "it names the live pool" "another neonpoold (pid $first) holds $NP_TMP/status" "$msg"
 np_expect "the status file is still there" test -f "$NP_TMP/status"
 np_expect "the second daemon left no pid file" test ! -e "$NP_TMP/second.pid"
