@@ -35,6 +35,14 @@ static int teardown(void **state)
 	return 0;
 }
 
+/* A test that failed may have left tokens taken: start the next from a clean budget. */
+static void clean_tokens(void)
+{
+	memset(shm.hdr->ep[NP_EP_PRIMARY].tokens, 0, sizeof(shm.hdr->ep[NP_EP_PRIMARY].tokens));
+	while (budget_wake_consume(&shm))
+		;
+}
+
 static void test_limit_holds(void **state)
 {
 	int t[5];
@@ -155,6 +163,61 @@ static void test_janitor_backstop(void **state)
 	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
 }
 
+/* A release by a process that does not own the token (a stale index, a pid reused) must not
+ * touch the owner's state: the releaser writes only while it owns the token. */
+static void test_release_not_owner(void **state)
+{
+	clean_tokens();
+	int t = budget_acquire(&shm, NP_EP_PRIMARY, 1);
+	assert_true(t >= 0);
+	budget_set_phase(&shm, NP_EP_PRIMARY, t, NP_TOK_CONNECTED);
+	budget_set_backend(&shm, NP_EP_PRIMARY, t, 4242);
+	pid_t kid = fork();
+	if (kid == 0) {
+		budget_release(&shm, NP_EP_PRIMARY, t);
+		_exit(0);
+	}
+	waitpid(kid, NULL, 0);
+	const struct np_token *tok = &shm.hdr->ep[NP_EP_PRIMARY].tokens[t];
+	assert_int_equal(atomic_load(&tok->owner), (int32_t)getpid());
+	assert_int_equal(atomic_load(&tok->phase), NP_TOK_CONNECTED);
+	assert_int_equal(atomic_load(&tok->backend_pid), 4242);
+	budget_release(&shm, NP_EP_PRIMARY, t);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+	while (budget_wake_consume(&shm))
+		;
+}
+
+/* The janitor backstop leaves alone a dead owner whose slot still names it: the master is
+ * between waitpid() and orphaning it (and keeps its socket: it must be the one to orphan it). */
+static void test_janitor_backstop_waits_for_reap(void **state)
+{
+	clean_tokens();
+	pid_t kid = fork();
+	if (kid == 0) {
+		budget_acquire(&shm, NP_EP_PRIMARY, 5);
+		_exit(0);
+	}
+	atomic_store(&shm.slots[5].pid, (int32_t)kid);
+	waitpid(kid, NULL, 0);
+	assert_int_equal(budget_janitor(&shm, 0), 0);
+	assert_int_equal(budget_janitor(&shm, 0), 0);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 1);
+	int t = -1;
+	for (int i = 0; i < NP_MAX_BUDGET; i++)
+		if (atomic_load(&shm.hdr->ep[NP_EP_PRIMARY].tokens[i].owner) == (int32_t)kid)
+			t = i;
+	assert_true(t >= 0);
+	assert_int_not_equal(atomic_load(&shm.hdr->ep[NP_EP_PRIMARY].tokens[t].phase), NP_TOK_ORPHANED);
+	/* the master reaps: orphans, then frees the slot; the janitor frees after the grace */
+	assert_int_equal(budget_orphan_pid(&shm, kid, 0), 1);
+	atomic_store(&shm.slots[5].pid, 0);
+	assert_int_equal(budget_janitor(&shm, 0), 1);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+	while (budget_wake_consume(&shm))
+		;
+}
+
 static void test_permits(void **state)
 {
 	assert_true(budget_permit_take(&shm, NP_EP_PRIMARY, 2));
@@ -215,6 +278,7 @@ int main(void)
 		cmocka_unit_test(test_limit_holds),        cmocka_unit_test(test_unconfigured_endpoint),
 		cmocka_unit_test(test_clamped_limit),      cmocka_unit_test(test_race_between_processes),
 		cmocka_unit_test(test_orphan_reclaim),     cmocka_unit_test(test_janitor_backstop),
+		cmocka_unit_test(test_release_not_owner),  cmocka_unit_test(test_janitor_backstop_waits_for_reap),
 		cmocka_unit_test(test_permits),            cmocka_unit_test(test_connect_classes),
 		cmocka_unit_test(test_sqlstate_classes),
 	};
