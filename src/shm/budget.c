@@ -67,14 +67,27 @@ void budget_set_backend(struct np_shm *shm, int ep, int tok, int backend_pid)
 	atomic_store(&shm->hdr->ep[ep].tokens[tok].backend_pid, backend_pid);
 }
 
+/* Clear a token's fields, then give it up: the caller owns it (owner == expect) and writes
+ * nothing once the owner word says otherwise; the store of 0 is the last write, so whoever
+ * takes the token next finds it clean and nobody writes after it. */
+static void budget_free_owned(struct np_token *t, int32_t expect)
+{
+	atomic_store(&t->busy_until_us, 0);
+	atomic_store(&t->backend_pid, 0);
+	atomic_store(&t->free_after_us, 0);
+	atomic_store(&t->since_us, util_wall_us());
+	atomic_store(&t->phase, NP_TOK_FREE);
+	atomic_compare_exchange_strong(&t->owner, &expect, 0);
+}
+
 void budget_release(struct np_shm *shm, int ep, int tok)
 {
 	struct np_token *t = &shm->hdr->ep[ep].tokens[tok];
 	int32_t me = (int32_t)getpid();
-	atomic_store(&t->phase, NP_TOK_FREE);
-	atomic_store(&t->busy_until_us, 0);
-	atomic_store(&t->backend_pid, 0);
-	atomic_compare_exchange_strong(&t->owner, &me, 0);
+	/* only the owner writes its token: a stale release must not clear another owner's state */
+	if (atomic_load(&t->owner) != me)
+		return;
+	budget_free_owned(t, me);
 	budget_wake(shm);
 }
 
@@ -133,10 +146,25 @@ static bool budget_pid_gone(int32_t pid)
 	return kill((pid_t)pid, 0) < 0 && errno == ESRCH;
 }
 
+/* The owner is gone and the master is done with it: the slot it took the token for no longer
+ * names it (the master orphans a dead child's tokens before it frees the slot, so until then
+ * the master is the one to act, with the socket it keeps). */
+static bool budget_owner_missed(const struct np_shm *shm, const struct np_token *t, int32_t owner)
+{
+	if (!budget_pid_gone(owner))
+		return false;
+	int slot = atomic_load(&t->slot);
+	return slot < 0 || slot >= NP_MAX_SLOTS || atomic_load(&shm->slots[slot].pid) != owner;
+}
+
+/* The janitor writes a token only after it took it: compare-and-swap the owner it saw to its
+ * own pid. A janitor that lost the race (the token was freed and taken again meanwhile) fails
+ * the swap and writes nothing. */
 int budget_janitor(struct np_shm *shm, int grace_ms)
 {
 	int freed = 0;
 	int64_t now = util_wall_us();
+	int32_t me = (int32_t)getpid();
 	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
 		struct np_endpoint_shm *e = &shm->hdr->ep[ep];
 		for (int i = 0; i < NP_MAX_BUDGET; i++) {
@@ -146,17 +174,17 @@ int budget_janitor(struct np_shm *shm, int grace_ms)
 				continue;
 			uint32_t phase = atomic_load(&t->phase);
 			if (phase != NP_TOK_ORPHANED) {
-				/* backstop: an owner that vanished without the master noticing */
-				if (budget_pid_gone(owner))
+				/* backstop: an owner that vanished without the master orphaning its token */
+				if (owner != me && budget_owner_missed(shm, t, owner) &&
+				    atomic_compare_exchange_strong(&t->owner, &owner, me))
 					budget_orphan(t, now, grace_ms);
 				continue;
 			}
-			if (now >= atomic_load(&t->free_after_us)) {
-				atomic_store(&t->busy_until_us, 0);
-				atomic_store(&t->backend_pid, 0);
-				atomic_store(&t->phase, NP_TOK_FREE);
-				if (atomic_compare_exchange_strong(&t->owner, &owner, 0))
-					freed++;
+			if (now < atomic_load(&t->free_after_us))
+				continue;
+			if (owner == me || atomic_compare_exchange_strong(&t->owner, &owner, me)) {
+				budget_free_owned(t, me);
+				freed++;
 			}
 		}
 		for (int i = 0; i < 64; i++) {
