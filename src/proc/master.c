@@ -103,6 +103,11 @@ static int master_spawn(int kind)
 	}
 	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation };
 	atomic_store(&M.shm.slots[idx].pid, (int32_t)pid);
+	if (kind == NP_KIND_SUPERVISOR) {
+		char kv[96];
+		snprintf(kv, sizeof(kv), " slot=%d child_pid=%d generation=%u", idx, (int)pid, M.generation);
+		log_kv(NP_LOG_INFO, kv, "supervisor started");
+	}
 	return 0;
 }
 
@@ -217,7 +222,7 @@ static void master_reap(void)
 				atomic_fetch_add(&M.shm.hdr->respawns_total, 1);
 			}
 		} else {
-			log_kv(NP_LOG_DEBUG, kv, "child exited");
+			log_kv(k.kind == NP_KIND_SUPERVISOR ? NP_LOG_INFO : NP_LOG_DEBUG, kv, "child exited");
 		}
 	}
 }
