@@ -34,6 +34,9 @@
 #define MASTER_CRASH_RING 1024
 #define MASTER_STOP_CHECK_MIN_MS 50    /* a stop re-checks and re-signals 50 ms after it began, */
 #define MASTER_STOP_CHECK_MAX_MS 1000  /* then doubling to 1 s apart (nginx's stop timer) */
+/* a retiring supervisor finishes its tick (a probe: connect <= 2 s, then close) and leaves;
+ * past this it is killed, so that its successor can start */
+#define MASTER_SUPERVISOR_RETIRE_MS 5000
 
 enum { STOP_NONE = 0, STOP_GRACEFUL, STOP_FAST };
 
@@ -42,6 +45,8 @@ struct master_child {
 	int kind;              /* enum np_slot_kind */
 	uint32_t generation;
 	bool retiring;         /* asked to leave (reload or stop) */
+	int64_t retire_ms;     /* when it was asked to leave */
+	bool killed;           /* escalated to SIGKILL */
 };
 
 static struct {
@@ -127,14 +132,35 @@ static int master_count_all(void)
 	return master_count(NP_KIND_WORKER, false) + master_count(NP_KIND_SUPERVISOR, false);
 }
 
-/* Bring the current generation to one supervisor and `workers` workers. */
+/* A supervisor asked to leave that is still there past MASTER_SUPERVISOR_RETIRE_MS is killed:
+ * its successor waits for it. */
+static void master_supervisor_deadline(void)
+{
+	int64_t now = util_now_ms();
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		struct master_child *k = &M.kids[i];
+		if (!k->pid || k->kind != NP_KIND_SUPERVISOR || !k->retiring || k->killed ||
+		    now - k->retire_ms < MASTER_SUPERVISOR_RETIRE_MS)
+			continue;
+		log_warn("supervisor pid %d (generation %u) did not leave within %d ms; killing it", (int)k->pid,
+		         k->generation, MASTER_SUPERVISOR_RETIRE_MS);
+		kill(k->pid, SIGKILL);
+		k->killed = true;
+	}
+}
+
+/* Bring the current generation to one supervisor and `workers` workers. Workers of two
+ * generations may overlap during a reload; supervisors never do (the janitor, the breaker and
+ * the shed flag have one writer, STYLE rule 7): a new supervisor starts only once every older
+ * one has been reaped. */
 static void master_fill(void)
 {
+	if (!M.stopping)
+		master_supervisor_deadline();
 	if (M.stopping || M.crash_loop || M.config_failed || util_now_ms() < M.next_spawn_ms)
 		return;
-	while (master_count(NP_KIND_SUPERVISOR, true) < 1)
-		if (master_spawn(NP_KIND_SUPERVISOR) < 0)
-			return;
+	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && master_spawn(NP_KIND_SUPERVISOR) < 0)
+		return;
 	while (master_count(NP_KIND_WORKER, true) < M.conf.workers)
 		if (master_spawn(NP_KIND_WORKER) < 0)
 			return;
@@ -146,8 +172,10 @@ static void master_signal_all(int sig, bool old_only)
 		struct master_child *k = &M.kids[i];
 		if (!k->pid || (old_only && k->generation == M.generation))
 			continue;
-		if (old_only || sig != SIGUSR1)
+		if ((old_only || sig != SIGUSR1) && !k->retiring) {
 			k->retiring = true;
+			k->retire_ms = util_now_ms();
+		}
 		kill(k->pid, sig);
 	}
 }
@@ -271,7 +299,8 @@ static void master_reload(void)
 	M.config_failed = false;
 	atomic_store(&M.shm.hdr->crash_loop, 0);
 	M.next_spawn_ms = 0;
-	/* new children first, then the old ones finish their request and leave */
+	/* new workers first, then the old children finish their request and leave; the new
+	 * supervisor starts once the old one has been reaped (master_fill) */
 	master_fill();
 	master_signal_all(SIGQUIT, true);
 	char kv[64];

@@ -73,9 +73,46 @@ np_expect_eq "one supervisor at the end" 1 "$(echo "$live" | wc -w)"
 np_expect_eq "the status names it" "$live" "$(np_status_json 'd["supervisor_pid"]')"
 np_expect "the sampler took samples ($samples)" test "$samples" -gt $((duration * 5))
 np_expect "pool connections never above the budget of $budget (max $max over $samples samples)" test "$max" -le "$budget"
+# The gap without a supervisor: from the old one's reap to the new one's start (master log, ms).
+gaps=$("$NP_PYTHON" - "$NP_DAEMON_LOG" <<'PY'
+import re, sys, datetime
+t = lambda l: datetime.datetime.strptime(re.search(r"ts=(\S+)Z", l).group(1), "%Y-%m-%dT%H:%M:%S.%f").timestamp()
+gone, gaps = None, []
+for l in open(sys.argv[1]):
+    if "role=master" not in l or "child=supervisor" not in l and 'msg="supervisor started"' not in l:
+        continue
+    if 'msg="supervisor started"' in l:
+        if gone is not None:
+            gaps.append(1000 * (t(l) - gone))
+        gone = None
+    else:
+        gone = t(l)
+print("%d gaps, max %.0f ms" % (len(gaps), max(gaps)) if gaps else "no gaps")
+PY
+)
+np_log "supervisor handovers: $gaps"
+
+# A retiring supervisor that does not leave (stopped) is killed after the deadline, then replaced.
+old=$live
+kill -STOP "$old"
+np_now_ms; t0=$NP_NOW
+kill -HUP "$NP_DAEMON_PID"
+new=""
+while [ $((NP_NOW - t0)) -lt $((10000 * NP_TIMEOUT_SCALE)) ]; do
+	new=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
+	[ -n "$new" ] && [ "$new" != "$old" ] && break
+	sleep 0.05
+	np_now_ms
+done
+np_now_ms
+np_expect "a stuck supervisor was killed and replaced ($((NP_NOW - t0)) ms)" test -n "$new" -a "$new" != "$old"
+np_expect "the master said so" grep -q "supervisor pid $old .*did not leave within" "$NP_DAEMON_LOG"
+np_expect "the stuck one is gone" bash -c "! kill -0 $old 2>/dev/null"
+replaced_ms=$((NP_NOW - t0))
+
 non2xx=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$NP_TMP/out/wrk.out")
 rps=$(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk.out")
 stats=$(np_access_stats "$NP_TMP/nginx/access.log")
 np_expect "no 502/504 from nginx ($stats)" bash -c "! grep -qE '\" 50[24] ' '$NP_TMP/nginx/access.log'"
-echo "RESULT $reloads reloads every ${gap_ms} ms under wrk -c100 ${duration}s ($rps req/s, non-2xx ${non2xx:-0}; $stats): live supervisors max $sup_max over $sup_samples samples (5 ms), $sup_two with two; master log overlaps $overlap of $started starts; pool connections max $max of $budget over $samples samples"
+echo "RESULT $reloads reloads every ${gap_ms} ms under wrk -c100 ${duration}s ($rps req/s, non-2xx ${non2xx:-0}; $stats): live supervisors max $sup_max over $sup_samples samples (5 ms), $sup_two with two; master log overlaps $overlap of $started starts; pool connections max $max of $budget over $samples samples; handovers: $gaps; a stopped supervisor replaced after $replaced_ms ms"
 np_finish
