@@ -14,7 +14,9 @@ int budget_acquire(struct np_shm *shm, int ep, int slot);
 void budget_set_phase(struct np_shm *shm, int ep, int tok, enum np_token_phase phase);
 void budget_set_busy(struct np_shm *shm, int ep, int tok, int64_t until_us);
 void budget_set_backend(struct np_shm *shm, int ep, int tok, int backend_pid);
-/* The owner gives its token back (only once the server closed its side) and wakes a spare. */
+/* The owner gives its token back (only once the server closed its side) and wakes a spare:
+ * it clears the fields while it still owns the token, then the owner word. A token this
+ * process does not own is left alone. */
 void budget_release(struct np_shm *shm, int ep, int tok);
 
 /* Tokens taken (owner != 0), whatever their phase: the number of server connections that may
@@ -27,8 +29,9 @@ int budget_limit(const struct np_shm *shm, int ep);
 /* Master, after reaping pid: mark its tokens orphaned, freeable grace_ms past the deadline of
  * the statement that was in flight; give back its connect permits. Returns tokens orphaned. */
 int budget_orphan_pid(struct np_shm *shm, pid_t pid, int grace_ms);
-/* Supervisor: free orphans whose time came; orphan tokens whose owner no longer exists
- * (a backstop for a master that missed one). Returns tokens freed. */
+/* Supervisor: free orphans whose time came; orphan tokens whose owner no longer exists and
+ * whose slot no longer names it (a backstop for a master that missed one). It takes a token by
+ * CAS of the owner it saw to its own pid before writing it. Returns tokens freed. */
 int budget_janitor(struct np_shm *shm, int grace_ms);
 
 /* A permit to connect: at most max connects in flight across the pool. */

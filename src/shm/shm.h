@@ -54,7 +54,9 @@ struct np_slot {
 /* Endpoints: the primary and an optional read replica, each with its own budget. */
 enum np_endpoint { NP_EP_PRIMARY = 0, NP_EP_REPLICA = 1, NP_EP_COUNT = 2 };
 
-/* Token phases, written by the token's owner (or by the master once the owner is dead). */
+/* Token phases. A token's fields are written only by whoever its owner word names: the owner;
+ * the master for a dead owner (reap, keeper); the janitor once it swapped the owner to itself.
+ * The owner word goes to 0 last, so a lost race never writes over the next owner's state. */
 enum np_token_phase {
 	NP_TOK_FREE = 0,
 	NP_TOK_CONNECTING,   /* the owner is opening a server connection */
@@ -94,7 +96,8 @@ struct np_endpoint_shm {
 	_Atomic int32_t server_reserved;
 	_Atomic uint64_t breaker_opened_total;
 	char reason[128];                 /* why not up: short, lowercase, no secret */
-	/* tokens: the owner writes its token; the master orphans; the supervisor frees orphans */
+	/* tokens: the owner writes its token; the master orphans a dead owner's; the supervisor
+	 * frees orphans after taking them by CAS */
 	struct np_token tokens[NP_MAX_BUDGET];
 };
 
