@@ -338,8 +338,8 @@ static int master_resolve_user(void)
 	return 0;
 }
 
-/* Take the status file's lock (shm_lock) for the life of this instance. Returns 0, 2 when
- * another instance holds it (exit code 2: "do not restart", nothing of its touched), 1 on error. */
+/* Take the status file's lock (shm_lock) for the life of this instance. Returns 0; 2 when
+ * another instance holds it (the exit code; nothing of that instance was touched); 1 on error. */
 static int master_lock_instance(void)
 {
 	if (!M.conf.status_file[0])
