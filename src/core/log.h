@@ -29,7 +29,8 @@ void log_msg(int level, const char *kv, const char *fmt, ...) __attribute__((for
 #define log_info(...)  log_msg(NP_LOG_INFO, NULL, __VA_ARGS__)
 #define log_debug(...) do { if (log_get_level() >= NP_LOG_DEBUG) log_msg(NP_LOG_DEBUG, NULL, __VA_ARGS__); } while (0)
 
-/* log_msg with extra key=value pairs: kv is a preformatted " a=1 b=2" string (use log_kvfmt). */
+/* log_msg with extra key=value pairs: kv is a preformatted " a=1 b=2" string (built with snprintf;
+ * values that may hold spaces or quotes go through util_quote_value()). */
 #define log_kv(level, kv, ...) log_msg(level, kv, __VA_ARGS__)
 
 #endif

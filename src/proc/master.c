@@ -1,25 +1,26 @@
 /* master.c - the prefork master: listen socket, shared memory, forking, reaping, signals, reload.
  *
- * The master handles signals synchronously (all blocked, taken with sigtimedwait) and keeps the
- * children at the desired state: one supervisor and `workers` workers of the current generation.
- * A reload bumps the generation, forks the new children, then asks the old ones to finish their
- * request and leave; the listen socket never closes, so no request is refused meanwhile. */
+ * The master handles signals synchronously (all blocked, read from a signalfd in its one poll()
+ * loop) and keeps the children at the desired state: one supervisor and `workers` workers of the
+ * current generation. master_run() is an init chain with one cleanup path. A reload bumps the
+ * generation, forks the new children, then asks the old ones to finish their request and leave;
+ * the listen socket never closes, so no request is refused meanwhile. */
 #include <errno.h>
 #include <fcntl.h>
 #include <grp.h>
+#include <poll.h>
 #include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "budget.h"
 #include "keeper.h"
-#include <poll.h>
-#include <sys/signalfd.h>
 #include "listen.h"
 #include "log.h"
 #include "master.h"
@@ -70,6 +71,10 @@ static struct {
 	uid_t uid;
 	gid_t gid;
 	bool drop;
+	sigset_t sigset;               /* the signals taken from sigfd */
+	int sigfd;
+	int wake[2];                   /* budget_wake() pipe, also published in the shm header */
+	int exit_code;                 /* a failed start step's exit code (0: the default, 1) */
 } M;
 
 /* ---- children --------------------------------------------------------------------------- */
@@ -360,8 +365,6 @@ static int master_lock_instance(void)
 
 static int master_write_pid_file(void)
 {
-	if (!M.conf.pid_file[0])
-		return 0;
 	FILE *f = fopen(M.conf.pid_file, "r");
 	if (f) {
 		long old = 0;
@@ -465,79 +468,111 @@ static int64_t master_stop_timer(int64_t now, int64_t wait_ms)
 	return next - now < wait_ms ? (next > now ? next - now : 0) : wait_ms;
 }
 
-static void master_cleanup(void)
+/* ---- the init chain ----------------------------------------------------------------------
+ * master_run() reads as a table of contents (PHP-FPM's fpm_init()): each step is one small
+ * function returning 0 or -1 that logs its own failure and, once it succeeded, registers what
+ * undoes it. One cleanup path unwinds the registered steps in reverse order, whether the chain
+ * stopped half-way or the loop ended. */
+
+#define MASTER_MAX_CLEANUPS 16
+
+static struct {
+	void (*fn[MASTER_MAX_CLEANUPS])(void);
+	int n;
+} master_cleanups;
+
+/* Register fn to run at exit, after every cleanup registered later. */
+static void master_on_cleanup(void (*fn)(void))
 {
-	listen_close(&M.listener);
-	listen_close(&M.control);
-	if (M.conf.pid_file[0])
-		unlink(M.conf.pid_file);
-	if (M.conf.status_file[0])
-		unlink(M.conf.status_file);
-	shm_detach(&M.shm);
-	conf_free(&M.conf);
+	if (master_cleanups.n < MASTER_MAX_CLEANUPS)
+		master_cleanups.fn[master_cleanups.n++] = fn;
 }
 
-int master_run(struct np_conf *conf, const char *conf_path)
+static void master_cleanup_all(void)
+{
+	while (master_cleanups.n > 0)
+		master_cleanups.fn[--master_cleanups.n]();
+}
+
+static void master_free_conf(void) { conf_free(&M.conf); }
+
+static int master_init_state(struct np_conf *conf, const char *conf_path)
 {
 	memset(&M, 0, sizeof(M));
 	M.conf = *conf;
 	M.conf_path = conf_path;
 	M.listener.fd = -1;
 	M.control.fd = -1;
+	M.sigfd = -1;
+	M.wake[0] = M.wake[1] = -1;
 	M.generation = 1;
+	master_on_cleanup(master_free_conf);
 	log_set_role("master");
 	log_set_level(M.conf.log_level);
+	return 0;
+}
 
+static int master_init_log(void)
+{
 	if (M.conf.daemonize && !M.conf.log_file[0]) {
 		log_error("daemonize = true needs a log_file (stderr goes to /dev/null)");
-		conf_free(&M.conf);
-		return 1;
+		return -1;
 	}
 	if (M.conf.log_file[0] && log_open(M.conf.log_file) < 0) {
 		log_error("cannot open log_file %s: %s", M.conf.log_file, strerror(errno));
-		conf_free(&M.conf);
-		return 1;
+		return -1;
 	}
-	/* before anything is opened, truncated or unlinked: one instance per status file */
-	int lock_rc = master_lock_instance();
-	if (lock_rc != 0) {
-		conf_free(&M.conf);
-		return lock_rc;
+	return 0;
+}
+
+static void master_release_lock(void)
+{
+	shm_detach(&M.shm); /* closes the lock (a no-op once master_remove_shm ran) */
+}
+
+/* Before anything is opened, truncated or unlinked: one instance per status file. */
+static int master_init_lock(void)
+{
+	int rc = master_lock_instance();
+	if (rc != 0) {
+		M.exit_code = rc;
+		return -1;
 	}
-	if (master_resolve_user() < 0) {
-		conf_free(&M.conf);
-		return 1;
-	}
+	master_on_cleanup(master_release_lock);
+	return 0;
+}
+
+static int master_init_user(void)
+{
+	if (master_resolve_user() < 0)
+		return -1;
 	if (M.drop && M.conf.log_file[0] && chown(M.conf.log_file, M.uid, M.gid) < 0)
 		log_warn("cannot chown log_file %s: %s", M.conf.log_file, strerror(errno));
+	return 0;
+}
 
-	/* Block the signals we handle: they are taken synchronously below, and children inherit the
-	 * mask so none arrives before a child installed its own handlers. */
-	sigset_t set;
-	sigemptyset(&set);
+/* Block the signals we handle: they are read from a signalfd in the loop, and children inherit
+ * the mask so none arrives before a child installed its own handlers. */
+static int master_init_signals(void)
+{
+	sigemptyset(&M.sigset);
 	int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
-		sigaddset(&set, sigs[i]);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+		sigaddset(&M.sigset, sigs[i]);
+	sigprocmask(SIG_BLOCK, &M.sigset, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	return 0;
+}
 
-	char err[256];
-	if (listen_open(&M.listener, &M.conf, err, sizeof(err)) < 0) {
-		log_error("%s", err);
-		conf_free(&M.conf);
-		return 1;
-	}
-	if (M.conf.control_listen[0]) {
-		struct np_conf cc = M.conf;
-		cc.listen = cc.control_listen;
-		if (listen_open(&M.control, &cc, err, sizeof(err)) < 0) {
-			log_error("control_listen: %s", err);
-			listen_close(&M.listener);
-			conf_free(&M.conf);
-			return 1;
-		}
-	}
-	FILE *sm = fopen("/proc/sys/net/core/somaxconn", "r");
+static void master_close_listeners(void)
+{
+	listen_close(&M.listener);
+	listen_close(&M.control);
+}
+
+static void master_warn_somaxconn(void)
+{
+	FILE *sm = fopen("/proc/sys/net/core/somaxconn", "re");
 	int somax = 0;
 	if (sm) {
 		if (fscanf(sm, "%d", &somax) != 1)
@@ -546,43 +581,122 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	}
 	if (somax > 0 && somax < M.conf.listen_backlog)
 		log_warn("listen_backlog %d is capped by net.core.somaxconn = %d", M.conf.listen_backlog, somax);
+}
 
+static int master_init_listeners(void)
+{
+	char err[256];
+	if (listen_open(&M.listener, &M.conf, err, sizeof(err)) < 0) {
+		log_error("%s", err);
+		return -1;
+	}
+	master_on_cleanup(master_close_listeners);
+	if (M.conf.control_listen[0]) {
+		struct np_conf cc = M.conf;
+		cc.listen = cc.control_listen;
+		if (listen_open(&M.control, &cc, err, sizeof(err)) < 0) {
+			log_error("control_listen: %s", err);
+			return -1;
+		}
+	}
+	master_warn_somaxconn();
+	return 0;
+}
+
+static int master_init_daemon(void)
+{
 	if (M.conf.daemonize && master_daemonize() < 0) {
 		log_error("daemonize failed: %s", strerror(errno));
-		listen_close(&M.listener);
-		conf_free(&M.conf);
-		return 1;
+		return -1;
 	}
+	return 0;
+}
+
+static void master_remove_shm(void)
+{
+	if (M.conf.status_file[0])
+		unlink(M.conf.status_file);
+	shm_detach(&M.shm);
+}
+
+static int master_init_shm(void)
+{
 	if (shm_create(&M.shm, M.conf.status_file) < 0) {
 		log_error("cannot create shared memory%s%s: %s", M.conf.status_file[0] ? " at " : "",
 		          M.conf.status_file, strerror(errno));
-		listen_close(&M.listener);
-		conf_free(&M.conf);
-		return 1;
+		return -1;
 	}
+	master_on_cleanup(master_remove_shm);
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
 	master_publish_budget();
-	int wake[2];
-	if (pipe2(wake, O_NONBLOCK | O_CLOEXEC) < 0) {
-		log_error("pipe: %s", strerror(errno));
-		master_cleanup();
-		return 1;
-	}
-	M.shm.hdr->wake_fd[0] = wake[0];
-	M.shm.hdr->wake_fd[1] = wake[1];
-	int sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	if (sigfd < 0 || keeper_init() < 0) {
-		log_error("signalfd or socketpair: %s", strerror(errno));
-		master_cleanup();
-		return 1;
-	}
-	if (master_write_pid_file() < 0) {
-		M.conf.pid_file[0] = '\0'; /* not ours: do not remove it */
-		master_cleanup();
-		return 1;
-	}
+	return 0;
+}
 
+static void master_close_wake(void)
+{
+	close(M.wake[0]);
+	close(M.wake[1]);
+	M.wake[0] = M.wake[1] = -1;
+}
+
+/* The pipe a released budget token is announced on (budget_wake()): workers wait on it. */
+static int master_init_wake(void)
+{
+	if (pipe2(M.wake, O_NONBLOCK | O_CLOEXEC) < 0) {
+		log_error("pipe: %s", strerror(errno));
+		return -1;
+	}
+	master_on_cleanup(master_close_wake);
+	M.shm.hdr->wake_fd[0] = M.wake[0];
+	M.shm.hdr->wake_fd[1] = M.wake[1];
+	return 0;
+}
+
+static void master_close_sigfd(void)
+{
+	close(M.sigfd);
+	M.sigfd = -1;
+}
+
+static int master_init_signalfd(void)
+{
+	M.sigfd = signalfd(-1, &M.sigset, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (M.sigfd < 0) {
+		log_error("signalfd: %s", strerror(errno));
+		return -1;
+	}
+	master_on_cleanup(master_close_sigfd);
+	return 0;
+}
+
+static int master_init_keeper(void)
+{
+	if (keeper_init() < 0) {
+		log_error("keeper socketpair: %s", strerror(errno));
+		return -1;
+	}
+	master_on_cleanup(keeper_close);
+	return 0;
+}
+
+static void master_remove_pid_file(void)
+{
+	unlink(M.conf.pid_file);
+}
+
+static int master_init_pid_file(void)
+{
+	if (!M.conf.pid_file[0])
+		return 0;
+	if (master_write_pid_file() < 0)
+		return -1; /* not ours: never removed */
+	master_on_cleanup(master_remove_pid_file);
+	return 0;
+}
+
+static void master_log_start(void)
+{
 	char dbinfo[512] = "(none)";
 	if (M.conf.database_url[0])
 		conf_redact_conninfo(M.conf.database_url, dbinfo, sizeof(dbinfo));
@@ -591,10 +705,60 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	         NP_VERSION, M.listener.display, M.control.fd >= 0 ? M.control.display : "-", M.conf.workers,
 	         M.conf.listen_backlog, M.conf.budget, dbinfo);
 	log_kv(NP_LOG_INFO, kv, "starting");
+}
 
-	master_fill();
-	log_info("ready");
+/* ---- the loop ----------------------------------------------------------------------------- */
 
+static void master_on_signal(int sig)
+{
+	switch (sig) {
+	case SIGHUP:
+		if (!M.stopping)
+			master_reload();
+		break;
+	case SIGTERM:
+	case SIGINT:
+		master_begin_stop(STOP_FAST);
+		break;
+	case SIGQUIT:
+		master_begin_stop(STOP_GRACEFUL);
+		break;
+	case SIGUSR1:
+		if (log_reopen() < 0)
+			log_error("cannot reopen log_file: %s", strerror(errno));
+		else
+			log_info("log file reopened");
+		master_signal_all(SIGUSR1, false);
+		break;
+	default:
+		break; /* SIGCHLD or timeout: reap at the top of the loop */
+	}
+}
+
+/* Wait up to wait_ms for a signal, a socket from the keeper's channel or a watched server close;
+ * act on them. Signals arrive on the signalfd (still blocked, so handled here and only here). */
+static void master_wait(int64_t wait_ms)
+{
+	struct pollfd p[1 + 1 + 64];
+	int n = 0;
+	p[n++] = (struct pollfd){ .fd = M.sigfd, .events = POLLIN };
+	p[n++] = (struct pollfd){ .fd = keeper_channel_fd(), .events = POLLIN };
+	int watch[64];
+	int nw = keeper_watch_fds(watch, 64);
+	for (int i = 0; i < nw; i++)
+		p[n++] = (struct pollfd){ .fd = watch[i], .events = POLLIN };
+	int rc = poll(p, (nfds_t)n, (int)wait_ms);
+	if (rc > 0 && p[1].revents)
+		keeper_receive(&M.shm);
+	keeper_poll(&M.shm);
+	struct signalfd_siginfo si;
+	if (rc > 0 && (p[0].revents & POLLIN) && read(M.sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
+		master_on_signal((int)si.ssi_signo);
+}
+
+/* Keep the children at the desired state until a stop completes. Returns the exit code. */
+static int master_loop(void)
+{
 	int exit_code = 0;
 	for (;;) {
 		master_reap();
@@ -614,49 +778,35 @@ int master_run(struct np_conf *conf, const char *conf_path)
 		int64_t wait_ms = master_stop_timer(now, MASTER_TICK_MS);
 		if (M.next_spawn_ms > now && M.next_spawn_ms - now < wait_ms)
 			wait_ms = M.next_spawn_ms - now;
-		/* signals arrive on sigfd (still blocked, so handled here and only here); the keeper's
-		 * channel brings connection sockets; watched sockets tell when a server closed */
-		struct pollfd p[1 + 1 + 64];
-		int n = 0;
-		p[n++] = (struct pollfd){ .fd = sigfd, .events = POLLIN };
-		p[n++] = (struct pollfd){ .fd = keeper_channel_fd(), .events = POLLIN };
-		int watch[64];
-		int nw = keeper_watch_fds(watch, 64);
-		for (int i = 0; i < nw; i++)
-			p[n++] = (struct pollfd){ .fd = watch[i], .events = POLLIN };
-		int rc = poll(p, (nfds_t)n, (int)wait_ms);
-		if (rc > 0 && p[1].revents)
-			keeper_receive(&M.shm);
-		keeper_poll(&M.shm);
-		int sig = 0;
-		struct signalfd_siginfo si;
-		if (rc > 0 && (p[0].revents & POLLIN) && read(sigfd, &si, sizeof(si)) == (ssize_t)sizeof(si))
-			sig = (int)si.ssi_signo;
-		switch (sig) {
-		case SIGHUP:
-			if (!M.stopping)
-				master_reload();
-			break;
-		case SIGTERM:
-		case SIGINT:
-			master_begin_stop(STOP_FAST);
-			break;
-		case SIGQUIT:
-			master_begin_stop(STOP_GRACEFUL);
-			break;
-		case SIGUSR1:
-			if (log_reopen() < 0)
-				log_error("cannot reopen log_file: %s", strerror(errno));
-			else
-				log_info("log file reopened");
-			master_signal_all(SIGUSR1, false);
-			break;
-		default:
-			break; /* SIGCHLD or timeout: reap at the top */
-		}
+		master_wait(wait_ms);
 	}
 	log_info("stopped");
-	close(sigfd);
-	master_cleanup();
 	return exit_code;
+}
+
+int master_run(struct np_conf *conf, const char *conf_path)
+{
+	int rc;
+	if (0 > master_init_state(conf, conf_path) ||
+	    0 > master_init_log() ||
+	    0 > master_init_lock() ||
+	    0 > master_init_user() ||
+	    0 > master_init_signals() ||
+	    0 > master_init_listeners() ||
+	    0 > master_init_daemon() ||
+	    0 > master_init_shm() ||
+	    0 > master_init_wake() ||
+	    0 > master_init_signalfd() ||
+	    0 > master_init_keeper() ||
+	    0 > master_init_pid_file()) {
+		rc = M.exit_code ? M.exit_code : 1;
+		goto out;
+	}
+	master_log_start();
+	master_fill();
+	log_info("ready");
+	rc = master_loop();
+out:
+	master_cleanup_all();
+	return rc;
 }

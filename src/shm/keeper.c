@@ -50,6 +50,21 @@ int keeper_init(void)
 	return 0;
 }
 
+void keeper_close(void)
+{
+	for (int e = 0; e < NP_EP_COUNT; e++)
+		for (int t = 0; t < NP_MAX_BUDGET; t++)
+			if (kept[e][t].fd >= 0) {
+				close(kept[e][t].fd);
+				kept[e][t].fd = -1;
+			}
+	for (int i = 0; i < 2; i++)
+		if (keeper_sv[i] >= 0) {
+			close(keeper_sv[i]);
+			keeper_sv[i] = -1;
+		}
+}
+
 void keeper_send(int fd, int ep, int tok)
 {
 	if (keeper_sv[1] < 0 || fd < 0)

@@ -11,6 +11,8 @@
 /* Master, before the first fork: the datagram socketpair workers send their sockets on.
  * Returns 0 or -1 (errno). */
 int keeper_init(void);
+/* Master, at exit: close the channel and every kept socket. */
+void keeper_close(void);
 /* A child: hand a duplicate of fd (the connection under token tok of ep) to the master.
  * Best effort: on failure the token falls back to the grace-period reclaim. */
 void keeper_send(int fd, int ep, int tok);
