@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -267,6 +268,29 @@ static PGresult *pgconn_simple(PGconn *pg, const char *sql, int n, const char *c
 	return last;
 }
 
+/* A socket is known by its inode, not its number: inside PQconnectPoll libpq closes a socket
+ * and opens the next one (a refused host of a multi-host conninfo, a standby rejected by
+ * target_session_attrs, sslmode=prefer falling back to plain), and the new one usually gets
+ * the same number. */
+struct pgconn_sock_id {
+	bool set;
+	dev_t dev;
+	ino_t ino;
+};
+
+/* Hand the connection's current socket to the master (keeper) unless it is the one handed last. */
+static void pgconn_hand_over(PGconn *pg, struct pgconn_sock_id *kept, int ep, int tok)
+{
+	int fd = PQsocket(pg);
+	struct stat st;
+	if (fd < 0 || fstat(fd, &st) < 0)
+		return;
+	if (kept->set && kept->dev == st.st_dev && kept->ino == st.st_ino)
+		return;
+	*kept = (struct pgconn_sock_id){ .set = true, .dev = st.st_dev, .ino = st.st_ino };
+	keeper_send(fd, ep, tok);
+}
+
 int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot, int ep,
                 int tok, const char *appname, int64_t deadline_ms, struct np_dberr *err)
 {
@@ -307,15 +331,12 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
 	if (PQstatus(pg) == CONNECTION_BAD)
 		st = PGRES_POLLING_FAILED;
-	int kept_fd = -1;
+	struct pgconn_sock_id kept = { 0 };
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		/* the master keeps a duplicate of the socket from its first byte: if we die, even in
 		 * the middle of the handshake, it closes it and frees the token when the server closed
 		 * (libpq may open a new socket per address: each one is handed over) */
-		if (PQsocket(pg) >= 0 && PQsocket(pg) != kept_fd) {
-			kept_fd = PQsocket(pg);
-			keeper_send(kept_fd, ep, tok);
-		}
+		pgconn_hand_over(pg, &kept, ep, tok);
 		int rc = pgconn_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
 		if (rc == 0) {
 			pgconn_set_err(err, NP_DB_DOWN, NULL, "connect timed out (deadline enforced by neonpool)");
@@ -382,8 +403,7 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	budget_set_backend(shm, ep, tok, c->backend_pid);
 	budget_set_phase(shm, ep, tok, NP_TOK_CONNECTED);
-	if (PQsocket(pg) != kept_fd)
-		keeper_send(PQsocket(pg), ep, tok);
+	pgconn_hand_over(pg, &kept, ep, tok);
 	atomic_fetch_add(&s->connects, 1);
 	char kv[96];
 	snprintf(kv, sizeof(kv), " endpoint=%d token=%d backend_pid=%d connect_ms=%lld", ep, tok,
