@@ -52,6 +52,7 @@ int log_reopen(void)
 	return log_open(path);
 }
 
+int log_fileno(void) { return log_fd; }
 void log_set_level(int level) { log_level = level; }
 int log_get_level(void) { return log_level; }
 

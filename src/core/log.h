@@ -15,6 +15,8 @@ const char *log_level_name(int level);
 int log_open(const char *path);
 /* Reopen the current file (SIGUSR1, after logrotate moved it). Returns 0 or -1. */
 int log_reopen(void);
+/* The descriptor lines are written to (stderr when there is no log file). */
+int log_fileno(void);
 void log_set_level(int level);
 int log_get_level(void);
 /* Role shown in every line: "master", "supervisor", "worker.3", "ctl". */

@@ -1,9 +1,13 @@
 /* child.c - what every child process shares: naming, flag-only signals, dying with the master. */
 #include "config.h"
 
+#include <dirent.h>
+#include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 #ifdef HAVE_PRCTL
@@ -62,6 +66,79 @@ int child_setup(const char *comm, const char *role, pid_t master_pid)
 	sigaddset(&blocked, SIGUSR2);
 	sigprocmask(SIG_SETMASK, &blocked, NULL);
 	return 0;
+}
+
+static int child_cmp_int(const void *a, const void *b)
+{
+	int x = *(const int *)a, y = *(const int *)b;
+	return (x > y) - (x < y);
+}
+
+static bool child_kept(const int *keep, int n, int fd)
+{
+	for (int i = 0; i < n; i++)
+		if (keep[i] == fd)
+			return true;
+	return false;
+}
+
+/* Without close_range (kernel < 5.9): walk /proc/self/fd, collecting first (closing while
+ * reading the directory would skip entries). */
+static int child_close_fds_walk(const int *keep, int n)
+{
+	DIR *d = opendir("/proc/self/fd");
+	if (d == NULL)
+		return -1;
+	int dfd = dirfd(d), victims[1024], nv = 0;
+	bool more = true;
+	while (more) {
+		more = false;
+		nv = 0;
+		rewinddir(d);
+		struct dirent *e;
+		while ((e = readdir(d)) != NULL) {
+			if (e->d_name[0] < '0' || e->d_name[0] > '9')
+				continue;
+			int fd = atoi(e->d_name);
+			if (fd == dfd || child_kept(keep, n, fd))
+				continue;
+			if (nv == (int)(sizeof(victims) / sizeof(victims[0]))) {
+				more = true;
+				break;
+			}
+			victims[nv++] = fd;
+		}
+		for (int i = 0; i < nv; i++)
+			close(victims[i]);
+	}
+	closedir(d);
+	return 0;
+}
+
+int child_close_fds_except(const int *keep_in, int n)
+{
+	int keep[32];
+	int k = 0;
+	for (int i = 0; i < n && k < (int)(sizeof(keep) / sizeof(keep[0])); i++)
+		if (keep_in[i] >= 0)
+			keep[k++] = keep_in[i];
+	qsort(keep, (size_t)k, sizeof(int), child_cmp_int);
+#ifdef SYS_close_range
+	unsigned lo = 0;
+	int rc = 0;
+	for (int i = 0; i <= k && rc == 0; i++) {
+		unsigned hi = i < k ? (unsigned)keep[i] : ~0U;
+		if (hi > lo)
+			rc = (int)syscall(SYS_close_range, lo, i < k ? hi - 1 : hi, 0);
+		if (i < k)
+			lo = (unsigned)keep[i] + 1;
+	}
+	if (rc == 0)
+		return 0;
+	if (errno != ENOSYS)
+		return -1;
+#endif
+	return child_close_fds_walk(keep, k);
 }
 
 bool child_wait(int fd, int timeout_ms)

@@ -10,6 +10,11 @@
  * master is already gone. */
 int child_setup(const char *comm, const char *role, pid_t master_pid);
 
+/* Right after fork: close every descriptor except the n in keep (what this child uses), so a
+ * child never holds the master's signalfd, the keeper's receiving end or a sibling's database
+ * socket. Nothing is ever exec'd, so O_CLOEXEC cannot do this. Returns 0 or -1 (errno). */
+int child_close_fds_except(const int *keep, int n);
+
 /* Wait until fd (or none when fd < 0) is readable, a signal arrived, or timeout_ms passed; the only
  * place signals are delivered. Returns true when fd is readable. Reopens the log on SIGUSR1. */
 bool child_wait(int fd, int timeout_ms);

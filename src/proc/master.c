@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "budget.h"
+#include "child.h"
 #include "keeper.h"
 #include "listen.h"
 #include "log.h"
@@ -90,6 +91,24 @@ static int master_drop_privileges(void)
 	return 0;
 }
 
+/* In a new child: keep only the descriptors it uses. A worker: stdio, the log, the listen and
+ * control sockets, the token wake pipe and the keeper's sending end. The supervisor: stdio, the
+ * log, the wake pipe's writing end (it frees tokens) and the keeper's sending end (probes). */
+static void master_init_child(int kind)
+{
+	int keep[] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, log_fileno(), keeper_init_child(), M.wake[1],
+	               kind == NP_KIND_WORKER ? M.wake[0] : -1,
+	               kind == NP_KIND_WORKER ? M.listener.fd : -1,
+	               kind == NP_KIND_WORKER ? M.control.fd : -1 };
+	if (child_close_fds_except(keep, (int)(sizeof(keep) / sizeof(keep[0]))) < 0)
+		log_warn("cannot close the master's descriptors in a child: %s", strerror(errno));
+	M.sigfd = -1;
+	if (kind != NP_KIND_WORKER) {
+		M.wake[0] = -1; /* the header keeps the number: only workers read it */
+		M.listener.fd = M.control.fd = -1;
+	}
+}
+
 static int master_spawn(int kind)
 {
 	int idx = shm_slot_assign(&M.shm, kind, M.generation);
@@ -105,6 +124,7 @@ static int master_spawn(int kind)
 		return -1;
 	}
 	if (pid == 0) {
+		master_init_child(kind);
 		if (master_drop_privileges() < 0)
 			_exit(2);
 		if (kind == NP_KIND_WORKER)
@@ -761,6 +781,10 @@ static int master_loop(void)
 {
 	int exit_code = 0;
 	for (;;) {
+		/* a dead child cannot send any more: what it sent is in the channel, so read it before
+		 * reaping and the keeper holds its last socket when the death is handled (a message
+		 * still arriving after the reap is handled by keeper_receive itself) */
+		keeper_receive(&M.shm);
 		master_reap();
 		if (M.stopping && master_count_all() == 0)
 			break;

@@ -65,6 +65,20 @@ void keeper_close(void)
 		}
 }
 
+int keeper_init_child(void)
+{
+	for (int e = 0; e < NP_EP_COUNT; e++)
+		for (int t = 0; t < NP_MAX_BUDGET; t++)
+			if (kept[e][t].fd >= 0) {
+				close(kept[e][t].fd);
+				kept[e][t] = (struct kept){ .fd = -1 };
+			}
+	if (keeper_sv[0] >= 0)
+		close(keeper_sv[0]);
+	keeper_sv[0] = -1;
+	return keeper_sv[1];
+}
+
 void keeper_send(int fd, int ep, int tok)
 {
 	if (keeper_sv[1] < 0 || fd < 0)
@@ -101,6 +115,21 @@ static void keeper_forget(int ep, int tok)
 	k->watching = false;
 }
 
+/* The owner of kept[ep][tok] is dead: shut down the write side of its socket (the server reads
+ * EOF, rolls back, exits) and watch it; the token stays orphaned with no deadline, freed on the
+ * server's EOF (keeper_poll), not by the janitor. */
+static void keeper_orphan(struct np_shm *shm, int ep, int tok)
+{
+	struct kept *k = &kept[ep][tok];
+	struct np_token *t = &shm->hdr->ep[ep].tokens[tok];
+	shutdown(k->fd, SHUT_WR);
+	atomic_store(&t->free_after_us, INT64_MAX);
+	atomic_store(&t->since_us, util_wall_us());
+	atomic_store(&t->phase, NP_TOK_ORPHANED);
+	k->watching = true;
+	k->since_ms = util_now_ms();
+}
+
 void keeper_receive(struct np_shm *shm)
 {
 	for (;;) {
@@ -135,6 +164,11 @@ void keeper_receive(struct np_shm *shm)
 		if (fl >= 0)
 			fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 		kept[m.ep][m.tok] = (struct kept){ .fd = fd, .pid = m.pid, .watching = false, .since_ms = util_now_ms() };
+		/* The sender died and was reaped before its message was read (it sent, then died, and
+		 * the master reaped it before reading the channel; or the janitor found it gone): the
+		 * token is already orphaned, under a grace. Close and watch now, as on death. */
+		if (atomic_load(&shm->hdr->ep[m.ep].tokens[m.tok].phase) == NP_TOK_ORPHANED)
+			keeper_orphan(shm, m.ep, m.tok);
 	}
 }
 
@@ -150,14 +184,7 @@ int keeper_on_death(struct np_shm *shm, pid_t pid)
 				keeper_forget(e, t); /* the worker had released it already */
 				continue;
 			}
-			shutdown(k->fd, SHUT_WR);
-			/* orphaned with no deadline: freed on the server's EOF, not by the janitor */
-			struct np_token *tok = &shm->hdr->ep[e].tokens[t];
-			atomic_store(&tok->free_after_us, INT64_MAX);
-			atomic_store(&tok->since_us, util_wall_us());
-			atomic_store(&tok->phase, NP_TOK_ORPHANED);
-			k->watching = true;
-			k->since_ms = util_now_ms();
+			keeper_orphan(shm, e, t);
 			n++;
 		}
 	return n;

@@ -13,6 +13,9 @@
 int keeper_init(void);
 /* Master, at exit: close the channel and every kept socket. */
 void keeper_close(void);
+/* A child, right after fork: drop the master's side (the receiving end and the kept sockets of
+ * siblings). Returns the sending end, the one descriptor of the keeper a child keeps. */
+int keeper_init_child(void);
 /* A child: hand a duplicate of fd (the connection under token tok of ep) to the master.
  * Best effort: on failure the token falls back to the grace-period reclaim. */
 void keeper_send(int fd, int ep, int tok);
