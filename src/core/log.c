@@ -2,7 +2,9 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -14,6 +16,19 @@ static int log_fd = STDERR_FILENO;
 static char log_path[512];
 static int log_level = NP_LOG_INFO;
 static char log_role[32] = "master";
+
+static bool log_owner_set; /* log_set_owner() was called: files opened later get this owner */
+static uid_t log_uid;
+static gid_t log_gid;
+
+/* Give fd to the run user, through the descriptor (never the path), when it is not theirs yet. */
+static int log_chown(int fd)
+{
+	struct stat st;
+	if (!log_owner_set || fstat(fd, &st) < 0 || (st.st_uid == log_uid && st.st_gid == log_gid))
+		return 0;
+	return fchown(fd, log_uid, log_gid);
+}
 
 const char *const log_level_names[] = { "error", "warn", "info", "debug", NULL };
 
@@ -33,14 +48,29 @@ int log_open(const char *path)
 		log_path[0] = '\0';
 		return 0;
 	}
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0640);
+	/* never through a symlink planted at the path (the master opens it as root) */
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0640);
 	if (fd < 0)
 		return -1;
+	if (log_chown(fd) < 0) {
+		int e = errno;
+		close(fd);
+		errno = e;
+		return -1;
+	}
 	if (log_fd != STDERR_FILENO && log_fd >= 0)
 		close(log_fd);
 	log_fd = fd;
 	snprintf(log_path, sizeof(log_path), "%s", path);
 	return 0;
+}
+
+int log_set_owner(uid_t uid, gid_t gid)
+{
+	log_owner_set = true;
+	log_uid = uid;
+	log_gid = gid;
+	return log_fd == STDERR_FILENO ? 0 : log_chown(log_fd);
 }
 
 int log_reopen(void)

@@ -3,6 +3,7 @@
 #define NP_LOG_H
 
 #include <stdarg.h>
+#include <sys/types.h>
 
 enum np_log_level { NP_LOG_ERROR = 0, NP_LOG_WARN, NP_LOG_INFO, NP_LOG_DEBUG };
 
@@ -11,10 +12,16 @@ extern const char *const log_level_names[];
 /* The name of level, "unknown" out of range. */
 const char *log_level_name(int level);
 
-/* Open path for appending ("" or NULL = stderr). Returns 0 or -1 (errno set). */
+/* Open path for appending ("" or NULL = stderr); a symlink at path is refused (ELOOP), and the
+ * file goes to the owner of log_set_owner() if any. Returns 0 or -1 (errno set; the previous
+ * file stays in use). */
 int log_open(const char *path);
 /* Reopen the current file (SIGUSR1, after logrotate moved it). Returns 0 or -1. */
 int log_reopen(void);
+/* The master started as root: the log file, now and when (re)created later, belongs to uid:gid
+ * (changed through the descriptor), so children running as that user can reopen it. Returns 0
+ * or -1 (errno) when the current file could not be changed. */
+int log_set_owner(uid_t uid, gid_t gid);
 /* The descriptor lines are written to (stderr when there is no log file). */
 int log_fileno(void);
 void log_set_level(int level);

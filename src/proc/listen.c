@@ -85,7 +85,9 @@ static int listen_unix(struct np_listener *l, const struct np_conf *c, const cha
 			close(probe);
 		unlink(path);
 	}
-	mode_t old = umask(0177);
+	/* created with its final mode (no chmod by path afterwards: between bind and chmod the
+	 * path could be swapped for a symlink, and a root master would change the target) */
+	mode_t old = umask((mode_t)(~c->listen_mode & 0777));
 	int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
 	int e = errno;
 	umask(old);
@@ -95,10 +97,6 @@ static int listen_unix(struct np_listener *l, const struct np_conf *c, const cha
 		return -1;
 	}
 	snprintf(l->unix_path, sizeof(l->unix_path), "%s", path);
-	if (chmod(path, (mode_t)c->listen_mode) < 0) {
-		snprintf(err, errlen, "chmod %s: %s", path, strerror(errno));
-		goto fail;
-	}
 	if (c->listen_owner[0] || c->listen_group[0]) {
 		uid_t uid = (uid_t)-1;
 		gid_t gid = (gid_t)-1;
@@ -118,7 +116,8 @@ static int listen_unix(struct np_listener *l, const struct np_conf *c, const cha
 			}
 			gid = gr->gr_gid;
 		}
-		if (chown(path, uid, gid) < 0) {
+		/* the socket file itself, never a symlink's target */
+		if (fchownat(AT_FDCWD, path, uid, gid, AT_SYMLINK_NOFOLLOW) < 0) {
 			snprintf(err, errlen, "chown %s: %s", path, strerror(errno));
 			goto fail;
 		}

@@ -78,6 +78,13 @@ static struct {
 	int exit_code;                 /* a failed start step's exit code (0: the default, 1) */
 } M;
 
+/* strerror, saying why for a symlink refused with O_NOFOLLOW (started as root, the master never
+ * opens a path through a symlink: CVE-2016-1247) */
+static const char *master_strerror(int e)
+{
+	return e == ELOOP ? "it is a symbolic link, which is never followed" : strerror(e);
+}
+
 /* ---- children --------------------------------------------------------------------------- */
 
 static int master_drop_privileges(void)
@@ -379,28 +386,49 @@ static int master_lock_instance(void)
 		log_error("another neonpoold%s holds %s; not starting", who, M.conf.status_file);
 		return 2;
 	}
-	log_error("cannot open status_file %s: %s", M.conf.status_file, strerror(errno));
+	log_error("cannot open status_file %s: %s", M.conf.status_file, master_strerror(errno));
 	return 1;
 }
 
+/* Refuse a pid file that names a live process; write ours to a temp file created afresh
+ * (O_EXCL | O_NOFOLLOW: a file or symlink planted at the temp name is removed, never written
+ * through) and rename it over the pid file (rename replaces a symlink, never follows it). */
 static int master_write_pid_file(void)
 {
-	FILE *f = fopen(M.conf.pid_file, "r");
-	if (f) {
+	const char *path = M.conf.pid_file;
+	int fd = open(path, O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0 && errno != ENOENT) {
+		log_error("cannot read pid file %s: %s", path, master_strerror(errno));
+		return -1;
+	}
+	if (fd >= 0) {
+		char buf[32];
+		ssize_t n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
 		long old = 0;
-		if (fscanf(f, "%ld", &old) == 1 && old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
-			fclose(f);
-			log_error("pid file %s names a running process (pid %ld): already running?",
-			          M.conf.pid_file, old);
+		if (n > 0) {
+			buf[n] = '\0';
+			old = strtol(buf, NULL, 10);
+		}
+		if (old > 0 && old != getpid() && kill((pid_t)old, 0) == 0) {
+			log_error("pid file %s names a running process (pid %ld): already running?", path, old);
 			return -1;
 		}
-		fclose(f);
 	}
 	char tmp[600];
-	snprintf(tmp, sizeof(tmp), "%s.tmp", M.conf.pid_file);
-	f = fopen(tmp, "w");
-	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 || rename(tmp, M.conf.pid_file) < 0) {
-		log_error("cannot write pid file %s: %s", M.conf.pid_file, strerror(errno));
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	if (fd < 0 && errno == EEXIST && unlink(tmp) == 0)
+		fd = open(tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
+	char line[24];
+	int len = snprintf(line, sizeof(line), "%d\n", (int)getpid());
+	bool ok = fd >= 0 && write(fd, line, (size_t)len) == len;
+	if (fd >= 0 && close(fd) != 0)
+		ok = false;
+	if (!ok || rename(tmp, path) < 0) {
+		log_error("cannot write pid file %s: %s", path, master_strerror(errno));
+		if (fd >= 0)
+			unlink(tmp);
 		return -1;
 	}
 	return 0;
@@ -539,7 +567,7 @@ static int master_init_log(void)
 		return -1;
 	}
 	if (M.conf.log_file[0] && log_open(M.conf.log_file) < 0) {
-		log_error("cannot open log_file %s: %s", M.conf.log_file, strerror(errno));
+		log_error("cannot open log_file %s: %s", M.conf.log_file, master_strerror(errno));
 		return -1;
 	}
 	return 0;
@@ -566,7 +594,9 @@ static int master_init_user(void)
 {
 	if (master_resolve_user() < 0)
 		return -1;
-	if (M.drop && M.conf.log_file[0] && chown(M.conf.log_file, M.uid, M.gid) < 0)
+	/* the workers run as the user and reopen the log after a rotation: the master gives every
+	 * file it opens or recreates to them, through the descriptor */
+	if (M.drop && M.conf.log_file[0] && log_set_owner(M.uid, M.gid) < 0)
 		log_warn("cannot chown log_file %s: %s", M.conf.log_file, strerror(errno));
 	return 0;
 }
@@ -643,7 +673,7 @@ static int master_init_shm(void)
 {
 	if (shm_create(&M.shm, M.conf.status_file) < 0) {
 		log_error("cannot create shared memory%s%s: %s", M.conf.status_file[0] ? " at " : "",
-		          M.conf.status_file, strerror(errno));
+		          M.conf.status_file, master_strerror(errno));
 		return -1;
 	}
 	master_on_cleanup(master_remove_shm);

@@ -42,7 +42,7 @@ int shm_lock(struct np_shm *shm, const char *path, pid_t *holder)
 	if (holder)
 		*holder = 0;
 	/* no O_TRUNC: the file may be a live instance's region until the lock says otherwise */
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	int fd = open(path, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0644); /* never through a symlink */
 	if (fd < 0)
 		return -1;
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {

@@ -141,7 +141,7 @@ struct np_shm {
  * exclusive flock on it, held until shm_detach() (forked children share it, so the lock lasts
  * while any process of this instance may still use the region). Returns 0; -1 with errno
  * EWOULDBLOCK when another instance holds it (*holder: its master's pid, 0 when unknown); -1
- * with errno otherwise. Never truncates nor unlinks. */
+ * with errno otherwise (ELOOP: path is a symlink, never followed). Never truncates nor unlinks. */
 int shm_lock(struct np_shm *shm, const char *path, pid_t *holder);
 /* Create (master, before the first fork) a zeroed region: file-backed at path, else anonymous.
  * A file is truncated only under the lock: taken here unless shm_lock() already took it.
