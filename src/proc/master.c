@@ -820,9 +820,7 @@ static int master_loop(void)
 			break;
 		if (!M.stopping && master_count(NP_KIND_WORKER, false) == 0 && (M.crash_loop || M.config_failed)) {
 			log_error("no worker left and respawning is stopped: exiting");
-			master_signal_all(SIGTERM, false);
-			M.stopping = STOP_FAST;
-			M.kill_at_ms = util_now_ms() + M.conf.shutdown_timeout_ms;
+			master_begin_stop(STOP_FAST); /* also starts the stop timer (else it spins at 0 ms) */
 			exit_code = 1;
 			continue;
 		}
