@@ -98,12 +98,14 @@ static int master_drop_privileges(void)
 	return 0;
 }
 
-/* In a new child: keep only the descriptors it uses. A worker: stdio, the log, the listen and
- * control sockets, the token wake pipe and the keeper's sending end. The supervisor: stdio, the
- * log, the wake pipe's writing end (it frees tokens) and the keeper's sending end (probes). */
+/* In a new child: keep only the descriptors it uses. Every child: stdio, the log, the instance
+ * lock on the status file (shared so that it lasts while any process of this instance may use
+ * the region), the wake pipe's writing end (it frees tokens) and the keeper's sending end. A
+ * worker also: the wake pipe's reading end and the listen and control sockets. */
 static void master_init_child(int kind)
 {
 	int keep[] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, log_fileno(), keeper_init_child(), M.wake[1],
+	               M.shm.locked ? M.shm.lock_fd : -1,
 	               kind == NP_KIND_WORKER ? M.wake[0] : -1,
 	               kind == NP_KIND_WORKER ? M.listener.fd : -1,
 	               kind == NP_KIND_WORKER ? M.control.fd : -1 };

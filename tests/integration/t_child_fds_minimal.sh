@@ -40,15 +40,16 @@ log=$(basename "$NP_DAEMON_LOG")
 for w in $(np_worker_pids); do
 	own=$(tokens_of "$w")
 	got=$(fdinfo "$w")
-	# stdin (/dev/null), stdout+stderr (the log), the listen and control sockets, the token wake
-	# pipe (both ends), the keeper's sending end, and its own database connections
-	want="signalfd=0 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null other=0 total=$((8 + own))"
+	# stdin (/dev/null), stdout+stderr (the log), the instance lock (the status file), the listen
+	# and control sockets, the token wake pipe (both ends), the keeper's sending end, and its own
+	# database connections
+	want="signalfd=0 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null,status other=0 total=$((9 + own))"
 	np_expect_eq "worker $w holds only what it uses" "$want" "$got"
 done
 sup=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
 got=$(fdinfo "$sup")
-# stdio, the wake pipe's writing end (budget_wake), the keeper's sending end (probes)
-want="signalfd=0 pipe=1 unix_dgram=1 unix_listen=- unix_stream=0 tcp_pg=0 tcp_other=0 files=$log,null other=0 total=5"
+# stdio, the instance lock, the wake pipe's writing end (budget_wake), the keeper's sending end (probes)
+want="signalfd=0 pipe=1 unix_dgram=1 unix_listen=- unix_stream=0 tcp_pg=0 tcp_other=0 files=$log,null,status other=0 total=6"
 np_expect_eq "supervisor $sup holds only what it uses" "$want" "$got"
 got=$(fdinfo "$NP_DAEMON_PID" | sed 's/ pipe=[0-9]*//; s/ files=.*//')
 # the signalfd, the keeper's socketpair, listen + control, one duplicate per live connection (pipes
