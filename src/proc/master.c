@@ -259,9 +259,10 @@ static void master_reap(void)
 		snprintf(kv, sizeof(kv), " child=%s slot=%d child_pid=%d generation=%u", what, idx, (int)pid,
 		         k.generation);
 
-		/* reclaim what the child held before the slot can be reused: its budget tokens stay
-		 * counted until the server must have seen the close (orphan_grace_ms past the deadline
-		 * of the statement it had in flight), then the supervisor frees them */
+		/* reclaim what the child held before the slot can be reused: a token whose socket the
+		 * keeper holds stays counted until the server closed it (keeper_poll frees it then); one
+		 * without (the child died before handing its socket over) is freed by the supervisor's
+		 * janitor orphan_grace_ms past the deadline of the statement it had in flight */
 		int orphaned = keeper_on_death(&M.shm, pid);
 		orphaned += budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
 		if (orphaned > 0)
