@@ -80,6 +80,19 @@ static void budget_free_owned(struct np_token *t, int32_t expect)
 	atomic_compare_exchange_strong(&t->owner, &expect, 0);
 }
 
+bool budget_free_dead(struct np_shm *shm, int ep, int tok, pid_t dead)
+{
+	struct np_token *t = &shm->hdr->ep[ep].tokens[tok];
+	int32_t owner = (int32_t)dead, me = (int32_t)getpid();
+	/* take it first, as the janitor does: between a check and the writes the token could be
+	 * freed by another and taken by a live worker, whose phase we would then overwrite */
+	if (!atomic_compare_exchange_strong(&t->owner, &owner, me))
+		return false;
+	budget_free_owned(t, me);
+	budget_wake(shm);
+	return true;
+}
+
 void budget_release(struct np_shm *shm, int ep, int tok)
 {
 	struct np_token *t = &shm->hdr->ep[ep].tokens[tok];

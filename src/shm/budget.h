@@ -19,6 +19,11 @@ void budget_set_backend(struct np_shm *shm, int ep, int tok, int backend_pid);
  * process does not own is left alone. */
 void budget_release(struct np_shm *shm, int ep, int tok);
 
+/* Master: free a token still owned by the dead process `dead` (its server closed): swap the owner
+ * to ourselves, write the fields, owner to 0 last. Returns false when the token was no longer
+ * dead's (nothing written). */
+bool budget_free_dead(struct np_shm *shm, int ep, int tok, pid_t dead);
+
 /* Tokens taken (owner != 0), whatever their phase: the number of server connections that may
  * exist. And those with a live connection. */
 int budget_in_use(const struct np_shm *shm, int ep);

@@ -225,15 +225,8 @@ void keeper_poll(struct np_shm *shm)
 			char kv[96];
 			snprintf(kv, sizeof(kv), " endpoint=%d token=%d dead_pid=%d after_ms=%lld", e, t, (int)k->pid,
 			         (long long)(util_now_ms() - k->since_ms));
-			log_kv(NP_LOG_INFO, kv, "server closed a dead worker's connection; budget token freed");
-			/* the master writes a dead owner's token; the owner word goes to 0 last */
-			atomic_store(&tok->busy_until_us, 0);
-			atomic_store(&tok->backend_pid, 0);
-			atomic_store(&tok->since_us, util_wall_us());
-			atomic_store(&tok->phase, NP_TOK_FREE);
-			int32_t expect = k->pid;
-			atomic_compare_exchange_strong(&tok->owner, &expect, 0);
+			if (budget_free_dead(shm, e, t, k->pid))
+				log_kv(NP_LOG_INFO, kv, "server closed a dead worker's connection; budget token freed");
 			keeper_forget(e, t);
-			budget_wake(shm);
 		}
 }

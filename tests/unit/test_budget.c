@@ -188,6 +188,43 @@ static void test_release_not_owner(void **state)
 		;
 }
 
+/* The keeper frees a dead owner's token only while it is still the dead one's: once another
+ * process took it, nothing of the new owner's state is written (pins keeper_poll's old
+ * check-then-store order, which could overwrite a new owner's phase). */
+static void test_free_dead_not_owner(void **state)
+{
+	clean_tokens();
+	int t = budget_acquire(&shm, NP_EP_PRIMARY, 2);
+	assert_true(t >= 0);
+	budget_set_phase(&shm, NP_EP_PRIMARY, t, NP_TOK_CONNECTING);
+	budget_set_backend(&shm, NP_EP_PRIMARY, t, 777);
+	/* the token is ours (alive), not the "dead" pid's */
+	assert_false(budget_free_dead(&shm, NP_EP_PRIMARY, t, getpid() + 100000));
+	const struct np_token *tok = &shm.hdr->ep[NP_EP_PRIMARY].tokens[t];
+	assert_int_equal(atomic_load(&tok->owner), (int32_t)getpid());
+	assert_int_equal(atomic_load(&tok->phase), NP_TOK_CONNECTING);
+	assert_int_equal(atomic_load(&tok->backend_pid), 777);
+	/* a token the dead pid still owns is freed, owner last */
+	pid_t kid = fork();
+	if (kid == 0) {
+		budget_acquire(&shm, NP_EP_PRIMARY, 3);
+		_exit(0);
+	}
+	waitpid(kid, NULL, 0);
+	int dead_tok = -1;
+	for (int i = 0; i < NP_MAX_BUDGET; i++)
+		if (atomic_load(&shm.hdr->ep[NP_EP_PRIMARY].tokens[i].owner) == (int32_t)kid)
+			dead_tok = i;
+	assert_true(dead_tok >= 0);
+	assert_true(budget_free_dead(&shm, NP_EP_PRIMARY, dead_tok, kid));
+	assert_int_equal(atomic_load(&shm.hdr->ep[NP_EP_PRIMARY].tokens[dead_tok].owner), 0);
+	assert_int_equal(atomic_load(&shm.hdr->ep[NP_EP_PRIMARY].tokens[dead_tok].phase), NP_TOK_FREE);
+	budget_release(&shm, NP_EP_PRIMARY, t);
+	assert_int_equal(budget_in_use(&shm, NP_EP_PRIMARY), 0);
+	while (budget_wake_consume(&shm))
+		;
+}
+
 /* The janitor backstop leaves alone a dead owner whose slot still names it: the master is
  * between waitpid() and orphaning it (and keeps its socket: it must be the one to orphan it). */
 static void test_janitor_backstop_waits_for_reap(void **state)
@@ -278,7 +315,8 @@ int main(void)
 		cmocka_unit_test(test_limit_holds),        cmocka_unit_test(test_unconfigured_endpoint),
 		cmocka_unit_test(test_clamped_limit),      cmocka_unit_test(test_race_between_processes),
 		cmocka_unit_test(test_orphan_reclaim),     cmocka_unit_test(test_janitor_backstop),
-		cmocka_unit_test(test_release_not_owner),  cmocka_unit_test(test_janitor_backstop_waits_for_reap),
+		cmocka_unit_test(test_release_not_owner),  cmocka_unit_test(test_free_dead_not_owner),
+		 cmocka_unit_test(test_janitor_backstop_waits_for_reap),
 		cmocka_unit_test(test_permits),            cmocka_unit_test(test_connect_classes),
 		cmocka_unit_test(test_sqlstate_classes),
 	};
