@@ -10,6 +10,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctl_db.h"
+#include "errclass.h"
 #include "util.h"
 
 #define CTL_DB_PINGS 5
@@ -35,8 +36,9 @@ struct ctl_db_health {
 	bool retryable;
 };
 
-/* The one-row result of a query without parameters, or NULL with h->error and its class set. */
-static PGresult *ctl_db_check_query(PGconn *conn, struct ctl_db_health *h, const char *sql, const char *cls)
+/* The one-row result of a query without parameters, or NULL with h->error and its class set
+ * (by SQLSTATE, from the daemon's table). */
+static PGresult *ctl_db_check_query(PGconn *conn, struct ctl_db_health *h, const char *sql)
 {
 	PGresult *res = PQexecParams(conn, sql, 0, NULL, NULL, NULL, NULL, 0);
 	char msg[1536];
@@ -47,13 +49,15 @@ static PGresult *ctl_db_check_query(PGconn *conn, struct ctl_db_health *h, const
 		const char *state = PQresultErrorField(res, PG_DIAG_SQLSTATE);
 		ctl_db_oneline(PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY), PQpass(conn), msg, sizeof(msg));
 		snprintf(h->error, sizeof(h->error), "%s: SQLSTATE %s: %s", sql, state ? state : "?", msg);
-		h->error_class = cls;
-		h->retryable = false;
+		const struct np_errclass *ec = errclass_of_kind(errclass_sqlstate(state, PQstatus(conn) != CONNECTION_OK, NULL));
+		h->error_class = ec->name;
+		h->retryable = ec->retryable;
 	} else {
 		ctl_db_conn_message(conn, msg, sizeof(msg));
 		snprintf(h->error, sizeof(h->error), "%s: %s", sql, msg[0] ? msg : "no result");
-		h->error_class = PQstatus(conn) == CONNECTION_OK ? cls : "connection_lost";
-		h->retryable = PQstatus(conn) != CONNECTION_OK;
+		const struct np_errclass *ec = errclass_of_kind(errclass_sqlstate(NULL, PQstatus(conn) != CONNECTION_OK, NULL));
+		h->error_class = ec->name;
+		h->retryable = ec->retryable;
 	}
 	PQclear(res);
 	return NULL;
@@ -77,7 +81,7 @@ static int ctl_db_check_run(PGconn *conn, struct ctl_db_health *h)
 	for (int i = 0; i < CTL_DB_PINGS; i++) {
 		int64_t t0 = util_now_us();
 		double ms;
-		res = ctl_db_check_query(conn, h, "SELECT 1", "query");
+		res = ctl_db_check_query(conn, h, "SELECT 1");
 		if (!res)
 			return -1;
 		ms = (double)(util_now_us() - t0) / 1000.0;
@@ -99,7 +103,7 @@ static int ctl_db_check_run(PGconn *conn, struct ctl_db_health *h)
 		" (SELECT count(*) FROM pg_stat_activity WHERE datid IS NOT NULL"
 		"  AND backend_type IS DISTINCT FROM 'autovacuum worker'),"
 		" (SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool%'),"
-		" to_regclass('neonpool_migrations') IS NOT NULL", "query");
+		" to_regclass('neonpool_migrations') IS NOT NULL");
 	if (!res)
 		return -1;
 	h->max_connections = atol(PQgetvalue(res, 0, 0));
@@ -113,7 +117,7 @@ static int ctl_db_check_run(PGconn *conn, struct ctl_db_health *h)
 		h->warnings[h->nwarnings++] = "connections are above 90% of max_connections - superuser_reserved_connections";
 
 	if (h->migrations_table) {
-		res = ctl_db_check_query(conn, h, "SELECT max(version), count(*) FROM neonpool_migrations", "query");
+		res = ctl_db_check_query(conn, h, "SELECT max(version), count(*) FROM neonpool_migrations");
 		if (!res)
 			return -1;
 		h->migrations_latest = PQgetisnull(res, 0, 0) ? 0 : atol(PQgetvalue(res, 0, 0));
@@ -251,7 +255,9 @@ int ctl_db_check(const struct np_conf *c, bool json)
 		h.error_class = "config";
 	} else if (PQstatus(conn) != CONNECTION_OK) {
 		ctl_db_conn_message(conn, h.error, sizeof(h.error));
-		h.error_class = ctl_db_error_class(h.error, &h.retryable);
+		const struct np_errclass *ec = errclass_connect(h.error);
+		h.error_class = ec->name;
+		h.retryable = ec->retryable;
 	} else {
 		PQsetNoticeReceiver(conn, ctl_db_notice, NULL);
 		h.connected = true;

@@ -1,4 +1,4 @@
-/* ctl_db.c - what neonpoolctl's database commands share: connecting, messages, error classes, statements. */
+/* ctl_db.c - what neonpoolctl's database commands share: connecting, messages, statements (error classes: errclass.c). */
 #include "ctl_db.h"
 
 #include <dirent.h>
@@ -191,81 +191,6 @@ int ctl_db_connect(const struct np_conf *c, PGconn **out)
 	PQsetNoticeReceiver(conn, ctl_db_notice, NULL);
 	*out = conn;
 	return 0;
-}
-
-/* ---- error classes ---- */
-
-struct ctl_db_class_rule {
-	const char *needle;         /* matched case-insensitively anywhere in the message */
-	const char *cls;
-	bool retryable;
-};
-
-/* First match wins: specific texts before generic ones. Neon's proxy sends every startup error
- * as XX000, so connect errors are classified by text (NEON.md §1.5, §7.5). */
-static const struct ctl_db_class_rule ctl_db_class_rules[] = {
-	{ "Endpoint ID is not specified", "neon_sni", false },
-	{ "unsupported startup parameter", "neon_startup_parameter", false },
-	{ "Couldn't connect to compute node", "neon_compute", true },
-	{ "quota", "neon_quota", false },
-	{ "active endpoints limit", "neon_endpoint_limit", true },
-	{ "concurrently active endpoints", "neon_endpoint_limit", true },
-	{ "endpoint is disabled", "neon_endpoint_disabled", false },
-	{ "endpoint cannot be found", "neon_endpoint_not_found", false },
-	{ "Control plane request failed", "neon_control_plane", true },
-	{ "Console request failed", "neon_control_plane", true },
-	{ "Too many connections to this endpoint", "neon_rate_limit", true },
-	{ "Failed to acquire permit", "neon_rate_limit", true },
-	{ "connection is insecure", "tls", false },
-	/* Connection slots: PostgreSQL's 53300 texts and PgBouncer's client limit. */
-	{ "53300", "too_many_clients", true },
-	{ "too many clients", "too_many_clients", true },
-	{ "remaining connection slots", "too_many_clients", true },
-	{ "too many connections for", "too_many_clients", true },
-	{ "max_client_conn", "too_many_clients", true },
-	/* Credentials and permissions. */
-	{ "password authentication failed", "auth", false },
-	{ "authentication failed", "auth", false },
-	{ "no password supplied", "auth", false },
-	{ "channel binding", "auth", false },
-	{ "no pg_hba.conf entry", "auth", false },
-	{ "role \"", "auth", false },
-	{ "permission denied", "auth", false },
-	/* The server is starting, stopping, or went away during the handshake. */
-	{ "the database system is", "server_unavailable", true },
-	{ "terminating connection", "server_unavailable", true },
-	{ "server closed the connection unexpectedly", "connection_lost", true },
-	{ "SSL SYSCALL error", "connection_lost", true },
-	{ "SSL connection has been closed unexpectedly", "connection_lost", true },
-	/* The network. */
-	{ "timeout expired", "timeout", true },
-	{ "timed out", "timeout", true },
-	{ "Connection refused", "unreachable", true },
-	{ "No route to host", "unreachable", true },
-	{ "Network is unreachable", "unreachable", true },
-	{ "Host is down", "unreachable", true },
-	{ "could not translate host name", "unreachable", true },
-	{ "No such file or directory", "unreachable", true },
-	/* The connection string and TLS. */
-	{ "does not exist", "config", false },
-	{ "invalid", "config", false },
-	{ "missing \"=\"", "config", false },
-	{ "SSL", "tls", false },
-	{ "certificate", "tls", false },
-};
-
-const char *ctl_db_error_class(const char *message, bool *retryable)
-{
-	for (size_t i = 0; message && i < sizeof(ctl_db_class_rules) / sizeof(ctl_db_class_rules[0]); i++) {
-		if (strcasestr(message, ctl_db_class_rules[i].needle)) {
-			if (retryable)
-				*retryable = ctl_db_class_rules[i].retryable;
-			return ctl_db_class_rules[i].cls;
-		}
-	}
-	if (retryable)
-		*retryable = false;
-	return "other";
 }
 
 /* ---- statements ---- */

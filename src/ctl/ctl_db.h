@@ -47,14 +47,9 @@ int ctl_db_seed(const struct np_conf *c, int books, int chapters, int passages);
 
 /* `neonpoolctl check-db`: connect and report connect time, server version, TLS, SELECT 1
  * round trips, connection limits and use, and the migration state; human-readable, or one
- * JSON object on stdout when json. A failed connect is classified (auth, unreachable, timeout,
- * too_many_clients, neon_*, ...). Returns the exit status: 0 healthy, 1 not. */
+ * JSON object on stdout when json. A failed connect is classified with the daemon's table
+ * (errclass.h: dns, refused, tls_verify, auth, timeout, too_many_clients, neon_*, ...). Returns the exit status: 0 healthy, 1 not. */
 int ctl_db_check(const struct np_conf *c, bool json);
-
-/* The class of a connection error message (libpq or Neon proxy text), e.g. "auth",
- * "unreachable", "timeout", "too_many_clients", "neon_compute"; "other" when unknown.
- * *retryable (may be NULL) tells whether retrying with backoff can help. */
-const char *ctl_db_error_class(const char *message, bool *retryable);
 
 /* ---- shared by the commands (ctl_db.c) ---- */
 

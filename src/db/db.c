@@ -63,11 +63,13 @@ bool db_accept_main(void)
 	return db_holder(NP_EP_PRIMARY) || db_breaker_open(NP_EP_PRIMARY) || atomic_load(&e->shed) != 0;
 }
 
-static void db_note_fail(int ep, enum np_db_class cls)
+static void db_note_fail(int ep, const struct np_dberr *err)
 {
 	struct np_slot *s = &D.shm->slots[D.slot];
+	/* the class first: the supervisor reads it when it sees the count move */
+	atomic_store(&s->db_last_class[ep], (uint32_t)err->cls);
+	atomic_store(&s->db_last_kind[ep], (uint32_t)err->kind);
 	atomic_fetch_add(&s->db_fail[ep], 1);
-	atomic_store(&s->db_last_class[ep], (uint32_t)cls);
 }
 
 static void db_note_ok(int ep)
@@ -95,12 +97,13 @@ static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
 		/* a full server is busy, not down: it must not open the breaker (that would turn
 		 * db_busy into db_unavailable) */
 		if (err->cls != NP_DB_BUSY)
-			db_note_fail(ep, err->cls);
+			db_note_fail(ep, err);
 		db_backoff();
 		char kv[400];
 		char q[300];
 		util_quote_value(err->message, q, sizeof(q));
-		snprintf(kv, sizeof(kv), " endpoint=%d class=%s error=%s", ep, pgconn_class_name(err->cls), q);
+		snprintf(kv, sizeof(kv), " endpoint=%d class=%s kind=%s error=%s", ep, pgconn_class_name(err->cls),
+		         errclass_of_kind(err->kind)->name, q);
 		log_kv(NP_LOG_WARN, kv, "connect failed");
 		return -1;
 	}
@@ -176,7 +179,7 @@ void db_maintain(void)
 			struct np_dberr err;
 			D.last_ping_ms = now;
 			if (pgconn_ping(c, D.conf, D.shm, &err) < 0) {
-				db_note_fail(ep, err.cls);
+				db_note_fail(ep, &err);
 				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
 			} else {
 				db_note_ok(ep);
@@ -364,19 +367,19 @@ enum db_retry db_retry_plan(bool idempotent, int ep, enum np_db_class cls, int a
 /* After a failed query on ep: close the connection when the error left it unusable or says the
  * server is unwell, and count a failure for the breaker where it is one. Returns the token kept
  * for a reconnect on ep (keep), else -1. */
-static int db_after_error(int ep, enum np_db_class cls, bool keep)
+static int db_after_error(int ep, const struct np_dberr *err, bool keep)
 {
-	switch (cls) {
+	switch (err->cls) {
 	case NP_DB_TRANSIENT:
 		/* not counted for the breaker: the reconnect is what tells whether it is down */
 		return pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, keep);
 	case NP_DB_TIMEOUT:
-		db_note_fail(ep, cls);
+		db_note_fail(ep, err);
 		db_close(ep, 0); /* the server is not answering: the token waits for its close */
 		return -1;
 	case NP_DB_DOWN:
 	case NP_DB_CONFIG:
-		db_note_fail(ep, cls);
+		db_note_fail(ep, err);
 		db_close(ep, DB_CLOSE_WAIT_MS);
 		return -1;
 	default:
@@ -416,10 +419,11 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		}
 		char kv[512], q[300];
 		util_quote_value(err.message, q, sizeof(q));
-		snprintf(kv, sizeof(kv), " request_id=%s endpoint=%d class=%s sqlstate=%s error=%s", req->request_id,
-		         ep, pgconn_class_name(err.cls), err.sqlstate[0] ? err.sqlstate : "-", q);
+		snprintf(kv, sizeof(kv), " request_id=%s endpoint=%d class=%s kind=%s sqlstate=%s error=%s",
+		         req->request_id, ep, pgconn_class_name(err.cls), errclass_of_kind(err.kind)->name,
+		         err.sqlstate[0] ? err.sqlstate : "-", q);
 		enum db_retry plan = db_retry_plan(idempotent, ep, err.cls, attempt);
-		kept = db_after_error(ep, err.cls, plan == DB_RETRY_SAME);
+		kept = db_after_error(ep, &err, plan == DB_RETRY_SAME);
 		if (plan == DB_RETRY_PRIMARY) {
 			log_kv(err.cls == NP_DB_TRANSIENT ? NP_LOG_INFO : NP_LOG_WARN, kv,
 			       "query failed on the replica; retrying on the primary");

@@ -34,68 +34,30 @@ static int ngraves;
 
 /* ---- error classes ---------------------------------------------------------------------- */
 
+/* The classes themselves are errclass.c's one table, shared with neonpoolctl. */
 const char *pgconn_class_name(enum np_db_class cls)
 {
-	switch (cls) {
-	case NP_DB_OK: return "ok";
-	case NP_DB_TRANSIENT: return "transient";
-	case NP_DB_BUSY: return "busy";
-	case NP_DB_TIMEOUT: return "timeout";
-	case NP_DB_CANCELED: return "statement_timeout";
-	case NP_DB_DOWN: return "down";
-	case NP_DB_CONFIG: return "config";
-	case NP_DB_QUERY: return "query";
-	}
-	return "unknown";
-}
-
-static bool has(const char *hay, const char *needle)
-{
-	return strcasestr(hay, needle) != NULL;
+	return errclass_db_class_name(cls);
 }
 
 enum np_db_class pgconn_classify_connect(const char *m)
 {
-	if (m == NULL)
-		return NP_DB_DOWN;
-	/* the server or a proxy is full: back off, it is not down */
-	if (has(m, "too many clients") || has(m, "remaining connection slots") ||
-	    has(m, "Too many connections to this endpoint") || has(m, "Failed to acquire permit") ||
-	    has(m, "max_client_conn") || has(m, "no more connections allowed"))
-		return NP_DB_BUSY;
-	/* needs an operator: retrying cannot help */
-	if (has(m, "password authentication failed") || has(m, "authentication failed") ||
-	    has(m, "does not exist") || has(m, "endpoint is disabled") || has(m, "endpoint cannot be found") ||
-	    has(m, "quota") || has(m, "Endpoint ID is not specified") || has(m, "unsupported startup parameter") ||
-	    has(m, "no pg_hba.conf entry") || has(m, "connection is insecure") ||
-	    has(m, "server does not support SSL") || has(m, "certificate verify failed") ||
-	    has(m, "invalid connection option") || has(m, "permission denied"))
-		return NP_DB_CONFIG;
-	/* refused, timed out, "Couldn't connect to compute node", starting up, shutting down, EOF */
-	return NP_DB_DOWN;
+	return errclass_connect(m)->cls;
 }
 
 enum np_db_class pgconn_classify_sqlstate(const char *s, bool conn_bad)
 {
-	if (s == NULL || s[0] == '\0')
-		return conn_bad ? NP_DB_TRANSIENT : NP_DB_QUERY;
-	if (strcmp(s, "53300") == 0)
-		return NP_DB_BUSY;
-	if (strcmp(s, "57014") == 0)
-		return NP_DB_CANCELED;
-	if (strncmp(s, "08", 2) == 0 || strcmp(s, "57P01") == 0 || strcmp(s, "57P02") == 0 ||
-	    strcmp(s, "57P03") == 0 || strcmp(s, "25P03") == 0 || strcmp(s, "40001") == 0 ||
-	    strcmp(s, "40P01") == 0)
-		return NP_DB_TRANSIENT;
-	if (strcmp(s, "XX000") == 0 && conn_bad)
-		return NP_DB_TRANSIENT;
-	return conn_bad ? NP_DB_TRANSIENT : NP_DB_QUERY;
+	enum np_db_class cls;
+	errclass_sqlstate(s, conn_bad, &cls);
+	return cls;
 }
 
 /* libpq's message on one line, without the trailing newline. */
-static void pgconn_set_err(struct np_dberr *err, enum np_db_class cls, const char *sqlstate, const char *msg)
+static void pgconn_set_err(struct np_dberr *err, enum np_db_class cls, enum np_errkind kind, const char *sqlstate,
+                           const char *msg)
 {
 	err->cls = cls;
+	err->kind = kind;
 	snprintf(err->sqlstate, sizeof(err->sqlstate), "%s", sqlstate ? sqlstate : "");
 	snprintf(err->message, sizeof(err->message), "%s", msg ? msg : "");
 	for (char *p = err->message; *p; p++)
@@ -300,7 +262,7 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	char password[1024] = "";
 	struct np_conf_error cerr;
 	if (conf->database_password_file[0] && conf_read_password(conf, password, sizeof(password), &cerr) < 0) {
-		pgconn_set_err(err, NP_DB_CONFIG, NULL, cerr.message);
+		pgconn_set_err(err, NP_DB_CONFIG, NP_ERR_CONFIG, NULL, cerr.message);
 		budget_release(shm, ep, tok);
 		c->tok = -1;
 		return -1;
@@ -322,7 +284,7 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	PGconn *pg = PQconnectStartParams(kw, val, 1);
 	explicit_bzero(password, sizeof(password));
 	if (pg == NULL) {
-		pgconn_set_err(err, NP_DB_DOWN, NULL, "out of memory");
+		pgconn_set_err(err, NP_DB_DOWN, NP_ERR_OTHER, NULL, "out of memory");
 		budget_release(shm, ep, tok);
 		c->tok = -1;
 		return -1;
@@ -339,7 +301,7 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		pgconn_hand_over(pg, &kept, ep, tok);
 		int rc = pgconn_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
 		if (rc == 0) {
-			pgconn_set_err(err, NP_DB_DOWN, NULL, "connect timed out (deadline enforced by neonpool)");
+			pgconn_set_err(err, NP_DB_DOWN, NP_ERR_TIMEOUT, NULL, "connect timed out (deadline enforced by neonpool)");
 			pgconn_close(c, shm, 0);
 			return -1;
 		}
@@ -347,7 +309,8 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	if (st == PGRES_POLLING_FAILED) {
 		const char *m = PQerrorMessage(pg);
-		pgconn_set_err(err, pgconn_classify_connect(m), "XX000", m);
+		const struct np_errclass *ec = errclass_connect(m);
+		pgconn_set_err(err, ec->cls, ec->kind, "XX000", m);
 		/* libpq already dropped the socket: the server side is closing on its own */
 		PQfinish(pg);
 		c->pg = NULL;
@@ -384,8 +347,9 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		                  1, params, deadline_ms, &state);
 	if (r == NULL || PQresultStatus(r) != PGRES_TUPLES_OK || PQntuples(r) != 1) {
 		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-		enum np_db_class cls = state == 1 ? NP_DB_TIMEOUT : pgconn_classify_sqlstate(ss, true);
-		pgconn_set_err(err, cls, ss, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
+		enum np_db_class cls = NP_DB_TIMEOUT;
+		enum np_errkind kind = state == 1 ? NP_ERR_TIMEOUT : errclass_sqlstate(ss, true, &cls);
+		pgconn_set_err(err, cls, kind, ss, r ? PQresultErrorMessage(r) : PQerrorMessage(pg));
 		PQclear(r);
 		pgconn_close(c, shm, state == 1 ? 0 : 200);
 		return -1;
@@ -418,10 +382,12 @@ static int pgconn_fail_result(struct np_pgconn *c, PGresult *r, int state, struc
 {
 	bool bad = state == 2 || PQstatus(c->pg) != CONNECTION_OK;
 	if (state == 1) {
-		pgconn_set_err(err, NP_DB_TIMEOUT, NULL, "no answer from the server before the deadline");
+		pgconn_set_err(err, NP_DB_TIMEOUT, NP_ERR_TIMEOUT, NULL, "no answer from the server before the deadline");
 	} else {
 		const char *ss = r ? PQresultErrorField(r, PG_DIAG_SQLSTATE) : NULL;
-		pgconn_set_err(err, pgconn_classify_sqlstate(ss, bad), ss,
+		enum np_db_class cls;
+		enum np_errkind kind = errclass_sqlstate(ss, bad, &cls);
+		pgconn_set_err(err, cls, kind, ss,
 		               r ? PQresultErrorMessage(r) : PQerrorMessage(c->pg));
 	}
 	PQclear(r);

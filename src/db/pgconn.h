@@ -7,22 +7,12 @@
 #include <stdint.h>
 
 #include "conf.h"
+#include "errclass.h"
 #include "shm.h"
 
-/* What went wrong, and so what to answer and whether to retry. */
-enum np_db_class {
-	NP_DB_OK = 0,
-	NP_DB_TRANSIENT,  /* connection lost, 57P01, 08xxx, 25P03, 40001: retry idempotent work once */
-	NP_DB_BUSY,       /* 53300, too many clients, Neon rate limits: 503 db_busy */
-	NP_DB_TIMEOUT,    /* our client-side deadline passed: server hung: 504 db_timeout */
-	NP_DB_CANCELED,   /* 57014 statement_timeout: 504 db_timeout */
-	NP_DB_DOWN,       /* connect refused, timed out, compute unreachable: 503 db_unavailable */
-	NP_DB_CONFIG,     /* auth, unknown database, disabled endpoint, quota: 503, operator action */
-	NP_DB_QUERY,      /* any other SQL error: 500 db_error */
-};
-
 struct np_dberr {
-	enum np_db_class cls;
+	enum np_db_class cls;     /* what to do about it */
+	enum np_errkind kind;     /* what it was (errclass.h): the log's kind=, the breaker's reason */
 	char sqlstate[6];
 	char message[256];        /* libpq's text, one line; never holds the password */
 };
@@ -77,9 +67,10 @@ int pgconn_graveyard_poll(struct np_shm *shm);
 /* Fill fds (up to n) with the buried sockets, for the caller's poll set. Returns the count. */
 int pgconn_graveyard_fds(int *fds, int n);
 
-/* Classify a failed connect from its message text (Neon's proxy sends XX000 for everything). */
+/* Classify a failed connect from its message text (Neon's proxy sends XX000 for everything);
+ * errclass_connect's action. */
 enum np_db_class pgconn_classify_connect(const char *message);
-/* Classify an error result or a broken connection by SQLSTATE. */
+/* Classify an error result or a broken connection by SQLSTATE; errclass_sqlstate's action. */
 enum np_db_class pgconn_classify_sqlstate(const char *sqlstate, bool conn_bad);
 
 const char *pgconn_class_name(enum np_db_class cls);

@@ -24,7 +24,8 @@ static struct {
 	int64_t next_probe_ms[NP_EP_COUNT];
 	int64_t started_ms;
 	int clamp_warned[NP_EP_COUNT];
-	uint32_t last_class[NP_EP_COUNT];
+	uint32_t last_kind[NP_EP_COUNT];  /* enum np_errkind of the newest failure seen */
+	uint64_t slot_fail[NP_EP_COUNT][NP_MAX_SLOTS]; /* each slot's db_fail at the last tick */
 	int64_t no_conn_since_ms;       /* primary: since when no connection is live (0: one is) */
 } S;
 
@@ -59,6 +60,29 @@ void supervisor_aggregate(struct np_shm *shm)
 		atomic_store(&shm->hdr->sup_requests_total, requests);
 	atomic_store(&shm->hdr->sup_longest_busy_us, longest);
 	atomic_store(&shm->hdr->sup_updated_us, now);
+}
+
+/* "circuit open after 3 failures (last: DNS lookup failed, dns)": the class as check-db names it. */
+static void sup_reason(char *buf, size_t n, int failures, enum np_errkind kind)
+{
+	const struct np_errclass *ec = errclass_of_kind(kind);
+	snprintf(buf, n, "circuit open after %d failures (last: %s, %s)", failures, ec->label, ec->name);
+}
+
+static void sup_set_health(struct np_endpoint_shm *e, enum np_health h, const char *reason);
+
+/* Not ready past ready_deadline_ms: say why, with the last failure's class when there was one. */
+static void sup_set_degraded(struct np_endpoint_shm *e, int ep)
+{
+	const struct np_errclass *ec = errclass_of_kind((enum np_errkind)S.last_kind[ep]);
+	char reason[sizeof(e->reason)];
+	if (S.ever_ok[ep])
+		snprintf(reason, sizeof(reason), "fewer connections than min_warm");
+	else if (ec->kind != NP_ERR_NONE)
+		snprintf(reason, sizeof(reason), "database not reached yet (last: %s, %s)", ec->label, ec->name);
+	else
+		snprintf(reason, sizeof(reason), "database not reached yet");
+	sup_set_health(e, NP_HEALTH_DEGRADED, reason);
 }
 
 static void sup_set_health(struct np_endpoint_shm *e, enum np_health h, const char *reason)
@@ -112,6 +136,7 @@ static bool sup_probe(int ep, struct np_dberr *err)
 	if (tok < 0) {
 		snprintf(err->message, sizeof(err->message), "no budget token free for a probe");
 		err->cls = NP_DB_BUSY;
+		err->kind = NP_ERR_NONE; /* says nothing about the server */
 		return false;
 	}
 	struct np_pgconn c;
@@ -138,8 +163,11 @@ static void sup_endpoint(int ep)
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		ok += atomic_load(&S.shm->slots[i].db_ok[ep]);
 		fail += atomic_load(&S.shm->slots[i].db_fail[ep]);
-		if (atomic_load(&S.shm->slots[i].db_fail[ep]) > 0)
-			S.last_class[ep] = atomic_load(&S.shm->slots[i].db_last_class[ep]);
+		/* the class of the slot whose failures moved: the newest news */
+		uint64_t f = atomic_load(&S.shm->slots[i].db_fail[ep]);
+		if (f > S.slot_fail[ep][i])
+			S.last_kind[ep] = atomic_load(&S.shm->slots[i].db_last_kind[ep]);
+		S.slot_fail[ep][i] = f;
 	}
 	uint64_t dok = ok > S.ok[ep] ? ok - S.ok[ep] : 0, dfail = fail > S.fail[ep] ? fail - S.fail[ep] : 0;
 	S.ok[ep] = ok;
@@ -155,9 +183,8 @@ static void sup_endpoint(int ep)
 		atomic_store(&e->breaker, NP_BREAKER_OPEN);
 		atomic_fetch_add(&e->breaker_opened_total, 1);
 		S.next_probe_ms[ep] = now + S.conf->breaker_probe_ms;
-		char reason[96];
-		snprintf(reason, sizeof(reason), "circuit open after %d failures (last: %s)", S.fail_run[ep],
-		         pgconn_class_name((enum np_db_class)S.last_class[ep]));
+		char reason[sizeof(e->reason)];
+		sup_reason(reason, sizeof(reason), S.fail_run[ep], (enum np_errkind)S.last_kind[ep]);
 		sup_set_health(e, NP_HEALTH_DOWN, reason);
 		log_error("endpoint %d: %s; requests get 503 db_unavailable until a probe succeeds", ep, reason);
 		breaker = NP_BREAKER_OPEN;
@@ -176,7 +203,14 @@ static void sup_endpoint(int ep)
 		} else {
 			char q[300];
 			util_quote_value(err.message, q, sizeof(q));
-			log_debug("endpoint %d: probe failed (%s): %s", ep, pgconn_class_name(err.cls), q);
+			log_debug("endpoint %d: probe failed (%s): %s", ep, errclass_of_kind(err.kind)->name, q);
+			if (err.kind != NP_ERR_NONE)
+				S.last_kind[ep] = (uint32_t)err.kind; /* the newest news about the endpoint */
+			if (breaker == NP_BREAKER_OPEN && err.kind != NP_ERR_NONE) {
+				char reason[sizeof(e->reason)];
+				sup_reason(reason, sizeof(reason), S.fail_run[ep], err.kind);
+				sup_set_health(e, NP_HEALTH_DOWN, reason);
+			}
 		}
 		S.next_probe_ms[ep] = util_now_ms() + S.conf->breaker_probe_ms;
 		breaker = atomic_load(&e->breaker);
@@ -223,8 +257,7 @@ static void sup_endpoint(int ep)
 	else if (atomic_load(&e->health) == NP_HEALTH_UP && S.ever_ok[ep])
 		; /* a dip below min_warm while reconnecting is not a readiness change */
 	else if (now - S.started_ms > S.conf->ready_deadline_ms)
-		sup_set_health(e, NP_HEALTH_DEGRADED, S.ever_ok[ep] ? "fewer connections than min_warm"
-		                                                    : "database not reached yet");
+		sup_set_degraded(e, ep);
 	else
 		sup_set_health(e, NP_HEALTH_STARTING, "opening connections");
 }

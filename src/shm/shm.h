@@ -11,7 +11,7 @@
 #include "conf.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 1
+#define NP_SHM_LAYOUT 2
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -43,6 +43,7 @@ struct np_slot {
 	_Atomic uint64_t db_ok[2];        /* successful connects and queries */
 	_Atomic uint64_t db_fail[2];      /* failed connects, lost connections, client-side timeouts */
 	_Atomic uint32_t db_last_class[2];/* enum np_db_class of the last failure */
+	_Atomic uint32_t db_last_kind[2]; /* enum np_errkind of the last failure (errclass.h): the reason */
 	_Atomic int32_t server_max_conn[2]; /* SHOW max_connections, read after a connect (0 unknown) */
 	_Atomic int32_t server_reserved[2]; /* superuser_reserved_connections */
 	_Atomic uint32_t waiting;         /* 1 while waiting for a connection with a request in hand */

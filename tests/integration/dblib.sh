@@ -149,3 +149,73 @@ INI
 	np_wait_port "$NP_PGB_PORT" 10 || np_fail "PgBouncer did not listen on $NP_PGB_PORT: $(tail -n 5 "$dir/pgbouncer.log")"
 	np_log "PgBouncer (transaction mode, pool $size) on 127.0.0.1:$NP_PGB_PORT"
 }
+
+# np_dns_setup [HOSTS_LINE...]: a private resolver for the next daemon. A UDP responder on
+# 127.53.X.Y:53 (random X.Y) reads every query and, by the word in $NP_TMP/dns.mode, drops it
+# (blackhole: a resolver that never answers) or answers NXDOMAIN (nxdomain); the queries it saw
+# are counted in $NP_TMP/dns.queries. NP_DAEMON_WRAPPER runs the daemon in a private mount
+# namespace (unshare -m) with /etc/resolv.conf naming only that responder and /etc/hosts holding
+# localhost and the HOSTS_LINEs. Skips when not root or when unshare -m is not permitted.
+np_dns_setup() {
+	np_is_root || np_skip "a private mount namespace and port 53 need root"
+	np_require unshare mount
+	unshare -m true 2>/dev/null || np_skip "unshare -m is not permitted here"
+	NP_DNS_ADDR=127.53.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
+	echo blackhole >"$NP_TMP/dns.mode"
+	: >"$NP_TMP/dns.queries"
+	printf 'nameserver %s\noptions timeout:30 attempts:1\n' "$NP_DNS_ADDR" >"$NP_TMP/resolv.conf"
+	{ printf '127.0.0.1 localhost\n::1 localhost\n'; printf '%s\n' "$@"; } >"$NP_TMP/hosts"
+	cat >"$NP_TMP/dns.py" <<'PY'
+import socket, sys
+addr, modefile, countfile = sys.argv[1:4]
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((addr, 53))
+print("ready", flush=True)
+n = 0
+while True:
+    data, peer = s.recvfrom(4096)
+    n += 1
+    with open(countfile, "w") as f:
+        f.write("%d\n" % n)
+    with open(modefile) as f:
+        mode = f.read().strip()
+    if mode != "nxdomain" or len(data) < 17:
+        continue
+    i = 12
+    while i < len(data) and data[i] != 0:
+        i += data[i] + 1
+    i += 5
+    flags = bytes([0x80 | (data[2] & 0x79), 0x83])
+    s.sendto(data[:2] + flags + b"\x00\x01\x00\x00\x00\x00\x00\x00" + data[12:i], peer)
+PY
+	"$NP_PYTHON" "$NP_TMP/dns.py" "$NP_DNS_ADDR" "$NP_TMP/dns.mode" "$NP_TMP/dns.queries" \
+		>"$NP_TMP/dns.out" 2>&1 &
+	NP_FRONT_PIDS+=("$!")
+	local i
+	for i in $(seq 1 50); do grep -q ready "$NP_TMP/dns.out" && break; sleep 0.1; done
+	grep -q ready "$NP_TMP/dns.out" || np_fail "the test resolver did not start: $(cat "$NP_TMP/dns.out")"
+	cat >"$NP_TMP/nswrap.sh" <<'SH'
+#!/bin/sh
+# run "$@" in a private mount namespace with the test's resolv.conf and hosts
+d=$(dirname "$0")
+exec unshare -m --propagation private -- sh -c \
+	'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"' "$d" "$@"
+SH
+	chmod 0755 "$NP_TMP/nswrap.sh"
+	NP_DAEMON_WRAPPER="$NP_TMP/nswrap.sh"
+	np_log "test resolver on $NP_DNS_ADDR:53 (mode $(cat "$NP_TMP/dns.mode")); daemon in a private mount namespace"
+}
+
+# np_db_url_host HOST [PARAMS]: the test database's URL with HOST as the host name (verify-full
+# against the test CA unless PARAMS replaces the query string).
+np_db_url_host() {
+	echo "postgresql://neonpool@$1:$NP_PG_PORT/neonpool?${2:-sslmode=verify-full&sslrootcert=$NP_PG_CA}"
+}
+
+# np_start_db_daemon [key=value...]: neonpoold on the prepared database (np_db_prepare) with the
+# database settings of np_db_start, nginx in front, without waiting for readiness.
+np_start_db_daemon() {
+	np_start_daemon --no-wait database_password_file="$NP_TMP/db.password" status_file="$NP_TMP/status" \
+		control_listen="$NP_TMP/control.sock" log_level=info acquire_timeout_ms=$((500 * NP_TIMEOUT_SCALE)) "$@"
+	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
+}

@@ -318,7 +318,7 @@ np_start_pg() {
 	NP_PG_SOCKDIR=$pg/run
 	NP_TEST_PASSWORD="np-test-secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 	openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -days 2 \
-		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,IP:127.0.0.1" \
+		-subj /CN=localhost -addext "subjectAltName=DNS:localhost,DNS:db.neonpool.test,IP:127.0.0.1" \
 		-keyout "$pg/server.key" -out "$pg/server.crt" >"$pg/openssl.out" 2>&1 ||
 		np_fail "openssl could not make the test certificate: $(cat "$pg/openssl.out")"
 	chmod 0600 "$pg/server.key"

@@ -227,7 +227,7 @@ np_write_conf "$CONF_CLOSED" "database_url=postgresql://neonpool@127.0.0.1:$CLOS
 ctl closed "$CONF_CLOSED" check-db
 np_expect_eq "closed port: exit 1" 1 "$RC"
 np_expect "closed port: fails in < 12 s ($MS ms)" test "$MS" -lt 12000
-np_expect "closed port: class unreachable" has closed "class: unreachable"
+np_expect "closed port: class refused" has closed "class: refused"
 
 # A server that accepts TCP but never answers: connect_timeout from the URL (2 s) applies.
 SILENT=$(np_free_port) || np_fail "no free port"
