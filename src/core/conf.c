@@ -103,6 +103,7 @@ static const struct conf_key conf_keys[] = {
 	KEY_INT("acquire_timeout_ms", acquire_timeout_ms, 500, 1, 60000, RELOAD, "ms", "longest a request waits for a database connection, in the listen backlog or inside a worker, before 503 db_busy"),
 	KEY_INT("max_waiters", max_waiters, 16, 0, 1024, RELOAD, "requests", "requests that may wait inside workers for a connection; more get 503 db_busy at once"),
 	KEY_INT("connect_timeout_ms", connect_timeout_ms, 10000, 100, 120000, RELOAD, "ms", "deadline of one connection attempt, enforced by neonpool (libpq ignores connect_timeout in PQconnectPoll)"),
+	KEY_INT("dns_cache_ttl_s", dns_cache_ttl_s, 60, 0, 86400, RELOAD, "s", "each process keeps the addresses of the database host names this long and refreshes them ahead in the background; a lookup that does not answer never outlasts the connect deadline, and a failed refresh keeps the old addresses (0 = look up before every connect)"),
 	KEY_INT("query_timeout_ms", query_timeout_ms, 5000, 10, 600000, RELOAD, "ms", "statement_timeout of every query (session SET, or SET LOCAL in pooler_mode)"),
 	KEY_INT("query_deadline_margin_ms", query_deadline_margin_ms, 500, 0, 60000, RELOAD, "ms", "client-side deadline = query_timeout_ms + this; past it the server is taken as hung, the connection is abandoned and the request gets 504 db_timeout"),
 	KEY_INT("validate_idle_ms", validate_idle_ms, 5000, 0, 3600000, RELOAD, "ms", "a connection idle longer than this is checked (status, pending FATAL or EOF on its socket) before use"),

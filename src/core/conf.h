@@ -56,6 +56,7 @@ struct np_conf {
 	int acquire_timeout_ms;      /* ms: longest a request waits for a database connection, in the listen backl */
 	int max_waiters;             /* requests: requests that may wait inside workers for a connection; more get 503 d */
 	int connect_timeout_ms;      /* ms: deadline of one connection attempt, enforced by neonpool (libpq ignore */
+	int dns_cache_ttl_s;         /* s: each process keeps the addresses of the database host names this long an */
 	int query_timeout_ms;        /* ms: statement_timeout of every query (session SET, or SET LOCAL in pooler_ */
 	int query_deadline_margin_ms; /* ms: client-side deadline = query_timeout_ms + this; past it the server is  */
 	int validate_idle_ms;        /* ms: a connection idle longer than this is checked (status, pending FATAL o */

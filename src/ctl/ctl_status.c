@@ -67,6 +67,8 @@ static cJSON *status_json(const struct np_shm *shm)
 	cJSON_AddNumberToObject(root, "master_pid", atomic_load(&h->master_pid));
 	cJSON_AddNumberToObject(root, "supervisor_pid", atomic_load(&h->supervisor_pid));
 	cJSON_AddNumberToObject(root, "generation", atomic_load(&h->generation));
+	/* wall clock of the supervisor's last tick (50 ms): a stuck supervisor shows here */
+	cJSON_AddNumberToObject(root, "supervisor_updated_us", (double)atomic_load(&h->sup_updated_us));
 	cJSON_AddNumberToObject(root, "uptime_s", (double)(util_wall_us() - atomic_load(&h->started_us)) / 1e6);
 	cJSON_AddNumberToObject(root, "configured_workers", atomic_load(&h->configured_workers));
 	cJSON_AddNumberToObject(root, "respawns_total", (double)atomic_load(&h->respawns_total));

@@ -11,6 +11,7 @@
 #include "budget.h"
 #include "db.h"
 #include "log.h"
+#include "resolve.h"
 #include "util.h"
 
 #define DB_CLOSE_WAIT_MS 1000
@@ -37,6 +38,7 @@ void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const cha
 		D.conn[i].ep = i;
 	}
 	snprintf(D.appname, sizeof(D.appname), "%.40s/%s", conf->application_name, tag);
+	resolve_init(conf->dns_cache_ttl_s, -1); /* a connect waits for DNS up to its own deadline */
 	D.last_ping_ms = util_now_ms();
 }
 
@@ -153,6 +155,10 @@ static bool db_warmup_due(int64_t now_ms)
 void db_maintain(void)
 {
 	pgconn_graveyard_poll(D.shm);
+	/* host names: refreshed ahead of their TTL here, so that connects find them resolved */
+	resolve_refresh(D.conf->database_url);
+	if (db_configured(NP_EP_REPLICA))
+		resolve_refresh(D.conf->replica_url);
 	int64_t now = util_now_ms();
 	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
 		struct np_pgconn *c = &D.conn[ep];

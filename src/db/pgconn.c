@@ -19,6 +19,7 @@
 #include "keeper.h"
 #include "log.h"
 #include "pgconn.h"
+#include "resolve.h"
 #include "util.h"
 
 #define GRAVEYARD_MAX 64
@@ -267,9 +268,29 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		c->tok = -1;
 		return -1;
 	}
-	const char *kw[12], *val[12];
+	/* the host names, looked up within our deadline (libpq would block on DNS outside it);
+	 * libpq gets the addresses as hostaddr and keeps the names in host for SNI and verify-full */
+	const char *url = ep == NP_EP_REPLICA ? conf->replica_url : conf->database_url;
+	struct np_resolved rs;
+	char rerr[256];
+	if (resolve_conninfo(url, deadline_ms, &rs, rerr, sizeof(rerr)) < 0) {
+		const struct np_errclass *ec = errclass_connect(rerr);
+		pgconn_set_err(err, ec->cls, ec->kind, NULL, rerr);
+		explicit_bzero(password, sizeof(password));
+		budget_release(shm, ep, tok);
+		c->tok = -1;
+		return -1;
+	}
+	/* keywords after dbname override what the URL says (PQconnectStartParams, expand_dbname) */
+	const char *kw[16], *val[16];
 	int n = 0;
-	kw[n] = "dbname", val[n++] = ep == NP_EP_REPLICA ? conf->replica_url : conf->database_url;
+	kw[n] = "dbname", val[n++] = url;
+	if (rs.use) {
+		kw[n] = "host", val[n++] = rs.host;
+		kw[n] = "hostaddr", val[n++] = rs.hostaddr;
+		if (rs.port[0])
+			kw[n] = "port", val[n++] = rs.port;
+	}
 	if (password[0])
 		kw[n] = "password", val[n++] = password;
 	kw[n] = "application_name", val[n++] = appname;

@@ -8,11 +8,13 @@
 #include "child.h"
 #include "log.h"
 #include "pgconn.h"
+#include "resolve.h"
 #include "supervisor.h"
 #include "util.h"
 
 #define SUPERVISOR_TICK_MS 50
 #define PROBE_CONNECT_MAX_MS 2000
+#define SUPERVISOR_DNS_WAIT_MS 10
 
 static struct {
 	const struct np_conf *conf;
@@ -279,6 +281,8 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 			S.fail[ep] += atomic_load(&shm->slots[i].db_fail[ep]);
 		}
 	}
+	/* a probe never waits on DNS beyond a few ms: the lookup goes on and the next probe uses it */
+	resolve_init(conf->dns_cache_ttl_s, SUPERVISOR_DNS_WAIT_MS);
 	atomic_store(&shm->hdr->supervisor_pid, (int32_t)getpid());
 	atomic_store(&shm->slots[slot].state, NP_SLOT_IDLE);
 	log_debug("supervisor started");
@@ -287,6 +291,9 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 		child_wait(-1, SUPERVISOR_TICK_MS);
 		supervisor_aggregate(shm);
 		budget_janitor(shm, conf->orphan_grace_ms);
+		resolve_refresh(conf->database_url);
+		if (conf->replica_url[0])
+			resolve_refresh(conf->replica_url);
 		for (int ep = 0; ep < NP_EP_COUNT; ep++)
 			sup_endpoint(ep);
 		pgconn_graveyard_poll(shm);
