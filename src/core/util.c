@@ -207,3 +207,13 @@ bool util_fd_closed(int fd)
 			return !(errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR);
 	}
 }
+
+uint64_t util_hash64(const char *s)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	for (const unsigned char *p = (const unsigned char *)s; p && *p; p++) {
+		h ^= *p;
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}

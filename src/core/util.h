@@ -36,4 +36,7 @@ bool util_fd_closed(int fd);
 /* Jitter: a uniformly random value in [0, range). */
 uint32_t util_random_below(uint32_t range);
 
+/* FNV-1a 64-bit hash of a string (not cryptographic): tells which configured URL a value is of. */
+uint64_t util_hash64(const char *s);
+
 #endif

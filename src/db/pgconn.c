@@ -375,9 +375,12 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		pgconn_close(c, shm, state == 1 ? 0 : 200);
 		return -1;
 	}
+	/* the values, then which server and when: the supervisor shows the newest for the current URL */
 	struct np_slot *s = &shm->slots[slot];
 	atomic_store(&s->server_max_conn[ep], atoi(PQgetvalue(r, 0, 0)));
 	atomic_store(&s->server_reserved[ep], atoi(PQgetvalue(r, 0, 1)));
+	atomic_store(&s->server_url_hash[ep], util_hash64(url));
+	atomic_store(&s->server_limits_us[ep], util_wall_us());
 	c->backend_pid = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
 

@@ -38,7 +38,8 @@ struct np_pgconn {
 
 /* Open c on endpoint ep under token tok (already taken) with a deadline we enforce ourselves,
  * DNS included (resolve.h: libpq gets the addresses as hostaddr, the name stays in host).
- * appname ends up in pg_stat_activity. Reads max_connections into the slot. Returns 0, or -1
+ * appname ends up in pg_stat_activity. Reads max_connections into the slot, stamped with the
+ * time and the URL's hash (the supervisor shows the newest for the current URL). Returns 0, or -1
  * with err filled; on failure the token has been handed to pgconn_bury() or released. */
 int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot, int ep,
                 int tok, const char *appname, int64_t deadline_ms, struct np_dberr *err);

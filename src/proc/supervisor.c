@@ -101,19 +101,25 @@ static void sup_limit(int ep)
 {
 	struct np_endpoint_shm *e = &S.shm->hdr->ep[ep];
 	int configured = (int)atomic_load(&e->configured);
+	/* the most recent connect to the configured URL wins: a slot that connected before a server
+	 * restart (or to the URL before a reload) remembers old limits */
+	uint64_t url = util_hash64(ep == NP_EP_REPLICA ? S.conf->replica_url : S.conf->database_url);
 	int maxc = 0, reserved = 0;
+	int64_t newest = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
-		int m = atomic_load(&S.shm->slots[i].server_max_conn[ep]);
-		if (m > 0) {
-			maxc = m;
-			reserved = atomic_load(&S.shm->slots[i].server_reserved[ep]);
-			break;
-		}
+		const struct np_slot *sl = &S.shm->slots[i];
+		int64_t at = atomic_load(&sl->server_limits_us[ep]);
+		int m = atomic_load(&sl->server_max_conn[ep]);
+		if (at <= newest || m <= 0 || atomic_load(&sl->server_url_hash[ep]) != url)
+			continue;
+		newest = at;
+		maxc = m;
+		reserved = atomic_load(&sl->server_reserved[ep]);
 	}
+	atomic_store(&e->server_max_conn, maxc); /* 0: not known for this URL yet */
+	atomic_store(&e->server_reserved, reserved);
 	int limit = configured;
 	if (maxc > 0) {
-		atomic_store(&e->server_max_conn, maxc);
-		atomic_store(&e->server_reserved, reserved);
 		int avail = maxc - reserved;
 		if (configured > avail) {
 			bool clamp = S.conf->budget_clamp;

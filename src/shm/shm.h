@@ -46,6 +46,8 @@ struct np_slot {
 	_Atomic uint32_t db_last_kind[2]; /* enum np_errkind of the last failure (errclass.h): the reason */
 	_Atomic int32_t server_max_conn[2]; /* SHOW max_connections, read after a connect (0 unknown) */
 	_Atomic int32_t server_reserved[2]; /* superuser_reserved_connections */
+	_Atomic uint64_t server_url_hash[2]; /* util_hash64 of the URL those limits were read from */
+	_Atomic int64_t server_limits_us[2]; /* wall clock of that connect: the newest slot wins */
 	_Atomic uint32_t waiting;         /* 1 while waiting for a connection with a request in hand */
 	_Atomic int64_t db_last_request_us; /* wall clock of the last request that used the database */
 	_Atomic uint64_t shed_503;        /* requests answered 503 db_busy / db_unavailable */
