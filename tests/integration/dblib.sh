@@ -159,12 +159,13 @@ INI
 np_dns_setup() {
 	np_is_root || np_skip "a private mount namespace and port 53 need root"
 	np_require unshare mount
-	unshare -m true 2>/dev/null || np_skip "unshare -m is not permitted here"
 	NP_DNS_ADDR=127.53.$((RANDOM % 250 + 1)).$((RANDOM % 250 + 1))
 	echo blackhole >"$NP_TMP/dns.mode"
 	: >"$NP_TMP/dns.queries"
 	printf 'nameserver %s\noptions timeout:30 attempts:1\n' "$NP_DNS_ADDR" >"$NP_TMP/resolv.conf"
 	{ printf '127.0.0.1 localhost\n::1 localhost\n'; printf '%s\n' "$@"; } >"$NP_TMP/hosts"
+	unshare -m --propagation private -- mount --bind "$NP_TMP/hosts" /etc/hosts 2>"$NP_TMP/unshare.err" ||
+		np_skip "a private mount namespace with a bind mount is not permitted here: $(head -n 1 "$NP_TMP/unshare.err")"
 	cat >"$NP_TMP/dns.py" <<'PY'
 import socket, sys
 addr, modefile, countfile = sys.argv[1:4]
@@ -202,7 +203,8 @@ exec unshare -m --propagation private -- sh -c \
 	'mount --bind "$0/resolv.conf" /etc/resolv.conf && mount --bind "$0/hosts" /etc/hosts && exec "$@"' "$d" "$@"
 SH
 	chmod 0755 "$NP_TMP/nswrap.sh"
-	NP_DAEMON_WRAPPER="$NP_TMP/nswrap.sh"
+	# in front of any wrapper already set (valgrind runs inside the namespace)
+	NP_DAEMON_WRAPPER="$NP_TMP/nswrap.sh${NP_DAEMON_WRAPPER:+ $NP_DAEMON_WRAPPER}"
 	np_log "test resolver on $NP_DNS_ADDR:53 (mode $(cat "$NP_TMP/dns.mode")); daemon in a private mount namespace"
 }
 

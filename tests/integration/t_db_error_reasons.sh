@@ -24,7 +24,7 @@ run_case() {
 	local name=$1 url=$2 re=$3 cls=$4 reason="" i
 	local lines
 	lines=$(cat "$NP_TMP/neonpoold.log" 2>/dev/null | wc -l)
-	np_start_db_daemon workers=2 budget=2 min_warm=1 connect_timeout_ms=2000 breaker_probe_ms=300 \
+	np_start_db_daemon workers=2 budget=2 min_warm=1 connect_timeout_ms=$((2000 * NP_TIMEOUT_SCALE)) breaker_probe_ms=300 \
 		database_url="$url"
 	for i in $(seq 1 $((60 * NP_TIMEOUT_SCALE))); do
 		[ "$(np_status_json 'd["endpoints"]["primary"]["breaker"]')" = open ] && break

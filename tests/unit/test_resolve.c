@@ -147,24 +147,21 @@ static void test_build_too_long(void **state)
 	assert_false(r.use);
 }
 
-/* The live path with names that need no DNS: literals pass, /etc/hosts' localhost resolves. */
-static void test_conninfo_live(void **state)
+/* The live path without a lookup: literals and sockets pass to libpq unchanged. (Lookups through
+ * getaddrinfo_a are the integration tests' (t_db_dns_blackhole, t_db_error_reasons): glibc's
+ * resolver threads outlive a unit test and valgrind counts them as possibly lost.) */
+static void test_conninfo_no_lookup(void **state)
 {
 	struct np_resolved r;
 	(void)state;
 	resolve_init(60, -1);
-	assert_int_equal(resolve_conninfo("host=127.0.0.1 port=5432", util_now_ms() + 1000, &r, err, sizeof(err)), 0);
+	assert_int_equal(resolve_conninfo("host=127.0.0.1,::1,/tmp port=5432", util_now_ms() + 1000, &r, err, sizeof(err)), 0);
 	assert_false(r.use);
-	assert_int_equal(resolve_conninfo("host=localhost port=5432", util_now_ms() + 2000, &r, err, sizeof(err)), 0);
-	assert_true(r.use);
-	assert_non_null(strstr(r.host, "localhost"));
-	assert_true(strstr(r.hostaddr, "127.0.0.1") != NULL || strstr(r.hostaddr, "::1") != NULL);
-	/* a name that cannot exist (RFC 6761 .invalid): an error in libpq's words, within the deadline */
-	int64_t t0 = util_now_ms();
-	int rc = resolve_conninfo("host=nosuch.invalid", util_now_ms() + 300, &r, err, sizeof(err));
-	assert_int_equal(rc, -1);
-	assert_non_null(strstr(err, "could not translate host name \"nosuch.invalid\""));
-	assert_true(util_now_ms() - t0 < 1000);
+	assert_int_equal(resolve_conninfo("host=db.example hostaddr=192.0.2.1", util_now_ms(), &r, err, sizeof(err)), 0);
+	assert_false(r.use);
+	/* a URL libpq cannot parse: passed through, libpq's own message will say why */
+	assert_int_equal(resolve_conninfo("host=a port", util_now_ms(), &r, err, sizeof(err)), 0);
+	assert_false(r.use);
 }
 
 int main(void)
@@ -176,7 +173,7 @@ int main(void)
 		cmocka_unit_test_setup(test_build_multi, setup),
 		cmocka_unit_test_setup(test_build_single_port_and_none, setup),
 		cmocka_unit_test_setup(test_build_too_long, setup),
-		cmocka_unit_test_setup(test_conninfo_live, setup),
+		cmocka_unit_test_setup(test_conninfo_no_lookup, setup),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
