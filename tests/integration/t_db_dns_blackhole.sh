@@ -62,11 +62,32 @@ echo "RESULT resolver black-holed: 6 requests 503, slowest ${worst} ms (connect_
 # positive: a name from /etc/hosts, verify-full against the host name
 np_stop_daemon TERM || np_fail "daemon did not stop"
 np_stop_front "$NP_NGINX_PID"
-np_start_db_daemon workers=2 budget=2 min_warm=1 connect_timeout_ms=$cto \
+np_start_db_daemon workers=2 budget=2 min_warm=1 connect_timeout_ms=$cto dns_cache_ttl_s=1 \
 	database_url="$(np_db_url_host db.neonpool.test)"
 np_wait_db_ready 10
 np_curl "/api/v1/books/$NP_BOOK_MIN"
 np_expect_eq "db.neonpool.test (in /etc/hosts and the certificate): 200" 200 "$NP_STATUS"
 np_expect_eq "the server sees TLS from the pool" t \
 	"$(np_psql_super -d postgres -At -c "SELECT bool_and(s.ssl) FROM pg_stat_ssl s JOIN pg_stat_activity a USING (pid) WHERE a.application_name LIKE 'neonpool/%'")"
+
+# off the request path: the name leaves /etc/hosts (written in place: the bind mount shows the
+# same inode) so refreshes (TTL 1 s) go to the black hole; every pool connection is terminated:
+# reconnects use the addresses already known, no request waits for DNS
+q0=$(cat "$NP_TMP/dns.queries")
+printf '127.0.0.1 localhost\n' >"$NP_TMP/hosts"
+sleep 2
+np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'" \
+	>"$NP_TMP/out/terminate.out" 2>&1
+: >"$NP_TMP/out/stale.txt"
+for i in $(seq 1 20); do
+	curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 40 \
+		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN" >>"$NP_TMP/out/stale.txt"
+	sleep 0.05
+done
+worst2=$(awk '{ t = $2 * 1000; if (t > m) m = t } END { printf "%d", m }' "$NP_TMP/out/stale.txt")
+np_expect_eq "after the name left /etc/hosts and the pool was terminated: 20 reads 200" 20 "$(grep -c '^200 ' "$NP_TMP/out/stale.txt")"
+np_expect "slowest of them $worst2 ms < 1 s (no DNS wait)" test "$worst2" -lt $((1000 * NP_TIMEOUT_SCALE))
+np_expect "refreshes went to the resolver meanwhile ($q0 -> $(cat "$NP_TMP/dns.queries") queries)" \
+	test "$(cat "$NP_TMP/dns.queries")" -gt "${q0:-0}"
+echo "RESULT DNS black-holed after start (TTL 1 s, pool terminated): 20 reads 200, slowest ${worst2} ms"
 np_finish
