@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""fcgi_raw.py - raw FastCGI peers for the integration tests (stdlib only).
+
+  fcgi_raw.py peers HOST PORT SILENT TRUNCATED READY_FILE OUT_JSON MAX_WAIT_S
+      open SILENT connections that send nothing and TRUNCATED ones that send a BEGIN_REQUEST and
+      half a PARAMS record, touch READY_FILE, then wait (at most MAX_WAIT_S) for the daemon to
+      close each one; OUT_JSON gets {"silent": [s...], "truncated": [s...]}, the seconds from
+      connect to EOF (null: still open at the end).
+  fcgi_raw.py request HOST PORT URI [--src ADDR] [--params-bytes N] [--wait S]
+      one complete GET request (optionally from source address ADDR, with an extra parameter
+      making the PARAMS content N bytes); prints "status=CODE|none bytes=N eof_s=SECONDS|none".
+"""
+import json
+import select
+import socket
+import struct
+import sys
+import time
+
+BEGIN, PARAMS, STDIN, STDOUT, END = 1, 4, 5, 6, 3
+
+
+def record(rtype, rid, content=b""):
+    pad = (8 - len(content) % 8) % 8
+    return struct.pack(">BBHHBB", 1, rtype, rid, len(content), pad, 0) + content + b"\0" * pad
+
+
+def nv(name, value):
+    def ln(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    return ln(len(name)) + ln(len(value)) + name + value
+
+
+def params_content(uri, extra):
+    path = uri.split("?")[0]
+    env = [(b"REQUEST_METHOD", b"GET"), (b"REQUEST_URI", uri.encode()), (b"SCRIPT_NAME", path.encode()),
+           (b"DOCUMENT_URI", path.encode()), (b"QUERY_STRING", b""), (b"SERVER_PROTOCOL", b"HTTP/1.1"),
+           (b"GATEWAY_INTERFACE", b"CGI/1.1"), (b"REMOTE_ADDR", b"127.0.0.1"), (b"HTTP_HOST", b"localhost"),
+           (b"CONTENT_LENGTH", b"")]
+    body = b"".join(nv(k, v) for k, v in env)
+    if extra > len(body):
+        pad_len = extra - len(body) - 14
+        body += nv(b"HTTP_X_PADDING", b"a" * max(pad_len, 0))
+    return body
+
+
+def request_bytes(uri, extra=0, rid=1):
+    content = params_content(uri, extra)
+    out = record(BEGIN, rid, struct.pack(">HB5x", 1, 0))
+    for i in range(0, len(content), 65535):
+        out += record(PARAMS, rid, content[i:i + 65535])
+    return out + record(PARAMS, rid) + record(STDIN, rid)
+
+
+def connect(host, port, src=None):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    if src:
+        s.bind((src, 0))
+    s.connect((host, port))
+    return s
+
+
+def peers(host, port, silent, truncated, ready_file, out_json, max_wait):
+    socks = []
+    t0 = {}
+    for kind, n in (("silent", silent), ("truncated", truncated)):
+        for _ in range(n):
+            s = connect(host, port)
+            if kind == "truncated":
+                content = params_content("/api/v1/books/1", 0)
+                whole = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content)
+                s.sendall(whole[:16 + 8 + len(content) // 2])
+            t0[s] = time.monotonic()
+            socks.append((kind, s))
+    open(ready_file, "w").close()
+    result = {"silent": [], "truncated": []}
+    done = {}
+    deadline = time.monotonic() + max_wait
+    while len(done) < len(socks) and time.monotonic() < deadline:
+        live = [s for _, s in socks if s not in done]
+        r, _, _ = select.select(live, [], [], 0.05)
+        for s in r:
+            try:
+                data = s.recv(65536)
+            except OSError:
+                data = b""
+            if not data:
+                done[s] = time.monotonic() - t0[s]
+    for kind, s in socks:
+        result[kind].append(round(done[s], 3) if s in done else None)
+        s.close()
+    with open(out_json, "w") as f:
+        json.dump(result, f)
+
+
+def request(host, port, uri, src=None, params_bytes=0, wait=5.0):
+    t = time.monotonic()
+    s = connect(host, port, src)
+    try:
+        s.sendall(request_bytes(uri, params_bytes))
+    except OSError:
+        pass
+    got = b""
+    eof = None
+    deadline = t + wait
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([s], [], [], 0.05)
+        if not r:
+            continue
+        try:
+            data = s.recv(65536)
+        except OSError:
+            data = b""
+        if not data:
+            eof = time.monotonic() - t
+            break
+        got += data
+    s.close()
+    # the STDOUT stream's content
+    out = b""
+    i = 0
+    while i + 8 <= len(got):
+        _, rtype, _, clen, plen, _ = struct.unpack(">BBHHBB", got[i:i + 8])
+        if rtype == STDOUT:
+            out += got[i + 8:i + 8 + clen]
+        i += 8 + clen + plen
+    status = "none"
+    if out:
+        status = "200"
+        for line in out.split(b"\r\n\r\n")[0].split(b"\r\n"):
+            if line.lower().startswith(b"status:"):
+                status = line.split()[1].decode()
+    print("status=%s bytes=%d eof_s=%s" % (status, len(out), "none" if eof is None else "%.3f" % eof))
+    sys.stdout.flush()
+
+
+def main(argv):
+    if argv[1] == "peers":
+        peers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7], float(argv[8]))
+    elif argv[1] == "request":
+        src, pb, wait = None, 0, 5.0
+        rest = argv[5:]
+        while rest:
+            if rest[0] == "--src":
+                src = rest[1]
+            elif rest[0] == "--params-bytes":
+                pb = int(rest[1])
+            elif rest[0] == "--wait":
+                wait = float(rest[1])
+            rest = rest[2:]
+        request(argv[2], int(argv[3]), argv[4], src, pb, wait)
+    else:
+        sys.exit("usage: see the file's docstring")
+
+
+if __name__ == "__main__":
+    main(sys.argv)

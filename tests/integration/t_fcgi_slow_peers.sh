@@ -1,0 +1,74 @@
+#!/usr/bin/env bash
+# t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200 with p99 < 50 ms, and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; listen_allowed_clients closes a peer outside the list at once.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+np_require curl nginx
+
+raw() { "$NP_PYTHON" "$np_top/tests/integration/fcgi_raw.py" "$@"; }
+timeout_ms=$((2000 * NP_TIMEOUT_SCALE))
+budget=2
+
+np_db_prepare
+port=$(np_free_port) || np_fail "no free port"
+np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
+	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info \
+	listen="127.0.0.1:$port" workers=8 budget=$budget min_warm=$budget \
+	acquire_timeout_ms=$((500 * NP_TIMEOUT_SCALE)) request_read_timeout_ms=$timeout_ms max_params_bytes=65536
+np_start_nginx "127.0.0.1:$port" "" nginx "unix:$NP_TMP/control.sock"
+np_wait_db_ready
+pids_before=$(np_worker_pids | sort | tr '\n' ' ')
+
+# 1. budget + 2 silent peers and one truncated record, held open while nginx reads books.
+silent=$((budget + 2))
+raw peers 127.0.0.1 "$port" "$silent" 1 "$NP_TMP/peers.ready" "$NP_TMP/out/peers.json" \
+	$(((timeout_ms + 4000 * NP_TIMEOUT_SCALE) / 1000)) &
+peers_pid=$!
+for _ in $(seq 1 100); do [ -e "$NP_TMP/peers.ready" ] && break; sleep 0.05; done
+[ -e "$NP_TMP/peers.ready" ] || np_fail "the raw peers did not connect"
+sleep 0.2
+np_expect_eq "no worker is shown reading a silent peer" 0 \
+	"$(np_status_json 'len([w for w in d["workers"] if w["state"] == "reading"])')"
+: >"$NP_TMP/out/reads.txt"
+for i in $(seq 1 60); do
+	id=$((NP_BOOK_MIN + i % (NP_BOOK_MAX - NP_BOOK_MIN + 1)))
+	curl -s -o /dev/null -w '%{http_code} %{time_total}\n' --max-time 3 \
+		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$id" >>"$NP_TMP/out/reads.txt"
+done
+ok=$(grep -c '^200 ' "$NP_TMP/out/reads.txt")
+p99=$(awk '{print $2 * 1000}' "$NP_TMP/out/reads.txt" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print v[i] }')
+max=$(awk '{print $2 * 1000}' "$NP_TMP/out/reads.txt" | sort -n | tail -n 1)
+np_expect_eq "60 reads through nginx with $silent silent peers and a truncated record: all 200" 60 "$ok"
+np_expect "read p99 $p99 ms < $((50 * NP_TIMEOUT_SCALE)) ms" awk -v m="$p99" -v l=$((50 * NP_TIMEOUT_SCALE)) 'BEGIN { exit !(m < l) }'
+wait "$peers_pid"
+np_log "peers: $(cat "$NP_TMP/out/peers.json")"
+lo=$(awk -v t="$timeout_ms" 'BEGIN { print (t - 100) / 1000 }')
+hi=$(awk -v t="$timeout_ms" -v s="$NP_TIMEOUT_SCALE" 'BEGIN { print (t + 1000 * s) / 1000 }')
+cut=$(np_json_get "$NP_TMP/out/peers.json" \
+	"sum(1 for v in d['silent'] + d['truncated'] if v is not None and $lo <= v <= $hi)")
+np_expect_eq "every peer cut off between $lo s and $hi s" $((silent + 1)) "$cut"
+np_expect "the cut-offs are logged" grep -q 'request read timeout' "$NP_DAEMON_LOG"
+
+# 2. params over max_params_bytes: 431 (or closed), never a crash; the workers stay up.
+read -r big < <(raw request 127.0.0.1 "$port" "/api/v1/books/$NP_BOOK_MIN" --params-bytes 70000)
+np_log "params of 70000 bytes: $big"
+np_expect "params over max_params_bytes refused ($big)" bash -c "[[ '$big' == status=431* || '$big' == status=none* ]]"
+read -r small < <(raw request 127.0.0.1 "$port" "/api/v1/books/$NP_BOOK_MIN" --params-bytes 30000)
+np_expect "params of 30000 bytes served ($small)" bash -c "[[ '$small' == status=200* ]]"
+np_expect_eq "the same workers are up" "$pids_before" "$(np_worker_pids | sort | tr '\n' ' ')"
+np_curl "/api/v1/books/$NP_BOOK_MIN"
+np_expect_eq "reads still answer" 200 "$NP_STATUS"
+
+# 3. listen_allowed_clients: a peer from 127.0.0.2 is closed at once, 127.0.0.1 is served.
+port2=$(np_free_port) || np_fail "no free port"
+np_start_daemon --name allow database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
+	listen="127.0.0.1:$port2" listen_mode=- workers=2 budget=1 min_warm=0 listen_allowed_clients=127.0.0.1
+read -r other < <(raw request 127.0.0.1 "$port2" /healthz --src 127.0.0.2 --wait 3)
+np_log "from 127.0.0.2: $other"
+np_expect "a peer from 127.0.0.2 is closed without an answer ($other)" bash -c "[[ '$other' == 'status=none bytes=0 eof_s=0.'* ]]"
+read -r mine < <(raw request 127.0.0.1 "$port2" /healthz)
+np_expect "a peer from 127.0.0.1 is served ($mine)" bash -c "[[ '$mine' == status=200* ]]"
+np_expect "the refusal is logged" grep -q 'peer not in listen_allowed_clients' "$NP_DAEMON_LOG"
+np_use_daemon neonpoold
+
+echo "RESULT $silent silent peers + 1 truncated: 60 reads 200=$ok p99 ${p99} ms max ${max} ms; peers cut off at $(cat "$NP_TMP/out/peers.json") s (timeout $timeout_ms ms); 70 kB params: $big; 127.0.0.2: $other"
+np_finish
