@@ -3,6 +3,7 @@
 #define _GNU_SOURCE     /* getline, strdup, explicit_bzero, asprintf: -std=c11 hides them */
 #endif
 #include "conf.h"
+#include "allowlist.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -66,6 +67,7 @@ static int conf_check_listen(const char *value, char *msg, size_t n);
 static int conf_check_conninfo(const char *value, char *msg, size_t n);
 static int conf_check_readable(const char *value, char *msg, size_t n);
 static int conf_check_control_listen(const char *value, char *msg, size_t n);
+static int conf_check_allowed_clients(const char *value, char *msg, size_t n);
 
 static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
 
@@ -91,6 +93,10 @@ static const struct conf_key conf_keys[] = {
 	/* requests */
 	KEY_INT("max_body_bytes", max_body_bytes, 1048576, 0, 67108864, RELOAD, "bytes", "largest request body accepted"),
 	KEY_STR("status_file", status_file, "", NULL, RESTART, "shared-memory file the CLI maps read-only (\"\" = anonymous)"),
+	/* reading a request: deadline, size bound, who may connect (issue 6, defect 1) */
+	KEY_INT("request_read_timeout_ms", request_read_timeout_ms, 5000, 100, 600000, RELOAD, "ms", "a FastCGI connection must deliver its request (begin, params, body) within this long after it was accepted, and take the answer within this long, or it is closed (body stalled: 408); a silent peer costs no worker meanwhile"),
+	KEY_INT("max_params_bytes", max_params_bytes, 65536, 1024, 262144, RELOAD, "bytes", "largest FastCGI params (the CGI environment: request line and headers) of a request; larger gets 431"),
+	KEY_STR("listen_allowed_clients", listen_allowed_clients, "127.0.0.0/8,::1", conf_check_allowed_clients, RELOAD, "with a TCP listen or control_listen, peers allowed to connect: comma-separated addresses or address/bits, IPv4 and IPv6; others are closed at once"),
 	/* database */
 	KEY_STR("database_url", database_url, "", conf_check_conninfo, RELOAD, "libpq URI or key=value string (\"\" = $DATABASE_URL)"),
 	KEY_STR("database_password_file", database_password_file, "", conf_check_readable, RELOAD, "the database password is this file's first line (\"\" = none)"),
@@ -982,4 +988,11 @@ static int conf_check_control_listen(const char *value, char *msg, size_t n)
 		return -1;
 	}
 	return conf_check_listen(value, msg, n);
+}
+
+/* listen_allowed_clients: a non-empty list of addresses or CIDRs (src/core/allowlist.c). */
+static int conf_check_allowed_clients(const char *value, char *msg, size_t n)
+{
+	struct allowlist l;
+	return allowlist_parse(value, &l, msg, n);
 }

@@ -43,6 +43,11 @@ struct np_conf {
 	int max_body_bytes;
 	char *status_file;          /* shared-memory file the CLI maps read-only ("" = anonymous) */
 
+	/* reading a request (issue 6, defect 1) */
+	int request_read_timeout_ms; /* ms: deadline of reading a request from accept, and of writing its answer */
+	int max_params_bytes;        /* bytes: largest sum of PARAMS content; larger gets 431 */
+	char *listen_allowed_clients; /* TCP peers allowed (addresses or CIDRs, comma-separated) */
+
 	/* database */
 	char *database_url;         /* libpq URI or key=value; "" = take DATABASE_URL from the environment */
 	char *database_password_file; /* "" = none; else the password is the file's first line */

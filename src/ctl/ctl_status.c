@@ -95,7 +95,10 @@ static cJSON *status_json(const struct np_shm *shm)
 		cJSON_AddStringToObject(w, "state", shm_state_name(st));
 		cJSON_AddNumberToObject(w, "requests", (double)atomic_load(&s->requests));
 		int64_t rs = atomic_load(&s->req_start_us);
-		cJSON_AddNumberToObject(w, "busy_ms", st == NP_SLOT_BUSY && rs ? (double)(now - rs) / 1000.0 : 0);
+		cJSON_AddNumberToObject(w, "busy_ms", shm_state_busy(st) && rs ? (double)(now - rs) / 1000.0 : 0);
+		cJSON_AddNumberToObject(w, "peers_refused", (double)atomic_load(&s->peers_refused));
+		cJSON_AddNumberToObject(w, "read_timeouts", (double)atomic_load(&s->read_timeouts));
+		cJSON_AddNumberToObject(w, "bad_requests", (double)atomic_load(&s->bad_requests));
 		char route[sizeof(s->route)];
 		memcpy(route, s->route, sizeof(route));
 		route[sizeof(route) - 1] = '\0';

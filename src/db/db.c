@@ -204,7 +204,7 @@ static bool db_holders_all_busy(int ep)
 		if (atomic_load(&t->owner) == 0 || atomic_load(&t->phase) != NP_TOK_CONNECTED)
 			continue;
 		int s = atomic_load(&t->slot);
-		if (s >= 0 && s < NP_MAX_SLOTS && atomic_load(&D.shm->slots[s].state) != NP_SLOT_BUSY)
+		if (s >= 0 && s < NP_MAX_SLOTS && !shm_state_busy(atomic_load(&D.shm->slots[s].state)))
 			return false;
 	}
 	return true;

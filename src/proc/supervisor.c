@@ -46,11 +46,11 @@ void supervisor_aggregate(struct np_shm *shm)
 		requests += atomic_load(&s->requests);
 		if (state == NP_SLOT_IDLE)
 			idle++;
-		else if (state == NP_SLOT_BUSY)
+		else if (shm_state_busy(state))
 			busy++;
 		else if (state == NP_SLOT_STARTING)
 			starting++;
-		if (state == NP_SLOT_BUSY && start > 0 && now - start > longest)
+		if (shm_state_busy(state) && start > 0 && now - start > longest)
 			longest = now - start;
 	}
 	atomic_store(&shm->hdr->sup_workers_idle, idle);
@@ -238,7 +238,7 @@ static void sup_endpoint(int ep)
 		if (s < 0 || s >= NP_MAX_SLOTS || atomic_load(&S.shm->slots[s].kind) != NP_KIND_WORKER)
 			continue;
 		int64_t start = atomic_load(&S.shm->slots[s].req_start_us);
-		if (atomic_load(&S.shm->slots[s].state) != NP_SLOT_BUSY || start == 0 ||
+		if (!shm_state_busy(atomic_load(&S.shm->slots[s].state)) || start == 0 ||
 		    wall - start < (int64_t)S.conf->acquire_timeout_ms * 1000)
 			all_stuck = false;
 	}

@@ -1,17 +1,30 @@
-/* worker.c - a FastCGI worker process: accept loop, request reading, routing, response writing. */
+/* worker.c - a FastCGI worker process: accept loop, request reading, routing, response writing.
+ *
+ * The worker accepts itself and serves a connection only once its request head is in the socket
+ * buffer (fcgirec_scan over a MSG_PEEK); until then the connection waits in the worker's inbox.
+ * libfcgi's blocking reads then find their bytes, and the rest of the body is read under a
+ * deadline (an ITIMER_REAL whose handler shuts the socket down for reading). */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcgiapp.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
+#include "allowlist.h"
 #include "api.h"
+#include "budget.h"
 #include "child.h"
 #include "db.h"
-#include "budget.h"
-#include <poll.h>
+#include "fcgirec.h"
 #include "http.h"
+#include "inbox.h"
 #include "log.h"
 #include "util.h"
 #include "worker.h"
@@ -19,18 +32,80 @@
 #define WORKER_POLL_MS 1000          /* how often a holder checks its master and connections */
 #define WORKER_SPARE_POLL_MS 100     /* how often a spare looks for demand */
 #define WORKER_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a 413, at most */
+#define WORKER_STDIN_READY 16384     /* body bytes that must be there before a request is served */
+#define WORKER_HEAD_SLACK 4096       /* record headers, padding and BEGIN_REQUEST around the params */
+#define WORKER_LINGER_MS 2000        /* an answered connection waits this long at most for the peer's close */
+
+/* Log at most once a second per kind, with the number of events not logged. */
+struct worker_ratelog {
+	int64_t last_ms;
+	unsigned skipped;
+};
 
 struct worker_ctx {
 	const struct np_conf *conf;
 	struct np_shm *shm;
 	struct np_slot *slot;
 	int slot_idx;
-	FCGX_Request fcgx;           /* main socket */
-	FCGX_Request ctl;            /* control socket (routes that need no database) */
+	FCGX_Request fcgx;           /* the request being served; its fd comes from our own accept */
 	FCGX_Request *cur;
 	const struct np_route *routes;
 	size_t nroutes;
+	struct inbox inbox;          /* accepted connections not ready to be served */
+	uint8_t *peek;               /* MSG_PEEK buffer of fcgirec_scan */
+	struct fcgirec_limits lim;
+	struct allowlist allow;      /* listen_allowed_clients, for TCP peers */
+	struct worker_ratelog log_refused, log_timeout, log_bad;
 };
+
+/* ---- the request deadline ---------------------------------------------------------------- */
+
+/* While armed, SIGALRM shuts down the connection being read (SHUT_RD) or answered (SHUT_RDWR):
+ * libfcgi's blocked read() then sees EOF, a blocked write() fails, and the request ends. */
+static volatile sig_atomic_t worker_alarm_fd = -1;
+static volatile sig_atomic_t worker_alarm_how;
+static volatile sig_atomic_t worker_alarm_fired;
+
+static void worker_on_alarm(int sig)
+{
+	(void)sig;
+	int saved = errno;
+	int fd = worker_alarm_fd;
+	worker_alarm_fired = 1;
+	if (fd >= 0)
+		shutdown(fd, worker_alarm_how);
+	errno = saved;
+}
+
+static void worker_arm(int fd, int how, int64_t ms)
+{
+	worker_alarm_fired = 0;
+	worker_alarm_how = how;
+	worker_alarm_fd = fd;
+	if (ms < 1)
+		ms = 1;
+	struct itimerval it = { .it_value = { .tv_sec = (time_t)(ms / 1000), .tv_usec = (suseconds_t)(ms % 1000) * 1000 } };
+	setitimer(ITIMER_REAL, &it, NULL);
+}
+
+static void worker_disarm(void)
+{
+	struct itimerval zero = { 0 };
+	setitimer(ITIMER_REAL, &zero, NULL);
+	worker_alarm_fd = -1;
+}
+
+static bool worker_ratelog_ok(struct worker_ratelog *r, int64_t now_ms, unsigned *skipped)
+{
+	if (r->last_ms != 0 && now_ms - r->last_ms < 1000) {
+		r->skipped++;
+		return false;
+	}
+	*skipped = r->skipped;
+	r->skipped = 0;
+	r->last_ms = now_ms;
+	return true;
+}
 
 static const char *worker_getparam(const char *name, void *ctx)
 {
@@ -136,6 +211,18 @@ static void worker_handle(struct worker_ctx *w)
 	int st = http_parse_request(&req, worker_getparam, w->cur, &code, &message);
 	if (st == 0)
 		st = worker_read_body(w, &req, &code, &message);
+	/* the request is read: its deadline ends here, whether it passed or not */
+	worker_disarm();
+	if (worker_alarm_fired && (st == 400 || (st == 0 && req.content_length < 0))) {
+		free(req.body);
+		req.body = NULL;
+		req.body_len = 0;
+		atomic_fetch_add(&w->slot->read_timeouts, 1);
+		st = 408;
+		code = "request_timeout";
+		message = "request body not received within request_read_timeout_ms";
+	}
+	atomic_store(&w->slot->state, NP_SLOT_BUSY);
 	if (st != 0) {
 		http_respond_error(&resp, st, code, message);
 	} else {
@@ -153,6 +240,8 @@ static void worker_handle(struct worker_ctx *w)
 				http_respond_error(&resp, 500, "internal", "handler produced no response");
 		}
 	}
+	/* the answer, and the close, have a deadline of their own */
+	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
 	worker_send(w, &req, &resp);
 	if (resp.status >= 500)
 		atomic_fetch_add(&w->slot->errors_5xx, 1);
@@ -168,37 +257,212 @@ static void worker_handle(struct worker_ctx *w)
 	http_response_free(&resp);
 }
 
-/* Serve one request from r (main or control socket). */
-static void worker_serve(struct worker_ctx *w, FCGX_Request *r)
+static const char *worker_kind_name(enum inbox_kind k)
 {
+	return k == INBOX_CONTROL ? "control" : "main";
+}
+
+/* Park x, logging when that closed another connection to make room. */
+static void worker_park(struct worker_ctx *w, struct inbox_entry x)
+{
+	if (inbox_add(&w->inbox, x))
+		log_warn("closed a parked connection to make room: inbox full (%d connections)", INBOX_MAX);
+}
+
+/* Serve the request whose head is in x's socket buffer, then park or close the connection. */
+static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
+{
+	FCGX_Request *r = &w->fcgx;
+	atomic_store(&w->slot->req_start_us, util_wall_us());
+	atomic_store(&w->slot->state, NP_SLOT_READING);
+	r->ipcFd = x.fd;
+	r->keepConnection = 1; /* FCGX_Accept_r first "finishes" the previous request: keep our fd */
+	worker_arm(x.fd, SHUT_RD, x.deadline_ms - util_now_ms());
 	int rc = FCGX_Accept_r(r);
 	if (rc < 0) {
-		/* another worker won the race (EAGAIN), or the peer went away: nothing to do */
-		if (rc == -EAGAIN || rc == -EWOULDBLOCK || rc == -EINTR || rc == -ECONNABORTED || rc == -EPROTO ||
-		    rc == -ECONNRESET || rc == -EPIPE)
-			return;
-		if (rc == -EMFILE || rc == -ENFILE || rc == -ENOBUFS || rc == -ENOMEM) {
-			log_warn("accept failed: %s; backing off", strerror(-rc));
-			child_wait(-1, 100);
-			return;
+		/* libfcgi closed the connection (a protocol error, or the deadline shut it down) and
+		 * found no listen socket to accept from (ours is not given to it) */
+		worker_disarm();
+		if (worker_alarm_fired) {
+			atomic_fetch_add(&w->slot->read_timeouts, 1);
+			log_info("request read timeout: closed a %s connection inside its request head",
+			         worker_kind_name(x.kind));
+		} else {
+			log_debug("libfcgi refused a request head (%d)", rc);
 		}
-		log_warn("FCGX_Accept_r failed (%d)", rc);
+		if (r->ipcFd >= 0)
+			close(r->ipcFd);
+		r->ipcFd = -1;
+		atomic_store(&w->slot->req_start_us, 0);
+		atomic_store(&w->slot->state, NP_SLOT_IDLE);
 		return;
 	}
 	w->cur = r;
-	atomic_store(&w->slot->req_start_us, util_wall_us());
-	atomic_store(&w->slot->state, NP_SLOT_BUSY);
 	worker_handle(w);
+	bool keep = r->keepConnection;
+	r->keepConnection = 1; /* flush, but leave the close to us: libfcgi's lingers for up to 2 s */
 	FCGX_Finish_r(r);
+	worker_disarm();
 	atomic_fetch_add(&w->slot->requests, 1);
 	atomic_store(&w->slot->req_start_us, 0);
 	atomic_store(&w->slot->state, NP_SLOT_IDLE);
+	int fd = r->ipcFd;
+	r->ipcFd = -1;
+	if (fd < 0)
+		return; /* libfcgi closed it after an error */
+	int64_t now = util_now_ms();
+	if (keep && !worker_alarm_fired) {
+		worker_park(w, (struct inbox_entry){ .fd = fd, .kind = x.kind, .wait = INBOX_KEPT, .since_ms = now });
+		return;
+	}
+	/* drain what the peer still sends (the STDIN end) until it closes, so that our close does
+	 * not reset the connection under the answer */
+	if (shutdown(fd, SHUT_WR) < 0) {
+		close(fd);
+		return;
+	}
+	int64_t linger = w->conf->request_read_timeout_ms < WORKER_LINGER_MS ? w->conf->request_read_timeout_ms : WORKER_LINGER_MS;
+	worker_park(w, (struct inbox_entry){ .fd = fd, .kind = x.kind, .wait = INBOX_LINGER, .deadline_ms = now + linger,
+	                                     .since_ms = now });
 }
 
-/* The fd to watch for r: its kept connection (fastcgi_keep_conn), else the listen socket. */
-static int worker_fd(FCGX_Request *r, int listen_fd)
+/* Answer 431 without libfcgi (its params reader would take what the peer declares), then linger. */
+static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id)
 {
-	return r->ipcFd >= 0 ? r->ipcFd : listen_fd;
+	struct np_response resp = { 0 };
+	char head[512];
+	uint8_t out[2048];
+	http_respond_error(&resp, 431, "request_header_fields_too_large", "request params exceed max_params_bytes");
+	int hl = http_format_head(&resp, "", head, sizeof(head));
+	size_t n = 0;
+	if (hl > 0 && resp.body && (size_t)hl + resp.body_len < sizeof(out) / 2) {
+		char text[1024];
+		memcpy(text, head, (size_t)hl);
+		memcpy(text + hl, resp.body, resp.body_len);
+		n = fcgirec_frame_answer(request_id, text, (size_t)hl + resp.body_len, out, sizeof(out));
+	}
+	http_response_free(&resp);
+	/* non-blocking: a peer that does not read loses the answer, never the worker */
+	if (n == 0 || send(x.fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n || shutdown(x.fd, SHUT_WR) < 0) {
+		close(x.fd);
+		return;
+	}
+	int64_t now = util_now_ms();
+	worker_park(w, (struct inbox_entry){ .fd = x.fd, .kind = x.kind, .wait = INBOX_LINGER,
+	                                     .deadline_ms = now + WORKER_LINGER_MS, .since_ms = now });
+}
+
+/* A lingering connection is readable: drop what came; close on EOF or error. */
+static void worker_linger(struct worker_ctx *w, struct inbox_entry x)
+{
+	ssize_t got = recv(x.fd, w->peek, w->lim.cap, MSG_DONTWAIT);
+	if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
+		worker_park(w, x);
+	else
+		close(x.fd);
+}
+
+/* Look at what x's peer sent so far: serve it, park it, or close it. */
+static void worker_examine(struct worker_ctx *w, struct inbox_entry x)
+{
+	if (x.wait == INBOX_LINGER) {
+		worker_linger(w, x);
+		return;
+	}
+	ssize_t got = recv(x.fd, w->peek, w->lim.cap, MSG_PEEK | MSG_DONTWAIT);
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
+		close(x.fd); /* the peer went away (a kept connection's normal end) */
+		return;
+	}
+	int64_t now = util_now_ms();
+	if (got > 0 && x.wait == INBOX_KEPT) {
+		/* a kept connection's next request: its deadline starts with its first byte */
+		x.wait = INBOX_REQUEST;
+		x.since_ms = now;
+		x.deadline_ms = now + w->conf->request_read_timeout_ms;
+	}
+	struct fcgirec_result res;
+	fcgirec_scan(w->peek, got > 0 ? (size_t)got : 0, &w->lim, &res);
+	unsigned skipped;
+	switch (res.status) {
+	case FCGIREC_READY:
+		worker_serve(w, x);
+		return;
+	case FCGIREC_INCOMPLETE:
+		worker_park(w, x);
+		return;
+	case FCGIREC_TOO_LARGE:
+		atomic_fetch_add(&w->slot->bad_requests, 1);
+		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
+			log_warn("refused a request on the %s socket: %s (%zu bytes of params; %u more not logged)",
+			         worker_kind_name(x.kind), res.reason, res.params_bytes, skipped);
+		if (res.request_id != 0)
+			worker_refuse_large(w, x, res.request_id);
+		else
+			close(x.fd);
+		return;
+	case FCGIREC_MALFORMED:
+		atomic_fetch_add(&w->slot->bad_requests, 1);
+		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
+			log_warn("closed a connection on the %s socket: %s (%u more not logged)", worker_kind_name(x.kind),
+			         res.reason, skipped);
+		close(x.fd);
+		return;
+	}
+}
+
+/* Accept one connection from listen_fd (non-blocking: another worker may have taken it). */
+static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind kind)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+			log_warn("accept failed: %s; backing off", strerror(errno));
+			child_wait(-1, 100);
+		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED &&
+		           errno != EPROTO) {
+			log_warn("accept failed: %s", strerror(errno));
+		}
+		return;
+	}
+	int64_t now = util_now_ms();
+	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
+		if (!allowlist_match(&w->allow, (struct sockaddr *)&ss)) {
+			atomic_fetch_add(&w->slot->peers_refused, 1);
+			close(fd);
+			unsigned skipped;
+			if (worker_ratelog_ok(&w->log_refused, now, &skipped)) {
+				char host[INET6_ADDRSTRLEN] = "?";
+				const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
+				                                        : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
+				inet_ntop(ss.ss_family, a, host, sizeof(host));
+				log_warn("closed a connection on the %s socket from %s: peer not in listen_allowed_clients "
+				         "(%u more not logged)", worker_kind_name(kind), host, skipped);
+			}
+			return;
+		}
+		/* room for the whole request head: TCP's initial window would hold less */
+		int rcv = (int)w->lim.cap * 2;
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
+	}
+	worker_examine(w, (struct inbox_entry){ .fd = fd, .kind = kind, .wait = INBOX_REQUEST,
+	                                        .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now });
+}
+
+/* Close parked connections whose request did not arrive in time. */
+static void worker_expire(struct worker_ctx *w)
+{
+	int64_t now = util_now_ms(), oldest;
+	int k = inbox_expire(&w->inbox, now, &oldest);
+	if (k == 0)
+		return;
+	atomic_fetch_add(&w->slot->read_timeouts, (uint64_t)k);
+	unsigned skipped;
+	if (worker_ratelog_ok(&w->log_timeout, now, &skipped))
+		log_info("request read timeout: closed %d connection(s) without a complete request after %lld ms "
+		         "(%u more not logged)", k, (long long)oldest, skipped);
 }
 
 void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
@@ -216,12 +480,31 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	w.slot_idx = slot;
 	w.slot = &shm->slots[slot];
 	w.routes = api_routes(&w.nroutes);
+	w.lim.max_params = (size_t)conf->max_params_bytes;
+	w.lim.stdin_ready = WORKER_STDIN_READY;
+	w.lim.cap = w.lim.max_params + WORKER_STDIN_READY + WORKER_HEAD_SLACK;
+	w.peek = malloc(w.lim.cap);
+	char msg[160];
+	if (!w.peek) {
+		log_error("out of memory for the request buffer");
+		_exit(1);
+	}
+	if (allowlist_parse(conf->listen_allowed_clients, &w.allow, msg, sizeof(msg)) < 0) {
+		log_error("listen_allowed_clients: %s", msg);
+		_exit(2);
+	}
+	struct sigaction sa;
+	memset(&sa, 0, sizeof(sa));
+	sigemptyset(&sa.sa_mask);
+	sa.sa_handler = worker_on_alarm; /* no SA_RESTART: a blocked read returns */
+	sigaction(SIGALRM, &sa, NULL);
 	char tag[16];
 	snprintf(tag, sizeof(tag), "w%d", slot);
 	db_init(conf, shm, slot, tag);
 
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, listen_fd, 0) != 0 ||
-	    (control_fd >= 0 && FCGX_InitRequest(&w.ctl, control_fd, 0) != 0)) {
+	/* no listen socket for libfcgi: it reads only the connections we hand it, and a failed
+	 * request head makes FCGX_Accept_r return instead of accepting (blocking) on its own */
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, -1, 0) != 0) {
 		log_error("libfcgi initialisation failed");
 		_exit(1);
 	}
@@ -232,42 +515,61 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		db_maintain();
 		if (!db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
+		worker_expire(&w);
 		bool main_open = db_accept_main();
-		struct pollfd p[16];
+		struct pollfd p[16 + INBOX_MAX];
+		int fds[INBOX_MAX];
 		int n = 0, i_main = -1, i_ctl = -1;
-		if (main_open || w.fcgx.ipcFd >= 0) {
+		if (main_open) {
 			i_main = n;
-			p[n++] = (struct pollfd){ .fd = worker_fd(&w.fcgx, listen_fd), .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
 		}
 		if (control_fd >= 0) {
 			i_ctl = n;
-			p[n++] = (struct pollfd){ .fd = worker_fd(&w.ctl, control_fd), .events = POLLIN };
+			p[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
 		}
+		int i_inbox = n, nin = w.inbox.n;
+		for (int k = 0; k < nin; k++)
+			p[n++] = (struct pollfd){ .fd = w.inbox.e[k].fd, .events = POLLIN };
 		int extra[14];
-		int ne = db_poll_fds(extra, 14 - n > 0 ? 14 - n : 0);
+		int ne = db_poll_fds(extra, 14);
 		int i_extra = n;
 		for (int k = 0; k < ne; k++)
 			p[n++] = (struct pollfd){ .fd = extra[k], .events = POLLIN };
-		int rc = child_poll(p, n, db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS);
+		int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
+		int64_t next = inbox_next_ms(&w.inbox, util_now_ms());
+		if (next >= 0 && next < timeout)
+			timeout = next + 1;
+		int rc = child_poll(p, n, (int)timeout);
 		if (rc <= 0 || child_should_stop())
 			continue;
 		for (int k = i_extra; k < n; k++)
 			if (p[k].revents && p[k].fd == shm->hdr->wake_fd[0])
 				db_on_wake();
+		/* parked connections first: they were accepted before anything waiting in the backlogs;
+		 * look them up by fd, serving one may park or close others */
+		int nready = 0;
+		for (int k = 0; k < nin; k++)
+			if (p[i_inbox + k].revents & (POLLIN | POLLHUP | POLLERR))
+				fds[nready++] = p[i_inbox + k].fd;
+		for (int k = 0; k < nready && !child_should_stop(); k++) {
+			int i = inbox_find(&w.inbox, fds[k]);
+			if (i >= 0)
+				worker_examine(&w, inbox_take(&w.inbox, i));
+		}
 		/* a spare that was let in (shedding) re-checks: the supervisor may have closed the gate
 		 * while it slept, and a holder should take the request */
-		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)) &&
-		    (w.fcgx.ipcFd >= 0 || db_accept_main()))
-			worker_serve(&w, &w.fcgx);
+		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)) && !child_should_stop() &&
+		    db_accept_main())
+			worker_accept(&w, listen_fd, INBOX_MAIN);
 		if (i_ctl >= 0 && (p[i_ctl].revents & (POLLIN | POLLHUP | POLLERR)) && !child_should_stop())
-			worker_serve(&w, &w.ctl);
+			worker_accept(&w, control_fd, INBOX_CONTROL);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
-	if (w.fcgx.ipcFd >= 0)
-		FCGX_Free(&w.fcgx, 1);
-	if (control_fd >= 0 && w.ctl.ipcFd >= 0)
-		FCGX_Free(&w.ctl, 1);
+	/* a stop does not wait for requests that have not arrived */
+	inbox_close_all(&w.inbox);
 	db_close_all(1000);
+	free(w.peek);
 	log_debug("worker exiting");
 	_exit(0);
 }

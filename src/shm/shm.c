@@ -179,6 +179,7 @@ const char *shm_state_name(uint32_t state)
 	case NP_SLOT_STARTING: return "starting";
 	case NP_SLOT_IDLE: return "idle";
 	case NP_SLOT_BUSY: return "busy";
+	case NP_SLOT_READING: return "reading";
 	case NP_SLOT_EXITING: return "exiting";
 	default: return "unknown";
 	}

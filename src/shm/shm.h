@@ -20,7 +20,14 @@ enum np_slot_state {
 	NP_SLOT_IDLE,      /* waiting for a request */
 	NP_SLOT_BUSY,      /* serving a request */
 	NP_SLOT_EXITING,   /* leaving cleanly (stop, reload, master gone) */
+	NP_SLOT_READING,   /* reading a request (params, body): busy, counted with BUSY */
 };
+
+/* A worker inside a request, reading it or serving it. */
+static inline bool shm_state_busy(uint32_t state)
+{
+	return state == NP_SLOT_BUSY || state == NP_SLOT_READING;
+}
 
 enum np_slot_kind { NP_KIND_NONE = 0, NP_KIND_WORKER, NP_KIND_SUPERVISOR };
 
@@ -52,6 +59,10 @@ struct np_slot {
 	_Atomic int64_t db_last_request_us; /* wall clock of the last request that used the database */
 	_Atomic uint64_t shed_503;        /* requests answered 503 db_busy / db_unavailable */
 	_Atomic uint64_t connects;        /* connections opened */
+	/* the child: FastCGI connections it closed before a request (issue 6, defect 1) */
+	_Atomic uint64_t peers_refused;   /* peer not in listen_allowed_clients */
+	_Atomic uint64_t read_timeouts;   /* request not read within request_read_timeout_ms */
+	_Atomic uint64_t bad_requests;    /* malformed records, params over max_params_bytes */
 } __attribute__((aligned(128)));
 
 /* Endpoints: the primary and an optional read replica, each with its own budget. */

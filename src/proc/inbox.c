@@ -1,0 +1,84 @@
+/* inbox.c - a worker's accepted FastCGI connections that are not ready to be served.
+ *
+ * A connection whose request has not fully arrived is parked here instead of being read with
+ * blocking reads, and polled in the worker loop with the sockets the worker already polls: a
+ * peer that sends nothing costs an fd, not a worker (doc/design.md, "Reading a request"). Kept
+ * connections idle between requests, and answered ones waiting for the peer's close, wait here too. */
+#include <unistd.h>
+
+#include "inbox.h"
+
+int inbox_add(struct inbox *ib, struct inbox_entry x)
+{
+	int evicted = 0;
+	if (ib->n == INBOX_MAX) {
+		/* answered connections first, then idle kept ones, then the oldest request */
+		static const int rank[] = { [INBOX_LINGER] = 0, [INBOX_KEPT] = 1, [INBOX_REQUEST] = 2 };
+		int old = 0;
+		for (int i = 1; i < ib->n; i++) {
+			int ri = rank[ib->e[i].wait], ro = rank[ib->e[old].wait];
+			if (ri < ro || (ri == ro && ib->e[i].since_ms < ib->e[old].since_ms))
+				old = i;
+		}
+		close(inbox_take(ib, old).fd);
+		evicted = 1;
+	}
+	ib->e[ib->n++] = x;
+	return evicted;
+}
+
+struct inbox_entry inbox_take(struct inbox *ib, int i)
+{
+	struct inbox_entry x = ib->e[i];
+	ib->e[i] = ib->e[--ib->n];
+	return x;
+}
+
+int inbox_find(const struct inbox *ib, int fd)
+{
+	for (int i = 0; i < ib->n; i++)
+		if (ib->e[i].fd == fd)
+			return i;
+	return -1;
+}
+
+int inbox_expire(struct inbox *ib, int64_t now_ms, int64_t *oldest_ms)
+{
+	int k = 0;
+	*oldest_ms = 0;
+	for (int i = 0; i < ib->n;) {
+		if (ib->e[i].deadline_ms == 0 || ib->e[i].deadline_ms > now_ms) {
+			i++;
+			continue;
+		}
+		struct inbox_entry x = inbox_take(ib, i);
+		if (x.wait == INBOX_REQUEST) {
+			k++;
+			if (now_ms - x.since_ms > *oldest_ms)
+				*oldest_ms = now_ms - x.since_ms;
+		}
+		close(x.fd);
+	}
+	return k;
+}
+
+int64_t inbox_next_ms(const struct inbox *ib, int64_t now_ms)
+{
+	int64_t best = -1;
+	for (int i = 0; i < ib->n; i++) {
+		int64_t d = ib->e[i].deadline_ms;
+		if (d == 0)
+			continue;
+		int64_t left = d > now_ms ? d - now_ms : 0;
+		if (best < 0 || left < best)
+			best = left;
+	}
+	return best;
+}
+
+void inbox_close_all(struct inbox *ib)
+{
+	for (int i = 0; i < ib->n; i++)
+		close(ib->e[i].fd);
+	ib->n = 0;
+}

@@ -1,0 +1,46 @@
+/* inbox.h - a worker's accepted FastCGI connections that are not ready to be served. */
+#ifndef NP_INBOX_H
+#define NP_INBOX_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#define INBOX_MAX 32  /* per worker; when full, one entry is closed to make room (inbox_add) */
+
+enum inbox_kind { INBOX_MAIN = 0, INBOX_CONTROL = 1 };
+
+enum inbox_wait {
+	INBOX_REQUEST = 0, /* its request has not fully arrived (deadline: request_read_timeout_ms) */
+	INBOX_KEPT,        /* fastcgi_keep_conn, idle between requests: no deadline until a byte comes */
+	INBOX_LINGER,      /* answered and shut down for writing: read and dropped until the peer closes */
+};
+
+struct inbox_entry {
+	int fd;
+	enum inbox_kind kind;
+	enum inbox_wait wait;
+	int64_t deadline_ms; /* monotonic; 0 for INBOX_KEPT */
+	int64_t since_ms;    /* monotonic: accepted (or, kept, when its last request ended) */
+};
+
+struct inbox {
+	int n;
+	struct inbox_entry e[INBOX_MAX];
+};
+
+/* Park x. When the inbox is full, one entry is closed to make room (a lingering one, else an idle
+ * kept one, else the oldest request): returns 1 then (the caller logs), else 0. */
+int inbox_add(struct inbox *ib, struct inbox_entry x);
+/* Take entry i out (the caller owns its fd now); the last entry moves into its place. */
+struct inbox_entry inbox_take(struct inbox *ib, int i);
+/* Index of the entry holding fd, or -1. */
+int inbox_find(const struct inbox *ib, int fd);
+/* Close every entry past its deadline. Returns how many INBOX_REQUEST entries that was (read
+ * timeouts; lingering ones are not counted) and sets *oldest_ms to the age of the oldest of them. */
+int inbox_expire(struct inbox *ib, int64_t now_ms, int64_t *oldest_ms);
+/* Milliseconds until the next deadline (at least 0), or -1 when there is none. */
+int64_t inbox_next_ms(const struct inbox *ib, int64_t now_ms);
+/* Close everything (a stop does not wait for parked connections). */
+void inbox_close_all(struct inbox *ib);
+
+#endif
