@@ -4,9 +4,26 @@
  * blocking reads, and polled in the worker loop with the sockets the worker already polls: a
  * peer that sends nothing costs an fd, not a worker (doc/design.md, "Reading a request"). Kept
  * connections idle between requests, and answered ones waiting for the peer's close, wait here too. */
+#include <sys/epoll.h>
 #include <unistd.h>
 
 #include "inbox.h"
+
+int inbox_init(struct inbox *ib)
+{
+	ib->n = 0;
+	ib->epfd = epoll_create1(EPOLL_CLOEXEC);
+	return ib->epfd < 0 ? -1 : 0;
+}
+
+int inbox_ready(struct inbox *ib, int *fds)
+{
+	struct epoll_event ev[INBOX_MAX];
+	int k = epoll_wait(ib->epfd, ev, INBOX_MAX, 0);
+	for (int i = 0; i < k; i++)
+		fds[i] = ev[i].data.fd;
+	return k > 0 ? k : 0;
+}
 
 int inbox_add(struct inbox *ib, struct inbox_entry x)
 {
@@ -23,6 +40,12 @@ int inbox_add(struct inbox *ib, struct inbox_entry x)
 		close(inbox_take(ib, old).fd);
 		evicted = 1;
 	}
+	/* a socket that already holds bytes is reported once at once, then only on news */
+	struct epoll_event ev = { .events = EPOLLIN | EPOLLET, .data.fd = x.fd };
+	if (epoll_ctl(ib->epfd, EPOLL_CTL_ADD, x.fd, &ev) < 0) {
+		close(x.fd);
+		return evicted;
+	}
 	ib->e[ib->n++] = x;
 	return evicted;
 }
@@ -30,6 +53,7 @@ int inbox_add(struct inbox *ib, struct inbox_entry x)
 struct inbox_entry inbox_take(struct inbox *ib, int i)
 {
 	struct inbox_entry x = ib->e[i];
+	epoll_ctl(ib->epfd, EPOLL_CTL_DEL, x.fd, NULL);
 	ib->e[i] = ib->e[--ib->n];
 	return x;
 }
@@ -81,4 +105,7 @@ void inbox_close_all(struct inbox *ib)
 	for (int i = 0; i < ib->n; i++)
 		close(ib->e[i].fd);
 	ib->n = 0;
+	if (ib->epfd >= 0)
+		close(ib->epfd);
+	ib->epfd = -1;
 }

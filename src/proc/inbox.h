@@ -23,15 +23,25 @@ struct inbox_entry {
 	int64_t since_ms;    /* monotonic: accepted (or, kept, when its last request ended) */
 };
 
+/* The entries' sockets are registered edge-triggered in an epoll set, polled through its fd: a
+ * connection whose bytes were looked at (MSG_PEEK leaves them in the socket) is reported again
+ * only when more arrive, not on every poll. */
 struct inbox {
+	int epfd;
 	int n;
 	struct inbox_entry e[INBOX_MAX];
 };
 
+/* Create the epoll set. Returns 0, or -1 with errno. */
+int inbox_init(struct inbox *ib) __attribute__((warn_unused_result));
+/* Fill fds (room for INBOX_MAX) with the sockets that have news since they were last reported;
+ * returns how many. */
+int inbox_ready(struct inbox *ib, int *fds);
+
 /* Park x. When the inbox is full, one entry is closed to make room (a lingering one, else an idle
  * kept one, else the oldest request): returns 1 then (the caller logs), else 0. */
 int inbox_add(struct inbox *ib, struct inbox_entry x);
-/* Take entry i out (the caller owns its fd now); the last entry moves into its place. */
+/* Take entry i out (the caller owns its fd now, no longer watched); the last entry moves into its place. */
 struct inbox_entry inbox_take(struct inbox *ib, int i);
 /* Index of the entry holding fd, or -1. */
 int inbox_find(const struct inbox *ib, int fd);
@@ -40,7 +50,7 @@ int inbox_find(const struct inbox *ib, int fd);
 int inbox_expire(struct inbox *ib, int64_t now_ms, int64_t *oldest_ms);
 /* Milliseconds until the next deadline (at least 0), or -1 when there is none. */
 int64_t inbox_next_ms(const struct inbox *ib, int64_t now_ms);
-/* Close everything (a stop does not wait for parked connections). */
+/* Close everything and the epoll set (a stop does not wait for parked connections). */
 void inbox_close_all(struct inbox *ib);
 
 #endif

@@ -352,63 +352,95 @@ static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint
 	                                     .deadline_ms = now + WORKER_LINGER_MS, .since_ms = now });
 }
 
-/* A lingering connection is readable: drop what came; close on EOF or error. */
-static void worker_linger(struct worker_ctx *w, struct inbox_entry x)
+/* What to do with a connection next. */
+enum worker_next { NEXT_WAIT, NEXT_SERVE, NEXT_CLOSE, NEXT_REFUSE_LARGE };
+
+/* A lingering connection has news: drop what came (all of it: the socket is watched
+ * edge-triggered); close on EOF, error, or a peer that keeps sending. */
+static enum worker_next worker_linger(struct worker_ctx *w, const struct inbox_entry *x)
 {
-	ssize_t got = recv(x.fd, w->peek, w->lim.cap, MSG_DONTWAIT);
-	if (got > 0 || (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)))
-		worker_park(w, x);
-	else
-		close(x.fd);
+	for (int i = 0; i < 16; i++) {
+		ssize_t got = recv(x->fd, w->peek, w->lim.cap, MSG_DONTWAIT);
+		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			return NEXT_WAIT;
+		if (got < 0 && errno == EINTR)
+			continue;
+		if (got <= 0)
+			return NEXT_CLOSE;
+	}
+	return NEXT_CLOSE;
 }
 
-/* Look at what x's peer sent so far: serve it, park it, or close it. */
-static void worker_examine(struct worker_ctx *w, struct inbox_entry x)
+/* Look at what x's peer sent so far (x is updated: a kept connection's request starts). */
+static enum worker_next worker_look(struct worker_ctx *w, struct inbox_entry *x, struct fcgirec_result *res)
 {
-	if (x.wait == INBOX_LINGER) {
-		worker_linger(w, x);
-		return;
-	}
-	ssize_t got = recv(x.fd, w->peek, w->lim.cap, MSG_PEEK | MSG_DONTWAIT);
-	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR)) {
-		close(x.fd); /* the peer went away (a kept connection's normal end) */
-		return;
-	}
+	memset(res, 0, sizeof(*res));
+	if (x->wait == INBOX_LINGER)
+		return worker_linger(w, x);
+	ssize_t got = recv(x->fd, w->peek, w->lim.cap, MSG_PEEK | MSG_DONTWAIT);
+	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
+		return NEXT_CLOSE; /* the peer went away (a kept connection's normal end) */
 	int64_t now = util_now_ms();
-	if (got > 0 && x.wait == INBOX_KEPT) {
+	if (got > 0 && x->wait == INBOX_KEPT) {
 		/* a kept connection's next request: its deadline starts with its first byte */
-		x.wait = INBOX_REQUEST;
-		x.since_ms = now;
-		x.deadline_ms = now + w->conf->request_read_timeout_ms;
+		x->wait = INBOX_REQUEST;
+		x->since_ms = now;
+		x->deadline_ms = now + w->conf->request_read_timeout_ms;
 	}
-	struct fcgirec_result res;
-	fcgirec_scan(w->peek, got > 0 ? (size_t)got : 0, &w->lim, &res);
+	fcgirec_scan(w->peek, got > 0 ? (size_t)got : 0, &w->lim, res);
 	unsigned skipped;
-	switch (res.status) {
+	switch (res->status) {
 	case FCGIREC_READY:
-		worker_serve(w, x);
-		return;
+		return NEXT_SERVE;
 	case FCGIREC_INCOMPLETE:
-		worker_park(w, x);
-		return;
+		return NEXT_WAIT;
 	case FCGIREC_TOO_LARGE:
 		atomic_fetch_add(&w->slot->bad_requests, 1);
 		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
 			log_warn("refused a request on the %s socket: %s (%zu bytes of params; %u more not logged)",
-			         worker_kind_name(x.kind), res.reason, res.params_bytes, skipped);
-		if (res.request_id != 0)
-			worker_refuse_large(w, x, res.request_id);
-		else
-			close(x.fd);
-		return;
+			         worker_kind_name(x->kind), res->reason, res->params_bytes, skipped);
+		return res->request_id != 0 ? NEXT_REFUSE_LARGE : NEXT_CLOSE;
 	case FCGIREC_MALFORMED:
 		atomic_fetch_add(&w->slot->bad_requests, 1);
 		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
-			log_warn("closed a connection on the %s socket: %s (%u more not logged)", worker_kind_name(x.kind),
-			         res.reason, skipped);
+			log_warn("closed a connection on the %s socket: %s (%u more not logged)", worker_kind_name(x->kind),
+			         res->reason, skipped);
+		return NEXT_CLOSE;
+	}
+	return NEXT_CLOSE;
+}
+
+/* Act on a connection that is not (or no longer) in the inbox. */
+static void worker_act(struct worker_ctx *w, struct inbox_entry x, enum worker_next next,
+                       const struct fcgirec_result *res)
+{
+	switch (next) {
+	case NEXT_WAIT:
+		worker_park(w, x);
+		return;
+	case NEXT_SERVE:
+		worker_serve(w, x);
+		return;
+	case NEXT_REFUSE_LARGE:
+		worker_refuse_large(w, x, res->request_id);
+		return;
+	case NEXT_CLOSE:
 		close(x.fd);
 		return;
 	}
+}
+
+/* A parked connection has news. It stays parked (and watched: no new registration, which would
+ * report the bytes already seen again) unless it is served or closed now. */
+static void worker_on_parked(struct worker_ctx *w, int fd)
+{
+	int i = inbox_find(&w->inbox, fd);
+	if (i < 0)
+		return;
+	struct fcgirec_result res;
+	enum worker_next next = worker_look(w, &w->inbox.e[i], &res);
+	if (next != NEXT_WAIT)
+		worker_act(w, inbox_take(&w->inbox, i), next, &res);
 }
 
 /* Accept one connection from listen_fd (non-blocking: another worker may have taken it). */
@@ -447,8 +479,10 @@ static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind k
 		int rcv = (int)w->lim.cap * 2;
 		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
 	}
-	worker_examine(w, (struct inbox_entry){ .fd = fd, .kind = kind, .wait = INBOX_REQUEST,
-	                                        .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now });
+	struct inbox_entry x = { .fd = fd, .kind = kind, .wait = INBOX_REQUEST,
+	                         .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now };
+	struct fcgirec_result res;
+	worker_act(w, x, worker_look(w, &x, &res), &res);
 }
 
 /* Close parked connections whose request did not arrive in time. */
@@ -489,6 +523,10 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		log_error("out of memory for the request buffer");
 		_exit(1);
 	}
+	if (inbox_init(&w.inbox) < 0) {
+		log_error("epoll_create1: %s", strerror(errno));
+		_exit(1);
+	}
 	if (allowlist_parse(conf->listen_allowed_clients, &w.allow, msg, sizeof(msg)) < 0) {
 		log_error("listen_allowed_clients: %s", msg);
 		_exit(2);
@@ -517,7 +555,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			db_consider_connect(listen_fd);
 		worker_expire(&w);
 		bool main_open = db_accept_main();
-		struct pollfd p[16 + INBOX_MAX];
+		struct pollfd p[18];
 		int fds[INBOX_MAX];
 		int n = 0, i_main = -1, i_ctl = -1;
 		if (main_open) {
@@ -528,9 +566,8 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			i_ctl = n;
 			p[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
 		}
-		int i_inbox = n, nin = w.inbox.n;
-		for (int k = 0; k < nin; k++)
-			p[n++] = (struct pollfd){ .fd = w.inbox.e[k].fd, .events = POLLIN };
+		int i_inbox = n;
+		p[n++] = (struct pollfd){ .fd = w.inbox.epfd, .events = POLLIN };
 		int extra[14];
 		int ne = db_poll_fds(extra, 14);
 		int i_extra = n;
@@ -546,16 +583,11 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		for (int k = i_extra; k < n; k++)
 			if (p[k].revents && p[k].fd == shm->hdr->wake_fd[0])
 				db_on_wake();
-		/* parked connections first: they were accepted before anything waiting in the backlogs;
-		 * look them up by fd, serving one may park or close others */
-		int nready = 0;
-		for (int k = 0; k < nin; k++)
-			if (p[i_inbox + k].revents & (POLLIN | POLLHUP | POLLERR))
-				fds[nready++] = p[i_inbox + k].fd;
-		for (int k = 0; k < nready && !child_should_stop(); k++) {
-			int i = inbox_find(&w.inbox, fds[k]);
-			if (i >= 0)
-				worker_examine(&w, inbox_take(&w.inbox, i));
+		/* parked connections first: they were accepted before anything waiting in the backlogs */
+		if (p[i_inbox].revents & POLLIN) {
+			int nready = inbox_ready(&w.inbox, fds);
+			for (int k = 0; k < nready && !child_should_stop(); k++)
+				worker_on_parked(&w, fds[k]);
 		}
 		/* a spare that was let in (shedding) re-checks: the supervisor may have closed the gate
 		 * while it slept, and a holder should take the request */

@@ -6,9 +6,12 @@
       half a PARAMS record, touch READY_FILE, then wait (at most MAX_WAIT_S) for the daemon to
       close each one; OUT_JSON gets {"silent": [s...], "truncated": [s...]}, the seconds from
       connect to EOF (null: still open at the end).
-  fcgi_raw.py request HOST PORT URI [--src ADDR] [--params-bytes N] [--wait S]
+  fcgi_raw.py request HOST PORT URI [--src ADDR] [--params-bytes N] [--wait S] [--keep N]
+                      [--body DECLARED:SENT]
       one complete GET request (optionally from source address ADDR, with an extra parameter
       making the PARAMS content N bytes); prints "status=CODE|none bytes=N eof_s=SECONDS|none".
+      --keep N: N requests on one connection with FCGI_KEEP_CONN (status=CODE,CODE,...).
+      --body D:S: a POST with CONTENT_LENGTH D of which only S bytes are sent, then a stall.
 """
 import json
 import select
@@ -93,36 +96,19 @@ def peers(host, port, silent, truncated, ready_file, out_json, max_wait):
         json.dump(result, f)
 
 
-def request(host, port, uri, src=None, params_bytes=0, wait=5.0):
-    t = time.monotonic()
-    s = connect(host, port, src)
-    try:
-        s.sendall(request_bytes(uri, params_bytes))
-    except OSError:
-        pass
-    got = b""
-    eof = None
-    deadline = t + wait
-    while time.monotonic() < deadline:
-        r, _, _ = select.select([s], [], [], 0.05)
-        if not r:
-            continue
-        try:
-            data = s.recv(65536)
-        except OSError:
-            data = b""
-        if not data:
-            eof = time.monotonic() - t
-            break
-        got += data
-    s.close()
-    # the STDOUT stream's content
+def parse_answer(got):
+    """(status, stdout bytes, whether END_REQUEST came, bytes consumed) of the records in got."""
     out = b""
     i = 0
-    while i + 8 <= len(got):
+    ended = False
+    while i + 8 <= len(got) and not ended:
         _, rtype, _, clen, plen, _ = struct.unpack(">BBHHBB", got[i:i + 8])
+        if i + 8 + clen + plen > len(got):
+            break
         if rtype == STDOUT:
             out += got[i + 8:i + 8 + clen]
+        elif rtype == END:
+            ended = True
         i += 8 + clen + plen
     status = "none"
     if out:
@@ -130,7 +116,58 @@ def request(host, port, uri, src=None, params_bytes=0, wait=5.0):
         for line in out.split(b"\r\n\r\n")[0].split(b"\r\n"):
             if line.lower().startswith(b"status:"):
                 status = line.split()[1].decode()
-    print("status=%s bytes=%d eof_s=%s" % (status, len(out), "none" if eof is None else "%.3f" % eof))
+    return status, out, ended, i
+
+
+def request(host, port, uri, src=None, params_bytes=0, wait=5.0, keep=1, body_declared=0, body_sent=0):
+    """keep > 1: that many requests on one connection with FCGI_KEEP_CONN. body_declared: a POST
+    with that CONTENT_LENGTH of which only body_sent bytes are sent (then the peer stalls)."""
+    t = time.monotonic()
+    s = connect(host, port, src)
+    statuses = []
+    eof = None
+    got = b""
+    for n in range(keep):
+        if body_declared:
+            content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
+                                nv(b"CONTENT_LENGTH", str(body_declared).encode()),
+                                nv(b"CONTENT_TYPE", b"application/json")])
+            data = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1)
+            left = body_sent
+            while left > 0:
+                c = min(left, 65535)
+                data += record(STDIN, 1, b"x" * c)
+                left -= c
+        else:
+            data = request_bytes(uri, params_bytes)
+            if keep > 1:  # set FCGI_KEEP_CONN in the BEGIN_REQUEST body
+                data = data[:10] + b"\x01" + data[11:]
+        try:
+            s.sendall(data)
+        except OSError:
+            pass
+        deadline = time.monotonic() + wait
+        while time.monotonic() < deadline:
+            r, _, _ = select.select([s], [], [], 0.05)
+            if not r:
+                continue
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                chunk = b""
+            if not chunk:
+                eof = time.monotonic() - t
+                break
+            got += chunk
+            if keep > 1 and parse_answer(got)[2]:
+                break
+        status, out, ended, used = parse_answer(got)
+        statuses.append(status)
+        got = got[used:]
+        if eof is not None:
+            break
+    s.close()
+    print("status=%s bytes=%d eof_s=%s" % (",".join(statuses), len(out), "none" if eof is None else "%.3f" % eof))
     sys.stdout.flush()
 
 
@@ -138,7 +175,7 @@ def main(argv):
     if argv[1] == "peers":
         peers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7], float(argv[8]))
     elif argv[1] == "request":
-        src, pb, wait = None, 0, 5.0
+        src, pb, wait, keep, bd, bs = None, 0, 5.0, 1, 0, 0
         rest = argv[5:]
         while rest:
             if rest[0] == "--src":
@@ -147,8 +184,12 @@ def main(argv):
                 pb = int(rest[1])
             elif rest[0] == "--wait":
                 wait = float(rest[1])
+            elif rest[0] == "--keep":
+                keep = int(rest[1])
+            elif rest[0] == "--body":
+                bd, bs = (int(x) for x in rest[1].split(":"))
             rest = rest[2:]
-        request(argv[2], int(argv[3]), argv[4], src, pb, wait)
+        request(argv[2], int(argv[3]), argv[4], src, pb, wait, keep, bd, bs)
     else:
         sys.exit("usage: see the file's docstring")
 

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200 with p99 < 50 ms, and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; listen_allowed_clients closes a peer outside the list at once.
+# t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200 with p99 < 50 ms, and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; a stalled body gets 408 at the deadline; kept connections work; listen_allowed_clients closes a peer outside the list at once; a graceful stop does not wait for parked peers.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -58,7 +58,27 @@ np_expect_eq "the same workers are up" "$pids_before" "$(np_worker_pids | sort |
 np_curl "/api/v1/books/$NP_BOOK_MIN"
 np_expect_eq "reads still answer" 200 "$NP_STATUS"
 
-# 3. listen_allowed_clients: a peer from 127.0.0.2 is closed at once, 127.0.0.1 is served.
+# 3. a body that stalls after READY (16 kB of a 40 kB body): 408 at the deadline; the worker is
+#    shown reading meanwhile (busy), and is free again after.
+raw request 127.0.0.1 "$port" /healthz --body 40000:20000 --wait $(((timeout_ms + 3000 * NP_TIMEOUT_SCALE) / 1000)) \
+	>"$NP_TMP/out/stall.txt" &
+stall_pid=$!
+sleep 0.5
+np_expect_eq "the worker reading a stalled body is shown reading" 1 \
+	"$(np_status_json 'len([w for w in d["workers"] if w["state"] == "reading"])')"
+wait "$stall_pid"
+read -r stall <"$NP_TMP/out/stall.txt"
+np_log "stalled body: $stall"
+stall_s=${stall##*eof_s=}
+np_expect "a stalled body gets 408 ($stall)" bash -c "[[ '$stall' == status=408* ]]"
+np_expect "... at the deadline ($stall_s s)" awk -v v="$stall_s" -v lo="$lo" -v hi="$hi" 'BEGIN { exit !(v >= lo && v <= hi) }'
+np_expect_eq "no worker is left reading" 0 "$(np_status_json 'len([w for w in d["workers"] if w["state"] == "reading"])')"
+
+# 4. fastcgi_keep_conn: three requests on one connection
+read -r kept < <(raw request 127.0.0.1 "$port" /healthz --keep 3)
+np_expect "three requests on one kept connection ($kept)" bash -c "[[ '$kept' == status=200,200,200* ]]"
+
+# 5. listen_allowed_clients: a peer from 127.0.0.2 is closed at once, 127.0.0.1 is served.
 port2=$(np_free_port) || np_fail "no free port"
 np_start_daemon --name allow database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
 	listen="127.0.0.1:$port2" listen_mode=- workers=2 budget=1 min_warm=0 listen_allowed_clients=127.0.0.1
@@ -70,5 +90,19 @@ np_expect "a peer from 127.0.0.1 is served ($mine)" bash -c "[[ '$mine' == statu
 np_expect "the refusal is logged" grep -q 'peer not in listen_allowed_clients' "$NP_DAEMON_LOG"
 np_use_daemon neonpoold
 
-echo "RESULT $silent silent peers + 1 truncated: 100 reads 200=$ok p99 ${p99} ms max ${max} ms; peers cut off at $(cat "$NP_TMP/out/peers.json") s (timeout $timeout_ms ms); 70 kB params: $big; 127.0.0.2: $other"
+# 6. a graceful stop does not wait for parked connections
+raw peers 127.0.0.1 "$port" 4 1 "$NP_TMP/peers2.ready" "$NP_TMP/out/peers2.json" 10 &
+peers_pid=$!
+for _ in $(seq 1 100); do [ -e "$NP_TMP/peers2.ready" ] && break; sleep 0.05; done
+sleep 0.2
+# parked peers cost no CPU (a peeked, incomplete request is not reported again until more comes)
+ticks() { local p t=0; for p in $(np_worker_pids); do t=$((t + $(awk '{print $14 + $15}' "/proc/$p/stat"))); done; echo $t; }
+t0=$(ticks); sleep 1; t1=$(ticks)
+np_expect "the workers used $((t1 - t0)) CPU ticks in 1 s with 5 parked peers (< 10)" test $((t1 - t0)) -lt 10
+np_expect "SIGQUIT with 5 parked peers" np_stop_daemon QUIT $((5000 * NP_TIMEOUT_SCALE))
+np_log "stopped in ${NP_STOP_MS:-?} ms"
+np_expect "... stops in ${NP_STOP_MS:-?} ms < $((1000 * NP_TIMEOUT_SCALE)) ms" test "${NP_STOP_MS:-99999}" -lt $((1000 * NP_TIMEOUT_SCALE))
+wait "$peers_pid"
+
+echo "RESULT $silent silent peers + 1 truncated: 100 reads 200=$ok p99 ${p99} ms max ${max} ms; peers cut off at $(cat "$NP_TMP/out/peers.json") s (timeout $timeout_ms ms); 70 kB params: $big; stalled body: $stall; kept: $kept; 127.0.0.2: $other; SIGQUIT with 5 parked peers: ${NP_STOP_MS:-?} ms"
 np_finish
