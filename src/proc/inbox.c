@@ -50,6 +50,16 @@ int inbox_add(struct inbox *ib, struct inbox_entry x)
 	return evicted;
 }
 
+bool inbox_has_room(const struct inbox *ib, int64_t now_ms, int64_t min_age_ms)
+{
+	if (ib->n < INBOX_MAX)
+		return true;
+	for (int i = 0; i < ib->n; i++)
+		if (ib->e[i].wait != INBOX_REQUEST || now_ms - ib->e[i].since_ms >= min_age_ms)
+			return true;
+	return false;
+}
+
 struct inbox_entry inbox_take(struct inbox *ib, int i)
 {
 	struct inbox_entry x = ib->e[i];

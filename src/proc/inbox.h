@@ -41,6 +41,9 @@ int inbox_ready(struct inbox *ib, int *fds);
 /* Park x. When the inbox is full, one entry is closed to make room (a lingering one, else an idle
  * kept one, else the oldest request): returns 1 then (the caller logs), else 0. */
 int inbox_add(struct inbox *ib, struct inbox_entry x);
+/* Whether inbox_add would find room without closing a request younger than min_age_ms (a burst
+ * of slow but honest peers is left in the backlog for other workers rather than cut off). */
+bool inbox_has_room(const struct inbox *ib, int64_t now_ms, int64_t min_age_ms);
 /* Take entry i out (the caller owns its fd now, no longer watched); the last entry moves into its place. */
 struct inbox_entry inbox_take(struct inbox *ib, int i);
 /* Index of the entry holding fd, or -1. */

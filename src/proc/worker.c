@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "allowlist.h"
@@ -34,7 +35,8 @@
 #define WORKER_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a 413, at most */
 #define WORKER_STDIN_READY 16384     /* body bytes that must be there before a request is served */
 #define WORKER_HEAD_SLACK 4096       /* record headers, padding and BEGIN_REQUEST around the params */
-#define WORKER_LINGER_MS 2000        /* an answered connection waits this long at most for the peer's close */
+#define WORKER_ACCEPT_GRACE_US 5000  /* a new connection's request may take this long before it is parked */
+#define WORKER_LINGER_MS 2000        /* after a 431, the connection waits this long at most for the peer's close */
 
 /* Log at most once a second per kind, with the number of events not logged. */
 struct worker_ratelog {
@@ -53,9 +55,10 @@ struct worker_ctx {
 	size_t nroutes;
 	struct inbox inbox;          /* accepted connections not ready to be served */
 	uint8_t *peek;               /* MSG_PEEK buffer of fcgirec_scan */
+	size_t peeked;               /* bytes in it after the last look */
 	struct fcgirec_limits lim;
 	struct allowlist allow;      /* listen_allowed_clients, for TCP peers */
-	struct worker_ratelog log_refused, log_timeout, log_bad;
+	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
 };
 
 /* ---- the request deadline ---------------------------------------------------------------- */
@@ -265,8 +268,10 @@ static const char *worker_kind_name(enum inbox_kind k)
 /* Park x, logging when that closed another connection to make room. */
 static void worker_park(struct worker_ctx *w, struct inbox_entry x)
 {
-	if (inbox_add(&w->inbox, x))
-		log_warn("closed a parked connection to make room: inbox full (%d connections)", INBOX_MAX);
+	unsigned skipped;
+	if (inbox_add(&w->inbox, x) && worker_ratelog_ok(&w->log_full, util_now_ms(), &skipped))
+		log_warn("closed a parked connection to make room: inbox full (%d connections; %u more not logged)",
+		         INBOX_MAX, skipped);
 }
 
 /* Serve the request whose head is in x's socket buffer, then park or close the connection. */
@@ -315,15 +320,16 @@ static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 		worker_park(w, (struct inbox_entry){ .fd = fd, .kind = x.kind, .wait = INBOX_KEPT, .since_ms = now });
 		return;
 	}
-	/* drain what the peer still sends (the STDIN end) until it closes, so that our close does
-	 * not reset the connection under the answer */
-	if (shutdown(fd, SHUT_WR) < 0) {
-		close(fd);
-		return;
+	/* drop what the peer already sent and we did not read (the STDIN end record after a body
+	 * read to its Content-Length): closing over unread bytes would reset the connection, and
+	 * the peer could lose the answer. Nothing waits for the peer: libfcgi's own close waits up
+	 * to 2 s per read for the peer's EOF. */
+	for (int i = 0; i < 16; i++) {
+		ssize_t got = recv(fd, w->peek, w->lim.cap, MSG_DONTWAIT);
+		if (got <= 0 && !(got < 0 && errno == EINTR))
+			break;
 	}
-	int64_t linger = w->conf->request_read_timeout_ms < WORKER_LINGER_MS ? w->conf->request_read_timeout_ms : WORKER_LINGER_MS;
-	worker_park(w, (struct inbox_entry){ .fd = fd, .kind = x.kind, .wait = INBOX_LINGER, .deadline_ms = now + linger,
-	                                     .since_ms = now });
+	close(fd);
 }
 
 /* Answer 431 without libfcgi (its params reader would take what the peer declares), then linger. */
@@ -378,6 +384,7 @@ static enum worker_next worker_look(struct worker_ctx *w, struct inbox_entry *x,
 	if (x->wait == INBOX_LINGER)
 		return worker_linger(w, x);
 	ssize_t got = recv(x->fd, w->peek, w->lim.cap, MSG_PEEK | MSG_DONTWAIT);
+	w->peeked = got > 0 ? (size_t)got : 0;
 	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
 		return NEXT_CLOSE; /* the peer went away (a kept connection's normal end) */
 	int64_t now = util_now_ms();
@@ -443,6 +450,30 @@ static void worker_on_parked(struct worker_ctx *w, int fd)
 		worker_act(w, inbox_take(&w->inbox, i), next, &res);
 }
 
+/* A front server writes its request right after its connect returns: wait for it a moment
+ * before parking, so that the worker that accepted serves it at once, as libfcgi's blocking
+ * accept did. Parking at once let one worker accept a burst of connects faster than their
+ * requests came (the kernel completes the handshake before the peer writes) and hoard them,
+ * serving them one after another while other workers idled. */
+static enum worker_next worker_look_grace(struct worker_ctx *w, struct inbox_entry *x, struct fcgirec_result *res)
+{
+	int64_t until = util_now_us() + WORKER_ACCEPT_GRACE_US;
+	for (;;) {
+		enum worker_next next = worker_look(w, x, res);
+		int64_t left = until - util_now_us();
+		if (next != NEXT_WAIT || left <= 0)
+			return next;
+		/* nothing yet: sleep until bytes come; part of a request: poll would return at
+		 * once (the bytes stay, we only peeked), so nap */
+		struct timespec ts = { 0, (long)(w->peeked ? (left < 200 ? left : 200) : left) * 1000L };
+		struct pollfd pf = { .fd = x->fd, .events = POLLIN };
+		if (w->peeked)
+			nanosleep(&ts, NULL);
+		else
+			ppoll(&pf, 1, &ts, NULL);
+	}
+}
+
 /* Accept one connection from listen_fd (non-blocking: another worker may have taken it). */
 static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind kind)
 {
@@ -482,7 +513,7 @@ static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind k
 	struct inbox_entry x = { .fd = fd, .kind = kind, .wait = INBOX_REQUEST,
 	                         .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now };
 	struct fcgirec_result res;
-	worker_act(w, x, worker_look(w, &x, &res), &res);
+	worker_act(w, x, worker_look_grace(w, &x, &res), &res);
 }
 
 /* Close parked connections whose request did not arrive in time. */
@@ -553,8 +584,10 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		db_maintain();
 		if (!db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
-		worker_expire(&w);
-		bool main_open = db_accept_main();
+		/* an inbox full of requests that may still come stops accepting for a while */
+		int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
+		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
+		bool main_open = room && db_accept_main();
 		struct pollfd p[18];
 		int fds[INBOX_MAX];
 		int n = 0, i_main = -1, i_ctl = -1;
@@ -562,7 +595,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			i_main = n;
 			p[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
 		}
-		if (control_fd >= 0) {
+		if (control_fd >= 0 && room) {
 			i_ctl = n;
 			p[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
 		}
@@ -578,8 +611,10 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		if (next >= 0 && next < timeout)
 			timeout = next + 1;
 		int rc = child_poll(p, n, (int)timeout);
-		if (rc <= 0 || child_should_stop())
+		if (rc <= 0 || child_should_stop()) {
+			worker_expire(&w);
 			continue;
+		}
 		for (int k = i_extra; k < n; k++)
 			if (p[k].revents && p[k].fd == shm->hdr->wake_fd[0])
 				db_on_wake();
@@ -589,6 +624,8 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			for (int k = 0; k < nready && !child_should_stop(); k++)
 				worker_on_parked(&w, fds[k]);
 		}
+		/* after the news: a request that arrived while this worker was busy is served, not expired */
+		worker_expire(&w);
 		/* a spare that was let in (shedding) re-checks: the supervisor may have closed the gate
 		 * while it slept, and a holder should take the request */
 		if (i_main >= 0 && (p[i_main].revents & (POLLIN | POLLHUP | POLLERR)) && !child_should_stop() &&

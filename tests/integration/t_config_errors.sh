@@ -9,6 +9,7 @@ printf '# unknown key on line 3\nworkers = 2;\nworkerz = 4;\nlisten = "%s/a.sock
 printf 'listen = "%s/b.sock";\n\nworkers = "four";\n' "$d" >"$d/badtype.conf"
 printf 'listen = "%s/c.sock";\nworkers = 9999;\n' "$d" >"$d/range.conf"
 printf 'workers = 2;\nlog_level = "info";\nlisten = = "%s/d.sock";\n' "$d" >"$d/syntax.conf"
+printf 'workers = 2;\nlisten = "%s/e.sock";\nlisten_allowed_clients = "127.0.0.1, localhost";\n' "$d" >"$d/e-allowed.conf"
 printf 'workers = 2;\nlisten = "%s/ok.sock";\nlog_level = "debug";\nmax_body_bytes = 4096;\n' "$d" >"$d/valid.conf"
 
 # case FILE LINE KEY (KEY "" for a syntax error: only FILE:LINE is required)
@@ -38,6 +39,7 @@ check_bad unknown.conf 3 workerz
 check_bad badtype.conf 3 workers
 check_bad range.conf 2 workers
 check_bad syntax.conf 3 ""
+check_bad e-allowed.conf 3 listen_allowed_clients
 
 np_capture t-valid "$NEONPOOLD" -t -c "$d/valid.conf"
 np_expect_eq "neonpoold -t -c valid.conf: exit status" 0 "$NP_RC"
