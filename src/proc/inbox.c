@@ -96,6 +96,20 @@ int inbox_expire(struct inbox *ib, int64_t now_ms, int64_t *oldest_ms)
 	return k;
 }
 
+int inbox_stop(struct inbox *ib, int64_t now_ms, int64_t grace_ms)
+{
+	for (int i = 0; i < ib->n;) {
+		if (ib->e[i].wait != INBOX_REQUEST) {
+			close(inbox_take(ib, i).fd);
+			continue;
+		}
+		if (ib->e[i].deadline_ms > now_ms + grace_ms)
+			ib->e[i].deadline_ms = now_ms + grace_ms;
+		i++;
+	}
+	return ib->n;
+}
+
 int64_t inbox_next_ms(const struct inbox *ib, int64_t now_ms)
 {
 	int64_t best = -1;

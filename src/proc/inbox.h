@@ -53,6 +53,10 @@ int inbox_find(const struct inbox *ib, int fd);
 int inbox_expire(struct inbox *ib, int64_t now_ms, int64_t *oldest_ms);
 /* Milliseconds until the next deadline (at least 0), or -1 when there is none. */
 int64_t inbox_next_ms(const struct inbox *ib, int64_t now_ms);
+/* A stop: close idle kept and lingering connections now, and give requests still arriving at most
+ * grace_ms more (a front server's request in transit is served; a silent peer does not hold the
+ * stop). Returns how many entries remain. */
+int inbox_stop(struct inbox *ib, int64_t now_ms, int64_t grace_ms);
 /* Close everything and the epoll set (a stop does not wait for parked connections). */
 void inbox_close_all(struct inbox *ib);
 

@@ -36,6 +36,7 @@
 #define WORKER_STDIN_READY 16384     /* body bytes that must be there before a request is served */
 #define WORKER_HEAD_SLACK 4096       /* record headers, padding and BEGIN_REQUEST around the params */
 #define WORKER_ACCEPT_GRACE_US 5000  /* a new connection's request may take this long before it is parked */
+#define WORKER_STOP_GRACE_MS 1000    /* on a stop, parked requests get at most this long to arrive */
 #define WORKER_LINGER_MS 2000        /* after a 431, the connection waits this long at most for the peer's close */
 
 /* Log at most once a second per kind, with the number of events not logged. */
@@ -580,14 +581,24 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	atomic_store(&w.slot->state, NP_SLOT_IDLE);
 	log_debug("worker started");
 
-	while (!child_should_stop()) {
+	int64_t stop_ms = 0;
+	for (;;) {
+		/* a stop: no more accepting; requests still arriving get WORKER_STOP_GRACE_MS */
+		bool stopping = child_should_stop();
+		if (stopping) {
+			if (stop_ms == 0)
+				stop_ms = util_now_ms();
+			/* every turn: a request served meanwhile may have left its connection kept */
+			if (inbox_stop(&w.inbox, stop_ms, WORKER_STOP_GRACE_MS) == 0)
+				break;
+		}
 		db_maintain();
-		if (!db_holder(NP_EP_PRIMARY))
+		if (!stopping && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
 		/* an inbox full of requests that may still come stops accepting for a while */
 		int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
 		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
-		bool main_open = room && db_accept_main();
+		bool main_open = !stopping && room && db_accept_main();
 		struct pollfd p[18];
 		int fds[INBOX_MAX];
 		int n = 0, i_main = -1, i_ctl = -1;
@@ -595,7 +606,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			i_main = n;
 			p[n++] = (struct pollfd){ .fd = listen_fd, .events = POLLIN };
 		}
-		if (control_fd >= 0 && room) {
+		if (control_fd >= 0 && room && !stopping) {
 			i_ctl = n;
 			p[n++] = (struct pollfd){ .fd = control_fd, .events = POLLIN };
 		}
@@ -611,7 +622,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		if (next >= 0 && next < timeout)
 			timeout = next + 1;
 		int rc = child_poll(p, n, (int)timeout);
-		if (rc <= 0 || child_should_stop()) {
+		if (rc <= 0) {
 			worker_expire(&w);
 			continue;
 		}
@@ -621,7 +632,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		/* parked connections first: they were accepted before anything waiting in the backlogs */
 		if (p[i_inbox].revents & POLLIN) {
 			int nready = inbox_ready(&w.inbox, fds);
-			for (int k = 0; k < nready && !child_should_stop(); k++)
+			for (int k = 0; k < nready; k++)
 				worker_on_parked(&w, fds[k]);
 		}
 		/* after the news: a request that arrived while this worker was busy is served, not expired */
@@ -635,7 +646,6 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			worker_accept(&w, control_fd, INBOX_CONTROL);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
-	/* a stop does not wait for requests that have not arrived */
 	inbox_close_all(&w.inbox);
 	db_close_all(1000);
 	free(w.peek);

@@ -38,7 +38,7 @@ def tcp_table():
 
 
 unix, tcp = unix_table(), tcp_table()
-c = {"signalfd": 0, "pipe": 0, "unix_dgram": 0, "unix_stream": 0, "tcp_pg": 0, "tcp_other": 0, "other": 0}
+c = {"signalfd": 0, "epoll": 0, "pipe": 0, "unix_dgram": 0, "unix_stream": 0, "tcp_pg": 0, "tcp_other": 0, "other": 0}
 listen, files = [], []
 fds = os.listdir(f"/proc/{pid}/fd")
 for fd in fds:
@@ -48,6 +48,8 @@ for fd in fds:
         continue
     if target == "anon_inode:[signalfd]":
         c["signalfd"] += 1
+    elif target == "anon_inode:[eventpoll]":
+        c["epoll"] += 1
     elif target.startswith("pipe:"):
         c["pipe"] += 1
     elif target.startswith("socket:["):
@@ -68,7 +70,7 @@ for fd in fds:
         files.append(os.path.basename(target))
     else:
         c["other"] += 1
-print(f"signalfd={c['signalfd']} pipe={c['pipe']} unix_dgram={c['unix_dgram']} "
+print(f"signalfd={c['signalfd']} epoll={c['epoll']} pipe={c['pipe']} unix_dgram={c['unix_dgram']} "
       f"unix_listen={','.join(sorted(listen)) or '-'} unix_stream={c['unix_stream']} "
       f"tcp_pg={c['tcp_pg']} tcp_other={c['tcp_other']} files={','.join(sorted(set(files))) or '-'} "
       f"other={c['other']} total={len(fds)}")

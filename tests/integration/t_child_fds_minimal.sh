@@ -41,20 +41,20 @@ for w in $(np_worker_pids); do
 	own=$(tokens_of "$w")
 	got=$(fdinfo "$w")
 	# stdin (/dev/null), stdout+stderr (the log), the instance lock (the status file), the listen
-	# and control sockets, the token wake pipe (both ends), the keeper's sending end, and its own
-	# database connections
-	want="signalfd=0 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null,status other=0 total=$((9 + own))"
+	# and control sockets, the token wake pipe (both ends), the keeper's sending end, its inbox's
+	# epoll set (src/proc/inbox.c), and its own database connections
+	want="signalfd=0 epoll=1 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null,status other=0 total=$((10 + own))"
 	np_expect_eq "worker $w holds only what it uses" "$want" "$got"
 done
 sup=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
 got=$(fdinfo "$sup")
 # stdio, the instance lock, the wake pipe's writing end (budget_wake), the keeper's sending end (probes)
-want="signalfd=0 pipe=1 unix_dgram=1 unix_listen=- unix_stream=0 tcp_pg=0 tcp_other=0 files=$log,null,status other=0 total=6"
+want="signalfd=0 epoll=0 pipe=1 unix_dgram=1 unix_listen=- unix_stream=0 tcp_pg=0 tcp_other=0 files=$log,null,status other=0 total=6"
 np_expect_eq "supervisor $sup holds only what it uses" "$want" "$got"
 got=$(fdinfo "$NP_DAEMON_PID" | sed 's/ pipe=[0-9]*//; s/ files=.*//')
 # the signalfd, the keeper's socketpair, listen + control, one duplicate per live connection (pipes
 # and files are left out: the master keeps whatever its launcher left open, the harness does)
-want="signalfd=1 unix_dgram=2 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=2 tcp_other=0"
+want="signalfd=1 epoll=0 unix_dgram=2 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=2 tcp_other=0"
 np_expect_eq "master holds one duplicate per live connection" "$want" "$got"
 echo "RESULT descriptors after a worker kill: worker $(fdinfo "$(np_worker_pids | awk '{print $1}')" | sed 's/.*total=/total=/'), supervisor $(fdinfo "$sup" | sed 's/.*total=/total=/'), master $(fdinfo "$NP_DAEMON_PID" | sed 's/.*total=/total=/')"
 np_finish

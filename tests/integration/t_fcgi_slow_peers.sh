@@ -90,7 +90,8 @@ np_expect "a peer from 127.0.0.1 is served ($mine)" bash -c "[[ '$mine' == statu
 np_expect "the refusal is logged" grep -q 'peer not in listen_allowed_clients' "$NP_DAEMON_LOG"
 np_use_daemon neonpoold
 
-# 6. a graceful stop does not wait for parked connections
+# 6. a graceful stop waits at most 1 s for parked connections (a front server's request in
+#    transit is served; silent peers do not hold the stop)
 raw peers 127.0.0.1 "$port" 4 1 "$NP_TMP/peers2.ready" "$NP_TMP/out/peers2.json" 10 &
 peers_pid=$!
 for _ in $(seq 1 100); do [ -e "$NP_TMP/peers2.ready" ] && break; sleep 0.05; done
@@ -101,7 +102,7 @@ t0=$(ticks); sleep 1; t1=$(ticks)
 np_expect "the workers used $((t1 - t0)) CPU ticks in 1 s with 5 parked peers (< 10)" test $((t1 - t0)) -lt 10
 np_expect "SIGQUIT with 5 parked peers" np_stop_daemon QUIT $((5000 * NP_TIMEOUT_SCALE))
 np_log "stopped in ${NP_STOP_MS:-?} ms"
-np_expect "... stops in ${NP_STOP_MS:-?} ms < $((1000 * NP_TIMEOUT_SCALE)) ms" test "${NP_STOP_MS:-99999}" -lt $((1000 * NP_TIMEOUT_SCALE))
+np_expect "... stops in ${NP_STOP_MS:-?} ms: parked requests get at most 1 s (< $((1500 * NP_TIMEOUT_SCALE)) ms)" test "${NP_STOP_MS:-99999}" -lt $((1500 * NP_TIMEOUT_SCALE))
 wait "$peers_pid"
 
 echo "RESULT $silent silent peers + 1 truncated: 100 reads 200=$ok p99 ${p99} ms max ${max} ms; peers cut off at $(cat "$NP_TMP/out/peers.json") s (timeout $timeout_ms ms); 70 kB params: $big; stalled body: $stall; kept: $kept; 127.0.0.2: $other; SIGQUIT with 5 parked peers: ${NP_STOP_MS:-?} ms"

@@ -25,15 +25,17 @@ for sig in TERM QUIT INT; do
 	np_expect "SIG$sig: no child reported a failure" bash -c "! grep -E 'level=(error|warn)' '$NP_DAEMON_LOG'"
 done
 
-# In flight: a POST whose body arrives in two halves 1.5 s apart keeps a worker busy.
+# In flight: a POST whose body arrives in two halves 1.5 s apart keeps a worker busy. The first
+# half is 20 kB: a worker serves a request once its head and 16 kB of its body are there (a
+# connection with less waits in the worker's inbox, and a stop gives it at most 1 s).
 # start_slow_request: cgi-fcgi in the background, the second half after DELAY seconds.
 start_slow_request() {
 	local delay=$1
 	rm -f "$NP_TMP/fifo"; mkfifo "$NP_TMP/fifo"
-	head -c 100 /dev/zero | tr '\0' x >"$NP_TMP/body100"
-	(exec 3>"$NP_TMP/fifo"; head -c 50 "$NP_TMP/body100" >&3; sleep "$delay"; head -c 50 "$NP_TMP/body100" >&3) &
+	head -c 40000 /dev/zero | tr '\0' x >"$NP_TMP/body100"
+	(exec 3>"$NP_TMP/fifo"; head -c 20000 "$NP_TMP/body100" >&3; sleep "$delay"; tail -c 20000 "$NP_TMP/body100" >&3) &
 	WRITER_PID=$!
-	env -i REQUEST_METHOD=POST REQUEST_URI=/api/v1/version SCRIPT_NAME=/api/v1/version CONTENT_LENGTH=100 \
+	env -i REQUEST_METHOD=POST REQUEST_URI=/api/v1/version SCRIPT_NAME=/api/v1/version CONTENT_LENGTH=40000 \
 		CONTENT_TYPE=application/json timeout 20 cgi-fcgi -bind -connect "$NP_DAEMON_ADDR" \
 		<"$NP_TMP/fifo" >"$NP_TMP/out/slow.out" 2>&1 &
 	SLOW_PID=$!
