@@ -141,6 +141,28 @@ int child_close_fds_except(const int *keep_in, int n)
 	return child_close_fds_walk(keep, k);
 }
 
+/* ppoll() delivers a signal that is pending only when it returns EINTR: when a descriptor is
+ * ready it restores the mask and the signal stays pending. A worker whose poll always finds
+ * something ready (sustained load, a peer that keeps a socket readable) would never see a stop.
+ * Take what is pending here, synchronously (the signals are blocked outside ppoll). */
+static void child_take_pending(void)
+{
+	sigset_t want;
+	sigemptyset(&want);
+	sigaddset(&want, SIGTERM);
+	sigaddset(&want, SIGINT);
+	sigaddset(&want, SIGQUIT);
+	sigaddset(&want, SIGUSR1);
+	const struct timespec zero = { 0, 0 };
+	int sig;
+	while ((sig = sigtimedwait(&want, NULL, &zero)) > 0) {
+		if (sig == SIGUSR1)
+			child_reopen = 1;
+		else
+			child_stop = sig;
+	}
+}
+
 bool child_wait(int fd, int timeout_ms)
 {
 	struct pollfd p = { .fd = fd, .events = POLLIN };
@@ -148,6 +170,8 @@ bool child_wait(int fd, int timeout_ms)
 	sigset_t open;
 	sigemptyset(&open);
 	int rc = ppoll(&p, fd >= 0 ? 1 : 0, &ts, &open);
+	if (rc > 0)
+		child_take_pending();
 	if (child_reopen) {
 		child_reopen = 0;
 		log_reopen();
@@ -161,6 +185,8 @@ int child_poll(struct pollfd *fds, int n, int timeout_ms)
 	sigset_t open;
 	sigemptyset(&open);
 	int rc = ppoll(fds, (nfds_t)n, &ts, &open);
+	if (rc > 0)
+		child_take_pending();
 	if (child_reopen) {
 		child_reopen = 0;
 		log_reopen();
