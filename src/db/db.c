@@ -394,18 +394,29 @@ static int db_after_error(int ep, const struct np_dberr *err, bool keep)
 	}
 }
 
-PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
-                   const char *const *params)
+/* How a statement runs: as the route's method and flags say (db_query), as a read on the primary
+ * (db_read_primary), or as a write (db_write). */
+enum db_mode { DB_MODE_ROUTE, DB_MODE_READ_PRIMARY, DB_MODE_WRITE };
+
+static PGresult *db_run(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                        const char *const *params, enum db_mode mode)
 {
 	unsigned flags = req->match.route ? req->match.route->flags : 0;
-	bool idempotent = strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0;
+	bool idempotent = mode == DB_MODE_READ_PRIMARY ||
+	                  (mode == DB_MODE_ROUTE && (strcmp(req->method, "GET") == 0 || strcmp(req->method, "HEAD") == 0));
 	int ep = NP_EP_PRIMARY;
-	if ((flags & ROUTE_READ_ONLY) && db_configured(NP_EP_REPLICA) && !db_breaker_open(NP_EP_REPLICA))
+	if (mode == DB_MODE_ROUTE && (flags & ROUTE_READ_ONLY) && db_configured(NP_EP_REPLICA) &&
+	    !db_breaker_open(NP_EP_REPLICA))
 		ep = NP_EP_REPLICA;
 	atomic_store(&D.shm->slots[D.slot].db_last_request_us, util_wall_us());
 
 	int kept = -1;
 	for (int attempt = 0; attempt < 2; attempt++) {
+		/* a write first checks that its idle connection is still there (a poll, no round
+		 * trip), whatever validate_idle_ms says: a write sent on a dead connection has an
+		 * unknown outcome, one never sent can be sent again */
+		if (mode == DB_MODE_WRITE && D.conn[ep].pg && kept < 0 && !pgconn_idle_ok(&D.conn[ep]))
+			kept = pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, true);
 		int rc = db_ensure(req, resp, ep, kept);
 		kept = -1;
 		if (rc < 0) {
@@ -429,7 +440,22 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 		         req->request_id, ep, pgconn_class_name(err.cls), errclass_of_kind(err.kind)->name,
 		         err.sqlstate[0] ? err.sqlstate : "-", q);
 		enum db_retry plan = db_retry_plan(idempotent, ep, err.cls, attempt);
+		/* a write that never left: the outcome is known (nothing ran), so once more is safe */
+		if (mode == DB_MODE_WRITE && !err.sent && err.cls == NP_DB_TRANSIENT && attempt == 0)
+			plan = DB_RETRY_SAME;
+		bool unknown = mode == DB_MODE_WRITE && err.sent &&
+		               (err.cls == NP_DB_TRANSIENT || err.cls == NP_DB_TIMEOUT);
 		kept = db_after_error(ep, &err, plan == DB_RETRY_SAME);
+		if (unknown) {
+			/* the connection broke (or the server stopped answering) after the statement was
+			 * sent: it may have committed. Never retried: the client decides, and with its
+			 * Idempotency-Key a retry cannot duplicate. */
+			log_kv(NP_LOG_WARN, kv, "write outcome unknown");
+			db_respond(resp, 503, "db_outcome_unknown",
+			           "the database connection was lost after the write was sent: whether it committed is "
+			           "unknown; retry with the same Idempotency-Key");
+			return NULL;
+		}
 		if (plan == DB_RETRY_PRIMARY) {
 			log_kv(err.cls == NP_DB_TRANSIENT ? NP_LOG_INFO : NP_LOG_WARN, kv,
 			       "query failed on the replica; retrying on the primary");
@@ -468,4 +494,22 @@ PGresult *db_query(struct np_request *req, struct np_response *resp, const struc
 	}
 	db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
 	return NULL;
+}
+
+PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                   const char *const *params)
+{
+	return db_run(req, resp, st, params, DB_MODE_ROUTE);
+}
+
+PGresult *db_read_primary(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                          const char *const *params)
+{
+	return db_run(req, resp, st, params, DB_MODE_READ_PRIMARY);
+}
+
+PGresult *db_write(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                   const char *const *params)
+{
+	return db_run(req, resp, st, params, DB_MODE_WRITE);
 }

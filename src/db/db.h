@@ -54,4 +54,18 @@ enum db_retry db_retry_plan(bool idempotent, int ep, enum np_db_class cls, int a
 PGresult *db_query(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
                    const char *const *params);
 
+/* The same for a read that must see this client's own writes (read-your-writes): always on the
+ * primary whatever the route's flags, retried once like any read (safe: it changes nothing). */
+PGresult *db_read_primary(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                          const char *const *params);
+
+/* One write statement on the primary (never the replica), atomic on its own (a single statement,
+ * or a function call; in pooler_mode wrapped in BEGIN ... COMMIT in one pipeline). A result means
+ * committed. It is sent again only when it provably never left (a connection found dead before
+ * sending); once sent, a lost connection or a server that stopped answering is 503
+ * db_outcome_unknown (Retry-After): the client retries with its Idempotency-Key, never the
+ * server. Other errors as db_query (statement_timeout: 504, rolled back). */
+PGresult *db_write(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                   const char *const *params);
+
 #endif

@@ -439,6 +439,7 @@ static int pgconn_exec_direct(struct np_pgconn *c, const struct np_stmt *st, con
 		}
 		c->prepared |= bit;
 	}
+	err->sent = true;
 	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0))
 		return pgconn_fail_result(c, NULL, 2, err);
 	PGresult *ok = NULL, *bad = NULL, *r;
@@ -472,6 +473,7 @@ static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, c
 	bool check = conf->client_check_ms > 0 && PQserverVersion(c->pg) >= 140000;
 	if (!PQenterPipelineMode(c->pg))
 		return pgconn_fail_result(c, NULL, 2, err);
+	err->sent = true;
 	int ok = PQsendQueryParams(c->pg, "BEGIN", 0, NULL, NULL, NULL, NULL, 0) &&
 	         (check ? PQsendQueryParams(c->pg,
 	                                    "SELECT set_config('statement_timeout', $1, true), "
@@ -529,6 +531,7 @@ int pgconn_exec(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	*out = NULL;
 	err->cls = NP_DB_OK;
 	err->sqlstate[0] = err->message[0] = '\0';
+	err->sent = false;
 	int64_t deadline = util_now_ms() + conf->query_timeout_ms + conf->query_deadline_margin_ms;
 	budget_set_busy(shm, c->ep, c->tok, util_wall_us() + (int64_t)(deadline - util_now_ms()) * 1000);
 	int rc = conf->pooler_mode ? pgconn_exec_pooled(c, conf, st, params, deadline, out, err)

@@ -15,6 +15,8 @@ struct np_dberr {
 	enum np_errkind kind;     /* what it was (errclass.h): the log's kind=, the breaker's reason */
 	char sqlstate[6];
 	char message[256];        /* libpq's text, one line; never holds the password */
+	bool sent;                /* the statement was handed to libpq to send: after a lost
+	                           * connection, whether it ran (and committed) is unknown */
 };
 
 /* A prepared statement known to the application: id is its bit in the per-connection mask. */

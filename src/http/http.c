@@ -93,6 +93,8 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 		req->content_length = v;
 	}
 	req->content_type = get("CONTENT_TYPE", ctx);
+	req->authorization = get("HTTP_AUTHORIZATION", ctx);
+	req->idempotency_key = get("HTTP_IDEMPOTENCY_KEY", ctx);
 
 	/* nginx: fastcgi_param NEONPOOL_QUEUE_START $msec ("1700000000.123") */
 	const char *qs = get("NEONPOOL_QUEUE_START", ctx);
@@ -173,16 +175,33 @@ void http_respond_json(struct np_response *resp, int status, cJSON *obj)
 	resp->body_len = strlen(s);
 }
 
-void http_respond_error(struct np_response *resp, int status, const char *code, const char *message)
+void http_respond_error_field(struct np_response *resp, int status, const char *code, const char *message,
+                              const char *field)
 {
 	cJSON *root = cJSON_CreateObject();
 	cJSON *err = root ? cJSON_AddObjectToObject(root, "error") : NULL;
 	if (err == NULL || !cJSON_AddStringToObject(err, "code", code) ||
-	    !cJSON_AddStringToObject(err, "message", message)) {
+	    !cJSON_AddStringToObject(err, "message", message) ||
+	    (field && field[0] && !cJSON_AddStringToObject(err, "field", field))) {
 		cJSON_Delete(root);
 		root = NULL; /* http_respond_json answers the fixed out-of-memory envelope */
 	}
 	http_respond_json(resp, status, root);
+}
+
+void http_respond_error(struct np_response *resp, int status, const char *code, const char *message)
+{
+	http_respond_error_field(resp, status, code, message, NULL);
+}
+
+void http_respond_raw(struct np_response *resp, int status, const char *json)
+{
+	free(resp->body);
+	resp->status = status;
+	resp->body = strdup(status == 204 ? "" : json);
+	resp->body_len = resp->body ? strlen(resp->body) : 0;
+	if (resp->body == NULL)
+		http_respond_json(resp, 500, NULL); /* the fixed out-of-memory envelope */
 }
 
 void http_response_free(struct np_response *resp)
@@ -218,13 +237,16 @@ const char *http_status_text(int status)
 
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n)
 {
-	int len = snprintf(buf, n,
-	                   "Status: %d %s\r\n"
-	                   "Content-Type: application/json\r\n"
-	                   "Content-Length: %zu\r\n"
-	                   "Cache-Control: no-store\r\n"
-	                   "X-Request-Id: %s\r\n",
-	                   resp->status, http_status_text(resp->status), resp->body_len, request_id);
+	int len = resp->status == 204
+	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n",
+	                             http_status_text(204), request_id)
+	                  : snprintf(buf, n,
+	                             "Status: %d %s\r\n"
+	                             "Content-Type: application/json\r\n"
+	                             "Content-Length: %zu\r\n"
+	                             "Cache-Control: no-store\r\n"
+	                             "X-Request-Id: %s\r\n",
+	                             resp->status, http_status_text(resp->status), resp->body_len, request_id);
 	if (len < 0 || (size_t)len >= n)
 		return -1;
 	if (resp->allow[0]) {

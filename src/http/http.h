@@ -24,6 +24,8 @@ struct np_request {
 	char *body;                   /* NUL-terminated, body_len bytes; NULL when none */
 	size_t body_len;
 	int64_t queued_us;            /* how long the front server says it queued, -1 unknown */
+	const char *authorization;    /* HTTP_AUTHORIZATION (never logged); NULL when absent */
+	const char *idempotency_key;  /* HTTP_IDEMPOTENCY_KEY; NULL when absent */
 	struct np_route_match match;
 	void *worker;                 /* the worker's context, for handlers that need the database */
 };
@@ -62,6 +64,12 @@ bool http_json_add_int64(struct cJSON *obj, const char *key, int64_t v);
 
 /* Set resp to the error envelope {"error":{"code":…,"message":…}}. */
 void http_respond_error(struct np_response *resp, int status, const char *code, const char *message);
+/* The same with "field": the member or header the rejection is about (omitted when empty). */
+void http_respond_error_field(struct np_response *resp, int status, const char *code, const char *message,
+                              const char *field);
+/* Set resp to status with json (already serialized: a body the database built or stored) as the
+ * body; 204 has none. */
+void http_respond_raw(struct np_response *resp, int status, const char *json);
 void http_response_free(struct np_response *resp);
 
 /* The response head: Status, Content-Type, Content-Length, X-Request-Id, Allow, Retry-After.
