@@ -53,6 +53,12 @@ static const struct np_route api_table[] = {
 	{ "GET", "/api/v1/books", api_books_list, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.list" },
 	{ "GET", "/api/v1/books/{id}", api_book_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.get" },
 	{ "GET", "/api/v1/passages/{id}", api_passage_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "passages.get" },
+	/* issue 7 (h7c): chat sessions; never ROUTE_READ_ONLY (read-your-writes: the primary) */
+	{ "POST", "/api/v1/sessions", api_session_create, ROUTE_NEEDS_DB, "sessions.create" },
+	{ "DELETE", "/api/v1/sessions/{id}", api_session_delete, ROUTE_NEEDS_DB, "sessions.delete" },
+	{ "GET", "/api/v1/sessions/{id}/messages", api_messages_list, ROUTE_NEEDS_DB, "messages.list" },
+	{ "POST", "/api/v1/sessions/{id}/messages", api_message_post, ROUTE_NEEDS_DB, "messages.create" },
+	{ "POST", "/api/v1/messages/{id}/feedback", api_feedback_post, ROUTE_NEEDS_DB, "feedback.create" },
 };
 
 const struct np_route *api_routes(size_t *n)

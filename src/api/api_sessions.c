@@ -1,0 +1,431 @@
+/* api_sessions.c - chat sessions: create one (with its bearer token), list and add its messages
+ * (Idempotency-Key), rate a message, erase a session.
+ *
+ * Authentication: the token is 32 bytes from getrandom(2), shown once as base64url; the database
+ * keeps only its SHA-256. A route fetches the stored hash and compares it with the hash of the
+ * presented token in constant time (sha256_equal_ct), in C. A missing, malformed or wrong token
+ * is 404 not_found exactly like a session that does not exist.
+ *
+ * Read-your-writes: every statement here runs on the primary (db_read_primary / db_write), never
+ * on the replica, so a reader's list after their own POST shows it whatever the replica's lag.
+ * A session's data is small and per reader: the replica would save little, and an LSN check per
+ * session would need state we do not keep. */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "api.h"
+#include "db.h"
+#include "http.h"
+#include "input.h"
+#include "sha256.h"
+#include "util.h"
+
+/* Field limits (characters), kept equal to the CHECKs of sql/003_sessions.sql. */
+#define SESS_CONTENT_MAX 16384
+#define SESS_COMMENT_MAX 2000
+#define SESS_PAGE_DEFAULT 20
+#define SESS_PAGE_MAX 100
+
+/* Statement ids 20..26 are this file's (bits of the per-connection prepared mask). */
+static const struct np_stmt stmt_session_create = {
+	20, "np_session_create",
+	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1
+};
+static const struct np_stmt stmt_session_auth = {
+	21, "np_session_auth", "SELECT token_hash FROM sessions WHERE id = $1", 1
+};
+/* the page and the hash in one round trip: nothing of it is shown before the token matched */
+static const struct np_stmt stmt_messages_page = {
+	22, "np_messages_page",
+	"WITH page AS (SELECT * FROM messages WHERE session_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807) "
+	"ORDER BY id DESC LIMIT $3) "
+	"SELECT s.token_hash, "
+	"COALESCE((SELECT json_agg(np_message_json(p) ORDER BY p.id DESC) FROM page p), '[]'::json)::text, "
+	"(SELECT min(id) FROM page), "
+	"EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)) "
+	"FROM sessions s WHERE s.id = $1", 3
+};
+static const struct np_stmt stmt_message_post = {
+	23, "np_message_post", "SELECT status, body, replayed FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5
+};
+static const struct np_stmt stmt_message_auth = {
+	24, "np_message_auth",
+	"SELECT s.token_hash FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1
+};
+/* one feedback per message: a second POST replaces it (xmax = 0: the row was inserted) */
+static const struct np_stmt stmt_feedback_put = {
+	25, "np_feedback_put",
+	"INSERT INTO feedback (message_id, rating, comment) "
+	"SELECT m.id, $2, $3 FROM messages m WHERE m.id = $1 FOR KEY SHARE "
+	"ON CONFLICT (message_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now() "
+	"RETURNING (xmax = 0), json_build_object('id', id, 'message_id', message_id, 'rating', rating, "
+	"'comment', comment, 'created_at', np_api_time(created_at), 'updated_at', np_api_time(updated_at))::text", 3
+};
+static const struct np_stmt stmt_session_delete = {
+	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1
+};
+
+/* A path id: a positive decimal without sign or leading zero that fits a bigint. */
+static bool sess_path_id(struct np_request *req, struct np_response *resp, const char *what)
+{
+	const char *s = router_param(&req->match, "id");
+	int64_t v;
+	if (s && s[0] != '+' && s[0] != '0' && util_parse_i64(s, 1, INT64_MAX, &v) == 0)
+		return true;
+	char msg[64];
+	snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
+	http_respond_error(resp, 400, "invalid_id", msg);
+	return false;
+}
+
+static void sess_reject(struct np_response *resp, const struct input_err *e)
+{
+	http_respond_error_field(resp, e->status, e->code, e->message, e->field);
+}
+
+static void sess_not_found(struct np_response *resp, const char *what)
+{
+	char msg[48];
+	snprintf(msg, sizeof(msg), "no such %s", what);
+	http_respond_error(resp, 404, "not_found", msg);
+}
+
+/* bytea as a text parameter: "\x" and hex */
+static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
+{
+	static const char hx[] = "0123456789abcdef";
+	out[0] = '\\';
+	out[1] = 'x';
+	for (size_t i = 0; i < n; i++) {
+		out[2 + 2 * i] = hx[d[i] >> 4];
+		out[3 + 2 * i] = hx[d[i] & 15];
+	}
+	out[2 + 2 * n] = '\0';
+}
+
+static int sess_hexval(char c)
+{
+	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+}
+
+/* Whether the request's bearer token hashes to the stored hash (bytea in its text form "\x…").
+ * The comparison takes the same time wherever the hashes differ. */
+static bool sess_token_matches(const struct np_request *req, const char *stored)
+{
+	uint8_t tok[INPUT_TOKEN_BYTES], want[SHA256_LEN], got[SHA256_LEN];
+	if (stored == NULL || strlen(stored) != 2 + 2 * SHA256_LEN || stored[0] != '\\' || stored[1] != 'x')
+		return false;
+	for (int i = 0; i < SHA256_LEN; i++) {
+		int hi = sess_hexval(stored[2 + 2 * i]), lo = sess_hexval(stored[3 + 2 * i]);
+		if (hi < 0 || lo < 0)
+			return false;
+		want[i] = (uint8_t)(hi << 4 | lo);
+	}
+	if (input_bearer(req->authorization, tok) < 0)
+		return false;
+	sha256(tok, sizeof(tok), got);
+	return sha256_equal_ct(got, want, SHA256_LEN);
+}
+
+/* The authorised session of a write route: fetches the stored hash of {id} (on the primary) and
+ * checks the token. false with resp set (404, or the database's error). */
+static bool sess_authorize(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                           const char *id, const char *what)
+{
+	uint8_t tok[INPUT_TOKEN_BYTES];
+	if (input_bearer(req->authorization, tok) < 0) {
+		sess_not_found(resp, what);
+		return false;
+	}
+	const char *params[1] = { id };
+	PGresult *r = db_read_primary(req, resp, st, params);
+	if (r == NULL)
+		return false;
+	bool ok = PQntuples(r) == 1 && sess_token_matches(req, PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (!ok)
+		sess_not_found(resp, what);
+	return ok;
+}
+
+/* The JSON object body of a write: Content-Type first (415), then the body (400). NULL with resp
+ * set. An absent body is allowed when empty_ok (the object is then {}). */
+static cJSON *sess_body(struct np_request *req, struct np_response *resp, bool empty_ok)
+{
+	struct input_err e;
+	if (empty_ok && req->body_len == 0)
+		return cJSON_CreateObject();
+	if (!input_content_type_json(req->content_type)) {
+		http_respond_error(resp, 415, "unsupported_media_type", "the body must be sent as Content-Type: application/json");
+		return NULL;
+	}
+	cJSON *o = input_json_object(req->body, req->body_len, &e);
+	if (o == NULL)
+		sess_reject(resp, &e);
+	return o;
+}
+
+/* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. */
+void api_session_create(struct np_request *req, struct np_response *resp)
+{
+	static const char *const allowed[] = { NULL };
+	struct input_err e;
+	cJSON *body = sess_body(req, resp, true);
+	if (body == NULL)
+		return;
+	int rc = input_only_fields(body, allowed, &e);
+	cJSON_Delete(body);
+	if (rc < 0) {
+		sess_reject(resp, &e);
+		return;
+	}
+	uint8_t tok[INPUT_TOKEN_BYTES], h[SHA256_LEN];
+	/* blocking flags: a token is never made from anything but the kernel's CSPRNG */
+	if (getrandom(tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
+		http_respond_error(resp, 500, "internal", "no randomness for a session token");
+		return;
+	}
+	sha256(tok, sizeof(tok), h);
+	char hp[2 + 2 * SHA256_LEN + 1];
+	sess_bytea_param(h, sizeof(h), hp);
+	const char *params[1] = { hp };
+	PGresult *r = db_write(req, resp, &stmt_session_create, params);
+	if (r == NULL)
+		return;
+	char token[INPUT_TOKEN_CHARS + 1];
+	input_token_encode(tok, token);
+	int64_t id;
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o && PQntuples(r) == 1 && util_parse_i64(PQgetvalue(r, 0, 0), 1, INT64_MAX, &id) == 0 &&
+	          http_json_add_int64(o, "id", id) && cJSON_AddStringToObject(o, "token", token) &&
+	          cJSON_AddStringToObject(o, "created_at", PQgetvalue(r, 0, 1));
+	PQclear(r);
+	explicit_bzero(tok, sizeof(tok));
+	explicit_bzero(token, sizeof(token));
+	if (!ok) {
+		cJSON_Delete(o);
+		http_respond_error(resp, 500, "internal", "could not build the session");
+		return;
+	}
+	http_respond_json(resp, 201, o);
+}
+
+/* The value of key in the raw query string, percent-decoded: 1 found, 0 absent, -1 malformed. */
+static int sess_query_param(const char *query, const char *key, char *out, size_t n)
+{
+	size_t klen = strlen(key);
+	for (const char *p = query; p && *p;) {
+		const char *amp = strchr(p, '&');
+		size_t len = amp ? (size_t)(amp - p) : strlen(p);
+		if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=')
+			return util_percent_decode(p + klen + 1, len - klen - 1, out, n) < 0 ? -1 : 1;
+		p = amp ? amp + 1 : NULL;
+	}
+	return 0;
+}
+
+/* Query parameter key as an integer in [min, max] (absent: found = false). -1 with resp set. */
+static int sess_int_param(struct np_request *req, struct np_response *resp, const char *key, int64_t min,
+                          int64_t max, bool *found, int64_t *out)
+{
+	char buf[32];
+	int f = sess_query_param(req->query, key, buf, sizeof(buf));
+	*found = f == 1;
+	if (f == 0)
+		return 0;
+	if (f < 0 || util_parse_i64(buf, min, max, out) < 0) {
+		char msg[128];
+		snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %lld to %lld", key, (long long)min,
+		         (long long)max);
+		http_respond_error_field(resp, 400, "invalid_parameter", msg, key);
+		return -1;
+	}
+	return 0;
+}
+
+/* GET /api/v1/sessions/{id}/messages?before=&limit= -> 200 {messages, next_before}: newest
+ * first; next_before is the id to pass as before for the next page, null on the last. */
+void api_messages_list(struct np_request *req, struct np_response *resp)
+{
+	if (!sess_path_id(req, resp, "session"))
+		return;
+	bool has_before, has_limit;
+	int64_t before = 0, limit = SESS_PAGE_DEFAULT;
+	if (sess_int_param(req, resp, "before", 1, INT64_MAX, &has_before, &before) < 0 ||
+	    sess_int_param(req, resp, "limit", 1, SESS_PAGE_MAX, &has_limit, &limit) < 0)
+		return;
+	uint8_t tok[INPUT_TOKEN_BYTES];
+	if (input_bearer(req->authorization, tok) < 0) {
+		sess_not_found(resp, "session");
+		return;
+	}
+	char b[24], l[24];
+	snprintf(b, sizeof(b), "%lld", (long long)before);
+	snprintf(l, sizeof(l), "%lld", (long long)limit);
+	const char *params[3] = { router_param(&req->match, "id"), has_before ? b : NULL, l };
+	PGresult *r = db_read_primary(req, resp, &stmt_messages_page, params);
+	if (r == NULL)
+		return;
+	if (PQntuples(r) != 1 || !sess_token_matches(req, PQgetvalue(r, 0, 0))) {
+		PQclear(r);
+		sess_not_found(resp, "session");
+		return;
+	}
+	int64_t next = 0;
+	bool more = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	cJSON *o = cJSON_CreateObject();
+	bool ok = o && cJSON_AddRawToObject(o, "messages", PQgetvalue(r, 0, 1)) &&
+	          (more ? util_parse_i64(PQgetvalue(r, 0, 2), 1, INT64_MAX, &next) == 0 &&
+	                      http_json_add_int64(o, "next_before", next)
+	                : cJSON_AddNullToObject(o, "next_before") != NULL);
+	PQclear(r);
+	if (!ok) {
+		cJSON_Delete(o);
+		http_respond_error(resp, 500, "internal", "could not build the message page");
+		return;
+	}
+	http_respond_json(resp, 200, o);
+}
+
+/* POST /api/v1/sessions/{id}/messages {role, content} -> 201 the message. */
+void api_message_post(struct np_request *req, struct np_response *resp)
+{
+	static const char *const allowed[] = { "role", "content", NULL };
+	if (!sess_path_id(req, resp, "session"))
+		return;
+	struct input_err e;
+	char key[INPUT_KEY_MAX + 1];
+	int has_key = input_idempotency_key(req->idempotency_key, key, &e);
+	if (has_key < 0) {
+		sess_reject(resp, &e);
+		return;
+	}
+	cJSON *body = sess_body(req, resp, false);
+	if (body == NULL)
+		return;
+	const char *role, *content;
+	if (input_only_fields(body, allowed, &e) < 0 || input_string(body, "role", true, 1, 16, &role, &e) < 0 ||
+	    input_string(body, "content", true, 1, SESS_CONTENT_MAX, &content, &e) < 0) {
+		cJSON_Delete(body);
+		sess_reject(resp, &e);
+		return;
+	}
+	if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "system") != 0) {
+		cJSON_Delete(body);
+		http_respond_error_field(resp, 400, "invalid_body", "'role' must be one of user, assistant, system", "role");
+		return;
+	}
+	const char *id = router_param(&req->match, "id");
+	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session")) {
+		cJSON_Delete(body);
+		return;
+	}
+	/* the request's fingerprint for Idempotency-Key: what it asks for, not how the JSON was
+	 * spelled (member order and whitespace do not matter) */
+	uint8_t fp[SHA256_LEN];
+	struct sha256_ctx c;
+	sha256_init(&c);
+	sha256_update(&c, "POST messages", 14);
+	sha256_update(&c, role, strlen(role) + 1);
+	sha256_update(&c, content, strlen(content));
+	sha256_final(&c, fp);
+	char fph[2 + 2 * SHA256_LEN + 1];
+	sess_bytea_param(fp, sizeof(fp), fph);
+	const char *params[5] = { id, has_key ? key : NULL, fph, role, content };
+	PGresult *r = db_write(req, resp, &stmt_message_post, params);
+	cJSON_Delete(body);
+	if (r == NULL)
+		return;
+	int64_t status = 0;
+	if (PQntuples(r) != 1 || util_parse_i64(PQgetvalue(r, 0, 0), 100, 599, &status) < 0) {
+		PQclear(r);
+		http_respond_error(resp, 500, "internal", "malformed answer from np_post_message");
+		return;
+	}
+	switch (status) {
+	case 404:
+		sess_not_found(resp, "session");
+		break;
+	case 409:
+		http_respond_error_field(resp, 409, "idempotency_in_flight",
+		                         "a request with this Idempotency-Key is still in progress; retry later",
+		                         "Idempotency-Key");
+		resp->retry_after_s = 1;
+		break;
+	case 422:
+		http_respond_error_field(resp, 422, "idempotency_mismatch",
+		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
+		break;
+	default:
+		/* the stored (or new) answer, byte for byte */
+		http_respond_raw(resp, (int)status, PQgetvalue(r, 0, 1));
+		break;
+	}
+	PQclear(r);
+}
+
+/* POST /api/v1/messages/{id}/feedback {rating, comment} -> 201 created, 200 replaced. */
+void api_feedback_post(struct np_request *req, struct np_response *resp)
+{
+	static const char *const allowed[] = { "rating", "comment", NULL };
+	if (!sess_path_id(req, resp, "message"))
+		return;
+	cJSON *body = sess_body(req, resp, false);
+	if (body == NULL)
+		return;
+	struct input_err e;
+	const char *comment;
+	bool has_rating;
+	int64_t rating;
+	if (input_only_fields(body, allowed, &e) < 0 ||
+	    input_int(body, "rating", true, -1, 1, &has_rating, &rating, &e) < 0 ||
+	    input_string(body, "comment", false, 0, SESS_COMMENT_MAX, &comment, &e) < 0) {
+		cJSON_Delete(body);
+		sess_reject(resp, &e);
+		return;
+	}
+	if (rating == 0) {
+		cJSON_Delete(body);
+		http_respond_error_field(resp, 400, "invalid_body", "'rating' must be -1 or 1", "rating");
+		return;
+	}
+	const char *id = router_param(&req->match, "id");
+	if (!sess_authorize(req, resp, &stmt_message_auth, id, "message")) {
+		cJSON_Delete(body);
+		return;
+	}
+	char rt[8];
+	snprintf(rt, sizeof(rt), "%d", (int)rating);
+	const char *params[3] = { id, rt, comment };
+	PGresult *r = db_write(req, resp, &stmt_feedback_put, params);
+	cJSON_Delete(body);
+	if (r == NULL)
+		return;
+	if (PQntuples(r) == 0) /* the message went (its session erased) since we authorised */
+		sess_not_found(resp, "message");
+	else
+		http_respond_raw(resp, strcmp(PQgetvalue(r, 0, 0), "t") == 0 ? 201 : 200, PQgetvalue(r, 0, 1));
+	PQclear(r);
+}
+
+/* DELETE /api/v1/sessions/{id} -> 204: the session, its messages, their feedback, its keys. */
+void api_session_delete(struct np_request *req, struct np_response *resp)
+{
+	if (!sess_path_id(req, resp, "session"))
+		return;
+	const char *id = router_param(&req->match, "id");
+	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session"))
+		return;
+	const char *params[1] = { id };
+	PGresult *r = db_write(req, resp, &stmt_session_delete, params);
+	if (r == NULL)
+		return;
+	if (PQntuples(r) == 0)
+		sess_not_found(resp, "session"); /* erased by a concurrent DELETE */
+	else
+		http_respond_raw(resp, 204, "");
+	PQclear(r);
+}
