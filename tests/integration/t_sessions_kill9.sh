@@ -1,0 +1,50 @@
+#!/usr/bin/env bash
+# t_sessions_kill9.sh - kill -9 of the worker between a message POST's BEGIN and COMMIT and between its COMMIT and its response (and its backend terminated mid-write), under load: never a half-written message, never a duplicate after a retry with the same Idempotency-Key, the budget exact.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+np_require curl nginx wrk
+
+kills=${NP_KILL9_N:-50}
+np_db_start workers=4 budget=4 min_warm=2 crash_max=1000 crash_window_s=1
+
+# the test's own hook, in the database (no debug code in the daemon): an INSERT of a 'crash-'
+# message sleeps 0.4 s inside its statement
+np_psql_super -d neonpool >/dev/null <<'SQL'
+CREATE FUNCTION t_crash_sleep() RETURNS trigger LANGUAGE plpgsql AS
+$$ BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$;
+CREATE TRIGGER t_crash_sleep BEFORE INSERT ON messages FOR EACH ROW
+	WHEN (NEW.content LIKE 'crash-%') EXECUTE FUNCTION t_crash_sleep();
+SQL
+
+NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
+np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
+
+np_sampler_start
+# load: book reads through the same workers for the whole run
+wrk -t1 -c8 -d600s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
+wrk_pid=$!
+np_now_ms; t0=$NP_NOW
+(cd "$NP_TMP/pg" && "$NP_PYTHON" "$np_top/tests/integration/sessions_crash.py" "$NP_HTTP_PORT" "$kills" \
+	"'$NEONPOOLCTL' -c '$NP_CTL_CONF' status --json" -- "${NP_SESS_PSQL[@]}") >"$NP_TMP/out/crash.txt" 2>&1
+rc=$?
+np_now_ms; elapsed=$(((NP_NOW - t0) / 1000))
+kill "$wrk_pid" 2>/dev/null; wait "$wrk_pid" 2>/dev/null
+read -r max_conns nsamples < <(np_sampler_stop)
+cat "$NP_TMP/out/crash.txt"
+np_expect_eq "kill -9 suite (sessions_crash.py) has no failure" 0 "$rc"
+np_expect "the server never saw more than the budget of 4 ($max_conns in $nsamples samples)" test "$max_conns" -le 4
+
+# the budget settles exact: in_use equals the server's count once the dead workers are reaped
+settled=no
+for _ in $(seq 1 100); do
+	a=$(np_pool_conns); b=$(np_status_json 'd["endpoints"]["primary"]["in_use"]')
+	[ "$a" = "$b" ] && { settled=yes; break; }
+	sleep 0.1
+done
+np_expect_eq "status in_use equals pg_stat_activity ($a vs $b)" yes "$settled"
+np_expect_eq "no orphaned token" 0 "$(np_status_json 'd["endpoints"]["primary"]["orphaned"]')"
+np_expect "the killed workers were respawned" test "$(np_status_json 'd["respawns_total"]')" -ge "$kills"
+np_curl /api/v1/books/$NP_BOOK_MIN
+np_expect_eq "still serving" 200 "$NP_STATUS"
+echo "RESULT kill -9: $kills between BEGIN and COMMIT, $kills between COMMIT and response, $(grep -o '"lost.retries": \[[^]]*\]' "$NP_TMP/out/crash.txt" | tr -cd ',' | wc -c | awk '{print $1 + 1}') backends terminated mid-write, under load, in ${elapsed}s: $(grep '# stats' "$NP_TMP/out/crash.txt" | cut -c10-)"
+np_finish
