@@ -135,6 +135,7 @@ def one(mode, i):
             ok(sql("SELECT count(*) FROM messages WHERE content = :'v0'", content) == "1",
                "commit %d: the row committed while the worker was stopped" % i)
         os.kill(wpid, signal.SIGKILL)
+    kill_ts = sql("SELECT clock_timestamp()")
     t.join(30)
     first = res.get("r", (0, None, b""))
     STATS.setdefault(mode + ".first", {}).setdefault(first[0], 0)
@@ -162,6 +163,10 @@ def one(mode, i):
     ok(len(rows) == 1, "%s %d: exactly one row (got %d)" % (mode, i, len(rows)))
     ok(rows and int(rows[0]) == r[1]["id"] and r[1]["content"] == content,
        "%s %d: the answer is that row, content intact" % (mode, i))
+    # who committed it: the first attempt (its statement finished after the kill) or a retry
+    by_first = sql("SELECT created_at < :'v0' FROM messages WHERE id = :'v1'", kill_ts, r[1]["id"]) == "t"
+    STATS.setdefault(mode + ".committed_by", {}).setdefault("first" if by_first else "retry", 0)
+    STATS[mode + ".committed_by"]["first" if by_first else "retry"] += 1
     stored = sql("SELECT body FROM idempotency_keys WHERE session_id = :'v0' AND key = :'v1'", sid, key)
     ok(stored.encode() == r[2], "%s %d: the answer is the stored one" % (mode, i))
 

@@ -46,5 +46,6 @@ np_expect_eq "no orphaned token" 0 "$(np_status_json 'd["endpoints"]["primary"][
 np_expect "the killed workers were respawned" test "$(np_status_json 'd["respawns_total"]')" -ge "$kills"
 np_curl /api/v1/books/$NP_BOOK_MIN
 np_expect_eq "still serving" 200 "$NP_STATUS"
+echo "# load during the kills: $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk.out") book reads/s; nginx statuses: $(np_access_stats "$NP_TMP/nginx/access.log" 2>/dev/null)"
 echo "RESULT kill -9: $kills between BEGIN and COMMIT, $kills between COMMIT and response, $(grep -o '"lost.retries": \[[^]]*\]' "$NP_TMP/out/crash.txt" | tr -cd ',' | wc -c | awk '{print $1 + 1}') backends terminated mid-write, under load, in ${elapsed}s: $(grep '# stats' "$NP_TMP/out/crash.txt" | cut -c10-)"
 np_finish
