@@ -19,6 +19,22 @@ SQL
 NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
 np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
 
+# a write on a connection the server closed while it was idle: found dead before sending (a poll
+# of the idle connection before every write), so it is sent on a fresh one: 201, never 503
+sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
+sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+bad=0
+for i in 1 2 3 4 5; do
+	np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND state = 'idle'" >/dev/null
+	sleep 0.2
+	code=$(curl -s -o "$NP_TMP/out/idle.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $tok" -H "Idempotency-Key: idle-$i" --data "{\"role\":\"user\",\"content\":\"idle $i\"}" \
+		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages")
+	[ "$code" = 201 ] || { bad=$((bad + 1)); np_log "after terminating idle backends: $code $(cat "$NP_TMP/out/idle.body")"; }
+done
+np_expect_eq "5 writes right after their idle connections were terminated: all 201" 0 "$bad"
+
 np_sampler_start
 # load: book reads through the same workers for the whole run
 wrk -t1 -c8 -d600s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
@@ -28,7 +44,7 @@ np_now_ms; t0=$NP_NOW
 	"'$NEONPOOLCTL' -c '$NP_CTL_CONF' status --json" -- "${NP_SESS_PSQL[@]}") >"$NP_TMP/out/crash.txt" 2>&1
 rc=$?
 np_now_ms; elapsed=$(((NP_NOW - t0) / 1000))
-kill "$wrk_pid" 2>/dev/null; wait "$wrk_pid" 2>/dev/null
+kill -INT "$wrk_pid" 2>/dev/null; wait "$wrk_pid" 2>/dev/null
 read -r max_conns nsamples < <(np_sampler_stop)
 cat "$NP_TMP/out/crash.txt"
 np_expect_eq "kill -9 suite (sessions_crash.py) has no failure" 0 "$rc"
@@ -46,6 +62,7 @@ np_expect_eq "no orphaned token" 0 "$(np_status_json 'd["endpoints"]["primary"][
 np_expect "the killed workers were respawned" test "$(np_status_json 'd["respawns_total"]')" -ge "$kills"
 np_curl /api/v1/books/$NP_BOOK_MIN
 np_expect_eq "still serving" 200 "$NP_STATUS"
-echo "# load during the kills: $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk.out") book reads/s; nginx statuses: $(np_access_stats "$NP_TMP/nginx/access.log" 2>/dev/null)"
+grep '"GET /api/v1/books/' "$NP_TMP/nginx/access.log" >"$NP_TMP/out/reads.log"
+np_log "load during the kills: $(wc -l <"$NP_TMP/out/reads.log") book reads ($(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk.out")/s), statuses $(np_access_stats "$NP_TMP/out/reads.log"); all requests: $(np_access_stats "$NP_TMP/nginx/access.log")"
 echo "RESULT kill -9: $kills between BEGIN and COMMIT, $kills between COMMIT and response, $(grep -o '"lost.retries": \[[^]]*\]' "$NP_TMP/out/crash.txt" | tr -cd ',' | wc -c | awk '{print $1 + 1}') backends terminated mid-write, under load, in ${elapsed}s: $(grep '# stats' "$NP_TMP/out/crash.txt" | cut -c10-)"
 np_finish
