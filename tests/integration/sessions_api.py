@@ -10,6 +10,7 @@ import base64
 import hashlib
 import http.client
 import json
+import os
 import subprocess
 import sys
 import threading
@@ -70,6 +71,9 @@ def err(resp):
     return b.get("error", {}) if isinstance(b, dict) else {}
 
 
+TOKENS = []
+
+
 def new_session():
     s = req("POST", "/api/v1/sessions")
     assert s[0] == 201, s
@@ -84,6 +88,7 @@ def msgs(sid, tok, q=""):
 s = req("POST", "/api/v1/sessions")
 eq(201, s[0], "POST /api/v1/sessions: 201")
 sid, tok = s[1]["id"], s[1]["token"]
+TOKENS.append(tok)
 ok(isinstance(sid, int) and sid > 0, "the session id is a positive integer")
 eq(43, len(tok), "the token is 43 base64url characters (256 bits)")
 raw_tok = base64.urlsafe_b64decode(tok + "=")
@@ -94,6 +99,7 @@ eq("0", sql("SELECT count(*) FROM sessions WHERE position(convert_to(:'v0', 'UTF
 s2 = req("POST", "/api/v1/sessions", body={})
 eq(201, s2[0], "POST /api/v1/sessions with {}: 201")
 sid2, tok2 = s2[1]["id"], s2[1]["token"]
+TOKENS.append(tok2)
 ok(tok2 != tok, "two sessions, two tokens")
 r = req("POST", "/api/v1/sessions", body={"name": "x"})
 eq((400, "invalid_body", "name"), (r[0], err(r).get("code"), err(r).get("field")), "a session with an unknown member: 400 naming it")
@@ -342,4 +348,7 @@ r = req("POST", P, body={"role": "user", "content": "x"}, token=tok)
 eq(404, r[0], "a message to the erased session: 404")
 eq(25 + 1, len(msgs(sid2, tok2, "?limit=100")[1]["messages"]), "the other session is untouched")
 
+if os.environ.get("NP_TOKENS_FILE"):
+    with open(os.environ["NP_TOKENS_FILE"], "w") as f:
+        f.write("\n".join(TOKENS) + "\n")
 sys.exit(min(FAILS, 100))

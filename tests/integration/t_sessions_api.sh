@@ -13,7 +13,7 @@ np_sessions_psql() {
 	return 0
 }
 np_sessions_psql
-(cd "$NP_TMP/pg" && "$NP_PYTHON" "$np_top/tests/integration/sessions_api.py" "$NP_HTTP_PORT" "${NP_SESS_PSQL[@]}") \
+(cd "$NP_TMP/pg" && NP_TOKENS_FILE="$NP_TMP/out/tokens" "$NP_PYTHON" "$np_top/tests/integration/sessions_api.py" "$NP_HTTP_PORT" "${NP_SESS_PSQL[@]}") \
 	>"$NP_TMP/out/api.txt" 2>&1
 rc=$?
 cat "$NP_TMP/out/api.txt"
@@ -31,5 +31,8 @@ np_expect_eq "no CONTENT_TYPE over FastCGI: 415" 415 "$NP_STATUS"
 np_expect_eq "status: in_use equals the server's count" "$(np_pool_conns)" \
 	"$(np_status_json 'd["endpoints"]["primary"]["in_use"]')"
 np_expect "no write_outcome or db_error in the log" bash -c "! grep -Eq 'outcome unknown|query failed' '$NP_DAEMON_LOG'"
+np_expect "the tokens were written for the log check" test -s "$NP_TMP/out/tokens"
+np_expect "no session token in the daemon's, nginx's or PostgreSQL's logs" \
+	bash -c "grep -rqF -f '$NP_TMP/out/tokens' '$NP_DAEMON_LOG' '$NP_TMP/nginx' '$NP_TMP/pg/postgresql.log'; [ \$? = 1 ]"
 echo "RESULT sessions API: $(grep -c '^ok - ' "$NP_TMP/out/api.txt") checks passed, $(grep -c '^not ok - ' "$NP_TMP/out/api.txt") failed"
 np_finish
