@@ -443,8 +443,11 @@ static PGresult *db_run(struct np_request *req, struct np_response *resp, const 
 		/* a write that never left: the outcome is known (nothing ran), so once more is safe */
 		if (mode == DB_MODE_WRITE && !err.sent && err.cls == NP_DB_TRANSIENT && attempt == 0)
 			plan = DB_RETRY_SAME;
+		/* an error the server sent on a connection that still works (40001, ...) rolled back:
+		 * known; a broken connection or no answer at all after sending: unknown */
+		bool broken = D.conn[ep].pg == NULL || PQstatus(D.conn[ep].pg) != CONNECTION_OK;
 		bool unknown = mode == DB_MODE_WRITE && err.sent &&
-		               (err.cls == NP_DB_TRANSIENT || err.cls == NP_DB_TIMEOUT);
+		               (err.cls == NP_DB_TIMEOUT || (err.cls == NP_DB_TRANSIENT && broken));
 		kept = db_after_error(ep, &err, plan == DB_RETRY_SAME);
 		if (unknown) {
 			/* the connection broke (or the server stopped answering) after the statement was
