@@ -8,7 +8,7 @@ np_db_prepare
 np_start_pgbouncer neonpool 4
 np_start_daemon database_url="postgresql://neonpool@127.0.0.1:$NP_PGB_PORT/neonpool?sslmode=disable" \
 	database_password_file="$NP_TMP/db.password" status_file="$NP_TMP/status" \
-	control_listen="$NP_TMP/control.sock" pooler_mode=true workers=4 budget=4 min_warm=2
+	control_listen="$NP_TMP/control.sock" pooler_mode=true workers=4 budget=4 min_warm=2 query_timeout_ms=1500
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
 np_wait_db_ready
 
@@ -20,6 +20,32 @@ rc=$?
 cat "$NP_TMP/out/api.txt"
 np_expect_eq "the API suite through PgBouncer (transaction mode) has no failure" 0 "$rc"
 np_expect "no prepared-statement error in the log" bash -c "! grep -q 'prepared statement' '$NP_DAEMON_LOG'"
+# a write blocked past query_timeout_ms: the server cancels it (SET LOCAL statement_timeout in the
+# pipeline), it rolled back (a known outcome: 504, not db_outcome_unknown), and the retry with the
+# same key writes it once
+base="http://127.0.0.1:$NP_HTTP_PORT/api/v1"
+sess=$(curl -s -X POST "$base/sessions")
+sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+post() {
+	curl -s -o "$NP_TMP/out/post.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
+		-H "Authorization: Bearer $tok" -H 'Idempotency-Key: "slow-1"' --data '{"role":"user","content":"blocked"}' \
+		"$base/sessions/$sid/messages"
+}
+np_psql_super -d neonpool -c "BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null 2>&1 &
+lock_pid=$!
+sleep 0.3
+code=$(post)
+np_expect_eq "a write blocked by a lock: 504 db_timeout" "504 db_timeout" \
+	"$code $(np_json_get "$NP_TMP/out/post.body" 'd["error"]["code"]')"
+wait "$lock_pid"
+np_expect_eq "it rolled back: no row" 0 "$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM messages WHERE content = 'blocked'")"
+code=$(post)
+np_expect_eq "the retry with the same key: 201" 201 "$code"
+code=$(post)
+np_expect_eq "and again: replayed (201)" 201 "$code"
+np_expect_eq "one row" 1 "$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM messages WHERE content = 'blocked'")"
+
 np_expect "no query failed" bash -c "! grep -Eq 'query failed|outcome unknown' '$NP_DAEMON_LOG'"
 # nothing left open on the server by a write (transaction pooling: no idle in transaction)
 np_expect_eq "no server session idle in transaction" 0 \
