@@ -192,6 +192,43 @@ static void test_queue_start_accepts(void **state)
 	assert_int_equal(queued(buf), 0);
 }
 
+/* issue 7 (h7c): the headers a write route reads, the error's field, raw bodies, 204 */
+static void test_write_route_parts(void **state)
+{
+	struct np_request r;
+	const char *code;
+	struct kv p[] = { { "REQUEST_METHOD", "POST" }, { "REQUEST_URI", "/api/v1/sessions/1/messages" },
+	                  { "HTTP_AUTHORIZATION", "Bearer x" }, { "HTTP_IDEMPOTENCY_KEY", "\"k\"" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, p, &code), 0);
+	assert_string_equal(r.authorization, "Bearer x");
+	assert_string_equal(r.idempotency_key, "\"k\"");
+	struct kv q[] = { { "REQUEST_METHOD", "GET" }, { "REQUEST_URI", "/" }, { NULL, NULL } };
+	assert_int_equal(parse(&r, q, &code), 0);
+	assert_null(r.authorization);
+	assert_null(r.idempotency_key);
+
+	struct np_response resp = { 0 };
+	http_respond_error_field(&resp, 400, "invalid_body", "'content' is required", "content");
+	cJSON *j = cJSON_Parse(resp.body);
+	assert_string_equal(cJSON_GetObjectItem(cJSON_GetObjectItem(j, "error"), "field")->valuestring, "content");
+	cJSON_Delete(j);
+	http_respond_error(&resp, 404, "not_found", "x");
+	assert_null(strstr(resp.body, "field"));
+	http_respond_raw(&resp, 201, "{\"id\" : 1}");
+	assert_int_equal(resp.status, 201);
+	assert_string_equal(resp.body, "{\"id\" : 1}");
+	char head[512];
+	http_respond_raw(&resp, 204, "ignored");
+	assert_int_equal(resp.body_len, 0);
+	assert_non_null(resp.body); /* an answer, if an empty one */
+	int n = http_format_head(&resp, "rid", head, sizeof(head));
+	assert_true(n > 0);
+	assert_non_null(strstr(head, "Status: 204 No Content\r\n"));
+	assert_null(strstr(head, "Content-Length"));
+	assert_null(strstr(head, "Content-Type"));
+	http_response_free(&resp);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -199,7 +236,7 @@ int main(void)
 		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
 		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_queue_start_rejects),
-		cmocka_unit_test(test_queue_start_accepts),
+		cmocka_unit_test(test_queue_start_accepts), cmocka_unit_test(test_write_route_parts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
