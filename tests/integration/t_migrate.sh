@@ -9,6 +9,12 @@
 [ -x "$NEONPOOLCTL" ] || np_fail "neonpoolctl not built: $NEONPOOLCTL (run make)"
 SQLDIR=$np_top/sql
 [ -f "$SQLDIR/001_textbooks.sql" ] || np_fail "missing $SQLDIR/001_textbooks.sql"
+# The project's migrations (001, 002, ...): "N|NNN_name.sql" each, space-separated, and how many.
+SQL_FILES=$(cd "$SQLDIR" && ls [0-9][0-9][0-9]_*.sql)
+SQL_ROWS=$(for f in $SQL_FILES; do printf '%d|%s ' "$((10#${f%%_*}))" "$f"; done)
+SQL_ROWS=${SQL_ROWS% }
+SQL_N=$(echo "$SQL_FILES" | wc -w)
+SQL_LATEST=$(f=$(echo "$SQL_FILES" | tail -n 1); echo "$((10#${f%%_*}))")
 np_start_pg
 
 NP_CTL_WRAP=()
@@ -47,8 +53,8 @@ np_write_conf "$CONF" "database_url=$(url neonpool)" "database_password_file=$NP
 ctl migrate1 "$CONF" migrate --dir "$SQLDIR"
 np_expect_eq "migrate on an empty database exits 0" 0 "$RC"
 np_expect "migrate prints 'applied 001_textbooks.sql'" has migrate1 "applied 001_textbooks.sql"
-np_expect_eq "neonpool_migrations holds version 1 once" "1|001_textbooks.sql" \
-	"$(query neonpool "SELECT version || '|' || name FROM neonpool_migrations")"
+np_expect_eq "neonpool_migrations holds each migration once" "$SQL_ROWS" \
+	"$(query neonpool "SELECT string_agg(version || '|' || name, ' ' ORDER BY version) FROM neonpool_migrations")"
 np_expect_eq "the textbook tables exist" "books chapters passages" \
 	"$(query neonpool "SELECT string_agg(c, ' ' ORDER BY c) FROM unnest(ARRAY['books','chapters','passages']) c WHERE to_regclass(c) IS NOT NULL")"
 np_expect_eq "passages has a GIN index on tsv" 1 \
@@ -57,16 +63,16 @@ np_expect_eq "passages has a GIN index on tsv" 1 \
 ctl migrate2 "$CONF" migrate --dir "$SQLDIR"
 np_expect_eq "second migrate exits 0" 0 "$RC"
 np_expect "second migrate skips 001" has migrate2 "skipped 001_textbooks.sql"
-np_expect "second migrate applies nothing" has migrate2 "0 applied, 1 skipped"
-np_expect_eq "still one row in neonpool_migrations" 1 "$(query neonpool "SELECT count(*) FROM neonpool_migrations")"
+np_expect "second migrate applies nothing" has migrate2 "0 applied, $SQL_N skipped"
+np_expect_eq "still $SQL_N rows in neonpool_migrations" "$SQL_N" "$(query neonpool "SELECT count(*) FROM neonpool_migrations")"
 
 # --- two concurrent migrate runs must serialize ------------------------------------------------
-# 002_slow.sql sleeps 1 s inside its transaction, so the two runs overlap for sure. Without the
-# lock both would create slow_marker (42P07) or insert version 2 twice (23505).
+# 901_slow.sql sleeps 1 s inside its transaction, so the two runs overlap for sure. Without the
+# lock both would create slow_marker (42P07) or insert version 901 twice (23505).
 CONC_SQL=$NP_TMP/sql-conc
 mkdir -p "$CONC_SQL"
-cp "$SQLDIR"/*.sql "$CONC_SQL/"
-printf 'SELECT pg_sleep(1);\nCREATE TABLE slow_marker (id int);\n' >"$CONC_SQL/002_slow.sql"
+cp "$SQLDIR/001_textbooks.sql" "$CONC_SQL/"
+printf 'SELECT pg_sleep(1);\nCREATE TABLE slow_marker (id int);\n' >"$CONC_SQL/901_slow.sql"
 
 # concurrent LABEL CONF_A CONF_B DB: two migrate runs at once against DB.
 concurrent() {
@@ -79,12 +85,12 @@ concurrent() {
 	rb=$(cat "$NP_TMP/out/$label-b.rc" 2>/dev/null || echo none)
 	np_expect_eq "$label: first concurrent migrate exits 0" 0 "$ra"
 	np_expect_eq "$label: second concurrent migrate exits 0" 0 "$rb"
-	np_expect_eq "$label: each version recorded exactly once" "1:1 2:1" \
+	np_expect_eq "$label: each version recorded exactly once" "1:1 901:1" \
 		"$(query "$db" "SELECT string_agg(version || ':' || n, ' ' ORDER BY version) FROM (SELECT version, count(*) n FROM neonpool_migrations GROUP BY version) s")"
 	np_expect_eq "$label: each file applied by exactly one run" "1 1" \
-		"$(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^applied 001_textbooks.sql') $(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^applied 002_slow.sql')"
+		"$(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^applied 001_textbooks.sql') $(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^applied 901_slow.sql')"
 	np_expect_eq "$label: the other run skipped them" "1 1" \
-		"$(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^skipped 001_textbooks.sql') $(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^skipped 002_slow.sql')"
+		"$(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^skipped 001_textbooks.sql') $(cat "$NP_TMP/out/$label-a.out" "$NP_TMP/out/$label-b.out" | grep -c '^skipped 901_slow.sql')"
 }
 printf 'CREATE DATABASE np_conc OWNER neonpool;\nCREATE DATABASE np_pool OWNER neonpool;\n' |
 	np_psql_super >"$NP_TMP/out/createdb.out" 2>&1 || np_fail "CREATE DATABASE: $(cat "$NP_TMP/out/createdb.out")"
@@ -114,13 +120,13 @@ BROKEN_SQL=$NP_TMP/sql-broken
 mkdir -p "$BROKEN_SQL"
 cp "$SQLDIR"/*.sql "$BROKEN_SQL/"
 printf -- '-- creates a table, then fails\nCREATE TABLE broken_marker (id int);\n\nCREAT TABLE oops (id int);\n' \
-	>"$BROKEN_SQL/002_broken.sql"
+	>"$BROKEN_SQL/901_broken.sql"
 ctl broken "$CONF" migrate --dir "$BROKEN_SQL"
 np_expect_eq "broken migration exits 1" 1 "$RC"
-np_expect "the error names the file" has broken "002_broken.sql"
+np_expect "the error names the file" has broken "901_broken.sql"
 np_expect "the error gives the SQLSTATE (42601)" has broken "SQLSTATE 42601"
 np_expect "the error gives the line (4)" has broken "at line 4"
-np_expect_eq "no 002 row in neonpool_migrations" 0 "$(query neonpool "SELECT count(*) FROM neonpool_migrations WHERE version = 2")"
+np_expect_eq "no 901 row in neonpool_migrations" 0 "$(query neonpool "SELECT count(*) FROM neonpool_migrations WHERE version = 901")"
 np_expect_eq "the failed migration was rolled back (no broken_marker)" "" \
 	"$(query neonpool "SELECT to_regclass('broken_marker')")"
 
@@ -133,11 +139,11 @@ ctl badname "$CONF" migrate --dir "$BAD_SQL"
 np_expect_eq "a bad file name exits 1" 1 "$RC"
 np_expect "the error names the bad file" has badname "2_Bad-Name.sql: bad file name"
 rm "$BAD_SQL/2_Bad-Name.sql"
-printf 'CREATE TABLE dup_a (id int);\n' >"$BAD_SQL/002_dup_a.sql"
-printf 'CREATE TABLE dup_b (id int);\n' >"$BAD_SQL/002_dup_b.sql"
+printf 'CREATE TABLE dup_a (id int);\n' >"$BAD_SQL/901_dup_a.sql"
+printf 'CREATE TABLE dup_b (id int);\n' >"$BAD_SQL/901_dup_b.sql"
 ctl duplicate "$CONF" migrate --dir "$BAD_SQL"
 np_expect_eq "a duplicate number exits 1" 1 "$RC"
-np_expect "the error names both files" has duplicate "duplicate migration number 002: 002_dup_a.sql and 002_dup_b.sql"
+np_expect "the error names both files" has duplicate "duplicate migration number 901: 901_dup_a.sql and 901_dup_b.sql"
 np_expect_eq "nothing was applied for the rejected sets" "" \
 	"$(query neonpool "SELECT concat(to_regclass('bad_name_marker'), to_regclass('dup_a'), to_regclass('dup_b'))")"
 ctl nodir "$CONF" migrate --dir "$NP_TMP/no-such-dir"
@@ -176,7 +182,7 @@ np_expect_eq "check-db exits 0" 0 "$RC"
 np_expect "check-db prints server_version 15.x" grep -qE '^server_version: +15\.' "$NP_TMP/out/check.out"
 np_expect "check-db prints max_connections 100" grep -qE '^max_connections: +100$' "$NP_TMP/out/check.out"
 np_expect "check-db reports TLS" grep -qE '^ssl: +yes \(TLS' "$NP_TMP/out/check.out"
-np_expect "check-db reports the migration version" grep -qE '^migrations: +version 1 ' "$NP_TMP/out/check.out"
+np_expect "check-db reports the migration version" grep -qE "^migrations: +version $SQL_LATEST " "$NP_TMP/out/check.out"
 np_expect "check-db says healthy: yes" grep -qE "^healthy: +yes$" "$NP_TMP/out/check.out"
 
 ctl check-json "$CONF" check-db --json
@@ -187,7 +193,7 @@ np_expect_eq "json: healthy" True "$(np_json_get "$J" 'd["healthy"]')"
 np_expect_eq "json: max_connections" 100 "$(np_json_get "$J" 'd["max_connections"]')"
 np_expect_eq "json: ssl.in_use" True "$(np_json_get "$J" 'd["ssl"]["in_use"]')"
 np_expect_eq "json: 5 round trips" 5 "$(np_json_get "$J" 'd["select1_ms"]["count"]')"
-np_expect_eq "json: migrations.latest_version" 1 "$(np_json_get "$J" 'd["migrations"]["latest_version"]')"
+np_expect_eq "json: migrations.latest_version" "$SQL_LATEST" "$(np_json_get "$J" 'd["migrations"]["latest_version"]')"
 np_expect "json: counts itself among neonpool connections" test "$(np_json_get "$J" 'd["connections"]["neonpool"]')" -ge 1
 np_expect "json: total connections >= neonpool ones" test "$(np_json_get "$J" 'd["connections"]["total"]')" -ge \
 	"$(np_json_get "$J" 'd["connections"]["neonpool"]')"
