@@ -86,6 +86,68 @@ static bool input_has_nul_escape(const char *s, size_t len)
 	return false;
 }
 
+/* Whether the number token s[0..len) follows JSON's grammar: -?(0|[1-9][0-9]*)(.[0-9]+)?([eE][+-]?[0-9]+)?
+ * (cJSON hands anything strtod takes to strtod: "01" and "1." would pass). */
+static bool input_number_ok(const char *s, size_t len)
+{
+	size_t i = 0;
+	if (i < len && s[i] == '-')
+		i++;
+	if (i < len && s[i] == '0') {
+		i++;
+	} else if (i < len && s[i] >= '1' && s[i] <= '9') {
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+	} else {
+		return false;
+	}
+	if (i < len && s[i] == '.') {
+		size_t d = ++i;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	if (i < len && (s[i] == 'e' || s[i] == 'E')) {
+		i++;
+		if (i < len && (s[i] == '+' || s[i] == '-'))
+			i++;
+		size_t d = i;
+		while (i < len && s[i] >= '0' && s[i] <= '9')
+			i++;
+		if (i == d)
+			return false;
+	}
+	return i == len;
+}
+
+/* Whether every number outside strings in the JSON text s follows JSON's grammar. */
+static bool input_numbers_strict(const char *s, size_t len)
+{
+	bool in_str = false;
+	for (size_t i = 0; i < len; i++) {
+		if (in_str) {
+			if (s[i] == '\\')
+				i++;
+			else if (s[i] == '"')
+				in_str = false;
+			continue;
+		}
+		if (s[i] == '"') {
+			in_str = true;
+		} else if (s[i] == '-' || (s[i] >= '0' && s[i] <= '9')) {
+			size_t j = i;
+			while (j < len && (s[j] == '-' || s[j] == '+' || s[j] == '.' || s[j] == 'e' || s[j] == 'E' ||
+			                   (s[j] >= '0' && s[j] <= '9')))
+				j++;
+			if (!input_number_ok(s + i, j - i))
+				return false;
+			i = j - 1;
+		}
+	}
+	return true;
+}
+
 static bool input_has_duplicate(const cJSON *obj)
 {
 	for (const cJSON *a = obj->child; a; a = a->next)
@@ -127,6 +189,11 @@ cJSON *input_json_object(const char *body, size_t len, struct input_err *e)
 			input_fail(e, 400, "invalid_body", NULL, "trailing data after the JSON value");
 			return NULL;
 		}
+	}
+	if (!input_numbers_strict(body, len)) {
+		cJSON_Delete(o);
+		input_fail(e, 400, "invalid_body", NULL, "a number is not in JSON's form (no leading zero, digits after '.')");
+		return NULL;
 	}
 	if (!cJSON_IsObject(o)) {
 		cJSON_Delete(o);

@@ -322,6 +322,8 @@ for what, body, field in (("rating 0", {"rating": 0}, "rating"), ("rating 2", {"
                           ("comment a number", {"rating": 1, "comment": 1}, "comment"), ("an unknown member", {"rating": 1, "stars": 5}, "stars")):
     r = req("POST", F, body=body, token=tok)
     eq((400, "invalid_body", field), (r[0], err(r).get("code"), err(r).get("field")), "feedback with %s: 400 naming %s" % (what, field))
+r = req("POST", F, body=b'{"rating":01}', token=tok)
+eq((400, "invalid_body"), (r[0], err(r).get("code")), "feedback with rating 01 (not a JSON number): 400")
 r = req("POST", F, body=b'{"rating":1}', token=tok, ctype=None)
 eq(415, r[0], "feedback without a content type: 415")
 r = req("POST", "/api/v1/messages/abc/feedback", body={"rating": 1}, token=tok)

@@ -43,6 +43,13 @@ static void test_json_object(void **state)
 	assert_null(parse("[1]", &e));                                     /* not an object */
 	assert_null(parse("{\"a\":1,\"a\":2}", &e));                       /* a member twice */
 	assert_null(parse("{\"a\":", &e));
+	assert_null(parse("{\"a\":01}", &e));                             /* numbers as JSON has them */
+	assert_null(parse("{\"a\":1.}", &e));
+	assert_null(parse("{\"a\":-01.5}", &e));
+	assert_null(parse("{\"a\":[1,2,00]}", &e));
+	cJSON *n = parse("{\"a\":[0,-0,1.5e+3,-2E-2,10],\"b\":\"01 1. \\\"02\"}", &e);
+	assert_non_null(n);
+	cJSON_Delete(n);
 	cJSON *o = parse("{\"a\":\"x\\\\u0000y\"} \n", &e);                /* an escaped backslash */
 	assert_non_null(o);
 	assert_string_equal(cJSON_GetObjectItem(o, "a")->valuestring, "x\\u0000y");
