@@ -670,6 +670,39 @@ static int conf_load_settings(struct np_conf *c, config_t *cfg, const char *path
 	return 0;
 }
 
+/* Refuse @include before libconfig reads the file. The configuration is one flat table, and libconfig 1.5
+ * (Debian 12) has no hook for includes: one that names a directory makes it call exit(2) ("input in flex
+ * scanner failed"), one that names a FIFO blocks, so a reload would end or hang the master (libconfig
+ * issue 292; reproduced by fuzz_conf and a live SIGHUP). Its scanner takes "@include" only at the start
+ * of a line, after blanks. Also reports a file that cannot be read (a directory) with its reason. */
+static int conf_check_no_include(FILE *fp, const char *path, struct np_conf_error *err)
+{
+	char *line = NULL;
+	size_t cap = 0;
+	int lineno = 0, rc = 0;
+
+	errno = 0;
+	while (getline(&line, &cap, fp) >= 0) {
+		const char *p = line;
+
+		lineno++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		if (strncmp(p, "@include", 8) == 0) {
+			conf_set_error(err, path, lineno, "",
+				       "@include is not supported (every key belongs in this one file)");
+			rc = -1;
+			break;
+		}
+	}
+	if (rc == 0 && ferror(fp)) {
+		conf_set_error(err, path, 0, "", "cannot read: %s", strerror(errno ? errno : EIO));
+		rc = -1;
+	}
+	free(line);
+	return rc;
+}
+
 int conf_load(struct np_conf *c, const char *path, struct np_conf_error *err)
 {
 	int lines[CONF_NKEYS] = { 0 };
@@ -700,7 +733,12 @@ int conf_load(struct np_conf *c, const char *path, struct np_conf_error *err)
 		conf_free(c);
 		return -1;
 	}
+	rc = conf_check_no_include(fp, path, err);
 	fclose(fp);
+	if (rc < 0) {
+		conf_free(c);
+		return -1;
+	}
 
 	config_init(&cfg);
 	rc = conf_load_settings(c, &cfg, path, lines, err);

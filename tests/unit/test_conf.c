@@ -613,6 +613,35 @@ static void test_log_level_name(void **state)
 	assert_string_equal(conf_log_level_name(-1), "unknown");
 }
 
+/* libconfig 1.5 calls exit(2) ("input in flex scanner failed") when an @include names a directory, and
+ * blocks on a FIFO: a SIGHUP reload with such a line ended the master (reproduced by fuzz_conf, whose
+ * corpus keeps the input). The file is one flat table, so @include is refused with its line, before
+ * libconfig reads anything. */
+static void test_include_refused_not_exit(void **state)
+{
+	expect_error("workers = 2;\n@include \"/tmp\"\n", 2, "", "@include is not supported");
+	expect_error("# comment\n \t@include\t\"/\"\n", 2, "", "@include is not supported");
+	expect_error("@include \"/etc/hostname\"\n", 1, "", "@include is not supported");
+	/* not an include: the text of a string, and a syntax error libconfig reports itself */
+	struct np_conf c;
+	struct np_conf_error err;
+	assert_int_equal(load_text("user = \"@include\";\n", &c, &err), 0);
+	conf_free(&c);
+	expect_error("workers = 1; @include \"/\"\n", 1, "", "syntax error");
+}
+
+/* A directory given as the configuration file: its reason, not libconfig's "file I/O error". */
+static void test_directory_as_file(void **state)
+{
+	struct np_conf c;
+	struct np_conf_error err;
+
+	assert_int_equal(conf_load(&c, "/", &err), -1);
+	assert_string_equal(err.file, "/");
+	if (!strstr(err.message, "Is a directory"))
+		fail_msg("message '%s' lacks 'Is a directory'", err.message);
+}
+
 static void test_sample_config_loads(void **state)
 {
 	const char *top = getenv("top_srcdir");
@@ -662,6 +691,8 @@ int main(void)
 		cmocka_unit_test(test_dump),
 		cmocka_unit_test(test_log_level_name),
 		cmocka_unit_test(test_sample_config_loads),
+		cmocka_unit_test(test_include_refused_not_exit),
+		cmocka_unit_test(test_directory_as_file),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
