@@ -25,6 +25,9 @@ PACKAGES=(
 	"libconfig-dev -"
 	"libfcgi-dev -"
 	"libcmocka-dev -"
+	# fuzzing: clang with its libFuzzer and sanitizer runtimes (tests/fuzz/run.sh, `make fuzz`)
+	"clang /usr/bin/clang"
+	"libclang-rt-14-dev -"
 	# test and serve: real PostgreSQL, front servers, FastCGI client, load, tools
 	"postgresql-15 /usr/lib/postgresql/15/bin/initdb"
 	"postgresql-client-15 /usr/lib/postgresql/15/bin/psql"

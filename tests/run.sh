@@ -2,8 +2,9 @@
 # run.sh - the test command: dependencies, build, unit tests, integration tests, sanitizer build, valgrind, distcheck.
 #
 # Usage: tests/run.sh [--fast] [t_name...]
-#   --fast    only steps 1-4 (deps, build, unit, integration): the developer loop
-#   t_name    run only these integration tests (in every step that runs integration tests)
+#   --fast    only steps 1-4 (deps, build, unit, fuzz, integration): the developer loop
+#   t_name    run only these integration tests (in every step that runs integration tests);
+#             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
 # one line: "PASS name (Ns)", "FAIL name (Ns)" followed by its output, or "SKIP name: reason".
 # The last line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
@@ -12,6 +13,7 @@
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
+#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (10), one test each
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each
 #   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
 #     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
@@ -30,7 +32,7 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	-h | --help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac
 done
@@ -170,6 +172,42 @@ fi
 
 # ---- 3. unit tests ------------------------------------------------------------------------
 unit_check "" "$top"
+
+# ---- 3b. fuzz targets ---------------------------------------------------------------------
+# A short run of each libFuzzer target (tests/fuzz/fuzz_NAME.c, one test "fuzz:NAME" each, NP_FUZZ_SECONDS,
+# default 10) after one build; skipped with the reason when clang or its libFuzzer runtime is missing.
+# With t_name arguments, only the targets named there (fuzz:NAME) run.
+fuzz_targets() {
+	local probe rc f n t0 log
+	local -a names=()
+	for f in tests/fuzz/fuzz_*.c; do
+		[ -e "$f" ] || continue
+		n=$(basename "$f" .c); n=${n#fuzz_}
+		if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" fuzz:$n "* ]]; then continue; fi
+		names+=("$n")
+	done
+	[ ${#names[@]} -gt 0 ] || return 0
+	probe=$(tests/fuzz/run.sh --probe 2>&1)
+	rc=$?
+	if [ $rc -eq 77 ]; then
+		result fuzz skip 0 "${probe#run.sh: }"
+		return 0
+	elif [ $rc -ne 0 ]; then
+		result fuzz-build fail 0 "$probe"
+		return 1
+	fi
+	step fuzz-build tests/fuzz/run.sh --build || return 1
+	for n in "${names[@]}"; do
+		log=$RUN_DIR/fuzz_$n.log t0=$SECONDS
+		if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-10}" "$n" >"$log" 2>&1; then
+			result "fuzz:$n" pass $((SECONDS - t0))
+			sed -n "s/^fuzz_$n: /  result: /p" "$log"
+		else
+			result "fuzz:$n" fail $((SECONDS - t0)) "$(sed -n "s/^fuzz_$n: //p" "$log")" "$log"
+		fi
+	done
+}
+fuzz_targets
 
 # ---- 4. integration tests -----------------------------------------------------------------
 TESTS=(tests/integration/t_*.sh)
