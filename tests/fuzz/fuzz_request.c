@@ -104,6 +104,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fuzz_check(strnlen(req.query, sizeof(req.query)) < sizeof(req.query));
 		fuzz_check(req.method[0] != '\0' && strnlen(req.method, sizeof(req.method)) < sizeof(req.method));
 		fuzz_check(req.content_length >= -1 && req.queued_us >= -1);
+		/* a queue time is believable or unknown (http_queued_us), never made up */
+		fuzz_check(req.queued_us <= ((int64_t)HTTP_QUEUE_PAST_MAX_S + 1) * 1000000);
 
 		enum router_result r = router_match(fuzz_routes, FUZZ_NROUTES, req.method, req.path, &req.match);
 		if (r == ROUTER_NOT_FOUND) {
