@@ -175,7 +175,11 @@ void util_random_hex(char *out, size_t bytes)
 
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)
 {
-	if (s == NULL || *s == '\0')
+	if (s == NULL)
+		return -1;
+	/* digits with an optional '-': strtoll alone would take leading space and '+' */
+	const char *d = s[0] == '-' ? s + 1 : s;
+	if (*d < '0' || *d > '9')
 		return -1;
 	char *end;
 	errno = 0;

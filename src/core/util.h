@@ -26,7 +26,8 @@ void util_quote_value(const char *s, char *out, size_t n);
 /* Fill out with 2*bytes lowercase hex digits of randomness (getrandom, else a counter mix). */
 void util_random_hex(char *out, size_t bytes);
 
-/* Parse a whole decimal string as int64 in [min,max]. Returns 0 or -1. */
+/* Parse a whole decimal string (digits, an optional leading '-'; no space, no '+') as int64 in
+ * [min,max]. Returns 0 or -1. */
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out);
 
 /* Drain what is readable on the non-blocking socket fd; true once the peer closed it (EOF, or an

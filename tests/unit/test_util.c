@@ -70,6 +70,14 @@ static void test_parse(void **state)
 	assert_int_equal(util_parse_i64("-1", 0, 100, &v), -1);
 	assert_int_equal(util_parse_i64("4x", 0, 100, &v), -1);
 	assert_int_equal(util_parse_i64("", 0, 100, &v), -1);
+	/* digits only, an optional '-' (fuzz_request: CONTENT_LENGTH " 7" and path id "%207" were 7) */
+	assert_int_equal(util_parse_i64(" 7", 0, 100, &v), -1);
+	assert_int_equal(util_parse_i64("\t7", 0, 100, &v), -1);
+	assert_int_equal(util_parse_i64("+7", 0, 100, &v), -1);
+	assert_int_equal(util_parse_i64("-", -100, 100, &v), -1);
+	assert_int_equal(util_parse_i64("7 ", 0, 100, &v), -1);
+	assert_int_equal(util_parse_i64("-7", -100, 100, &v), 0);
+	assert_int_equal(v, -7);
 	assert_int_equal(util_parse_i64("99999999999999999999", 0, INT64_MAX, &v), -1);
 }
 
