@@ -53,6 +53,7 @@ np_write_conf "$CONF" "database_url=$(url neonpool)" "database_password_file=$NP
 ctl migrate1 "$CONF" migrate --dir "$SQLDIR"
 np_expect_eq "migrate on an empty database exits 0" 0 "$RC"
 np_expect "migrate prints 'applied 001_textbooks.sql'" has migrate1 "applied 001_textbooks.sql"
+np_expect "migrate prints 'applied 002_import.sql'" has migrate1 "applied 002_import.sql"
 np_expect_eq "neonpool_migrations holds each migration once" "$SQL_ROWS" \
 	"$(query neonpool "SELECT string_agg(version || '|' || name, ' ' ORDER BY version) FROM neonpool_migrations")"
 np_expect_eq "the textbook tables exist" "books chapters passages" \
