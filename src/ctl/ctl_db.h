@@ -1,4 +1,4 @@
-/* ctl_db.h - neonpoolctl's database commands (migrate, seed, check-db) and what they share. */
+/* ctl_db.h - neonpoolctl's database commands (migrate, seed, import, check-db) and what they share. */
 #ifndef NP_CTL_DB_H
 #define NP_CTL_DB_H
 
@@ -50,6 +50,20 @@ int ctl_db_seed(const struct np_conf *c, int books, int chapters, int passages);
  * JSON object on stdout when json. A failed connect is classified with the daemon's table
  * (errclass.h: dns, refused, tls_verify, auth, timeout, too_many_clients, neon_*, ...). Returns the exit status: 0 healthy, 1 not. */
 int ctl_db_check(const struct np_conf *c, bool json);
+
+/* `neonpoolctl import` (ctl_import.c): limits. */
+#define CTL_IMPORT_MAX_FILES 100000
+#define CTL_IMPORT_MAX_TITLE 500
+
+/* `neonpoolctl import DIR`: read DIR's *.html pages (each at most HTMLTEXT_MAX_BYTES), in book order
+ * (from index.html along <link rel="next">, then the pages no link reached, by name), cut each into
+ * passages (src/text), and store them as book slug (default: made of the title) titled title
+ * (default: the first page's title), one chapter per page, in one transaction. A chapter whose
+ * position, title and content are unchanged is left as it is, so a second run changes nothing;
+ * a changed one is replaced; one whose page is gone is deleted. A page that cannot be read or
+ * parsed is named in the error and nothing is written. dry_run: read and print, no database.
+ * Prints counts and timings. Returns the exit status (0 or 1). */
+int ctl_import(const struct np_conf *c, const char *dir, const char *slug, const char *title, bool dry_run);
 
 /* ---- shared by the commands (ctl_db.c) ---- */
 

@@ -9,6 +9,7 @@
 #include "conf.h"
 #include "ctl_status.h"
 #include "ctl_db.h"
+#include "passage.h"
 #include "util.h"
 #include "version.h"
 
@@ -33,12 +34,19 @@ static void usage(FILE *fp)
 	        "  seed [--books N] [--chapters N] [--passages N]\n"
 	        "                      insert deterministic sample textbooks sample-book-NNN; running it\n"
 	        "                      again adds nothing (defaults %d, %d, %d)\n"
+	        "  import DIR [--slug S] [--title T] [--dry-run]\n"
+	        "                      load DIR's HTML pages as one book (slug S, default made of the\n"
+	        "                      title; title T, default the first page's): one chapter per page in\n"
+	        "                      the order of index.html's \"next\" links, passages of %d-%d words;\n"
+	        "                      one transaction; running it again changes nothing; --dry-run\n"
+	        "                      parses and lists the chapters without touching the database\n"
 	        "  check-db [--json]   test the database: connect time, version, TLS, round trips,\n"
 	        "                      connection limits and use, migrations; exit 1 when unhealthy\n"
 	        "  status [--json]     the running pool from status_file: workers, budget tokens,\n"
 	        "                      breaker, health; answers even when every worker is busy\n\n"
 	        "The database is database_url (or DATABASE_URL) with database_password_file.\n",
-	        NP_DEFAULT_CONFIG, NP_SQLDIR, CTL_DB_SEED_BOOKS, CTL_DB_SEED_CHAPTERS, CTL_DB_SEED_PASSAGES);
+	        NP_DEFAULT_CONFIG, NP_SQLDIR, CTL_DB_SEED_BOOKS, CTL_DB_SEED_CHAPTERS, CTL_DB_SEED_PASSAGES,
+	        PASSAGE_MIN_WORDS, PASSAGE_MAX_WORDS);
 }
 
 static int load_conf(const char *path, struct np_conf *conf)
@@ -145,6 +153,69 @@ static int cmd_seed(const char *path, int argc, char **argv)
 	return rc;
 }
 
+static void import_usage(FILE *fp)
+{
+	fprintf(fp,
+	        "Usage: neonpoolctl [-c FILE] import DIR [--slug SLUG] [--title TITLE] [--dry-run]\n"
+	        "Load the HTML pages DIR/*.html as one book: one chapter per page, in the order of the\n"
+	        "<link rel=\"next\"> chain from index.html (then unlinked pages by name), each page cut into\n"
+	        "passages of %d-%d words at paragraph and section boundaries under their heading; navigation\n"
+	        "chrome dropped, entities decoded, code blocks kept. One transaction: a page that cannot be\n"
+	        "read or parsed (over %u bytes, invalid UTF-8, unterminated markup, no title) is named and\n"
+	        "nothing is written. Unchanged chapters are left alone, so a second run changes nothing.\n\n"
+	        "  --slug SLUG    the book's slug, a-z 0-9 '-' (default: made of the title)\n"
+	        "  --title TITLE  the book's title (default: the first page's title)\n"
+	        "  --dry-run      parse and list the chapters; no database\n"
+	        "Example: neonpoolctl import /usr/share/doc/postgresql-doc-15/html \\\n"
+	        "           --slug postgresql-15-manual --title 'PostgreSQL 15 Documentation'\n",
+	        PASSAGE_MIN_WORDS, PASSAGE_MAX_WORDS, HTMLTEXT_MAX_BYTES);
+}
+
+static int cmd_import(const char *path, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "slug", required_argument, NULL, 's' },
+		{ "title", required_argument, NULL, 't' },
+		{ "dry-run", no_argument, NULL, 'n' },
+		{ "help", no_argument, NULL, 'h' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char prog[] = "neonpoolctl import";
+	const char *slug = NULL, *title = NULL, *dir = NULL;
+	bool dry_run = false;
+	struct np_conf conf;
+	int opt, rc;
+
+	argv[0] = prog;
+	optind = 0;
+	/* no '+': DIR may come before or after the options */
+	while ((opt = getopt_long(argc, argv, "s:t:nh", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 's': slug = optarg; break;
+		case 't': title = optarg; break;
+		case 'n': dry_run = true; break;
+		case 'h': import_usage(stdout); return 0;
+		default: import_usage(stderr); return 1;
+		}
+	}
+	if (optind < argc)
+		dir = argv[optind++];
+	if (!dir) {
+		fprintf(stderr, "neonpoolctl: import: missing DIR\n");
+		import_usage(stderr);
+		return 1;
+	}
+	if (no_more_args("import", argc, argv) < 0)
+		return 1;
+	if (dry_run)
+		return ctl_import(NULL, dir, slug, title, true);
+	if (load_conf(path, &conf) < 0)
+		return 1;
+	rc = ctl_import(&conf, dir, slug, title, false);
+	conf_free(&conf);
+	return rc;
+}
+
 static int cmd_check_db(const char *path, int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -227,6 +298,8 @@ int main(int argc, char **argv)
 		return cmd_migrate(path, cargc, cargv);
 	if (strcmp(cmd, "seed") == 0)
 		return cmd_seed(path, cargc, cargv);
+	if (strcmp(cmd, "import") == 0)
+		return cmd_import(path, cargc, cargv);
 	if (strcmp(cmd, "status") == 0)
 		return cmd_status(path, cargc, cargv);
 	if (strcmp(cmd, "check-db") == 0)
