@@ -304,10 +304,11 @@ static int imp_copy(PGconn *conn, const char *ctx, const char *sql, const struct
 
 /* The chapters and passages of this run, then each chapter's SHA-256 over its title and passages
  * (the separators \x1f \x1e \x1d never occur in the text: htmltext turns control characters into spaces). */
-static const char imp_sql_temp[] =
+static const char imp_sql_temp_chapters[] =
 	"CREATE TEMP TABLE np_import_chapters (position int NOT NULL, source text NOT NULL, title text NOT NULL)"
-	" ON COMMIT DROP;"
-	" CREATE TEMP TABLE np_import_passages (source text NOT NULL, position int NOT NULL, heading text NOT NULL,"
+	" ON COMMIT DROP";
+static const char imp_sql_temp_passages[] =
+	"CREATE TEMP TABLE np_import_passages (source text NOT NULL, position int NOT NULL, heading text NOT NULL,"
 	" body text NOT NULL) ON COMMIT DROP";
 static const char imp_sql_hash[] =
 	"CREATE TEMP TABLE np_import_hash ON COMMIT DROP AS"
@@ -331,8 +332,7 @@ static const char imp_sql_insert[] =
 	" p AS (INSERT INTO passages (chapter_id, position, heading, body)"
 	"  SELECT ins.id, ip.position, ip.heading, ip.body FROM ins JOIN np_import_passages ip USING (source)"
 	"  ORDER BY ins.id, ip.position RETURNING 1)"
-	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM p),"
-	"  (SELECT count(*) FROM chapters WHERE book_id = $1)";
+	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM p)";
 
 static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, const char *title, int64_t *book_id,
                      long counts[6])
@@ -374,7 +374,8 @@ static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, c
 	counts[0] += strtol(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 
-	if (ctl_db_command(conn, "import: temporary tables", imp_sql_temp) < 0)
+	if (ctl_db_command(conn, "import: temporary tables", imp_sql_temp_chapters) < 0 ||
+	    ctl_db_command(conn, "import: temporary tables", imp_sql_temp_passages) < 0)
 		return -1;
 	if (imp_copy(conn, "import: copying chapters", "COPY np_import_chapters (position, source, title) FROM STDIN", b, false) < 0 ||
 	    imp_copy(conn, "import: copying passages",
@@ -393,7 +394,13 @@ static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, c
 		return -1;
 	counts[3] = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	counts[4] = strtol(PQgetvalue(res, 0, 1), NULL, 10);
-	counts[5] = strtol(PQgetvalue(res, 0, 2), NULL, 10);
+	PQclear(res);
+	/* a new statement: the one above does not see its own inserts */
+	res = ctl_db_exec(conn, "import: counting chapters", "SELECT count(*) FROM chapters WHERE book_id = $1", 1, t1, v1,
+	                  PGRES_TUPLES_OK);
+	if (!res)
+		return -1;
+	counts[5] = strtol(PQgetvalue(res, 0, 0), NULL, 10);
 	PQclear(res);
 	if (counts[5] != (long)b->n) {
 		fprintf(stderr, "neonpoolctl: import: the book has %ld chapters after the import, expected %zu\n", counts[5], b->n);
