@@ -585,7 +585,10 @@ static int ht_scan(struct ht_state *st)
 			p = lt + 1;
 		}
 	}
-	return ht_pop_to(st, 0);   /* end of input closes what is open, ending the last block */
+	/* end of input closes what is open and ends the last block */
+	if (ht_pop_to(st, 0) < 0)
+		return -1;
+	return ht_flush(st);
 }
 
 void htmltext_page_free(struct htmltext_page *page)
