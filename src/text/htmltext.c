@@ -95,6 +95,8 @@ struct ht_state {
 	int skip, head, title, pre, heading, heading_level, aside;
 	bool title_done;
 	struct textbuf cur;      /* the block being built */
+	enum htmltext_kind cur_kind;   /* what cur is, set when its first text arrives */
+	int cur_level;
 	bool cur_space;          /* a space is owed before the next character of cur */
 	struct textbuf title_buf;
 	bool title_space;
@@ -241,7 +243,7 @@ static int ht_append_code(struct textbuf *b, const char *t, size_t n)
 /* End the current block: keep it when it has text. */
 static int ht_flush(struct ht_state *st)
 {
-	enum htmltext_kind kind = st->heading && !st->aside ? HTMLTEXT_HEADING : st->pre ? HTMLTEXT_PRE : HTMLTEXT_PARA;
+	enum htmltext_kind kind = st->cur_kind;
 	struct textbuf *b = &st->cur;
 	st->cur_space = false;
 	if (b->len == 0)
@@ -282,7 +284,7 @@ static int ht_flush(struct ht_state *st)
 	text[end - start] = '\0';
 	struct htmltext_block *blk = &st->page->blocks[st->page->nblocks++];
 	blk->kind = kind;
-	blk->level = kind == HTMLTEXT_HEADING ? st->heading_level : 0;
+	blk->level = kind == HTMLTEXT_HEADING ? st->cur_level : 0;
 	blk->text = text;
 	blk->words = htmltext_count_words(text, end - start);
 	if (kind == HTMLTEXT_HEADING && !st->first_heading) {
@@ -314,9 +316,15 @@ static int ht_text(struct ht_state *st, size_t off, const char *t, size_t n, boo
 	const char *d = st->decoded.p ? st->decoded.p : "";
 	size_t dn = st->decoded.len;
 	int rc;
+	/* every change of kind (a heading, pre, an aside opening or closing) ends the block first, so
+	 * the kind of its first text is the kind of all of it */
+	if (st->cur.len == 0) {
+		st->cur_kind = st->heading && !st->aside ? HTMLTEXT_HEADING : st->pre ? HTMLTEXT_PRE : HTMLTEXT_PARA;
+		st->cur_level = st->cur_kind == HTMLTEXT_HEADING ? st->heading_level : 0;
+	}
 	if (st->title > 0)
 		rc = ht_append_prose(&st->title_buf, &st->title_space, d, dn);
-	else if (st->pre > 0 && st->heading == 0)
+	else if (st->cur_kind == HTMLTEXT_PRE)
 		rc = ht_append_code(&st->cur, d, dn);
 	else
 		rc = ht_append_prose(&st->cur, &st->cur_space, d, dn);
@@ -347,7 +355,7 @@ static int ht_pop_to(struct ht_state *st, size_t i)
 	for (size_t k = i; k < st->depth; k++)
 		if (st->stack[k].flags & (HT_BLOCK | HT_PRE | HT_HEADING))
 			block = true;
-	if (block && st->skip == 0 && ht_flush(st) < 0)
+	if (block && ht_flush(st) < 0)   /* also when closing from inside dropped content */
 		return -1;
 	while (st->depth > i) {
 		const struct ht_open *o = &st->stack[--st->depth];
@@ -403,7 +411,7 @@ static int ht_open(struct ht_state *st, size_t off, const char *name, unsigned c
 		if (flags & HT_CELL)
 			st->cur_space = true;
 		if (flags & HT_BREAK) {
-			if (st->pre > 0 && st->heading == 0) {
+			if (st->cur.len > 0 && st->cur_kind == HTMLTEXT_PRE) {   /* a leading one would be trimmed */
 				if (textbuf_putc(&st->cur, '\n') < 0)
 					return ht_fail(st, (size_t)-1, "out of memory");
 			} else {
@@ -619,7 +627,7 @@ int htmltext_parse(const char *html, size_t len, struct htmltext_page *page, str
 		         HTMLTEXT_MAX_BYTES, len);
 		goto out;
 	}
-	const char *nul = memchr(html, '\0', len);
+	const char *nul = len ? memchr(html, '\0', len) : NULL;   /* html may be NULL when len is 0 */
 	if (nul) {
 		ht_fail(st, (size_t)(nul - html), "a NUL byte (not a text file)");
 		goto out;
