@@ -43,6 +43,8 @@ PACKAGES=(
 	"python3 /usr/bin/python3"
 	"procps /usr/bin/ps"
 	"util-linux /usr/sbin/runuser"
+	# sample data: the PostgreSQL 15 manual (HTML), the textbook serve.sh loads with `neonpoolctl import`
+	"postgresql-doc-15 /usr/share/doc/postgresql-doc-15/html/index.html"
 )
 
 missing=()
@@ -91,6 +93,21 @@ trap cleanup EXIT
 
 export DEBIAN_FRONTEND=noninteractive
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get update -q
+# Slim images exclude /usr/share/doc/* (a dpkg path-exclude); the manual we serve lives there: a
+# later --path-include wins. A package that dpkg calls installed while its probe is absent (files
+# excluded before) is reinstalled with that include.
+DOC_INCLUDE=(-o "Dpkg::Options::=--path-include=/usr/share/doc/postgresql-doc-15/*")
 "${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends \
-	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" </dev/null
+	-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${DOC_INCLUDE[@]}" "${missing[@]}" </dev/null
+reinstall=()
+for entry in "${PACKAGES[@]}"; do
+	pkg=${entry%% *}
+	probe=${entry#* }
+	[ "$probe" != "-" ] && [ ! -e "$probe" ] && reinstall+=("$pkg")
+done
+if [ ${#reinstall[@]} -gt 0 ]; then
+	echo "install-deps: installed but files missing (excluded by dpkg?): ${reinstall[*]}: reinstalling"
+	"${SUDO[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --reinstall --no-install-recommends \
+		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${DOC_INCLUDE[@]}" "${reinstall[@]}" </dev/null
+fi
 echo "install-deps: installed: ${missing[*]}"

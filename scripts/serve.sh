@@ -14,7 +14,8 @@
 # (initdb refuses root); neonpoold and nginx's master run as the caller.
 #
 # Environment: NEONPOOL_STATE_DIR, NEONPOOL_HTTP_PORT (first port tried, default 8080),
-# NEONPOOL_WORKERS (default 4).
+# NEONPOOL_WORKERS (default 4), NEONPOOL_MANUAL_DIR (the PostgreSQL 15 manual's HTML, default
+# /usr/share/doc/postgresql-doc-15/html), NEONPOOL_SEED=1 (also load `neonpoolctl seed`'s books).
 set -euo pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -24,6 +25,9 @@ NEONPOOLD=$top/src/neonpoold
 NEONPOOLCTL=$top/src/neonpoolctl
 HTTP_PORT_FIRST=${NEONPOOL_HTTP_PORT:-8080}
 WORKERS=${NEONPOOL_WORKERS:-4}
+MANUAL_DIR=${NEONPOOL_MANUAL_DIR:-/usr/share/doc/postgresql-doc-15/html}
+MANUAL_SLUG=postgresql-15-manual
+MANUAL_ID=1
 
 say() { printf 'serve: %s\n' "$*"; }
 die() { printf 'serve: error: %s\n' "$*" >&2; exit 1; }
@@ -193,15 +197,28 @@ start_nginx() {
 }
 
 # ---- SCHEMA AND SAMPLE DATA ---------------------------------------------------------------
-# `neonpoolctl migrate` applies sql/NNN_*.sql (each once); `neonpoolctl seed` loads the generated
-# sample textbooks (idempotent: a second start adds nothing).
+# `neonpoolctl migrate` applies sql/NNN_*.sql (each once); `neonpoolctl import` loads the
+# PostgreSQL 15 manual (Debian's postgresql-doc-15, installed by install-deps.sh) as the book
+# postgresql-15-manual; a second start changes nothing (unchanged chapters are left alone).
+# NEONPOOL_SEED=1 also loads the generated sample books of `neonpoolctl seed` (benchmark data).
 load_data() {
 	say "applying migrations: neonpoolctl migrate --dir $top/sql"
 	"$NEONPOOLCTL" -c "$STATE/neonpool.conf" migrate --dir "$top/sql" >>"$STATE/log/migrate.log" 2>&1 ||
 		{ tail -n 20 "$STATE/log/migrate.log" >&2; die "neonpoolctl migrate failed (log: $STATE/log/migrate.log)"; }
-	say "loading sample textbooks: neonpoolctl seed"
-	"$NEONPOOLCTL" -c "$STATE/neonpool.conf" seed >>"$STATE/log/seed.log" 2>&1 ||
-		{ tail -n 20 "$STATE/log/seed.log" >&2; die "neonpoolctl seed failed (log: $STATE/log/seed.log)"; }
+	[ -f "$MANUAL_DIR/index.html" ] ||
+		die "the PostgreSQL 15 manual is not in $MANUAL_DIR (apt-get install postgresql-doc-15, or set NEONPOOL_MANUAL_DIR)"
+	say "loading the PostgreSQL 15 manual: neonpoolctl import $MANUAL_DIR"
+	"$NEONPOOLCTL" -c "$STATE/neonpool.conf" import "$MANUAL_DIR" --slug "$MANUAL_SLUG" \
+		--title "PostgreSQL 15 Documentation" --author "The PostgreSQL Global Development Group" \
+		>"$STATE/log/import.log" 2>&1 ||
+		{ tail -n 20 "$STATE/log/import.log" >&2; die "neonpoolctl import failed (log: $STATE/log/import.log)"; }
+	MANUAL_ID=$(sed -n 's/^import: book id \([0-9]*\):.*/\1/p' "$STATE/log/import.log")
+	grep -E '^import: (book id|done)' "$STATE/log/import.log" | sed 's/^import: /serve: /'
+	if [ "${NEONPOOL_SEED:-0}" = 1 ]; then
+		say "loading generated sample textbooks: neonpoolctl seed"
+		"$NEONPOOLCTL" -c "$STATE/neonpool.conf" seed >>"$STATE/log/seed.log" 2>&1 ||
+			{ tail -n 20 "$STATE/log/seed.log" >&2; die "neonpoolctl seed failed (log: $STATE/log/seed.log)"; }
+	fi
 }
 
 do_start() {
@@ -232,7 +249,7 @@ neonpool is running:  http://127.0.0.1:$HTTP_PORT/   (try: curl http://127.0.0.1
   logs     $STATE/log/neonpoold.log, $STATE/nginx/access.log, $PGDIR/postgresql.log
   database psql "host=$PGDIR/run port=$(pg_port) dbname=neonpool user=neonpool" (password in $STATE/db-password)
 EOF
-	echo "  books    curl http://127.0.0.1:$HTTP_PORT/api/v1/books ; curl http://127.0.0.1:$HTTP_PORT/api/v1/books/1"
+	echo "  books    curl http://127.0.0.1:$HTTP_PORT/api/v1/books ; curl http://127.0.0.1:$HTTP_PORT/api/v1/books/$MANUAL_ID  (the PostgreSQL 15 manual)"
 	echo "  status   $NEONPOOLCTL -c $STATE/neonpool.conf status"
 	echo "Stop it with:  scripts/serve.sh stop"
 }

@@ -58,12 +58,13 @@ int ctl_db_check(const struct np_conf *c, bool json);
 /* `neonpoolctl import DIR`: read DIR's *.html pages (each at most HTMLTEXT_MAX_BYTES), in book order
  * (from index.html along <link rel="next">, then the pages no link reached, by name), cut each into
  * passages (src/text), and store them as book slug (default: made of the title) titled title
- * (default: the first page's title), one chapter per page, in one transaction. A chapter whose
+ * (default: the first page's title) by author (NULL: none), one chapter per page, in one transaction. A chapter whose
  * position, title and content are unchanged is left as it is, so a second run changes nothing;
  * a changed one is replaced; one whose page is gone is deleted. A page that cannot be read or
  * parsed is named in the error and nothing is written. dry_run: read and print, no database.
  * Prints counts and timings. Returns the exit status (0 or 1). */
-int ctl_import(const struct np_conf *c, const char *dir, const char *slug, const char *title, bool dry_run);
+int ctl_import(const struct np_conf *c, const char *dir, const char *slug, const char *title, const char *author,
+               bool dry_run);
 
 /* ---- shared by the commands (ctl_db.c) ---- */
 

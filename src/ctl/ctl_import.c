@@ -334,11 +334,11 @@ static const char imp_sql_insert[] =
 	"  ORDER BY ins.id, ip.position RETURNING 1)"
 	" SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM p)";
 
-static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, const char *title, int64_t *book_id,
-                     long counts[6])
+static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, const char *title, const char *author,
+                     int64_t *book_id, long counts[6])
 {
-	const Oid t2[2] = { CTL_DB_TEXTOID, CTL_DB_TEXTOID };
-	const char *v2[2] = { slug, title };
+	const Oid t3[3] = { CTL_DB_TEXTOID, CTL_DB_TEXTOID, CTL_DB_TEXTOID };
+	const char *v3[3] = { slug, title, author };
 	const Oid t1[1] = { CTL_DB_INT8OID };
 	char idbuf[24];
 	const char *v1[1] = { idbuf };
@@ -348,14 +348,15 @@ static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, c
 	 * passages inserted, chapters now */
 	if (ctl_db_command(conn, "import", "BEGIN") < 0)
 		return -1;
-	res = ctl_db_exec(conn, "import: book", "INSERT INTO books (slug, title) VALUES ($1, $2) ON CONFLICT (slug) DO NOTHING",
-	                  2, t2, v2, PGRES_COMMAND_OK);
+	res = ctl_db_exec(conn, "import: book",
+	                  "INSERT INTO books (slug, title, author) VALUES ($1, $2, $3) ON CONFLICT (slug) DO NOTHING", 3, t3, v3,
+	                  PGRES_COMMAND_OK);
 	if (!res)
 		return -1;
 	counts[0] = strtol(PQcmdTuples(res), NULL, 10);
 	PQclear(res);
 	/* the row lock serializes two imports of the same book */
-	res = ctl_db_exec(conn, "import: book", "SELECT id FROM books WHERE slug = $1 FOR UPDATE", 1, t2, v2, PGRES_TUPLES_OK);
+	res = ctl_db_exec(conn, "import: book", "SELECT id FROM books WHERE slug = $1 FOR UPDATE", 1, t3, v3, PGRES_TUPLES_OK);
 	if (!res)
 		return -1;
 	if (PQntuples(res) != 1 || util_parse_i64(PQgetvalue(res, 0, 0), 1, INT64_MAX, book_id) < 0) {
@@ -365,10 +366,13 @@ static int imp_store(PGconn *conn, const struct imp_book *b, const char *slug, c
 	}
 	PQclear(res);
 	snprintf(idbuf, sizeof(idbuf), "%" PRId64, *book_id);
-	const Oid tu[2] = { CTL_DB_INT8OID, CTL_DB_TEXTOID };
-	const char *vu[2] = { idbuf, title };
-	res = ctl_db_exec(conn, "import: book title", "UPDATE books SET title = $2 WHERE id = $1 AND title IS DISTINCT FROM $2",
-	                  2, tu, vu, PGRES_COMMAND_OK);
+	/* an update only when something differs: an unchanged book row keeps its xmin */
+	const Oid tu[3] = { CTL_DB_INT8OID, CTL_DB_TEXTOID, CTL_DB_TEXTOID };
+	const char *vu[3] = { idbuf, title, author };
+	res = ctl_db_exec(conn, "import: book title",
+	                  "UPDATE books SET title = $2, author = $3 WHERE id = $1"
+	                  " AND (title IS DISTINCT FROM $2 OR author IS DISTINCT FROM $3)",
+	                  3, tu, vu, PGRES_COMMAND_OK);
 	if (!res)
 		return -1;
 	counts[0] += strtol(PQcmdTuples(res), NULL, 10);
@@ -442,7 +446,8 @@ static void imp_slugify(const char *title, char *out, size_t cap)
 	out[k] = '\0';
 }
 
-int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, const char *title_opt, bool dry_run)
+int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, const char *title_opt,
+               const char *author, bool dry_run)
 {
 	struct imp_book b = { 0 };
 	char slug[101];
@@ -456,6 +461,11 @@ int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, c
 	if (title_opt && (title_opt[0] == '\0' || strlen(title_opt) > CTL_IMPORT_MAX_TITLE ||
 	                  htmltext_utf8_prefix(title_opt, strlen(title_opt)) != strlen(title_opt))) {
 		fprintf(stderr, "neonpoolctl: import: --title: expected 1 to %d bytes of UTF-8\n", CTL_IMPORT_MAX_TITLE);
+		return 1;
+	}
+	if (author && (author[0] == '\0' || strlen(author) > CTL_IMPORT_MAX_TITLE ||
+	               htmltext_utf8_prefix(author, strlen(author)) != strlen(author))) {
+		fprintf(stderr, "neonpoolctl: import: --author: expected 1 to %d bytes of UTF-8\n", CTL_IMPORT_MAX_TITLE);
 		return 1;
 	}
 	if (imp_load(dir, &b) < 0)
@@ -489,7 +499,7 @@ int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, c
 		goto out;
 	int64_t book_id = 0;
 	long n[6] = { 0 };
-	if (imp_store(conn, &b, slug, title, &book_id, n) < 0) {
+	if (imp_store(conn, &b, slug, title, author, &book_id, n) < 0) {
 		ctl_db_rollback(conn);
 		PQfinish(conn);
 		fprintf(stderr, "neonpoolctl: import: rolled back: nothing of %s was changed\n", dir);
@@ -498,7 +508,7 @@ int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, c
 	PQfinish(conn);
 	int64_t t2 = util_now_us();
 	printf("import: book id %" PRId64 ": %s; chapters: %ld inserted, %ld deleted, %ld unchanged; passages: %ld inserted, %ld deleted\n",
-	       book_id, n[0] ? "book row inserted or retitled" : "book row unchanged", n[3], n[1], n[5] - n[3], n[4], n[2]);
+	       book_id, n[0] ? "book row inserted or updated" : "book row unchanged", n[3], n[1], n[5] - n[3], n[4], n[2]);
 	printf("import: changed rows: %ld\n", n[0] + n[1] + n[2] + n[3] + n[4]);
 	printf("import: done in %.2f s (read %.2f s, load %.2f s)\n", (double)(t2 - t0) / 1e6, (double)(t1 - t0) / 1e6,
 	       (double)(t2 - t1) / 1e6);

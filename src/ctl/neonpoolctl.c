@@ -34,7 +34,7 @@ static void usage(FILE *fp)
 	        "  seed [--books N] [--chapters N] [--passages N]\n"
 	        "                      insert deterministic sample textbooks sample-book-NNN; running it\n"
 	        "                      again adds nothing (defaults %d, %d, %d)\n"
-	        "  import DIR [--slug S] [--title T] [--dry-run]\n"
+	        "  import DIR [--slug S] [--title T] [--author A] [--dry-run]\n"
 	        "                      load DIR's HTML pages as one book (slug S, default made of the\n"
 	        "                      title; title T, default the first page's): one chapter per page in\n"
 	        "                      the order of index.html's \"next\" links, passages of %d-%d words;\n"
@@ -156,7 +156,7 @@ static int cmd_seed(const char *path, int argc, char **argv)
 static void import_usage(FILE *fp)
 {
 	fprintf(fp,
-	        "Usage: neonpoolctl [-c FILE] import DIR [--slug SLUG] [--title TITLE] [--dry-run]\n"
+	        "Usage: neonpoolctl [-c FILE] import DIR [--slug SLUG] [--title TITLE] [--author AUTHOR] [--dry-run]\n"
 	        "Load the HTML pages DIR/*.html as one book: one chapter per page, in the order of the\n"
 	        "<link rel=\"next\"> chain from index.html (then unlinked pages by name), each page cut into\n"
 	        "passages of %d-%d words at paragraph and section boundaries under their heading; navigation\n"
@@ -165,9 +165,11 @@ static void import_usage(FILE *fp)
 	        "nothing is written. Unchanged chapters are left alone, so a second run changes nothing.\n\n"
 	        "  --slug SLUG    the book's slug, a-z 0-9 '-' (default: made of the title)\n"
 	        "  --title TITLE  the book's title (default: the first page's title)\n"
+	        "  --author NAME  the book's author (default: none)\n"
 	        "  --dry-run      parse and list the chapters; no database\n"
 	        "Example: neonpoolctl import /usr/share/doc/postgresql-doc-15/html \\\n"
-	        "           --slug postgresql-15-manual --title 'PostgreSQL 15 Documentation'\n",
+	        "           --slug postgresql-15-manual --title 'PostgreSQL 15 Documentation' \\\n"
+	        "           --author 'The PostgreSQL Global Development Group'\n",
 	        PASSAGE_MIN_WORDS, PASSAGE_MAX_WORDS, HTMLTEXT_MAX_BYTES);
 }
 
@@ -176,12 +178,13 @@ static int cmd_import(const char *path, int argc, char **argv)
 	static const struct option longopts[] = {
 		{ "slug", required_argument, NULL, 's' },
 		{ "title", required_argument, NULL, 't' },
+		{ "author", required_argument, NULL, 'a' },
 		{ "dry-run", no_argument, NULL, 'n' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char prog[] = "neonpoolctl import";
-	const char *slug = NULL, *title = NULL, *dir = NULL;
+	const char *slug = NULL, *title = NULL, *author = NULL, *dir = NULL;
 	bool dry_run = false;
 	struct np_conf conf;
 	int opt, rc;
@@ -189,10 +192,11 @@ static int cmd_import(const char *path, int argc, char **argv)
 	argv[0] = prog;
 	optind = 0;
 	/* no '+': DIR may come before or after the options */
-	while ((opt = getopt_long(argc, argv, "s:t:nh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "s:t:a:nh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 's': slug = optarg; break;
 		case 't': title = optarg; break;
+		case 'a': author = optarg; break;
 		case 'n': dry_run = true; break;
 		case 'h': import_usage(stdout); return 0;
 		default: import_usage(stderr); return 1;
@@ -208,10 +212,10 @@ static int cmd_import(const char *path, int argc, char **argv)
 	if (no_more_args("import", argc, argv) < 0)
 		return 1;
 	if (dry_run)
-		return ctl_import(NULL, dir, slug, title, true);
+		return ctl_import(NULL, dir, slug, title, author, true);
 	if (load_conf(path, &conf) < 0)
 		return 1;
-	rc = ctl_import(&conf, dir, slug, title, false);
+	rc = ctl_import(&conf, dir, slug, title, author, false);
 	conf_free(&conf);
 	return rc;
 }

@@ -11,16 +11,19 @@ MANUAL=${NP_MANUAL_DIR:-/usr/share/doc/postgresql-doc-15/html}
 [ -f "$MANUAL/index.html" ] || np_skip "the PostgreSQL 15 manual is not installed ($MANUAL/index.html; apt-get install postgresql-doc-15)"
 SLUG=postgresql-15-manual
 TITLE="PostgreSQL 15 Documentation"
+AUTHOR="The PostgreSQL Global Development Group"
 NPAGES=$(find "$MANUAL" -maxdepth 1 -name '*.html' -type f | wc -l)
 
 NP_SEED_BOOKS=2 np_db_start workers=2 budget=2 min_warm=1
 
-# imp NAME ARGS...: neonpoolctl import ARGS; output in out/NAME.out and out/NAME.err; sets RC and MS.
+# imp NAME ARGS...: neonpoolctl import ARGS; output in out/NAME.out and out/NAME.err, the exit status in
+# out/NAME.rc (for runs in the background); sets RC and MS.
 imp() {
 	local name=$1 t0; shift
 	np_now_ms; t0=$NP_NOW
 	"$NEONPOOLCTL" -c "$NP_CTL_CONF" import "$@" >"$NP_TMP/out/$name.out" 2>"$NP_TMP/out/$name.err"
 	RC=$?
+	echo "$RC" >"$NP_TMP/out/$name.rc"
 	np_now_ms; MS=$((NP_NOW - t0))
 	np_log "neonpoolctl import $* -> exit $RC in $MS ms: $(tail -n 3 "$NP_TMP/out/$name.out" | tr '\n' ' ') $(cat "$NP_TMP/out/$name.err")"
 }
@@ -34,13 +37,13 @@ state() {
 }
 
 # --- the first import: the whole manual, under 60 s --------------------------------------------
-imp first "$MANUAL" --slug "$SLUG" --title "$TITLE"
+imp first "$MANUAL" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
 np_expect_eq "first import exits 0" 0 "$RC"
 LIMIT_MS=$((60000 * NP_TIMEOUT_SCALE))
 np_expect "the whole manual ($NPAGES pages) loads in under $((LIMIT_MS / 1000)) s (took $MS ms)" test "$MS" -lt "$LIMIT_MS"
 BOOK=$(q "SELECT id FROM books WHERE slug = '$SLUG'")
 np_expect "the book exists" test -n "$BOOK"
-np_expect_eq "its title" "$TITLE" "$(q "SELECT title FROM books WHERE id = $BOOK")"
+np_expect_eq "its title and author" "$TITLE|$AUTHOR" "$(q "SELECT title || '|' || author FROM books WHERE id = $BOOK")"
 np_expect_eq "one chapter per page" "$NPAGES" "$(q "SELECT count(*) FROM chapters WHERE book_id = $BOOK")"
 np_expect_eq "chapter positions are 1..$NPAGES" "1 $NPAGES $NPAGES" \
 	"$(q "SELECT min(position) || ' ' || max(position) || ' ' || count(DISTINCT position) FROM chapters WHERE book_id = $BOOK")"
@@ -80,7 +83,7 @@ np_expect "the seeded books are untouched" test "$(q "SELECT count(*) FROM books
 
 # --- a second run changes nothing --------------------------------------------------------------
 BEFORE=$(state "$SLUG")
-imp second "$MANUAL" --slug "$SLUG" --title "$TITLE"
+imp second "$MANUAL" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
 np_expect_eq "second import exits 0" 0 "$RC"
 np_expect "second import reports 0 changed rows" has second "changed rows: 0"
 np_expect "second import: all chapters unchanged" has second "chapters: 0 inserted, 0 deleted, $NPAGES unchanged"
@@ -91,15 +94,38 @@ COPY=$NP_TMP/manual-copy
 mkdir -p "$COPY"
 cp "$MANUAL"/*.html "$COPY/"
 sed -i 's|databases require periodic|databases require regular and periodic|' "$COPY/routine-vacuuming.html"
-imp changed "$COPY" --slug "$SLUG" --title "$TITLE"
+imp changed "$COPY" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
 np_expect_eq "import of a changed page exits 0" 0 "$RC"
 np_expect "only that chapter is replaced" has changed "chapters: 1 inserted, 1 deleted, $((NPAGES - 1)) unchanged"
 np_expect_eq "the new text is there" 1 "$(q "SELECT count(*) FROM passages p JOIN chapters c ON c.id = p.chapter_id
 	WHERE c.book_id = $BOOK AND p.body LIKE '%require regular and periodic%'")"
-imp restore "$MANUAL" --slug "$SLUG" --title "$TITLE"
+imp restore "$MANUAL" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
 np_expect_eq "import of the original again exits 0" 0 "$RC"
 np_expect "the original chapter is back" has restore "chapters: 1 inserted, 1 deleted, $((NPAGES - 1)) unchanged"
+
+# --- the book row: a new title is one changed row; SQL metacharacters are stored verbatim -----------
+ODD="PostgreSQL's 15 \"Docs\"; DROP TABLE books; -- ✓ 📘"
+imp retitle "$MANUAL" --slug "$SLUG" --title "$ODD" --author "$AUTHOR"
+np_expect_eq "a new title: exit 0" 0 "$RC"
+np_expect "a new title changes one row" has retitle "changed rows: 1"
+np_expect_eq "the title is stored verbatim" "$ODD" "$(q "SELECT title FROM books WHERE id = $BOOK")"
+imp retitle-back "$MANUAL" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
+np_expect "the title back: one changed row" has retitle-back "changed rows: 1"
 BEFORE=$(state "$SLUG")
+
+# --- two imports of one new book at once: the book's row lock serializes them ------------------
+SMALL=$NP_TMP/manual-small
+mkdir -p "$SMALL"
+cp "$MANUAL"/index.html "$MANUAL"/preface.html "$MANUAL"/intro-whatis.html "$SMALL/"
+imp conc-a "$SMALL" --slug pg-small & pa=$!
+imp conc-b "$SMALL" --slug pg-small & pb=$!
+wait "$pa"
+wait "$pb"
+np_expect_eq "both concurrent imports exit 0" "0 0" "$(cat "$NP_TMP/out/conc-a.rc") $(cat "$NP_TMP/out/conc-b.rc")"
+np_expect_eq "one inserted the 3 chapters, the other changed nothing" "0 7" \
+	"$(sed -n 's/^import: changed rows: //p' "$NP_TMP/out/conc-a.out" "$NP_TMP/out/conc-b.out" | sort -n | paste -sd ' ' -)"
+np_expect_eq "the small book has its 3 chapters once" "1 3" \
+	"$(q "SELECT count(DISTINCT b.id) || ' ' || count(*) FROM books b JOIN chapters c ON c.book_id = b.id WHERE b.slug = 'pg-small'")"
 
 # --- a bad page: the error names it, exit 1, nothing written --------------------------------
 BAD=$NP_TMP/manual-bad
@@ -110,7 +136,7 @@ imp bad "$BAD" --slug postgresql-bad --title "Bad"
 np_expect_eq "a page with invalid UTF-8: exit 1" 1 "$RC"
 np_expect "the error names the file and says why" grep -qE "bad-utf8\.html:1: invalid UTF-8" "$NP_TMP/out/bad.err"
 np_expect_eq "no book was created" 0 "$(q "SELECT count(*) FROM books WHERE slug = 'postgresql-bad'")"
-imp bad-into "$BAD" --slug "$SLUG" --title "$TITLE"
+imp bad-into "$BAD" --slug "$SLUG" --title "$TITLE" --author "$AUTHOR"
 np_expect_eq "the bad folder into the manual's slug: exit 1" 1 "$RC"
 np_expect_eq "the manual is untouched" "$BEFORE" "$(state "$SLUG")"
 
