@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # t_import.sh - neonpoolctl import loads the PostgreSQL 15 manual (postgresql-doc-15) as a book: fast, in order, idempotent, all-or-nothing on a bad page; the API serves it.
 #
+# NP_CTL_WRAPPER prefixes every neonpoolctl run, e.g. "valgrind --leak-check=full --log-file=@TMP@/vg.%p"
+# (lib.sh's teardown fails the test on a valgrind error in @TMP@/vg.*; give NP_TIMEOUT_SCALE too).
 # NP_MANUAL_DIR: the manual's HTML (default /usr/share/doc/postgresql-doc-15/html, from Debian's
 # postgresql-doc-15, which scripts/install-deps.sh installs).
 . "$(dirname "$0")/lib.sh"
@@ -15,13 +17,15 @@ AUTHOR="The PostgreSQL Global Development Group"
 NPAGES=$(find "$MANUAL" -maxdepth 1 -name '*.html' -type f | wc -l)
 
 NP_SEED_BOOKS=2 np_db_start workers=2 budget=2 min_warm=1
+NP_CTL_WRAP=()
+[ -n "${NP_CTL_WRAPPER:-}" ] && read -r -a NP_CTL_WRAP <<<"${NP_CTL_WRAPPER//@TMP@/$NP_TMP}"
 
 # imp NAME ARGS...: neonpoolctl import ARGS; output in out/NAME.out and out/NAME.err, the exit status in
 # out/NAME.rc (for runs in the background); sets RC and MS.
 imp() {
 	local name=$1 t0; shift
 	np_now_ms; t0=$NP_NOW
-	"$NEONPOOLCTL" -c "$NP_CTL_CONF" import "$@" >"$NP_TMP/out/$name.out" 2>"$NP_TMP/out/$name.err"
+	"${NP_CTL_WRAP[@]}" "$NEONPOOLCTL" -c "$NP_CTL_CONF" import "$@" >"$NP_TMP/out/$name.out" 2>"$NP_TMP/out/$name.err"
 	RC=$?
 	echo "$RC" >"$NP_TMP/out/$name.rc"
 	np_now_ms; MS=$((NP_NOW - t0))
