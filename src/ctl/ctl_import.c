@@ -85,7 +85,8 @@ static char *imp_read(int dfd, const char *dir, const char *name, size_t *len)
 	struct stat sb;
 	char *buf = NULL;
 	if (fd < 0) {
-		fprintf(stderr, "neonpoolctl: import: %s/%s: %s\n", dir, name, strerror(errno));
+		fprintf(stderr, "neonpoolctl: import: %s/%s: %s\n", dir, name,
+		        errno == ELOOP ? "a symbolic link (not followed)" : strerror(errno));
 		return NULL;
 	}
 	if (fstat(fd, &sb) < 0 || !S_ISREG(sb.st_mode)) {

@@ -159,6 +159,12 @@ printf '<html><body><p>no title anywhere</p></body></html>' >"$BAD/untitled.html
 imp untitled "$BAD" --slug postgresql-bad
 np_expect_eq "a page without a title: exit 1" 1 "$RC"
 np_expect "the error names the file" grep -qE "untitled\.html: no title" "$NP_TMP/out/untitled.err"
+rm "$BAD/untitled.html"
+ln -s /etc/passwd "$BAD/link.html"
+imp link "$BAD" --slug postgresql-bad
+np_expect_eq "a symbolic link: exit 1" 1 "$RC"
+np_expect "the error names the link" grep -qF "link.html: a symbolic link (not followed)" "$NP_TMP/out/link.err"
+rm "$BAD/link.html"
 np_expect_eq "still no partial book" 0 "$(q "SELECT count(*) FROM books WHERE slug = 'postgresql-bad'")"
 imp nodir "$NP_TMP/no-such-dir" --slug postgresql-bad
 np_expect_eq "a missing folder: exit 1" 1 "$RC"
