@@ -28,6 +28,7 @@ enum {
 	HT_BODY = 1 << 9,
 	HT_BREAK = 1 << 10,    /* br: a line break in code, a space elsewhere */
 	HT_ASIDE = 1 << 11,    /* a note, tip, warning...: its heading ("Note") is a line of text, not a section */
+	HT_SUP = 1 << 12,      /* superscript: "2<sup>32</sup>" reads 2^32 (a footnote mark "[1]" stays as it is) */
 };
 
 struct ht_tag {
@@ -50,7 +51,7 @@ static const struct ht_tag ht_tags[] = {
 	{ "main", HT_BLOCK }, { "meta", HT_VOID }, { "nav", HT_SKIP }, { "noscript", HT_SKIP },
 	{ "object", HT_SKIP }, { "ol", HT_BLOCK }, { "p", HT_BLOCK | HT_AUTOCLOSE }, { "param", HT_VOID },
 	{ "pre", HT_PRE }, { "script", HT_SKIP }, { "section", HT_BLOCK }, { "source", HT_VOID },
-	{ "style", HT_SKIP }, { "summary", HT_BLOCK }, { "svg", HT_SKIP }, { "table", HT_BLOCK },
+	{ "style", HT_SKIP }, { "summary", HT_BLOCK }, { "sup", HT_SUP }, { "svg", HT_SKIP }, { "table", HT_BLOCK },
 	{ "tbody", HT_BLOCK }, { "td", HT_CELL | HT_AUTOCLOSE }, { "template", HT_SKIP },
 	{ "textarea", HT_SKIP }, { "tfoot", HT_BLOCK }, { "th", HT_CELL | HT_AUTOCLOSE },
 	{ "thead", HT_BLOCK }, { "title", HT_TITLE }, { "tr", HT_BLOCK | HT_AUTOCLOSE }, { "track", HT_VOID },
@@ -98,6 +99,7 @@ struct ht_state {
 	enum htmltext_kind cur_kind;   /* what cur is, set when its first text arrives */
 	int cur_level;
 	bool cur_space;          /* a space is owed before the next character of cur */
+	bool sup;                /* a <sup> just opened: its first text gets a '^' */
 	struct textbuf title_buf;
 	bool title_space;
 	struct textbuf decoded;  /* scratch: a text run with its references decoded */
@@ -246,6 +248,7 @@ static int ht_flush(struct ht_state *st)
 	enum htmltext_kind kind = st->cur_kind;
 	struct textbuf *b = &st->cur;
 	st->cur_space = false;
+	st->sup = false;
 	if (b->len == 0)
 		return 0;
 	size_t start = 0, end = b->len;
@@ -321,6 +324,12 @@ static int ht_text(struct ht_state *st, size_t off, const char *t, size_t n, boo
 	if (st->cur.len == 0) {
 		st->cur_kind = st->heading && !st->aside ? HTMLTEXT_HEADING : st->pre ? HTMLTEXT_PRE : HTMLTEXT_PARA;
 		st->cur_level = st->cur_kind == HTMLTEXT_HEADING ? st->heading_level : 0;
+	}
+	if (st->sup && st->title == 0) {
+		st->sup = false;
+		if (dn > 0 && d[0] != '[' && !ht_is_space((unsigned char)d[0]) && st->cur.len > 0 && !st->cur_space &&
+		    textbuf_putc(&st->cur, '^') < 0)
+			return ht_fail(st, (size_t)-1, "out of memory");
 	}
 	if (st->title > 0)
 		rc = ht_append_prose(&st->title_buf, &st->title_space, d, dn);
@@ -410,6 +419,8 @@ static int ht_open(struct ht_state *st, size_t off, const char *name, unsigned c
 			return -1;
 		if (flags & HT_CELL)
 			st->cur_space = true;
+		if (flags & HT_SUP)
+			st->sup = true;
 		if (flags & HT_BREAK) {
 			if (st->cur.len > 0 && st->cur_kind == HTMLTEXT_PRE) {   /* a leading one would be trimmed */
 				if (textbuf_putc(&st->cur, '\n') < 0)

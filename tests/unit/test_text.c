@@ -208,6 +208,10 @@ static void test_html_blocks(void **state)
 	assert_int_equal(p.nblocks, 1);
 	assert_string_equal(p.blocks[0].text, "x y z");
 	htmltext_page_free(&p);
+	/* a superscript number reads as a power; a footnote mark stays as it is */
+	assert_int_equal(parse("<title>t</title><p>2<sup>32</sup> and x <sup>2</sup> and note<sup>[1]</sup></p>", &p, &e), 0);
+	assert_string_equal(p.blocks[0].text, "2^32 and x 2 and note[1]");
+	htmltext_page_free(&p);
 	assert_int_equal(htmltext_count_words("  a b\n\tc  ", 10), 3);
 	assert_int_equal(htmltext_count_words("", 0), 0);
 }
