@@ -54,6 +54,9 @@ int ctl_db_check(const struct np_conf *c, bool json);
 /* `neonpoolctl import` (ctl_import.c): limits. */
 #define CTL_IMPORT_MAX_FILES 100000
 #define CTL_IMPORT_MAX_TITLE 500
+/* A passage (heading and body) longer than this is refused: at most 300 words, the manual's
+ * longest is 4.2 KiB. */
+#define CTL_IMPORT_MAX_PASSAGE_BYTES 65536
 
 /* `neonpoolctl import DIR`: read DIR's *.html pages (each at most HTMLTEXT_MAX_BYTES), in book order
  * (from index.html along <link rel="next">, then the pages no link reached, by name), cut each into

@@ -204,8 +204,16 @@ static int imp_load(const char *dir, struct imp_book *b)
 		if (sr < 0)
 			goto nomem;
 		b->passages += pg->passages.n;
-		for (size_t k = 0; k < pg->passages.n; k++)
+		for (size_t k = 0; k < pg->passages.n; k++) {
+			/* passages are bounded in words; a word of kilobytes (a blob, not prose) is refused */
+			size_t bytes = strlen(pg->passages.v[k].body) + strlen(pg->passages.v[k].heading);
+			if (bytes > CTL_IMPORT_MAX_PASSAGE_BYTES) {
+				fprintf(stderr, "neonpoolctl: import: %s/%s: passage %zu has %zu bytes, more than the limit of %d"
+				        " (words that long are not text)\n", dir, pg->file, k + 1, bytes, CTL_IMPORT_MAX_PASSAGE_BYTES);
+				goto out;
+			}
 			b->words += pg->passages.v[k].words;
+		}
 	}
 	/* book order */
 	if (!(b->order = calloc(b->n, sizeof(b->order[0]))))

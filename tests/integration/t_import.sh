@@ -155,6 +155,11 @@ imp huge "$BAD" --slug postgresql-bad
 np_expect_eq "a page over the size limit: exit 1" 1 "$RC"
 np_expect "the error names the file and the limit" grep -qE "huge\.html: larger than the limit of [0-9]+ bytes" "$NP_TMP/out/huge.err"
 rm "$BAD/huge.html"
+{ printf '<html><head><title>Blob</title></head><body><p>'; head -c 100000 /dev/zero | tr '\0' 'x'; printf '</p></body></html>'; } >"$BAD/blob.html"
+imp blob "$BAD" --slug postgresql-bad
+np_expect_eq "a page whose passage is a 100 kB word: exit 1" 1 "$RC"
+np_expect "the error names the file and the passage" grep -qE "blob\.html: passage 1 has [0-9]+ bytes, more than the limit" "$NP_TMP/out/blob.err"
+rm "$BAD/blob.html"
 printf '<html><body><p>no title anywhere</p></body></html>' >"$BAD/untitled.html"
 imp untitled "$BAD" --slug postgresql-bad
 np_expect_eq "a page without a title: exit 1" 1 "$RC"
