@@ -6,7 +6,7 @@
 #        tests/fuzz/run.sh --build       build the targets only
 #   SECONDS   time per target (default 60); -runs=N runs N inputs per target instead
 #   NAME      only these targets (fuzz_NAME.c; "fuzz_" and ".c" may be given); default: every tests/fuzz/fuzz_*.c
-# A target fuzz_NAME.c is linked with the pure libraries src/http and src/core (compiled here with clang and
+# A target fuzz_NAME.c is linked with the pure libraries src/text, src/http and src/core (compiled here with clang and
 # coverage instrumentation; -Wl,--as-needed keeps only the shared libraries it uses) and starts from a copy
 # of tests/fuzz/corpus/NAME/ (the source tree is never written), with tests/fuzz/NAME.dict when present.
 # Environment: FUZZ_BUILD_DIR (default <top>/build-fuzz), FUZZ_CC (clang), FUZZ_TIMEOUT (s per input, 10),
@@ -21,7 +21,7 @@ B=${FUZZ_BUILD_DIR:-$top/build-fuzz}
 CC=${FUZZ_CC:-clang}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
-LIBDIRS=(core http)      # the pure libraries, in dependency order: http needs core
+LIBDIRS=(core http text) # the pure libraries, in dependency order: http needs core; text (h7a) stands alone
 PKGS="libcjson libconfig libpq"
 
 MODE=run
@@ -88,7 +88,7 @@ newer() {
 }
 
 build() {
-	local d c o lib name rebuilt f
+	local d c o lib name rebuilt f stale
 	mkdir -p "$B/obj" "$B/bin" || return 1
 	LIBS=()
 	for d in "${LIBDIRS[@]}"; do
@@ -124,8 +124,12 @@ build() {
 	for f in "$src"/fuzz_*.c; do
 		[ -e "$f" ] || continue
 		name=$(basename "$f" .c)
-		if newer "$f" "$B/bin/$name" || [ "${LIBS[0]}" -nt "$B/bin/$name" ] || [ "${LIBS[1]}" -nt "$B/bin/$name" ] ||
-			[ "$B/api_routes.inc" -nt "$B/bin/$name" ]; then
+		stale=0
+		newer "$f" "$B/bin/$name" && stale=1
+		for lib in "${LIBS[@]}" "$B/api_routes.inc"; do   # every library, not just the first two
+			[ "$lib" -nt "$B/bin/$name" ] && stale=1
+		done
+		if [ $stale = 1 ]; then
 			"$CC" "${CFLAGS[@]}" -I"$B" -fsanitize=fuzzer,address,undefined "$f" -o "$B/bin/$name" \
 				"${LIBS[@]}" -Wl,--as-needed "${PKG_LIBS[@]}" || return 1
 		fi
