@@ -59,6 +59,9 @@ static const struct np_route api_table[] = {
 	{ "GET", "/api/v1/sessions/{id}/messages", api_messages_list, ROUTE_NEEDS_DB, "messages.list" },
 	{ "POST", "/api/v1/sessions/{id}/messages", api_message_post, ROUTE_NEEDS_DB, "messages.create" },
 	{ "POST", "/api/v1/messages/{id}/feedback", api_feedback_post, ROUTE_NEEDS_DB, "feedback.create" },
+	/* issue 7, h7b: the chatbot's reads */
+	{ "GET", "/api/v1/books/{id}/chapters/{n}", api_chapter_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "chapters.get" },
+	{ "GET", "/api/v1/search", api_search, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "search" },
 };
 
 const struct np_route *api_routes(size_t *n)

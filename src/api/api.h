@@ -2,7 +2,9 @@
 #ifndef NP_API_H
 #define NP_API_H
 
+#include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "router.h"
 
@@ -17,6 +19,27 @@ void api_session_delete(struct np_request *req, struct np_response *resp);
 void api_messages_list(struct np_request *req, struct np_response *resp);
 void api_message_post(struct np_request *req, struct np_response *resp);
 void api_feedback_post(struct np_request *req, struct np_response *resp);
+
+/* Handlers of api_chapters.c and api_search.c (issue 7, h7b). */
+void api_chapter_get(struct np_request *req, struct np_response *resp);
+void api_search(struct np_request *req, struct np_response *resp);
+
+/* api_params.c: parameters shared by the handlers. */
+struct cJSON;
+/* A path integer: decimal digits without sign or leading zero, from 1 to max; *out (may be NULL)
+ * gets it. */
+bool api_path_int(const char *s, int64_t max, int64_t *out);
+/* Query parameter key as an integer in [min, max], def when absent. -1 with resp set to
+ * 400 invalid_parameter naming key (malformed, out of range, or repeated). */
+int api_int_param(struct np_request *req, struct np_response *resp, const char *key, int64_t def, int64_t min,
+                  int64_t max, int64_t *out);
+/* Query parameter key decoded into out (query_param()): 1 found, 0 absent, or -1 with resp set to
+ * 400 code naming key (malformed, not UTF-8, too long for cap, repeated). */
+int api_str_param(struct np_request *req, struct np_response *resp, const char *key, const char *code, char *out,
+                  size_t cap, size_t *len);
+/* Add key: the integer in a column's text, exactly (never through a double). false when the text
+ * is not an integer or out of memory. */
+bool api_add_int(struct cJSON *o, const char *key, const char *text);
 
 /* The application's routes. */
 const struct np_route *api_routes(size_t *n);

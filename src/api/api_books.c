@@ -28,59 +28,6 @@ static const struct np_stmt stmt_passage_get = {
 	"JOIN chapters c ON c.id = p.chapter_id WHERE p.id = $1", 1
 };
 
-/* A path id: a positive decimal that fits a bigint. */
-static bool api_id(const char *s)
-{
-	int64_t v;
-	return s && util_parse_i64(s, 1, INT64_MAX, &v) == 0 && s[0] != '+' && s[0] != '0';
-}
-
-/* The value of key in a raw query string, percent-decoded into out. Returns 1 found, 0 absent,
- * -1 malformed. */
-static int api_query_param(const char *query, const char *key, char *out, size_t n)
-{
-	size_t klen = strlen(key);
-	const char *p = query;
-	while (p && *p) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-		if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=') {
-			if (util_percent_decode(p + klen + 1, len - klen - 1, out, n) < 0)
-				return -1;
-			return 1;
-		}
-		p = amp ? amp + 1 : NULL;
-	}
-	return 0;
-}
-
-static int api_int_param(struct np_request *req, struct np_response *resp, const char *key, int64_t def,
-                         int64_t min, int64_t max, int64_t *out)
-{
-	char buf[32];
-	int f = api_query_param(req->query, key, buf, sizeof(buf));
-	if (f == 0) {
-		*out = def;
-		return 0;
-	}
-	if (f < 0 || util_parse_i64(buf, min, max, out) < 0) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %lld to %lld", key,
-		         (long long)min, (long long)max);
-		http_respond_error(resp, 400, "invalid_parameter", msg);
-		return -1;
-	}
-	return 0;
-}
-
-/* Add key: the integer in a column's text, exactly (never through a double). false when the text
- * is not an integer or out of memory. */
-static bool api_add_int(cJSON *o, const char *key, const char *text)
-{
-	int64_t v;
-	return util_parse_i64(text, INT64_MIN, INT64_MAX, &v) == 0 && http_json_add_int64(o, key, v);
-}
-
 /* A book row as JSON; NULL when out of memory or the id is not an integer. */
 static cJSON *api_book_json(PGresult *r, int row)
 {
@@ -159,7 +106,7 @@ static PGresult *api_row_by_id(struct np_request *req, struct np_response *resp,
 {
 	char msg[64];
 	const char *id = router_param(&req->match, "id");
-	if (!api_id(id)) {
+	if (!api_path_int(id, INT64_MAX, NULL)) {
 		snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
 		http_respond_error(resp, 400, "invalid_id", msg);
 		return NULL;
