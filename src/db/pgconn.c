@@ -211,6 +211,23 @@ int pgconn_graveyard_fds(int *fds, int n)
 
 /* ---- connecting ------------------------------------------------------------------------- */
 
+/* The server's notices and warnings (a search of stop words only says "text-search query contains
+ * only stop words"): into our log as one line each, a warning at warn, the rest at debug. libpq's
+ * default would print them raw on stderr, which is the log file. */
+static void pgconn_notice(void *arg, const PGresult *res)
+{
+	(void)arg;
+	const char *sev = PQresultErrorField(res, PG_DIAG_SEVERITY_NONLOCALIZED);
+	const char *msg = PQresultErrorField(res, PG_DIAG_MESSAGE_PRIMARY);
+	bool warn = sev && strcmp(sev, "WARNING") == 0;
+	if (!warn && log_get_level() < NP_LOG_DEBUG)
+		return;
+	char q[256], kv[300];
+	util_quote_value(msg ? msg : "", q, sizeof(q));
+	snprintf(kv, sizeof(kv), " severity=%s message=%s", sev ? sev : "?", q);
+	log_kv(warn ? NP_LOG_WARN : NP_LOG_DEBUG, kv, "server notice");
+}
+
 /* Run a command with parameters outside any pipeline; returns its last result (caller clears). */
 static PGresult *pgconn_simple(PGconn *pg, const char *sql, int n, const char *const *params,
                                int64_t deadline_ms, int *state)
@@ -340,6 +357,7 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		return -1;
 	}
 	PQsetnonblocking(pg, 1);
+	PQsetNoticeReceiver(pg, pgconn_notice, NULL);
 
 	/* one round trip: the session's statement_timeout (not through a pooler), the backend's
 	 * check that we are still there (client_connection_check_interval, PostgreSQL >= 14: a
