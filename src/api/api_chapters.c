@@ -19,11 +19,11 @@
  * extra row says there is a next page), $5 offset. */
 static const struct np_stmt stmt_chapter_get = {
 	8, "np_chapter_get",
-	"SELECT c.id, c.title, k.n, p.id, p.position, p.body "
+	"SELECT c.id, c.title, k.n, p.id, p.position, p.body, p.heading "
 	"FROM books b "
 	"LEFT JOIN chapters c ON c.book_id = b.id AND c.position = $2 "
 	"LEFT JOIN LATERAL (SELECT count(*) AS n FROM passages WHERE chapter_id = c.id) k ON true "
-	"LEFT JOIN LATERAL (SELECT id, position, body FROM passages "
+	"LEFT JOIN LATERAL (SELECT id, position, body, heading FROM passages "
 	"  WHERE chapter_id = c.id AND ($3::int IS NULL OR position > $3) "
 	"  ORDER BY position LIMIT $4 OFFSET $5) p ON true "
 	"WHERE b.id = $1 ORDER BY p.position",
@@ -35,6 +35,7 @@ static cJSON *api_passage_row(PGresult *r, int row)
 	cJSON *o = cJSON_CreateObject();
 	if (o == NULL || !api_add_int(o, "id", PQgetvalue(r, row, 3)) ||
 	    !api_add_int(o, "position", PQgetvalue(r, row, 4)) ||
+	    !cJSON_AddStringToObject(o, "heading", PQgetvalue(r, row, 6)) ||
 	    !cJSON_AddStringToObject(o, "body", PQgetvalue(r, row, 5))) {
 		cJSON_Delete(o);
 		return NULL;

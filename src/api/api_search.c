@@ -18,8 +18,9 @@
 /* Rank every match through the GIN index (websearch_to_tsquery, ts_rank_cd), keep one page plus
  * one row (which says a next page exists), ties broken by passage id so that pages are stable;
  * then ts_headline only over the page's rows (it parses the whole passage: the costly part).
- * The snippet marks hits with \x02 and \x03, which api_snippet() turns into <mark> tags after
- * escaping the text. The first column says whether the book filter names a book: the query
+ * The heading (weight A in tsv, migration 002) comes as it is; the snippet is the body's. It
+ * marks hits with \x02 and \x03, which api_snippet() turns into <mark> tags after escaping the
+ * text. The first column says whether the book filter names a book: the query
  * always returns one row (NULL hit columns when nothing matched).
  * $1 q, $2 book id or NULL, $3 limit, $4 offset. */
 static const struct np_stmt stmt_search = {
@@ -33,7 +34,7 @@ static const struct np_stmt stmt_search = {
 	"SELECT $2::bigint IS NULL OR EXISTS (SELECT 1 FROM books WHERE id = $2), "
 	"  g.id, g.rank, b.id, b.title, c.id, c.position, c.title, "
 	"  CASE WHEN g.n <= $3 THEN ts_headline('english', p.body, q.query, "
-	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3') END "
+	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3') END, p.heading "
 	"FROM (SELECT 1) a LEFT JOIN (page g JOIN passages p ON p.id = g.id "
 	"  JOIN chapters c ON c.id = g.chapter_id JOIN books b ON b.id = c.book_id CROSS JOIN q) ON true "
 	"ORDER BY g.n",
@@ -96,6 +97,7 @@ static cJSON *api_hit_json(PGresult *r, int row)
 	char *snippet = api_snippet(PQgetvalue(r, row, 8));
 	bool ok = o && snippet && api_add_int(o, "passage_id", PQgetvalue(r, row, 1)) &&
 	          cJSON_AddNumberToObject(o, "rank", strtod(PQgetvalue(r, row, 2), NULL)) &&
+	          cJSON_AddStringToObject(o, "heading", PQgetvalue(r, row, 9)) &&
 	          cJSON_AddStringToObject(o, "snippet", snippet) && (b = cJSON_AddObjectToObject(o, "book")) &&
 	          api_add_int(b, "id", PQgetvalue(r, row, 3)) && cJSON_AddStringToObject(b, "title", PQgetvalue(r, row, 4)) &&
 	          (c = cJSON_AddObjectToObject(o, "chapter")) && api_add_int(c, "id", PQgetvalue(r, row, 5)) &&

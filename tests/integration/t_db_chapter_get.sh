@@ -47,7 +47,7 @@ body=$'Quotes \' " and \\ backslash; DROP TABLE passages; -- emoji \xf0\x9f\x90\
 np_psql_super -d neonpool -v body="$body" >/dev/null <<SQL || np_fail "insert failed"
 INSERT INTO books (id, slug, title) VALUES ($big_book, 'big-ids', 'Big ids');
 INSERT INTO chapters (id, book_id, position, title) VALUES ($big_chapter, $big_book, 1, 'One'), ($big_chapter + 2, $big_book, 2, 'Empty');
-INSERT INTO passages (id, chapter_id, position, body) VALUES ($big_passage, $big_chapter, 1, :'body');
+INSERT INTO passages (id, chapter_id, position, body, heading) VALUES ($big_passage, $big_chapter, 1, :'body', 'A <heading>');
 SQL
 np_curl "/api/v1/books/$big_book/chapters/1"
 np_expect_eq "big ids: 200" 200 "$NP_STATUS"
@@ -57,6 +57,7 @@ np_expect "the body holds the digits as JSON numbers" grep -qF "\"id\":$big_pass
 printf '%s' "$body" >"$NP_TMP/out/body.expected"
 field 'd["passages"][0]["body"]' | head -c -1 >"$NP_TMP/out/body.got"
 np_expect "SQL metacharacters, quotes, emoji, markup come back verbatim" cmp -s "$NP_TMP/out/body.expected" "$NP_TMP/out/body.got"
+np_expect_eq "the passage's heading" "A <heading>" "$(field 'd["passages"][0]["heading"]')"
 np_curl "/api/v1/books/$big_book/chapters/2"
 np_expect_eq "a chapter without passages: 200, empty, count 0" "200 |0|None" \
 	"$NP_STATUS $(positions)|$(field 'd["passage_count"]')|$(field 'd["next_after"]')"

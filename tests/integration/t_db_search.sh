@@ -17,11 +17,12 @@ kb=9007199254740993 kc=9007199254740995 kp=9007199254741001
 np_psql_super -d neonpool >/dev/null <<SQL || np_fail "insert failed"
 INSERT INTO books (id, slug, title) VALUES ($kb, 'known', 'Known <Book> & Co');
 INSERT INTO chapters (id, book_id, position, title) VALUES ($kc, $kb, 1, 'Xylophones'), ($kc + 2, $kb, 2, 'Other');
-INSERT INTO passages (id, chapter_id, position, body) VALUES
- ($kp,     $kc,     1, 'The xylophone player fell in a quagmire: xylophone and quagmire, again a xylophone quagmire.'),
- ($kp + 2, $kc,     2, 'One xylophone alone, if a < b && "quoted" it''s fine.'),
- ($kp + 4, $kc,     3, 'Identical text about a lonely marimba.'),
- ($kp + 6, $kc + 2, 1, 'Identical text about a lonely marimba.');
+INSERT INTO passages (id, chapter_id, position, body, heading) VALUES
+ ($kp,     $kc,     1, 'The xylophone player fell in a quagmire: xylophone and quagmire, again a xylophone quagmire.', 'Playing'),
+ ($kp + 2, $kc,     2, 'One xylophone alone, if a < b && "quoted" it''s fine.', ''),
+ ($kp + 4, $kc,     3, 'Identical text about a lonely marimba.', ''),
+ ($kp + 6, $kc + 2, 1, 'Identical text about a lonely marimba.', ''),
+ ($kp + 8, $kc + 2, 2, 'A body without the word.', 'Glockenspiel heading');
 SQL
 
 np_curl "/api/v1/search?q=xylophone+quagmire"
@@ -35,6 +36,7 @@ np_expect "the body holds the passage id as a JSON number" grep -qF "\"passage_i
 np_expect "a positive rank" test "$(field "int($h['rank'] > 0)")" = 1
 np_expect_eq "the snippet marks the words" "<mark>xylophone</mark>" \
 	"$(field "'<mark>xylophone</mark>' if '<mark>xylophone</mark>' in $h['snippet'] and '<mark>quagmire</mark>' in $h['snippet'] else $h['snippet']")"
+np_expect_eq "the hit's heading" "Playing" "$(field "$h['heading']")"
 np_expect_eq "query, book, limit, offset, next_offset echoed" "xylophone quagmire|None|10|0|None" \
 	"$(field '"%s|%s|%d|%d|%s" % (d["query"], d["book"], d["limit"], d["offset"], d["next_offset"])')"
 
@@ -50,6 +52,9 @@ np_expect_eq "websearch syntax: -word excludes" "$((kp + 2))" "$(ids)"
 np_curl "/api/v1/search?q=xylophone+or+zzzznothing"
 np_expect_eq "websearch syntax: or" "$kp $((kp + 2))" "$(ids)"
 
+np_curl "/api/v1/search?q=glockenspiel"
+np_expect_eq "a word of the heading alone finds the passage (tsv holds the heading)" "$((kp + 8)) Glockenspiel heading" \
+	"$(ids) $(field 'd["results"][0]["heading"]')"
 np_curl "/api/v1/search?q=lonely+marimba"
 np_expect_eq "equal ranks: by passage id" "$((kp + 4)) $((kp + 6))" "$(ids)"
 np_curl "/api/v1/search?q=lonely+marimba&limit=1"
@@ -83,7 +88,7 @@ np_expect "no raw NOTICE from libpq in the daemon's log" bash -c "! grep -q '^NO
 np_curl "/api/v1/search?q=%27%3B+DROP+TABLE+passages%3B+--+%F0%9F%90%98+xylophone"
 np_expect_eq "SQL metacharacters and an emoji: 200, the query verbatim" "200 '; DROP TABLE passages; -- 🐘 xylophone" \
 	"$NP_STATUS $(field 'd["query"]')"
-np_expect_eq "the table is still there" 4 "$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM passages p JOIN chapters c ON c.id = p.chapter_id WHERE c.book_id = $kb")"
+np_expect_eq "the table is still there" 5 "$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM passages p JOIN chapters c ON c.id = p.chapter_id WHERE c.book_id = $kb")"
 # 256 two-byte characters are allowed (the bound counts characters, not bytes)
 q256=$(printf '%%C3%%A9%.0s' $(seq 256))
 np_curl "/api/v1/search?q=$q256"
