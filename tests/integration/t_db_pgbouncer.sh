@@ -23,6 +23,14 @@ np_curl /api/v1/books/$((NP_BOOK_MAX + 5))
 np_expect_eq "a missing book: 404" 404 "$NP_STATUS"
 np_curl /readyz
 np_expect_eq "/readyz" 200 "$NP_STATUS"
+# issue 7 (h7b): a chapter page and a search through PgBouncer
+np_curl "/api/v1/books/$NP_BOOK_MIN/chapters/2?limit=4&after=2"
+np_expect_eq "a chapter page through PgBouncer: positions 3..6" "200 3 4 5 6" \
+	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" '" ".join(str(p["position"]) for p in d["passages"])')"
+word=$(np_psql_super -d neonpool -At -c "SELECT word FROM ts_stat('SELECT tsv FROM passages') ORDER BY ndoc DESC LIMIT 1")
+np_curl "/api/v1/search?q=$word&limit=5"
+np_expect_eq "a search through PgBouncer: 5 hits with snippets" "200 5 True" \
+	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" '"%d %s" % (len(d["results"]), all("<mark>" in h["snippet"] for h in d["results"]))')"
 
 # statement_timeout arrives by SET LOCAL inside the pipeline: a locked table makes the read
 # wait past query_timeout_ms = 700 and the server cancels it (504 db_timeout, not a hang)
