@@ -45,6 +45,9 @@ PACKAGES=(
 	"util-linux /usr/sbin/runuser"
 	# sample data: the PostgreSQL 15 manual (HTML), the textbook serve.sh loads with `neonpoolctl import`
 	"postgresql-doc-15 /usr/share/doc/postgresql-doc-15/html/index.html"
+	# OpenAPI lint (tools/openapi/lint.sh: @redocly/cli from npm); any nodejs >= 18.17 with its npm will do
+	"nodejs /usr/bin/node"
+	"npm /usr/bin/npm"
 )
 
 missing=()

@@ -14,6 +14,7 @@
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
 #   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (10), one test each
+#   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each
 #   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
 #     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
@@ -208,6 +209,19 @@ fuzz_targets() {
 	done
 }
 fuzz_targets
+
+# ---- 3c. OpenAPI lint (a pinned @redocly/cli from npm; tools/openapi/lint.sh) -------------------
+openapi_lint() {
+	local log=$RUN_DIR/openapi-lint.log t0=$SECONDS rc
+	tools/openapi/lint.sh >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0) result openapi-lint pass $((SECONDS - t0)) ;;
+	77) result openapi-lint skip $((SECONDS - t0)) "$(head -n 1 "$log")" ;;
+	*) result openapi-lint fail $((SECONDS - t0)) "exit status $rc" "$log" ;;
+	esac
+}
+openapi_lint
 
 # ---- 4. integration tests -----------------------------------------------------------------
 TESTS=(tests/integration/t_*.sh)
