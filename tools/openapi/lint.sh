@@ -3,13 +3,22 @@
 # pinned in package.json and package-lock.json, under the rules of redocly.yaml (recommended-strict:
 # 0 errors and 0 warnings to pass).
 #
+# Usage: tools/openapi/lint.sh [SPEC]      lint SPEC (default doc/openapi.yaml)
+#        tools/openapi/lint.sh --install   only install the pinned tools (t_openapi_contract uses them)
+#
 # `npm ci --ignore-scripts` installs the pinned tree into tools/openapi/node_modules (git-ignored)
 # the first time and again whenever package-lock.json changes; it needs the npm registry then.
 # Exit 0 clean, 1 lint problems or install failure, 77 when npm (or node) is not installed.
 set -u
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
+install_only=0
+if [ "${1:-}" = --install ]; then
+	install_only=1
+	shift
+fi
 spec=${1:-$top/doc/openapi.yaml}
+case $spec in /*) ;; *) spec=$PWD/$spec ;; esac
 
 for tool in node npm; do
 	if ! command -v "$tool" >/dev/null 2>&1; then
@@ -31,5 +40,6 @@ if ! cmp -s package-lock.json "$stamp" 2>/dev/null || [ ! -x node_modules/.bin/r
 	fi
 	cp package-lock.json "$stamp" || exit 1
 fi
+[ "$install_only" = 1 ] && exit 0
 echo "openapi-lint: @redocly/cli $(node_modules/.bin/redocly --version) lint $spec"
 exec node_modules/.bin/redocly lint --config "$here/redocly.yaml" "$spec"
