@@ -17,6 +17,15 @@
 # No flow style, no $ref on a path item, no tabs. The document's validity as OpenAPI is the
 # linter's job (tools/openapi/lint.sh).
 #
+# Error codes: every code the sources answer with (a string literal right after a 4xx/5xx status
+# argument, as in http_respond_error(resp, 404, "not_found", ...) or input_fail(e, 400,
+# "invalid_body", ...), including both arms of a ?: there; `code = "..."`; db_ensure_fail()'s and
+# api_str_param()'s code argument; "code":"..." in contrib/nginx/*.conf) is in the enum of the
+# document's ErrorCode schema (`    ErrorCode:` under components/schemas, its `      enum:` a block
+# list), and every code of the enum is answered somewhere. Codes listed in ErrorCode's
+# `      x-neonpool-pending-codes: [a, b]` are documented ahead of their code: they must not be
+# found in the sources yet.
+#
 # x-neonpool-pending marks an operation documented ahead of the code that serves it (while it is
 # built on another branch): it must NOT be in the router, and the check fails once it is, so the
 # marker is removed when the route lands.
@@ -25,11 +34,13 @@
 
 set -u
 top=${top_srcdir:-$(dirname "$0")/..}
-exec python3 - "$top/src/api/api.c" "$top/doc/openapi.yaml" "$top/README.md" <<'EOF'
+exec python3 - "$top/src/api/api.c" "$top/doc/openapi.yaml" "$top/README.md" "$top" <<'EOF'
+import glob
+import os
 import re
 import sys
 
-table_file, spec_file, readme_file = sys.argv[1], sys.argv[2], sys.argv[3]
+table_file, spec_file, readme_file, top = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4]
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 errors = []
 
@@ -176,6 +187,108 @@ for key, n in sorted(readme.items(), key=lambda kv: kv[1]):
     if key not in ops:
         fail(f"{readme_file}:{n}: {key[0]} {key[1]} is in the API table, not in {spec_file}")
 
+# ---- error codes -------------------------------------------------------------------------
+CODE = r'"([a-z][a-z0-9_]*)"'
+emitted = {}  # code -> first place
+def found(code, where):
+    emitted.setdefault(code, where)
+
+def top_level_arg(text, start):
+    """The text of the call argument starting at start, up to its top-level ',' or ')'."""
+    depth, i, instr = 0, start, False
+    while i < len(text):
+        c = text[i]
+        if instr:
+            if c == "\\":
+                i += 1
+            elif c == '"':
+                instr = False
+        elif c == '"':
+            instr = True
+        elif c in "([{":
+            depth += 1
+        elif c in ")]}":
+            if depth == 0:
+                break
+            depth -= 1
+        elif c == "," and depth == 0:
+            break
+        i += 1
+    return text[start:i]
+
+sources = sorted(glob.glob(os.path.join(top, "src", "*", "*.c")))
+if not sources:
+    fail(f"no sources under {os.path.join(top, 'src')}")
+for path in sources:
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    rel = os.path.relpath(path, top)
+    def where(pos):
+        return f"{rel}:{text.count(chr(10), 0, pos) + 1}"
+    for m in re.finditer(r"[(,]\s*[45][0-9][0-9]\s*,\s*", text):
+        arg = top_level_arg(text, m.end())
+        for c in re.findall(CODE, arg):
+            found(c, where(m.end()))
+    for m in re.finditer(r"\bcode\s*=\s*" + CODE, text):
+        found(m.group(1), where(m.start()))
+    for m in re.finditer(r"\b(db_ensure_fail|api_str_param)\s*\(", text):
+        nth = 2 if m.group(1) == "db_ensure_fail" else 3
+        pos = m.end()
+        for _ in range(nth):
+            pos += len(top_level_arg(text, pos)) + 1
+        for c in re.findall(CODE, top_level_arg(text, pos)):
+            found(c, where(m.start()))
+for path in sorted(glob.glob(os.path.join(top, "contrib", "nginx", "*.conf"))):
+    with open(path, encoding="utf-8") as f:
+        text = f.read()
+    for m in re.finditer(r'\\?"code\\?"\s*:\s*\\?"([a-z][a-z0-9_]*)', text):
+        found(m.group(1), f"{os.path.relpath(path, top)}:{text.count(chr(10), 0, m.start()) + 1}")
+
+enum, pending_codes = [], []
+lines = read(spec_file)
+start = next((i for i, l in enumerate(lines) if l.rstrip() == "    ErrorCode:"), None)
+if start is None:
+    fail(f"{spec_file}: no '    ErrorCode:' schema")
+else:
+    mode = None
+    for i in range(start + 1, len(lines)):
+        l = lines[i].rstrip()
+        if not l.strip() or l.lstrip().startswith("#"):
+            continue
+        indent = len(l) - len(l.lstrip(" "))
+        if indent <= 4:
+            break
+        if indent == 6:
+            mode = None
+            if l == "      enum:":
+                mode = "enum"
+            m = re.match(r"^      x-neonpool-pending-codes:\s*\[(.*)\]\s*$", l)
+            if m:
+                pending_codes = [c.strip() for c in m.group(1).split(",") if c.strip()]
+            elif l.startswith("      x-neonpool-pending-codes:"):
+                fail(f"{spec_file}:{i + 1}: x-neonpool-pending-codes must be a one-line [a, b] list")
+        elif indent == 8 and mode == "enum":
+            m = re.match(r"^        - ([a-z][a-z0-9_]*)$", l)
+            if m:
+                enum.append(m.group(1))
+            else:
+                fail(f"{spec_file}:{i + 1}: ErrorCode enum: expected '        - code': {l.strip()}")
+    if not enum:
+        fail(f"{spec_file}: ErrorCode has no block-list enum")
+for c in sorted(set(x for x in enum if enum.count(x) > 1)):
+    fail(f"{spec_file}: ErrorCode lists {c} twice")
+for c in pending_codes:
+    if c not in enum:
+        fail(f"{spec_file}: x-neonpool-pending-codes names {c}, which is not in ErrorCode's enum")
+for c, w in sorted(emitted.items()):
+    if c not in enum:
+        fail(f"{w}: error code '{c}' is not in ErrorCode's enum in {spec_file}")
+    elif c in pending_codes:
+        fail(f"{w}: error code '{c}' is answered now: remove it from x-neonpool-pending-codes in {spec_file}")
+for c in enum:
+    if c not in emitted and c not in pending_codes:
+        fail(f"{spec_file}: ErrorCode '{c}' is answered nowhere in src/ or contrib/nginx")
+
 # ---- compare -----------------------------------------------------------------------------
 pending = []
 for key in sorted(routes, key=lambda k: (k[1], k[0])):
@@ -202,8 +315,10 @@ if errors:
         print(f"check-openapi-routes: {e}", file=sys.stderr)
     sys.exit(1)
 msg = (f"check-openapi-routes: the {len(routes)} routes of {table_file} are the operations of {spec_file}"
-       f" ({readme_file}'s table: {len(readme)} rows)")
+       f" ({readme_file}'s table: {len(readme)} rows); the {len(emitted)} error codes answered are its ErrorCode enum")
 if pending:
     msg += f"; {len(pending)} more documented, pending (not in the router yet): " + ", ".join(pending)
+if pending_codes:
+    msg += f"; {len(pending_codes)} error codes pending: " + ", ".join(pending_codes)
 print(msg)
 EOF
