@@ -217,7 +217,7 @@ openapi_lint() {
 	rc=$?
 	case $rc in
 	0) result openapi-lint pass $((SECONDS - t0)) ;;
-	77) result openapi-lint skip $((SECONDS - t0)) "$(head -n 1 "$log")" ;;
+	77) result openapi-lint skip $((SECONDS - t0)) "$(sed -n '1s/^openapi-lint: //p' "$log")" ;;
 	*) result openapi-lint fail $((SECONDS - t0)) "exit status $rc" "$log" ;;
 	esac
 }
