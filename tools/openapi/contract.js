@@ -33,7 +33,8 @@ function close(node, inAllOf) {
   if (node === null || typeof node !== 'object') return node;
   const out = {};
   for (const [k, v] of Object.entries(node)) {
-    if (k === 'example' || k === 'examples') continue; // OpenAPI annotations, not JSON Schema here
+    // OpenAPI annotations and extensions (x-...), not JSON Schema keywords
+    if (k === 'example' || k === 'examples' || k.startsWith('x-')) continue;
     out[k] = k === 'properties' ? Object.fromEntries(Object.entries(v).map(([p, s]) => [p, close(s, false)]))
       : close(v, k === 'allOf');
   }
