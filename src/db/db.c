@@ -210,6 +210,16 @@ static bool db_holders_all_busy(int ep)
 	return true;
 }
 
+/* Workers holding a request while they wait for a token. */
+static int db_waiting_count(void)
+{
+	int n = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER)
+			n += (int)atomic_load(&D.shm->slots[i].waiting);
+	return n;
+}
+
 void db_consider_connect(int listen_fd)
 {
 	const int ep = NP_EP_PRIMARY;
@@ -218,6 +228,11 @@ void db_consider_connect(int listen_fd)
 		return;
 	int lim = budget_limit(D.shm, ep);
 	if (budget_in_use(D.shm, ep) >= lim)
+		return;
+	/* a worker with a request in hand waits for a token: it goes first. A spare taking a freed
+	 * token for min_warm or the backlog left that request to time out with 503 (t_db_waiting_reset
+	 * failed that way: the token freed 148 ms after the kill, the waiter answered 503 at 4 s) */
+	if (db_waiting_count() > 0)
 		return;
 	int connected = budget_connected(D.shm, ep);
 	int warm = D.conf->min_warm < lim ? D.conf->min_warm : lim;
@@ -275,15 +290,6 @@ static void db_respond(struct np_response *resp, int status, const char *code, c
 		resp->retry_after_s = db_retry_after_s();
 		atomic_fetch_add(&D.shm->slots[D.slot].shed_503, 1);
 	}
-}
-
-static int db_waiting_count(void)
-{
-	int n = 0;
-	for (int i = 0; i < NP_MAX_SLOTS; i++)
-		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER)
-			n += (int)atomic_load(&D.shm->slots[i].waiting);
-	return n;
 }
 
 /* Take a token for ep before deadline_ms, waiting (bounded by max_waiters) for one to be freed. */
