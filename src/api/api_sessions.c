@@ -106,10 +106,6 @@ static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
 	out[2 + 2 * n] = '\0';
 }
 
-static int sess_hexval(char c)
-{
-	return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-}
 
 /* Whether the request's bearer token hashes to the stored hash (bytea in its text form "\x…").
  * The comparison takes the same time wherever the hashes differ. */
@@ -119,7 +115,7 @@ static bool sess_token_matches(const struct np_request *req, const char *stored)
 	if (stored == NULL || strlen(stored) != 2 + 2 * SHA256_LEN || stored[0] != '\\' || stored[1] != 'x')
 		return false;
 	for (int i = 0; i < SHA256_LEN; i++) {
-		int hi = sess_hexval(stored[2 + 2 * i]), lo = sess_hexval(stored[3 + 2 * i]);
+		int hi = util_hex_digit(stored[2 + 2 * i]), lo = util_hex_digit(stored[3 + 2 * i]);
 		if (hi < 0 || lo < 0)
 			return false;
 		want[i] = (uint8_t)(hi << 4 | lo);

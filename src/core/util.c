@@ -30,7 +30,7 @@ int64_t util_wall_us(void)
 	return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
-bool util_utf8_valid(const char *str, size_t len)
+size_t util_utf8_prefix(const char *str, size_t len)
 {
 	const unsigned char *s = (const unsigned char *)str;
 	size_t i = 0;
@@ -52,25 +52,30 @@ bool util_utf8_valid(const char *str, size_t len)
 			need = 3;
 			cp = c & 0x07;
 		} else {
-			return false;
+			return i;
 		}
 		if (len - i <= need)
-			return false;
+			return i;
 		for (size_t k = 1; k <= need; k++) {
 			if ((s[i + k] & 0xC0) != 0x80)
-				return false;
+				return i;
 			cp = (cp << 6) | (s[i + k] & 0x3F);
 		}
 		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)))
-			return false;
+			return i;
 		if (cp >= 0xD800 && cp <= 0xDFFF)
-			return false;
+			return i;
 		i += need + 1;
 	}
-	return true;
+	return len;
 }
 
-static int hexval(char c)
+bool util_utf8_valid(const char *s, size_t len)
+{
+	return util_utf8_prefix(s, len) == len;
+}
+
+int util_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -91,7 +96,7 @@ int util_percent_decode(const char *src, size_t len, char *dst, size_t cap)
 		if (c == '%') {
 			if (i + 2 >= len)
 				return -1;
-			int hi = hexval(src[i + 1]), lo = hexval(src[i + 2]);
+			int hi = util_hex_digit(src[i + 1]), lo = util_hex_digit(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return -1;
 			c = (char)(hi * 16 + lo);

@@ -14,6 +14,10 @@ int64_t util_wall_us(void);
 
 /* Whether s[0..len) is valid UTF-8 (no overlongs, no surrogates, ≤ U+10FFFF). */
 bool util_utf8_valid(const char *s, size_t len);
+/* The length of the longest prefix of s[0..len) that is valid UTF-8 (len when all of it is). */
+size_t util_utf8_prefix(const char *s, size_t len);
+/* The value of one hex digit, or -1. */
+int util_hex_digit(char c);
 
 /* Percent-decode src[0..len) into dst (capacity cap, NUL-terminated). Returns the decoded
  * length, or -1 on a malformed escape, an encoded NUL, or overflow. '+' is kept as is. */

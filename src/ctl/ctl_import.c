@@ -468,12 +468,12 @@ int ctl_import(const struct np_conf *c, const char *dir, const char *slug_opt, c
 		return 1;
 	}
 	if (title_opt && (title_opt[0] == '\0' || strlen(title_opt) > CTL_IMPORT_MAX_TITLE ||
-	                  htmltext_utf8_prefix(title_opt, strlen(title_opt)) != strlen(title_opt))) {
+	                  util_utf8_prefix(title_opt, strlen(title_opt)) != strlen(title_opt))) {
 		fprintf(stderr, "neonpoolctl: import: --title: expected 1 to %d bytes of UTF-8\n", CTL_IMPORT_MAX_TITLE);
 		return 1;
 	}
 	if (author && (author[0] == '\0' || strlen(author) > CTL_IMPORT_MAX_TITLE ||
-	               htmltext_utf8_prefix(author, strlen(author)) != strlen(author))) {
+	               util_utf8_prefix(author, strlen(author)) != strlen(author))) {
 		fprintf(stderr, "neonpoolctl: import: --author: expected 1 to %d bytes of UTF-8\n", CTL_IMPORT_MAX_TITLE);
 		return 1;
 	}

@@ -4,16 +4,6 @@
 #include "query.h"
 #include "util.h"
 
-static int query_hex(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* Decode src[0..n) into out: '+' a space, %XX a byte. */
 static enum query_status query_decode(const char *src, size_t n, char *out, size_t cap, size_t *len)
@@ -26,7 +16,7 @@ static enum query_status query_decode(const char *src, size_t n, char *out, size
 		} else if (c == '%') {
 			if (n - i < 3)
 				return QUERY_MALFORMED;
-			int hi = query_hex(src[i + 1]), lo = query_hex(src[i + 2]);
+			int hi = util_hex_digit(src[i + 1]), lo = util_hex_digit(src[i + 2]);
 			if (hi < 0 || lo < 0)
 				return QUERY_MALFORMED;
 			c = (char)(hi * 16 + lo);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "entity.h"
+#include "util.h"
 
 /* The named references we decode (HTML's common ones), sorted by strcmp for bsearch. Any other
  * &name; is left as text, as a browser leaves an unknown one. */
@@ -197,16 +198,6 @@ static bool entity_is_alnum(char c)
 	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9');
 }
 
-static int entity_hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
 
 /* &#NNN; or &#xHHH; at s (s[1] == '#'). */
 static int entity_numeric(const char *s, size_t n, char out[4], size_t *outlen, const char **reason)
@@ -220,7 +211,7 @@ static int entity_numeric(const char *s, size_t n, char out[4], size_t *outlen, 
 	size_t start = i;
 	uint32_t cp = 0;
 	while (i < n) {
-		int d = base == 16 ? entity_hexval(s[i]) : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
+		int d = base == 16 ? util_hex_digit(s[i]) : (s[i] >= '0' && s[i] <= '9' ? s[i] - '0' : -1);
 		if (d < 0)
 			break;
 		if (i - start >= 8) {

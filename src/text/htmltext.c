@@ -13,6 +13,7 @@
 
 #include "entity.h"
 #include "htmltext.h"
+#include "util.h"
 #include "textbuf.h"
 
 enum {
@@ -145,44 +146,6 @@ size_t htmltext_count_words(const char *s, size_t n)
 	return words;
 }
 
-size_t htmltext_utf8_prefix(const char *str, size_t n)
-{
-	const unsigned char *s = (const unsigned char *)str;
-	size_t i = 0;
-	while (i < n) {
-		unsigned char c = s[i];
-		size_t need;
-		unsigned cp;
-		if (c < 0x80) {
-			i++;
-			continue;
-		}
-		if (c >= 0xC2 && c <= 0xDF) {
-			need = 1;
-			cp = c & 0x1F;
-		} else if (c >= 0xE0 && c <= 0xEF) {
-			need = 2;
-			cp = c & 0x0F;
-		} else if (c >= 0xF0 && c <= 0xF4) {
-			need = 3;
-			cp = c & 0x07;
-		} else {
-			return i;
-		}
-		if (n - i <= need)
-			return i;
-		for (size_t k = 1; k <= need; k++) {
-			if ((s[i + k] & 0xC0) != 0x80)
-				return i;
-			cp = (cp << 6) | (s[i + k] & 0x3F);
-		}
-		if ((need == 2 && cp < 0x800) || (need == 3 && (cp < 0x10000 || cp > 0x10FFFF)) ||
-		    (cp >= 0xD800 && cp <= 0xDFFF))
-			return i;
-		i += need + 1;
-	}
-	return n;
-}
 
 /* Append decoded text t[0..n) to b, collapsing whitespace (and control characters, and U+00A0)
  * into single spaces; *space carries an owed space across calls. Leading space is dropped. */
@@ -643,7 +606,7 @@ int htmltext_parse(const char *html, size_t len, struct htmltext_page *page, str
 		ht_fail(st, (size_t)(nul - html), "a NUL byte (not a text file)");
 		goto out;
 	}
-	size_t ok = htmltext_utf8_prefix(html, len);
+	size_t ok = util_utf8_prefix(html, len);
 	if (ok < len) {
 		char msg[96];
 		snprintf(msg, sizeof(msg), "invalid UTF-8 at byte offset %zu", ok);

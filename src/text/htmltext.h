@@ -51,7 +51,4 @@ void htmltext_page_free(struct htmltext_page *page);
 /* Whitespace-separated words in s[0..n) (space, tab, newline, CR, FF, VT). */
 size_t htmltext_count_words(const char *s, size_t n);
 
-/* Length of the longest prefix of s[0..n) that is valid UTF-8 (n when all of it is). */
-size_t htmltext_utf8_prefix(const char *s, size_t n);
-
 #endif

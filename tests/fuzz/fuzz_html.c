@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "htmltext.h"
+#include "util.h"
 #include "passage.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -14,7 +15,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static void check_text(const char *s, bool code)
 {
 	size_t n = strlen(s);
-	if (n == 0 || htmltext_utf8_prefix(s, n) != n)
+	if (n == 0 || util_utf8_prefix(s, n) != n)
 		abort();
 	for (size_t i = 0; i < n; i++) {
 		unsigned char c = (unsigned char)s[i];
@@ -72,7 +73,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		size_t bn = strlen(p->body);
 		if (p->words < 1 || p->words > max || p->words != htmltext_count_words(p->body, bn))
 			abort();
-		if (htmltext_utf8_prefix(p->body, bn) != bn || htmltext_utf8_prefix(p->heading, strlen(p->heading)) != strlen(p->heading))
+		if (util_utf8_prefix(p->body, bn) != bn || util_utf8_prefix(p->heading, strlen(p->heading)) != strlen(p->heading))
 			abort();
 		sum += p->words;
 	}

@@ -21,7 +21,7 @@ B=${FUZZ_BUILD_DIR:-$top/build-fuzz}
 CC=${FUZZ_CC:-clang}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
-LIBDIRS=(core http text) # the pure libraries, in dependency order: http needs core; text (h7a) stands alone
+LIBDIRS=(core http text) # the pure libraries, in dependency order: http needs core; text needs core
 PKGS="libcjson libconfig libpq"
 
 MODE=run
