@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <signal.h>
+#include <sys/epoll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/syscall.h>
@@ -179,12 +180,11 @@ bool child_wait(int fd, int timeout_ms)
 	return rc > 0 && (p.revents & (POLLIN | POLLHUP | POLLERR));
 }
 
-int child_poll(struct pollfd *fds, int n, int timeout_ms)
+int child_epoll(int epfd, struct epoll_event *ev, int n, int timeout_ms)
 {
-	struct timespec ts = { timeout_ms / 1000, (long)(timeout_ms % 1000) * 1000000L };
 	sigset_t open;
 	sigemptyset(&open);
-	int rc = ppoll(fds, (nfds_t)n, &ts, &open);
+	int rc = epoll_pwait(epfd, ev, n, timeout_ms, &open);
 	if (rc > 0)
 		child_take_pending();
 	if (child_reopen) {

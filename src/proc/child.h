@@ -19,9 +19,10 @@ int child_close_fds_except(const int *keep, int n);
  * place signals are delivered. Returns true when fd is readable. Reopens the log on SIGUSR1. */
 bool child_wait(int fd, int timeout_ms);
 
-/* Like child_wait for several descriptors (ppoll with the signals open). Returns poll's count. */
-struct pollfd;
-int child_poll(struct pollfd *fds, int n, int timeout_ms);
+/* Like child_wait for an epoll set (epoll_pwait with the signals open): a waiter blocked here is
+ * one that an EPOLLEXCLUSIVE registration may wake alone. Returns epoll_pwait's count. */
+struct epoll_event;
+int child_epoll(int epfd, struct epoll_event *ev, int n, int timeout_ms);
 
 /* A stop was asked (TERM, INT, QUIT) or the master is gone. */
 bool child_should_stop(void);

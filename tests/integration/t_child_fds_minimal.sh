@@ -41,9 +41,10 @@ for w in $(np_worker_pids); do
 	own=$(tokens_of "$w")
 	got=$(fdinfo "$w")
 	# stdin (/dev/null), stdout+stderr (the log), the instance lock (the status file), the listen
-	# and control sockets, the token wake pipe (both ends), the keeper's sending end, its inbox's
-	# epoll set (src/proc/inbox.c), and its own database connections
-	want="signalfd=0 epoll=1 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null,status other=0 total=$((10 + own))"
+	# and control sockets, the token wake pipe (both ends), the keeper's sending end, two epoll
+	# sets (the worker's wait set, src/proc/worker.c, and its inbox's, src/proc/inbox.c), and its
+	# own database connections
+	want="signalfd=0 epoll=2 pipe=2 unix_dgram=1 unix_listen=control.sock,neonpoold.sock unix_stream=0 tcp_pg=$own tcp_other=0 files=$log,null,status other=0 total=$((11 + own))"
 	np_expect_eq "worker $w holds only what it uses" "$want" "$got"
 done
 sup=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)

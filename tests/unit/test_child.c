@@ -1,12 +1,12 @@
 /* test_child.c - child signal handling: a stop asked while every poll finds a descriptor ready is
- * still seen (ppoll delivers a pending signal only when it returns EINTR). */
+ * still seen (epoll_pwait, like ppoll, delivers a pending signal only when it returns EINTR). */
 #include <errno.h>
 #include <setjmp.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
-#include <poll.h>
+#include <sys/epoll.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -24,10 +24,14 @@ static void busy_child(pid_t parent, int ready_fd)
 		_exit(3);
 	/* tell the parent we are in the loop */
 	kill(parent, SIGUSR2);
+	int ep = epoll_create1(0);
+	struct epoll_event ev = { .events = EPOLLIN };
+	if (ep < 0 || epoll_ctl(ep, EPOLL_CTL_ADD, ready_fd, &ev) < 0)
+		_exit(4);
 	int64_t until = util_now_ms() + 2000;
 	while (!child_should_stop()) {
-		struct pollfd p = { .fd = ready_fd, .events = POLLIN };
-		child_poll(&p, 1, 1000);
+		struct epoll_event got;
+		child_epoll(ep, &got, 1, 1000);
 		if (util_now_ms() > until)
 			_exit(1);
 	}
@@ -58,7 +62,7 @@ static void test_stop_seen_while_always_ready(void **state)
 	sigaddset(&ready, SIGUSR2);
 	struct timespec ts = { 5, 0 };
 	assert_int_equal(sigtimedwait(&ready, NULL, &ts), SIGUSR2);
-	usleep(50 * 1000); /* the child spins in child_poll now */
+	usleep(50 * 1000); /* the child spins in child_epoll now */
 	kill(kid, SIGQUIT);
 	int status = 0;
 	assert_int_equal(waitpid(kid, &status, 0), kid);

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# t_accept_wakes_one.sh - a new FastCGI connection wakes one idle worker, not all of them: with 8
+# idle holders and one request at a time through nginx (a new upstream connection each), the
+# workers' voluntary context switches per request stay under 3 (when every holder polled the
+# listening socket, each connection woke all 8 and 7 of them found EAGAIN: about 9 per request).
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+np_require wrk nginx
+
+n=8
+np_db_start workers=$n budget=$n min_warm=$n
+np_wait_db_ready
+# all n hold a connection, so all n watch the listening socket
+for _ in $(seq 1 50); do
+	[ "$(np_pool_conns)" -ge $n ] && break
+	sleep 0.1
+done
+np_expect_eq "every worker holds a connection" $n "$(np_pool_conns)"
+vcsw() {
+	local t=0 p
+	for p in $(np_child_pids "$NP_DAEMON_PID" np-worker); do
+		t=$((t + $(awk '/^voluntary_ctxt_switches/ {print $2}' "/proc/$p/status")))
+	done
+	echo "$t"
+}
+# the main socket (the version route takes no connection) and the control socket (/healthz)
+for path in /api/v1/version /healthz; do
+	v0=$(vcsw)
+	wrk -t1 -c1 -d3s "http://127.0.0.1:$NP_HTTP_PORT$path" >"$NP_TMP/out/wrk.txt" 2>&1
+	v1=$(vcsw)
+	reqs=$(awk '/requests in/ {print $1}' "$NP_TMP/out/wrk.txt")
+	non=$(sed -n 's/^ *Non-2xx or 3xx responses: *//p' "$NP_TMP/out/wrk.txt")
+	per=$(awk -v v=$((v1 - v0)) -v r="$reqs" 'BEGIN { printf "%.2f", v / r }')
+	echo "RESULT $path one request at a time, $n idle workers: $reqs requests, $((v1 - v0)) voluntary switches in the workers, $per per request"
+	np_expect_eq "$path: no non-2xx" "" "$non"
+	np_expect "$path: at least 500 requests served ($reqs)" test "${reqs:-0}" -ge 500
+	np_expect "$path: workers' voluntary context switches per request < 3 ($per)" awk -v p="$per" 'BEGIN { exit !(p < 3) }'
+done
+np_finish
