@@ -47,6 +47,9 @@ struct worker_ratelog {
 	unsigned skipped;
 };
 
+/* How a listening socket is in the worker's epoll set. */
+enum worker_watch_how { WATCH_OFF = 0, WATCH_SHARED, WATCH_EXCLUSIVE };
+
 struct worker_ctx {
 	const struct np_conf *conf;
 	struct np_shm *shm;
@@ -63,7 +66,7 @@ struct worker_ctx {
 	struct allowlist allow;      /* listen_allowed_clients, for TCP peers */
 	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
 	int ep;                      /* what the worker waits on (worker_main's loop) */
-	bool watching[2];            /* the main and control sockets are in ep */
+	enum worker_watch_how watching[2]; /* how the main and control sockets are in ep */
 };
 
 /* What an event in the worker's epoll set is about: the kind in the high half of data.u64, the fd
@@ -75,22 +78,32 @@ static uint64_t worker_tag(enum worker_ev kind, int fd)
 	return (uint64_t)kind << 32 | (uint32_t)fd;
 }
 
-/* Watch a listening socket (or stop). EPOLLEXCLUSIVE: a connection wakes one of the workers
+
+/* Watch a listening socket, or stop. EPOLLEXCLUSIVE: a connection wakes one of the workers
  * blocked in epoll_pwait on it, not all of them (without it every idle holder woke for every
- * connection and all but one found EAGAIN: 1 to 5 context switches per request, and the
- * throughput of a run varied by 20% with how many holders happened to be idle). It only takes
- * effect for a waiter blocked in epoll_wait itself, which is why the worker waits on an epoll set
- * rather than in ppoll. */
-static void worker_watch(struct worker_ctx *w, int fd, enum worker_ev kind, bool on)
+ * connection and all but one found EAGAIN: 8.5 context switches per request with 8 idle workers,
+ * t_accept_wakes_one). It only takes effect for a waiter blocked in epoll_wait itself, which is
+ * why the worker waits on an epoll set rather than in ppoll.
+ * A worker woken through an exclusive registration must accept: nobody else was woken for that
+ * connection. So only those who will take it register so (holders, and anyone on the control
+ * socket); a spare let in while shedding registers WATCH_SHARED: it is woken besides the one
+ * exclusive waiter and may still decline. */
+static void worker_watch(struct worker_ctx *w, int fd, enum worker_ev kind, enum worker_watch_how how)
 {
-	if (fd < 0 || w->watching[kind] == on)
+	if (fd < 0 || w->watching[kind] == how)
 		return;
-	struct epoll_event ev = { .events = EPOLLIN | EPOLLEXCLUSIVE, .data.u64 = worker_tag(kind, fd) };
-	if (epoll_ctl(w->ep, on ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, fd, &ev) < 0) {
-		log_warn("epoll_ctl(%s): %s", on ? "add" : "del", strerror(errno));
+	if (w->watching[kind] != WATCH_OFF && epoll_ctl(w->ep, EPOLL_CTL_DEL, fd, NULL) < 0)
+		log_warn("epoll_ctl(del): %s", strerror(errno));
+	w->watching[kind] = WATCH_OFF;
+	if (how == WATCH_OFF)
+		return;
+	struct epoll_event ev = { .events = EPOLLIN | (how == WATCH_EXCLUSIVE ? EPOLLEXCLUSIVE : 0u),
+		                  .data.u64 = worker_tag(kind, fd) };
+	if (epoll_ctl(w->ep, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		log_warn("epoll_ctl(add): %s", strerror(errno));
 		return;
 	}
-	w->watching[kind] = on;
+	w->watching[kind] = how;
 }
 
 /* ---- the request deadline ---------------------------------------------------------------- */
@@ -633,8 +646,9 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
 		bool main_open = !stopping && room && db_accept_main();
 		int fds[INBOX_MAX];
-		worker_watch(&w, listen_fd, WORKER_EV_MAIN, main_open);
-		worker_watch(&w, control_fd, WORKER_EV_CONTROL, control_fd >= 0 && room && !stopping);
+		worker_watch(&w, listen_fd, WORKER_EV_MAIN,
+		             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) ? WATCH_EXCLUSIVE : WATCH_SHARED);
+		worker_watch(&w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
 		/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
 		 * for a holder, so registered for this wait only */
 		int extra[14];
@@ -676,11 +690,13 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		}
 		/* after the news: a request that arrived while this worker was busy is served, not expired */
 		worker_expire(&w);
-		/* a spare that was let in (shedding) re-checks: the supervisor may have closed the gate
-		 * while it slept, and a holder should take the request */
-		if (ev_main && !child_should_stop() && db_accept_main())
+		/* woken through an exclusive registration: take it, even if a stop came meanwhile (the
+		 * stop's grace serves it), since no other worker was woken for it. A spare that was let
+		 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
+		 * holder (woken too) should take the request. */
+		if (ev_main && (w.watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && db_accept_main())))
 			worker_accept(&w, listen_fd, INBOX_MAIN);
-		if (ev_ctl && !child_should_stop())
+		if (ev_ctl)
 			worker_accept(&w, control_fd, INBOX_CONTROL);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
