@@ -13,12 +13,14 @@ static const struct np_stmt stmt_books_list = {
 	0, "np_books_list",
 	"SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2", 2
 };
-/* the book and its chapters in one round trip (chapter ids as text: cJSON would parse a number
- * into a double; api_chapters_json() turns them back into exact numbers) */
+/* the book and its chapters in one round trip. The chapter list is PostgreSQL's JSON, put into the
+ * answer as it is (cJSON raw): a bigint id comes out of json_build_object as exact digits, and
+ * parsing it only to print it again cost 100k instructions of a book request's 160k (callgrind,
+ * 301 requests of 50 chapters each: cJSON_Parse 46.6k and its re-printing 53.6k per request). */
 static const struct np_stmt stmt_book_get = {
 	1, "np_book_get",
 	"SELECT b.id, b.slug, b.title, b.author, b.language, "
-	"COALESCE(json_agg(json_build_object('id', c.id::text, 'position', c.position, 'title', c.title) "
+	"COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
 	"ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
 	"FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id", 1
 };
@@ -44,28 +46,12 @@ static cJSON *api_book_json(PGresult *r, int row)
 	return o;
 }
 
-/* The chapter list the database built, its text ids made exact numbers; NULL when malformed. */
+/* The chapter list the database built (a JSON array, see stmt_book_get), as a raw item; NULL when
+ * it is not an array or out of memory. Without the blanks PostgreSQL puts after every key and
+ * element: 8 bytes a chapter. */
 static cJSON *api_chapters_json(const char *text)
 {
-	cJSON *arr = cJSON_Parse(text);
-	if (!cJSON_IsArray(arr))
-		goto bad;
-	cJSON *ch;
-	cJSON_ArrayForEach(ch, arr) {
-		const char *id = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(ch, "id"));
-		int64_t v;
-		cJSON *n;
-		if (id == NULL || util_parse_i64(id, INT64_MIN, INT64_MAX, &v) < 0 || (n = http_json_int64(v)) == NULL)
-			goto bad;
-		if (!cJSON_ReplaceItemInObjectCaseSensitive(ch, "id", n)) {
-			cJSON_Delete(n);
-			goto bad;
-		}
-	}
-	return arr;
-bad:
-	cJSON_Delete(arr);
-	return NULL;
+	return text[0] == '[' ? http_json_raw_compact(text) : NULL;
 }
 
 void api_books_list(struct np_request *req, struct np_response *resp)

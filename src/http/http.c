@@ -143,6 +143,36 @@ cJSON *http_json_int64(int64_t v)
 	return cJSON_CreateRaw(buf);
 }
 
+struct cJSON *http_json_raw_compact(const char *text)
+{
+	if (text[0] != '[' && text[0] != '{')
+		return NULL;
+	char *buf = malloc(strlen(text) + 1);
+	if (buf == NULL)
+		return NULL;
+	char *d = buf;
+	bool in_str = false;
+	for (const char *p = text; *p; p++) {
+		char c = *p;
+		if (in_str) {
+			*d++ = c;
+			if (c == '\\' && p[1])
+				*d++ = *++p;
+			else if (c == '"')
+				in_str = false;
+		} else if (c == '"') {
+			*d++ = c;
+			in_str = true;
+		} else if (c != ' ' && c != '\n' && c != '\t' && c != '\r') {
+			*d++ = c;
+		}
+	}
+	*d = '\0';
+	cJSON *item = cJSON_CreateRaw(buf);
+	free(buf);
+	return item;
+}
+
 bool http_json_add_int64(cJSON *obj, const char *key, int64_t v)
 {
 	cJSON *n = http_json_int64(v);

@@ -59,6 +59,11 @@ void http_respond_json(struct np_response *resp, int status, struct cJSON *obj);
 /* An integer JSON value printed exactly: cJSON numbers are doubles, in which an id above 2^53
  * would be rounded. NULL when out of memory. */
 struct cJSON *http_json_int64(int64_t v);
+/* A raw JSON item from JSON text the database wrote (json_agg, json_build_object), with the
+ * whitespace between tokens left out (" : " and ", " after every key and element). Strings are
+ * copied as they are, escapes included. NULL when text does not start with '[' or '{', or out of
+ * memory. The text is trusted to be valid JSON: this is not a parser. */
+struct cJSON *http_json_raw_compact(const char *text);
 /* Add key: v to obj exactly. false when out of memory. */
 bool http_json_add_int64(struct cJSON *obj, const char *key, int64_t v);
 

@@ -229,13 +229,34 @@ static void test_write_route_parts(void **state)
 	http_response_free(&resp);
 }
 
+static void test_json_raw_compact(void **state)
+{
+	(void)state;
+	const char *in = "[{\"id\" : 3, \"title\" : \"a \\\" : b,\\n c\"}, \n {\"id\" : 4, \"t\" : \"\\\\\"}]";
+	cJSON *raw = http_json_raw_compact(in);
+	assert_non_null(raw);
+	assert_true(cJSON_IsRaw(raw));
+	assert_string_equal(raw->valuestring, "[{\"id\":3,\"title\":\"a \\\" : b,\\n c\"},{\"id\":4,\"t\":\"\\\\\"}]");
+	/* the same document once parsed: nothing but blanks went */
+	cJSON *a = cJSON_Parse(in), *b = cJSON_Parse(raw->valuestring);
+	assert_true(cJSON_Compare(a, b, true));
+	cJSON_Delete(a);
+	cJSON_Delete(b);
+	cJSON_Delete(raw);
+	assert_null(http_json_raw_compact(""));
+	assert_null(http_json_raw_compact("null"));
+	raw = http_json_raw_compact("[]");
+	assert_string_equal(raw->valuestring, "[]");
+	cJSON_Delete(raw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_lighttpd_fallback),
 		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
-		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_queue_start_rejects),
+		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_json_raw_compact), cmocka_unit_test(test_queue_start_rejects),
 		cmocka_unit_test(test_queue_start_accepts), cmocka_unit_test(test_write_route_parts),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
