@@ -171,6 +171,17 @@ start_daemon() {
 	say "neonpoold started (pid $(cat "$STATE/run/neonpoold.pid" 2>/dev/null), $WORKERS workers, $STATE/run/neonpool.sock)"
 }
 
+# The web page's directory for nginx: the source tree's www/, or (as root, when nginx's workers,
+# user nobody, cannot read it there) a copy in the state directory.
+www_root() {
+	if is_root && ! runuser -u nobody -- test -r "$top/www/index.html" 2>/dev/null; then
+		rm -rf "$STATE/www" && cp -R "$top/www" "$STATE/www" && chmod -R a+rX "$STATE/www"
+		echo "$STATE/www"
+	else
+		echo "$top/www"
+	fi
+}
+
 start_nginx() {
 	local dir=$STATE/nginx user=""
 	if running "$dir/nginx.pid"; then
@@ -184,6 +195,7 @@ start_nginx() {
 		-e "s|unix:/run/neonpool/control\.sock|unix:$STATE/run/control.sock|" \
 		"$top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	is_root && user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
+	sed -i "s|/usr/share/neonpool/www|$(www_root)|g" "$dir/neonpool.conf"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
 	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx refused its config"
@@ -252,6 +264,8 @@ EOF
 	echo "  books    curl http://127.0.0.1:$HTTP_PORT/api/v1/books ; curl http://127.0.0.1:$HTTP_PORT/api/v1/books/$MANUAL_ID  (the PostgreSQL 15 manual)"
 	echo "  status   $NEONPOOLCTL -c $STATE/neonpool.conf status"
 	echo "Stop it with:  scripts/serve.sh stop"
+	echo
+	echo "Open the chat in a browser:  http://127.0.0.1:$HTTP_PORT/"
 }
 
 stop_pidfile() {

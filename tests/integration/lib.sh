@@ -642,6 +642,7 @@ NP_FRONT_GROUP=$(id -gn nobody 2>/dev/null || echo nogroup)
 # UPSTREAM ("unix:/path.sock" or "127.0.0.1:PORT"), health routes to CONTROL (default UPSTREAM),
 # serving through contrib/nginx/neonpool.conf,
 # in $NP_TMP/NAME (default nginx). Sets NP_HTTP_PORT and NP_NGINX_PID; waits for the port.
+# The web page is served from $NP_WWW_ROOT (default: the source tree's www/).
 np_start_nginx() {
 	np_require nginx
 	local upstream=$1 port=${2:-} dir=$NP_TMP/${3:-nginx} user="" control=${4:-$1}
@@ -656,6 +657,8 @@ np_start_nginx() {
 		"$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	grep -q "listen 127.0.0.1:$port;" "$dir/neonpool.conf" && grep -qF "server $upstream;" "$dir/neonpool.conf" ||
 		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
+	# the web page (www/): the source tree's, or NP_WWW_ROOT
+	sed -i "s|/usr/share/neonpool/www|${NP_WWW_ROOT:-$np_top/www}|g" "$dir/neonpool.conf"
 	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
