@@ -48,6 +48,8 @@ PACKAGES=(
 	# OpenAPI lint (tools/openapi/lint.sh: @redocly/cli from npm); any nodejs >= 18.17 with its npm will do
 	"nodejs /usr/bin/node"
 	"npm /usr/bin/npm"
+	# browser tests of the web page (tests/browser: playwright-core drives Debian's chromium)
+	"chromium /usr/bin/chromium"
 )
 
 missing=()
@@ -63,8 +65,18 @@ for entry in "${PACKAGES[@]}"; do
 	missing+=("$pkg")
 done
 
+# The browser tests' pinned npm packages (tests/browser/package-lock.json: playwright-core,
+# axe-core), once node and npm are there; a failure (no registry) only warns: serving needs none.
+npm_deps() {
+	local here
+	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	[ -x /usr/bin/npm ] || return 0
+	"$here/tests/browser/install.sh" || echo "install-deps: warning: the browser tests' npm packages are not installed" >&2
+}
+
 if [ ${#missing[@]} -eq 0 ]; then
 	echo "install-deps: all ${#PACKAGES[@]} packages present"
+	npm_deps
 	exit 0
 fi
 
@@ -114,3 +126,4 @@ if [ ${#reinstall[@]} -gt 0 ]; then
 		-o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${DOC_INCLUDE[@]}" "${reinstall[@]}" </dev/null
 fi
 echo "install-deps: installed: ${missing[*]}"
+npm_deps
