@@ -62,7 +62,13 @@ async function copyText(text) {
   }
 }
 
-const citeHref = (c) => `#/passages/${encodeURIComponent(String(c.passage_id))}`;
+// a citation opens its passage in its chapter: directly when it names the chapter (book_id and
+// chapter_number), otherwise through #/passages/ID (the page looks the chapter up)
+const ID = /^[1-9][0-9]*$/;
+const citeHref = (c) => (ID.test(String(c.book_id)) && Number.isInteger(c.chapter_number) && c.chapter_number > 0 && ID.test(String(c.passage_id))
+  ? `#/books/${c.book_id}/chapters/${c.chapter_number}?p=${c.passage_id}`
+  : `#/passages/${encodeURIComponent(String(c.passage_id))}`);
+const endKind = (status) => (status === 'stopped' ? 'stopped' : status === 'failed' ? 'failed' : 'complete');
 
 // One answer in the conversation, from the first byte to its end (complete, stopped, failed).
 class Turn {
@@ -147,9 +153,8 @@ class Turn {
     clear(this.textEl);
     this.setCitations(m.citations);
     this.delta(m.content || '');
-    if (m.status === 'failed') this.end('failed', 'failed');
-    else if (m.status === 'stopped') this.end('stopped');
-    else this.end('complete');
+    const kind = endKind(m.status);
+    this.end(kind, kind === 'failed' ? 'failed' : null, m.citations_used);
   }
 }
 
@@ -245,7 +250,8 @@ export async function chatView(main, signal, id) {
         const d = parseExact(await res.text());
         onData(d);
         turn.delta(typeof d.answer === 'string' ? d.answer : '');
-        finish(d.status === 'stopped' ? 'stopped' : 'complete', null, d.citations_used);
+        const kind = endKind(d.status);
+        finish(kind, kind === 'failed' ? 'failed' : null, d.citations_used);
         return;
       }
       await readEvents(res.body, (ev) => {
@@ -258,7 +264,8 @@ export async function chatView(main, signal, id) {
         } else if (ev.event === 'message' && typeof d.delta === 'string') {
           turn.delta(d.delta);
         } else if (ev.event === 'done') {
-          finish(d.status === 'stopped' ? 'stopped' : 'complete', null, d.citations_used);
+          const kind = endKind(d.status);
+          finish(kind, kind === 'failed' ? 'failed' : null, d.citations_used);
         } else if (ev.event === 'error') {
           finish('failed', d.error && typeof d.error.code === 'string' ? d.error.code : 'failed');
         }
