@@ -228,6 +228,7 @@ export async function chatView(main, signal, id) {
         const s = await json('POST', '/api/v1/sessions', { body: {}, signal: ctrl.signal });
         session = store.add(String(s.id), s.token);
         store.setTitle(session.id, question);
+        session = store.get(session.id) || session;
         history.replaceState(null, '', `#/chat/${session.id}`);
         title.textContent = session.title || `Chat ${session.id}`;
         window.dispatchEvent(new CustomEvent('chat-current', { detail: session.id }));
