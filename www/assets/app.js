@@ -330,7 +330,11 @@ document.getElementById('new-chat').addEventListener('click', () => {
 document.getElementById('search-form').addEventListener('submit', (e) => {
   e.preventDefault();
   const q = document.getElementById('q').value.trim();
-  if (q) { pendingFocus = true; location.hash = `#/search?q=${encodeURIComponent(q)}`; }
+  if (!q) return;
+  pendingFocus = true;
+  const target = `#/search?q=${encodeURIComponent(q)}`;
+  if (location.hash === target) route();
+  else location.hash = target;
 });
 document.querySelector('.skip').addEventListener('click', (e) => {
   e.preventDefault();
