@@ -313,7 +313,9 @@ await run('screenshots at 360 px', async () => {
     await p.goto(BASE + '/', { waitUntil: 'load' });
     await p.evaluate((s) => localStorage.setItem('neonpool.sessions.v1', JSON.stringify([s])), sessionA);
     await p.goto(`${BASE}/#/chat/${sessionA.id}`, { waitUntil: 'load' });
+    await p.reload({ waitUntil: 'load' });
     await p.waitForSelector('.log .msg, .log .intro', { timeout: ms(10000) });
+    check(await p.locator('#session-list a').count() === 1, 'the chat is listed (behind the Chats button at 360 px)');
   } else {
     await p.goto(BASE + '/', { waitUntil: 'load' });
   }
