@@ -390,6 +390,30 @@ await run('broken streams: error event, end without done, ask_busy', async () =>
   await ctx.close();
 });
 
+await run('offline and slow', async () => {
+  const ctx = await browser.newContext(desktop);
+  const p = await ctx.newPage();
+  await p.goto(BASE + '/', { waitUntil: 'load' });
+  await p.waitForSelector('#view-title');
+  await ctx.setOffline(true);
+  await p.evaluate(() => { location.hash = '#/books'; });
+  await p.waitForSelector('#banner:not([hidden])', { timeout: ms(5000) });
+  const offline = await p.textContent('#banner');
+  check(/offline/i.test(offline), 'offline: the banner says so', offline.trim());
+  check(await visibleSpinners(p) === 0, 'offline: no spinner while waiting');
+  await ctx.setOffline(false);
+  await p.waitForSelector('main ul a', { timeout: ms(10000) });
+  check(await p.isHidden('#banner'), 'back online: the books show by themselves, the banner is gone');
+  // a slow answer (held 3.5 s in the browser): "taking longer than usual", gone when it arrives
+  await p.route('**/api/v1/books/*', async (r) => { await sleep(3500); await r.continue(); });
+  await p.click('main ul a');
+  await p.waitForSelector('#banner[data-kind=slow]', { timeout: ms(5000) });
+  const slow = await p.textContent('#banner');
+  await p.waitForSelector('.chapters a', { timeout: ms(10000) });
+  check(/longer than usual/.test(slow) && await p.isHidden('#banner'), 'slow: a notice while it takes long, gone when the answer is there', slow.trim());
+  await ctx.close();
+});
+
 await run('the database stopped: a calm banner, then recovery by itself', async () => {
   const ctx = await browser.newContext(desktop);
   const p = await ctx.newPage();
