@@ -81,6 +81,13 @@ const browser = await chromium.launch({
   headless: true,
   args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
 });
+// every context: uncaught exceptions of the page are collected (there must be none)
+const pageErrors = [];
+async function newContext(opts) {
+  const ctx = await browser.newContext(opts);
+  ctx.on('page', (pg) => pg.on('pageerror', (e) => pageErrors.push(`${pg.url()}: ${e.message}`)));
+  return ctx;
+}
 const desktop = { viewport: { width: 1280, height: 800 }, bypassCSP: false };
 
 // Is the ask route there (issue 9)? A fresh session's ask answers 404 only when the route is not.
@@ -100,7 +107,7 @@ let askMode = '';
 }
 const NO_ASK = 'the ask route answers 404 (issue 9 not merged): needs POST /api/v1/sessions/{id}/ask';
 
-const ctxA = await browser.newContext(desktop);
+const ctxA = await newContext(desktop);
 const page = await ctxA.newPage();
 let sessionA = null;
 
@@ -114,7 +121,7 @@ await run('first contentful paint and page weight', async () => {
   let cold = null;
   for (let i = 0; i < 3; i++) {
     if (cold) await cold.close();
-    cold = await browser.newContext(desktop);
+    cold = await newContext(desktop);
     p = await cold.newPage();
     await p.goto(BASE + '/healthz', { waitUntil: 'load' });
     await p.goto(BASE + '/', { waitUntil: 'load' });
@@ -232,7 +239,7 @@ await run('start a session and ask', async () => {
 
 await run('a second reader cannot see the first reader\'s sessions', async () => {
   if (!sessionA) throw new Error('no session from the previous test');
-  const ctxB = await browser.newContext(desktop);
+  const ctxB = await newContext(desktop);
   const b = await ctxB.newPage();
   await b.goto(`${BASE}/#/chat/${sessionA.id}`, { waitUntil: 'load' });
   await b.waitForSelector('#view-title');
@@ -249,7 +256,7 @@ await run('a second reader cannot see the first reader\'s sessions', async () =>
 });
 
 await run('keyboard only: search, open a result, ask, delete the chat', async () => {
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   const k = await ctx.newPage();
   await k.goto(BASE + '/', { waitUntil: 'load' });
   await k.waitForSelector('#view-title');
@@ -307,7 +314,7 @@ await run('keyboard only: search, open a result, ask, delete the chat', async ()
 });
 
 await run('screenshots at 360 px', async () => {
-  const ctx = await browser.newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
+  const ctx = await newContext({ viewport: { width: 360, height: 740 }, isMobile: true, hasTouch: true, deviceScaleFactor: 1 });
   const p = await ctx.newPage();
   if (sessionA) {
     await p.goto(BASE + '/', { waitUntil: 'load' });
@@ -339,7 +346,7 @@ await run('screenshots at 360 px', async () => {
 // The stream as the page reads it, the ask route's answers replaced in the browser (page.route):
 // the cases the real stack does not give on demand. No spinner may be left in any of them.
 await run('broken streams: error event, end without done, ask_busy', async () => {
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   await ctx.grantPermissions(['clipboard-read', 'clipboard-write'], { origin: BASE });
   const p = await ctx.newPage();
   await p.goto(BASE + '/', { waitUntil: 'load' });
@@ -391,7 +398,7 @@ await run('broken streams: error event, end without done, ask_busy', async () =>
 });
 
 await run('offline and slow', async () => {
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   const p = await ctx.newPage();
   await p.goto(BASE + '/', { waitUntil: 'load' });
   await p.waitForSelector('#view-title');
@@ -415,7 +422,7 @@ await run('offline and slow', async () => {
 });
 
 await run('the database stopped: a calm banner, then recovery by itself', async () => {
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   const p = await ctx.newPage();
   await p.goto(BASE + '/#/books', { waitUntil: 'load' });
   await p.waitForSelector('main ul a', { timeout: ms(10000) });
@@ -450,7 +457,7 @@ await run('the database stopped: a calm banner, then recovery by itself', async 
 // ---- the ask route's own behaviour (issue 9): Stop, reload mid-stream -------------------------
 await run('Stop mid-stream', async () => {
   if (!askAvailable) { skip('Stop mid-stream (the cancel route is called and the answer is stored as stopped)', NO_ASK); return; }
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   const p = await ctx.newPage();
   await p.goto(BASE + '/', { waitUntil: 'load' });
   const cancels = [];
@@ -485,7 +492,7 @@ await run('Stop mid-stream', async () => {
 
 await run('reload mid-stream', async () => {
   if (!askAvailable) { skip('reload mid-stream (the complete answer appears in the history)', NO_ASK); return; }
-  const ctx = await browser.newContext(desktop);
+  const ctx = await newContext(desktop);
   const p = await ctx.newPage();
   await p.goto(BASE + '/', { waitUntil: 'load' });
   await p.fill('#question', 'How do I tune autovacuum for a large table?');
@@ -503,6 +510,7 @@ await run('reload mid-stream', async () => {
   await ctx.close();
 });
 
+check(pageErrors.length === 0, 'no uncaught exception in any page', pageErrors.slice(0, 3).join(' | '));
 await browser.close();
 console.log(`# ${failed} failed`);
 process.exit(0);
