@@ -4,37 +4,17 @@
 // (the shell counts the "not ok" lines).
 // Environment: NP_BASE (http://127.0.0.1:PORT), NP_CTL_DIR (stop-db/start-db requests to the
 // shell), NP_ARTIFACTS (screenshots), NP_SCALE (timeout scale).
-import { chromium } from 'playwright-core';
 import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
+import {
+  BASE, ART, SCALE, ms, sleep, ok, notOk, check, skip, result, run, launch, newContext as newCtx,
+  desktop, visibleSpinners, apiJson, finish,
+} from './lib.mjs';
 
-const BASE = process.env.NP_BASE;
 const CTL = process.env.NP_CTL_DIR;
-const ART = process.env.NP_ARTIFACTS;
-const SCALE = Number(process.env.NP_SCALE || 1);
 const require = createRequire(import.meta.url);
 const AXE = readFileSync(require.resolve('axe-core/axe.min.js'), 'utf8');
-const ms = (n) => n * SCALE;
-
-let failed = 0;
-const ok = (name, detail) => console.log(`ok - ${name}${detail ? ': ' + detail : ''}`);
-const notOk = (name, detail) => { failed++; console.log(`not ok - ${name}${detail ? ': ' + detail : ''}`); };
-const check = (cond, name, detail) => (cond ? ok(name, detail) : notOk(name, detail));
-const skip = (name, reason) => console.log(`# SKIP ${name}: ${reason}`);
-const result = (s) => console.log(`RESULT ${s}`);
-const sleep = (t) => new Promise((r) => setTimeout(r, t));
-
-// run(name, fn): one test; an exception is a "not ok" and the next test runs.
-async function run(name, fn) {
-  const t0 = Date.now();
-  try {
-    await fn();
-    console.log(`# ${name} done in ${Date.now() - t0} ms`);
-  } catch (e) {
-    notOk(name, String(e && e.message ? e.message.split('\n')[0] : e));
-  }
-}
 
 // ctl(what): ask the shell to stop-db / start-db and wait for it.
 async function ctl(what) {
@@ -50,9 +30,6 @@ async function ctl(what) {
   if (rc !== '0') throw new Error(`${what} failed (${rc})`);
 }
 
-const visibleSpinners = (page) => page.evaluate(() =>
-  [...document.querySelectorAll('.spinner')].filter((e) => e.offsetParent !== null && getComputedStyle(e).display !== 'none').length);
-
 async function axeScan(page, label) {
   await page.evaluate(AXE);
   const res = await page.evaluate(async () => {
@@ -66,29 +43,8 @@ async function axeScan(page, label) {
     bad.length ? JSON.stringify(bad) : `${minor.length} minor/moderate${minor.length ? ' ' + JSON.stringify(minor) : ''}`);
 }
 
-async function apiJson(method, path, { token, body } = {}) {
-  const headers = { Accept: 'application/json' };
-  if (token) headers.Authorization = `Bearer ${token}`;
-  if (body !== undefined) headers['Content-Type'] = 'application/json';
-  const res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
-  let data = null;
-  try { data = await res.json(); } catch (e) { data = null; }
-  return { status: res.status, data };
-}
-
-const browser = await chromium.launch({
-  executablePath: '/usr/bin/chromium',
-  headless: true,
-  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
-});
-// every context: uncaught exceptions of the page are collected (there must be none)
-const pageErrors = [];
-async function newContext(opts) {
-  const ctx = await browser.newContext(opts);
-  ctx.on('page', (pg) => pg.on('pageerror', (e) => pageErrors.push(`${pg.url()}: ${e.message}`)));
-  return ctx;
-}
-const desktop = { viewport: { width: 1280, height: 800 }, bypassCSP: false };
+const browser = await launch();
+const newContext = (opts) => newCtx(browser, opts);
 
 // Is the ask route there (issue 9)? A fresh session's ask answers 404 only when the route is not.
 let askAvailable = false;
@@ -510,7 +466,4 @@ await run('reload mid-stream', async () => {
   await ctx.close();
 });
 
-check(pageErrors.length === 0, 'no uncaught exception in any page', pageErrors.slice(0, 3).join(' | '));
-await browser.close();
-console.log(`# ${failed} failed`);
-process.exit(0);
+await finish(browser);

@@ -1,0 +1,65 @@
+// lib.mjs - what the browser tests share: the TAP-like output ("ok - ...", "not ok - ...",
+// "# SKIP name: reason", "RESULT ..."; the shell counts the "not ok" lines), one test at a time,
+// Debian's chromium through playwright-core, contexts that collect uncaught page exceptions, the
+// spinner count and a small API client.
+import { chromium } from 'playwright-core';
+
+export const BASE = process.env.NP_BASE;
+export const ART = process.env.NP_ARTIFACTS;
+export const SCALE = Number(process.env.NP_SCALE || 1);
+export const ms = (n) => n * SCALE;
+export const sleep = (t) => new Promise((r) => setTimeout(r, t));
+
+export const stats = { failed: 0 };
+export const ok = (name, detail) => console.log(`ok - ${name}${detail ? ': ' + detail : ''}`);
+export const notOk = (name, detail) => { stats.failed++; console.log(`not ok - ${name}${detail ? ': ' + detail : ''}`); };
+export const check = (cond, name, detail) => (cond ? ok(name, detail) : notOk(name, detail));
+export const skip = (name, reason) => console.log(`# SKIP ${name}: ${reason}`);
+export const result = (s) => console.log(`RESULT ${s}`);
+
+// run(name, fn): one test; an exception is a "not ok" and the next test runs.
+export async function run(name, fn) {
+  const t0 = Date.now();
+  try {
+    await fn();
+    console.log(`# ${name} done in ${Date.now() - t0} ms`);
+  } catch (e) {
+    notOk(name, String(e && e.message ? e.message.split('\n')[0] : e));
+  }
+}
+
+// headless, and as root in CI: no sandbox
+export const launch = () => chromium.launch({
+  executablePath: '/usr/bin/chromium',
+  headless: true,
+  args: ['--no-sandbox', '--disable-dev-shm-usage', '--disable-gpu'],
+});
+
+// every context: uncaught exceptions of the page are collected (there must be none)
+export const pageErrors = [];
+export async function newContext(browser, opts) {
+  const ctx = await browser.newContext(opts);
+  ctx.on('page', (pg) => pg.on('pageerror', (e) => pageErrors.push(`${pg.url()}: ${e.message}`)));
+  return ctx;
+}
+export const desktop = { viewport: { width: 1280, height: 800 } };
+
+export const visibleSpinners = (page) => page.evaluate(() =>
+  [...document.querySelectorAll('.spinner')].filter((e) => e.offsetParent !== null && getComputedStyle(e).display !== 'none').length);
+
+export async function apiJson(method, path, { token, body } = {}) {
+  const headers = { Accept: 'application/json' };
+  if (token) headers.Authorization = `Bearer ${token}`;
+  if (body !== undefined) headers['Content-Type'] = 'application/json';
+  const res = await fetch(BASE + path, { method, headers, body: body === undefined ? undefined : JSON.stringify(body) });
+  let data = null;
+  try { data = await res.json(); } catch (e) { data = null; }
+  return { status: res.status, data };
+}
+
+export async function finish(browser) {
+  check(pageErrors.length === 0, 'no uncaught exception in any page', pageErrors.slice(0, 3).join(' | '));
+  await browser.close();
+  console.log(`# ${stats.failed} failed`);
+  process.exit(0);
+}
