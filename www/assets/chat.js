@@ -10,6 +10,7 @@ const FAIL = {
   llm_timeout: 'The answer took too long to write.',
   llm_unavailable: 'The answer writer is not available right now.',
   llm_error: 'The answer writer ran into a problem.',
+  llm_busy: 'The answer writer is busy right now.',
   interrupted: 'The answer was cut off before the end.',
   unavailable: 'Asking is not available on this server.',
   invalid_body: 'This question cannot be asked as it is (it may be too long).',
