@@ -4,7 +4,8 @@
 # - the page weighs under 100 KiB before compression, everything in www/ counted;
 # - no HTML parsing of text: no innerHTML, outerHTML, insertAdjacentHTML, document.write,
 #   DOMParser or createContextualFragment in the scripts (text goes in with textContent);
-# - every local module the scripts import and every asset index.html names exists;
+# - every local module the scripts import and every asset index.html names exists, and
+#   Makefile.am installs every asset;
 # - tests/browser/unit.mjs: the page's pure parsers under node (skipped without node).
 set -u
 top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
@@ -23,6 +24,9 @@ for m in $(grep -ohE "from '\./[a-z0-9_-]+\.js'" "$www"/assets/*.js | sed "s/fro
 done
 for a in $(grep -oE '/assets/v-[0-9a-f]+/[a-z0-9_.-]+' "$www/index.html" | sed 's|.*/||' | sort -u); do
 	[ -f "$www/assets/$a" ] || fail "index.html names $a, which is not in www/assets"
+done
+for a in "$www"/assets/*; do
+	grep -q "www/assets/${a##*/}" "$top/Makefile.am" || fail "Makefile.am's dist_wwwassets_DATA does not install www/assets/${a##*/}"
 done
 # the pure parsers (SSE, exact ids, snippet escapes) under node, when node is there (>= 18)
 if command -v node >/dev/null 2>&1 && node -e 'process.exit(parseInt(process.versions.node) >= 18 ? 0 : 1)'; then
