@@ -2,8 +2,8 @@
 // (tests/tools/llm_mock.py, paced by its /_control) behind neonpoold's llm_url, started by
 // tests/integration/t_browser_llm.sh. Stop mid-stream (the stand-in sees the client go within
 // 1.5 s, the answer is stored stopped), reload mid-stream (the complete answer appears in the
-// history), a mid-stream model error (calm failure, Retry works), the model busy (503, the page
-// waits and asks again by itself). Output as e2e.mjs (lib.mjs).
+// history), a slow first token (said after 5 s), a mid-stream model error (calm failure, Retry
+// works), the model busy. Output as e2e.mjs (lib.mjs).
 // Environment: NP_BASE, NP_MOCK (http://127.0.0.1:PORT of the stand-in), NP_WORD (a word the
 // passages contain), NP_ARTIFACTS, NP_SCALE.
 import { join } from 'node:path';
@@ -84,6 +84,20 @@ await run('reload mid-stream: the complete answer appears', async () => {
   check(await answerState(p) === 'complete' && log.length === 1 && log[0].tokens_sent === 60 && text.split(/\s+/).length >= 50,
     'then the complete answer, all the tokens the model sent', `${text.split(/\s+/).length} words, ${log[0] && log[0].tokens_sent} tokens sent`);
   check(await visibleSpinners(p) === 0, 'no spinner once it is there');
+  await ctx.close();
+});
+
+await run('a slow first token: said, then the answer', async () => {
+  await mock('/_reset');
+  await mock('/_control', { tokens: 10, tokens_per_s: 100, ttft_ms: 6500 });
+  const ctx = await newContext(browser, desktop);
+  const p = await ctx.newPage();
+  await p.goto(BASE + '/', { waitUntil: 'load' });
+  await ask(p, `Is ${WORD} slow?`);
+  await p.waitForFunction(() => /longer than usual/.test(document.querySelector('.answer .turn-status').textContent), null, { timeout: ms(6500) });
+  check(await visibleSpinners(p) === 1, 'after 5 s of silence the turn says it takes longer than usual, its spinner still on');
+  await p.waitForSelector('.answer[data-state]', { timeout: ms(15000) });
+  check(await answerState(p) === 'complete' && await visibleSpinners(p) === 0, 'then the answer completes, no spinner left');
   await ctx.close();
 });
 

@@ -219,6 +219,19 @@ export async function chatView(main, signal, id) {
     active = run;
     busy(true);
     turn.status('Looking up the manual…', true);
+    // a long silence (the model thinking, keepalives only) is said, the spinner stays
+    let last = Date.now();
+    let slow = false;
+    const slowTimer = setInterval(() => {
+      if (!run.done && !run.stopping && !slow && Date.now() - last > 5000) {
+        slow = true;
+        turn.status('Still working on it: this is taking longer than usual…', true);
+      }
+    }, 1000);
+    const alive = () => {
+      last = Date.now();
+      if (slow && !run.stopping) { slow = false; turn.status('Writing the answer…', true); }
+    };
     const finish = (kind, code, used) => {
       if (run.done) return;
       run.done = true;
@@ -260,6 +273,7 @@ export async function chatView(main, signal, id) {
         let d;
         try { d = parseExact(ev.data); } catch (e) { return; }
         if (!d || typeof d !== 'object' || run.done) return;
+        alive();
         if (ev.event === 'citations') {
           onData(d);
           turn.status(run.stopping ? 'Stopping…' : 'Writing the answer…', true);
@@ -287,6 +301,7 @@ export async function chatView(main, signal, id) {
       }
       finish('failed', 'interrupted');
     } finally {
+      clearInterval(slowTimer);
       if (active === run) active = null;
       if (!run.leaving) busy(false);
     }
