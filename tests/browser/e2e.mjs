@@ -219,14 +219,19 @@ await run('keyboard only: search, open a result, ask, delete the chat', async ()
   await k.goto(BASE + '/', { waitUntil: 'load' });
   await k.waitForSelector('#view-title');
   const order = [];
+  const noRing = [];
   const tabTo = async (pred, what, max = 40) => {
     for (let i = 0; i < max; i++) {
       await k.keyboard.press('Tab');
       const d = await k.evaluate(() => {
         const e = document.activeElement;
-        return { tag: e.tagName, id: e.id, text: (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 40), href: e.getAttribute('href'), cls: e.className };
+        const cs = getComputedStyle(e);
+        return { tag: e.tagName, id: e.id, text: (e.getAttribute('aria-label') || e.textContent || '').trim().slice(0, 40), href: e.getAttribute('href'), cls: e.className,
+          ring: cs.outlineStyle !== 'none' && parseFloat(cs.outlineWidth) >= 2, docFocus: document.hasFocus() };
       });
       order.push(d.id || d.text || d.tag);
+      // (after Tab wrapped past the end of the page the document itself may not have focus yet)
+      if (!d.ring && d.docFocus) noRing.push(d.id || d.text || d.tag);
       if (pred(d)) return d;
     }
     throw new Error(`Tab never reached ${what} (went: ${order.slice(-12).join(' > ')})`);
@@ -267,6 +272,7 @@ await run('keyboard only: search, open a result, ask, delete the chat', async ()
   await k.waitForFunction(() => JSON.parse(localStorage.getItem('neonpool.sessions.v1') || '[]').length === 0, null, { timeout: ms(10000) });
   const after = await k.evaluate(() => document.activeElement.id);
   check(after === 'new-chat' || after === 'question', 'the chat is deleted with the keyboard; focus goes to New chat or the new question box', after);
+  check(noRing.length === 0, 'every element reached with Tab shows a focus ring', `${order.length} stops${noRing.length ? '; without: ' + noRing.slice(0, 5).join(', ') : ''}`);
   console.log(`# focus order: ${order.slice(0, 14).join(' > ')} ...`);
   await ctx.close();
 });
