@@ -62,6 +62,8 @@ static const struct np_route api_table[] = {
 	/* issue 7, h7b: the chatbot's reads */
 	{ "GET", "/api/v1/books/{id}/chapters/{n}", api_chapter_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "chapters.get" },
 	{ "GET", "/api/v1/search", api_search, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "search" },
+	/* issue 9: the ask turn (its own worker pool with ask_listen) */
+	{ "POST", "/api/v1/sessions/{id}/ask", api_ask, ROUTE_NEEDS_DB, "ask" },
 };
 
 const struct np_route *api_routes(size_t *n)

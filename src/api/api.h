@@ -20,6 +20,18 @@ void api_messages_list(struct np_request *req, struct np_response *resp);
 void api_message_post(struct np_request *req, struct np_response *resp);
 void api_feedback_post(struct np_request *req, struct np_response *resp);
 
+/* Shared by api_ask.c: the session id of the path (400 invalid_id), the session's bearer token
+ * checked on the primary (404 like a missing session), the JSON object body (415/400), and a
+ * bytea parameter ("\x" and hex: 2 + 2n + 1 bytes). */
+struct cJSON;
+bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what);
+bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id);
+struct cJSON *api_session_body(struct np_request *req, struct np_response *resp);
+void api_bytea_param(const uint8_t *d, size_t n, char *out);
+
+/* Handlers of api_ask.c (issue 9): the ask turn and its cancel. */
+void api_ask(struct np_request *req, struct np_response *resp);
+
 /* Handlers of api_chapters.c and api_search.c (issue 7, h7b). */
 void api_chapter_get(struct np_request *req, struct np_response *resp);
 void api_search(struct np_request *req, struct np_response *resp);

@@ -425,3 +425,25 @@ void api_session_delete(struct np_request *req, struct np_response *resp)
 		http_respond_raw(resp, 204, "");
 	PQclear(r);
 }
+
+/* ---- for the ask turn (api_ask.c) ---- */
+
+bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what)
+{
+	return sess_path_id(req, resp, what);
+}
+
+bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id)
+{
+	return sess_authorize(req, resp, &stmt_session_auth, id, "session");
+}
+
+cJSON *api_session_body(struct np_request *req, struct np_response *resp)
+{
+	return sess_body(req, resp, false);
+}
+
+void api_bytea_param(const uint8_t *d, size_t n, char *out)
+{
+	sess_bytea_param(d, n, out);
+}

@@ -130,6 +130,9 @@ static const struct conf_key conf_keys[] = {
 	KEY_ENUM("warmup_policy", warmup_policy, NP_WARMUP_WHILE_ACTIVE, conf_warmup_policies, RELOAD, "keep the database awake: always, while-active (for warmup_active_window_s after the last request) or never"),
 	KEY_INT("warmup_interval_s", warmup_interval_s, 240, 10, 3600, RELOAD, "s", "ping (SELECT 1) an idle database this often when warmup_policy allows"),
 	KEY_INT("warmup_active_window_s", warmup_active_window_s, 900, 0, 86400, RELOAD, "s", "with while-active, keep pinging this long after the last database request"),
+	/* the ask turn (issue 9) */
+	KEY_INT("ask_top_k", ask_top_k, 5, 1, 20, RELOAD, "passages", "an ask retrieves this many passages (the search's ranking), numbered [1]..[k] for the answer's citations"),
+	KEY_INT("ask_history_messages", ask_history_messages, 6, 0, 50, RELOAD, "messages", "an ask sends the session's last this many messages with the question"),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))

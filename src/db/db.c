@@ -135,6 +135,15 @@ void db_close_all(int wait_ms)
 	}
 }
 
+void db_release(void)
+{
+	for (int ep = 0; ep < NP_EP_COUNT; ep++)
+		if (D.conn[ep].pg) {
+			log_debug("giving the connection to endpoint %d back for a long request", ep);
+			db_close(ep, DB_CLOSE_WAIT_MS);
+		}
+}
+
 static bool db_warmup_due(int64_t now_ms)
 {
 	const struct np_conf *c = D.conf;
@@ -273,6 +282,11 @@ int db_health(int ep, const char **reason)
 	const struct np_endpoint_shm *e = &D.shm->hdr->ep[ep];
 	*reason = e->reason;
 	return (int)atomic_load(&e->health);
+}
+
+const struct np_conf *db_conf(void)
+{
+	return D.conf;
 }
 
 int db_retry_after_s(void)

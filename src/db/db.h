@@ -35,8 +35,16 @@ void db_on_wake(void);
 /* The endpoint's health as the supervisor published it (enum np_health) and why. */
 int db_health(int ep, const char **reason);
 
+/* The configuration this process runs with. */
+const struct np_conf *db_conf(void);
+
 /* The configured Retry-After for 503 answers (retry_after_s). */
 int db_retry_after_s(void);
+
+/* In a long request (an ask): close the connections this process holds, so that their tokens go
+ * back to the budget while the request waits for something else than the database; the next
+ * query connects again under a new token. */
+void db_release(void);
 
 /* Close everything, waiting up to wait_ms each for the server to see it. */
 void db_close_all(int wait_ms);

@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "http.h"
 #include "util.h"
@@ -95,6 +96,8 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 	req->content_type = get("CONTENT_TYPE", ctx);
 	req->authorization = get("HTTP_AUTHORIZATION", ctx);
 	req->idempotency_key = get("HTTP_IDEMPOTENCY_KEY", ctx);
+	req->accept = get("HTTP_ACCEPT", ctx);
+	req->stream = NULL;
 
 	/* nginx: fastcgi_param NEONPOOL_QUEUE_START $msec ("1700000000.123") */
 	const char *qs = get("NEONPOOL_QUEUE_START", ctx);
@@ -295,4 +298,43 @@ int http_format_head(const struct np_response *resp, const char *request_id, cha
 		return -1;
 	memcpy(buf + len, "\r\n", 3);
 	return len + 2;
+}
+
+int http_format_sse_head(const char *request_id, char *buf, size_t n)
+{
+	int len = snprintf(buf, n,
+	                   "Status: 200 OK\r\n"
+	                   "Content-Type: text/event-stream; charset=utf-8\r\n"
+	                   "Cache-Control: no-store\r\n"
+	                   "X-Accel-Buffering: no\r\n"
+	                   "X-Request-Id: %s\r\n\r\n",
+	                   request_id);
+	return len < 0 || (size_t)len >= n ? -1 : len;
+}
+
+bool http_accepts_sse(const char *accept)
+{
+	static const char want[] = "text/event-stream";
+	for (const char *p = accept; p && *p;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		const char *end = strchr(p, ',');
+		size_t len = end ? (size_t)(end - p) : strlen(p);
+		if (len >= sizeof(want) - 1 && strncasecmp(p, want, sizeof(want) - 1) == 0) {
+			const char *rest = p + sizeof(want) - 1;
+			size_t rl = len - (sizeof(want) - 1);
+			/* the range ends there or has parameters; q=0 means "not acceptable" */
+			bool zero = false;
+			for (size_t i = 0; i + 1 < rl; i++)
+				if ((rest[i] == 'q' || rest[i] == 'Q') && rest[i + 1] == '=') {
+					const char *v = rest + i + 2;
+					zero = v[0] == '0' && (v + 1 >= rest + rl || v[1] != '.' ||
+					                       strspn(v + 2, "0") >= (size_t)(rest + rl - v - 2));
+				}
+			if ((rl == 0 || rest[0] == ';' || rest[0] == ' ' || rest[0] == '\t') && !zero)
+				return true;
+		}
+		p = end ? end + 1 : p + len;
+	}
+	return false;
 }

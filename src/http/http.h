@@ -26,12 +26,23 @@ struct np_request {
 	int64_t queued_us;            /* how long the front server says it queued, -1 unknown */
 	const char *authorization;    /* HTTP_AUTHORIZATION (never logged); NULL when absent */
 	const char *idempotency_key;  /* HTTP_IDEMPOTENCY_KEY; NULL when absent */
+	const char *accept;           /* HTTP_ACCEPT; NULL when absent */
+	struct np_stream *stream;     /* the answer written as it is produced; NULL when not possible */
 	struct np_route_match match;
 	void *worker;                 /* the worker's context, for handlers that need the database */
 };
 
+/* A response written while it is produced (Server-Sent Events), given by the worker. write and
+ * flush return 0, or -1 once the peer is gone (then every later call fails at once). */
+struct np_stream {
+	int (*write)(void *ctx, const char *buf, size_t n);
+	int (*flush)(void *ctx);
+	void *ctx;
+};
+
 struct np_response {
 	int status;
+	bool streamed;                /* the handler wrote the whole answer through req->stream */
 	char *body;                   /* malloc'd JSON; NULL until set */
 	size_t body_len;
 	char allow[64];               /* Allow header, when non-empty */
@@ -80,6 +91,13 @@ void http_response_free(struct np_response *resp);
 /* The response head: Status, Content-Type, Content-Length, X-Request-Id, Allow, Retry-After.
  * Returns its length, or -1 when buf is too small. */
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n);
+
+/* The head of a Server-Sent Events answer (200, text/event-stream, no buffering in nginx: the
+ * X-Accel-Buffering header). Returns its length, or -1 when buf is too small. */
+int http_format_sse_head(const char *request_id, char *buf, size_t n);
+
+/* Whether an Accept header asks for text/event-stream (a media range naming it, q not 0). */
+bool http_accepts_sse(const char *accept);
 
 const char *http_status_text(int status);
 

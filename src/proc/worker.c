@@ -67,6 +67,7 @@ struct worker_ctx {
 	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
 	int ep;                      /* what the worker waits on (worker_main's loop) */
 	enum worker_watch_how watching[2]; /* how the main and control sockets are in ep */
+	bool stream_gone;            /* a streamed answer's peer went away */
 };
 
 /* What an event in the worker's epoll set is about: the kind in the high half of data.u64, the fd
@@ -249,6 +250,31 @@ static void worker_send(struct worker_ctx *w, struct np_request *req, struct np_
 		FCGX_PutStr(resp->body, (int)resp->body_len, w->cur->out);
 }
 
+/* A streamed answer (np_stream): each write and flush has the answer's deadline. */
+static int worker_stream_write(void *ctx, const char *buf, size_t n)
+{
+	struct worker_ctx *w = ctx;
+	if (w->stream_gone)
+		return -1;
+	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
+	if (FCGX_PutStr(buf, (int)n, w->cur->out) != (int)n)
+		w->stream_gone = true;
+	worker_disarm();
+	return w->stream_gone ? -1 : 0;
+}
+
+static int worker_stream_flush(void *ctx)
+{
+	struct worker_ctx *w = ctx;
+	if (w->stream_gone)
+		return -1;
+	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
+	if (FCGX_FFlush(w->cur->out) < 0 || FCGX_GetError(w->cur->out) != 0)
+		w->stream_gone = true;
+	worker_disarm();
+	return w->stream_gone ? -1 : 0;
+}
+
 static void worker_handle(struct worker_ctx *w)
 {
 	struct np_request req;
@@ -283,14 +309,19 @@ static void worker_handle(struct worker_ctx *w)
 		} else {
 			snprintf(w->slot->route, sizeof(w->slot->route), "%s", req.match.route->name);
 			req.worker = w;
+			struct np_stream stream = { worker_stream_write, worker_stream_flush, w };
+			w->stream_gone = false;
+			req.stream = &stream;
 			req.match.route->handler(&req, &resp);
-			if (resp.body == NULL)
+			req.stream = NULL;
+			if (resp.body == NULL && !resp.streamed)
 				http_respond_error(&resp, 500, "internal", "handler produced no response");
 		}
 	}
 	/* the answer, and the close, have a deadline of their own */
 	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
-	worker_send(w, &req, &resp);
+	if (!resp.streamed)
+		worker_send(w, &req, &resp);
 	if (resp.status >= 500)
 		atomic_fetch_add(&w->slot->errors_5xx, 1);
 	else if (resp.status >= 400)
