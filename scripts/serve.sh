@@ -142,6 +142,10 @@ listen_mode = "0666";
 # /healthz, /readyz and /metrics on their own socket: answered even when every
 # connection holder is busy (nginx routes them there, see contrib/nginx/neonpool.conf).
 control_listen = "$STATE/run/control.sock";
+# asks (POST /api/v1/sessions/{id}/ask) on their own socket and workers: a streamed answer
+# holds its worker for its whole duration, never one of the read workers.
+ask_listen = "$STATE/run/ask.sock";
+ask_workers = 4;
 pid_file = "$STATE/run/neonpoold.pid";
 status_file = "$STATE/run/neonpool.status";
 log_file = "$STATE/log/neonpoold.log";
@@ -160,7 +164,7 @@ start_daemon() {
 		kill -HUP "$(cat "$STATE/run/neonpoold.pid")"
 		return
 	fi
-	rm -f "$STATE/run/neonpool.sock" "$STATE/run/control.sock"
+	rm -f "$STATE/run/neonpool.sock" "$STATE/run/control.sock" "$STATE/run/ask.sock"
 	(cd "$STATE" && exec setsid "$NEONPOOLD" -c "$STATE/neonpool.conf") </dev/null >>"$STATE/log/neonpoold.out" 2>&1 &
 	local i
 	for i in $(seq 1 100); do
@@ -193,6 +197,7 @@ start_nginx() {
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params"
 	sed -e "s|127\.0\.0\.1:8080|127.0.0.1:$HTTP_PORT|" -e "s|unix:/run/neonpool/neonpool\.sock|unix:$STATE/run/neonpool.sock|" \
 		-e "s|unix:/run/neonpool/control\.sock|unix:$STATE/run/control.sock|" \
+		-e "s|unix:/run/neonpool/ask\.sock|unix:$STATE/run/ask.sock|" \
 		"$top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	is_root && user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
 	sed -i "s|/usr/share/neonpool/www|$(www_root)|g" "$dir/neonpool.conf"

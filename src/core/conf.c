@@ -131,6 +131,8 @@ static const struct conf_key conf_keys[] = {
 	KEY_INT("warmup_interval_s", warmup_interval_s, 240, 10, 3600, RELOAD, "s", "ping (SELECT 1) an idle database this often when warmup_policy allows"),
 	KEY_INT("warmup_active_window_s", warmup_active_window_s, 900, 0, 86400, RELOAD, "s", "with while-active, keep pinging this long after the last database request"),
 	/* the ask turn (issue 9) */
+	KEY_STR("ask_listen", ask_listen, "", conf_check_control_listen, RESTART, "the ask pool's socket (the same forms as control_listen): POST /api/v1/sessions/{id}/ask is served there by ask_workers workers of its own, which hold no database connection between their two short transactions (\"\" = none: the main workers answer asks)"),
+	KEY_INT("ask_workers", ask_workers, 4, 1, 64, RELOAD, "processes", "workers of the ask pool (with ask_listen): one answer each at a time; when all are busy a new ask gets 503 ask_busy at once"),
 	KEY_INT("ask_top_k", ask_top_k, 5, 1, 20, RELOAD, "passages", "an ask retrieves this many passages (the search's ranking), numbered [1]..[k] for the answer's citations"),
 	KEY_INT("ask_history_messages", ask_history_messages, 6, 0, 50, RELOAD, "messages", "an ask sends the session's last this many messages with the question"),
 };

@@ -83,6 +83,8 @@ struct np_conf {
 	int warmup_interval_s;       /* s: ping (SELECT 1) an idle database this often when warmup_policy allows */
 	int warmup_active_window_s;  /* s: with while-active, keep pinging this long after the last database requ */
 	/* the ask turn (issue 9) */
+	char *ask_listen;            /* the ask pool's socket ("" = none: the main workers answer asks) */
+	int ask_workers;             /* processes of the ask pool */
 	int ask_top_k;               /* passages retrieved for an ask, cited [1]..[k] */
 	int ask_history_messages;    /* the session's last messages sent with the question */
 };

@@ -15,6 +15,7 @@
 #include "util.h"
 
 #define DB_CLOSE_WAIT_MS 1000
+#define DB_ASK_YIELD_POLL_MS 50   /* a holder's wait between looks while ask workers exist */
 
 static struct {
 	const struct np_conf *conf;
@@ -25,6 +26,7 @@ static struct {
 	int64_t backoff_until_ms;
 	int backoff_ms;
 	int64_t last_ping_ms;
+	bool ask;                /* an ask worker: holds a connection only inside its two transactions */
 } D;
 
 void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const char *tag)
@@ -33,6 +35,7 @@ void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const cha
 	D.conf = conf;
 	D.shm = shm;
 	D.slot = slot;
+	D.ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
 	for (int i = 0; i < NP_EP_COUNT; i++) {
 		D.conn[i].tok = -1;
 		D.conn[i].ep = i;
@@ -161,6 +164,23 @@ static bool db_warmup_due(int64_t now_ms)
 	return last > 0 && util_wall_us() - last < (int64_t)c->warmup_active_window_s * 1000000;
 }
 
+/* Whether an ask worker waits for a token with its request in hand. */
+static bool db_ask_waiting(void)
+{
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_ASK && atomic_load(&D.shm->slots[i].waiting))
+			return true;
+	return false;
+}
+
+int db_poll_ms(int holder_ms, int spare_ms)
+{
+	if (!db_holder(NP_EP_PRIMARY))
+		return spare_ms;
+	/* with an ask pool a holder looks often whether an ask waits for its token */
+	return D.conf->ask_listen[0] && holder_ms > DB_ASK_YIELD_POLL_MS ? DB_ASK_YIELD_POLL_MS : holder_ms;
+}
+
 void db_maintain(void)
 {
 	pgconn_graveyard_poll(D.shm);
@@ -181,6 +201,8 @@ void db_maintain(void)
 		else if (D.conf->idle_timeout_s > 0 && now - c->last_used_ms > (int64_t)D.conf->idle_timeout_s * 1000 &&
 		         budget_connected(D.shm, ep) > D.conf->min_warm)
 			why = "idle_timeout reached";
+		else if (ep == NP_EP_PRIMARY && !D.ask && db_ask_waiting() && budget_in_use(D.shm, ep) >= budget_limit(D.shm, ep))
+			why = "an ask worker waits for a token (the budget is full)";
 		else if (PQstatus(c->pg) != CONNECTION_OK || (now - c->last_used_ms > D.conf->validate_idle_ms && !pgconn_idle_ok(c)))
 			why = "connection lost";
 		if (why) {
@@ -224,7 +246,7 @@ static int db_waiting_count(void)
 {
 	int n = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++)
-		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER)
+		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER || atomic_load(&D.shm->slots[i].kind) == NP_KIND_ASK)
 			n += (int)atomic_load(&D.shm->slots[i].waiting);
 	return n;
 }
@@ -267,7 +289,7 @@ void db_consider_connect(int listen_fd)
 int db_poll_fds(int *fds, int n)
 {
 	int k = pgconn_graveyard_fds(fds, n);
-	if (!db_holder(NP_EP_PRIMARY) && k < n)
+	if (!db_holder(NP_EP_PRIMARY) && !D.ask && k < n)
 		fds[k++] = D.shm->hdr->wake_fd[0];
 	return k;
 }

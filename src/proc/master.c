@@ -56,6 +56,7 @@ static struct {
 	const char *conf_path;
 	struct np_listener listener;
 	struct np_listener control;    /* control_listen, fd -1 when none */
+	struct np_listener ask;        /* ask_listen (issue 9), fd -1 when none */
 	struct np_shm shm;
 	struct master_child kids[NP_MAX_SLOTS];
 	uint32_t generation;
@@ -106,16 +107,20 @@ static void master_init_child(int kind)
 {
 	int keep[] = { STDIN_FILENO, STDOUT_FILENO, STDERR_FILENO, log_fileno(), keeper_init_child(), M.wake[1],
 	               M.shm.locked ? M.shm.lock_fd : -1,
-	               kind == NP_KIND_WORKER ? M.wake[0] : -1,
+	               kind == NP_KIND_WORKER || kind == NP_KIND_ASK ? M.wake[0] : -1,
 	               kind == NP_KIND_WORKER ? M.listener.fd : -1,
-	               kind == NP_KIND_WORKER ? M.control.fd : -1 };
+	               kind == NP_KIND_WORKER ? M.control.fd : -1,
+	               kind == NP_KIND_ASK ? M.ask.fd : -1 };
 	if (child_close_fds_except(keep, (int)(sizeof(keep) / sizeof(keep[0]))) < 0)
 		log_warn("cannot close the master's descriptors in a child: %s", strerror(errno));
 	M.sigfd = -1;
 	if (kind != NP_KIND_WORKER) {
-		M.wake[0] = -1; /* the header keeps the number: only workers read it */
+		if (kind != NP_KIND_ASK)
+			M.wake[0] = -1; /* the header keeps the number: only workers read it */
 		M.listener.fd = M.control.fd = -1;
 	}
+	if (kind != NP_KIND_ASK)
+		M.ask.fd = -1;
 }
 
 static int master_spawn(int kind)
@@ -138,6 +143,8 @@ static int master_spawn(int kind)
 			_exit(2);
 		if (kind == NP_KIND_WORKER)
 			worker_main(&M.conf, &M.shm, idx, M.listener.fd, M.control.fd, master_pid);
+		if (kind == NP_KIND_ASK)
+			worker_main(&M.conf, &M.shm, idx, M.ask.fd, -1, master_pid);
 		supervisor_main(&M.conf, &M.shm, idx, master_pid);
 	}
 	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation };
@@ -163,7 +170,8 @@ static int master_count(int kind, bool current_only)
 
 static int master_count_all(void)
 {
-	return master_count(NP_KIND_WORKER, false) + master_count(NP_KIND_SUPERVISOR, false);
+	return master_count(NP_KIND_WORKER, false) + master_count(NP_KIND_SUPERVISOR, false) +
+	       master_count(NP_KIND_ASK, false);
 }
 
 /* A supervisor asked to leave that is still there past MASTER_SUPERVISOR_RETIRE_MS is killed:
@@ -197,6 +205,9 @@ static void master_fill(void)
 		return;
 	while (master_count(NP_KIND_WORKER, true) < M.conf.workers)
 		if (master_spawn(NP_KIND_WORKER) < 0)
+			return;
+	while (M.ask.fd >= 0 && master_count(NP_KIND_ASK, true) < M.conf.ask_workers)
+		if (master_spawn(NP_KIND_ASK) < 0)
 			return;
 }
 
@@ -254,7 +265,7 @@ static void master_reap(void)
 		struct master_child k = M.kids[idx];
 		struct np_slot *slot = &M.shm.slots[idx];
 		bool clean = atomic_load(&slot->state) == NP_SLOT_EXITING;
-		const char *what = k.kind == NP_KIND_WORKER ? "worker" : "supervisor";
+		const char *what = k.kind == NP_KIND_WORKER ? "worker" : k.kind == NP_KIND_ASK ? "ask worker" : "supervisor";
 		char kv[128];
 		snprintf(kv, sizeof(kv), " child=%s slot=%d child_pid=%d generation=%u", what, idx, (int)pid,
 		         k.generation);
@@ -554,6 +565,7 @@ static int master_init_state(struct np_conf *conf, const char *conf_path)
 	M.conf_path = conf_path;
 	M.listener.fd = -1;
 	M.control.fd = -1;
+	M.ask.fd = -1;
 	M.sigfd = -1;
 	M.wake[0] = M.wake[1] = -1;
 	M.generation = 1;
@@ -621,6 +633,7 @@ static void master_close_listeners(void)
 {
 	listen_close(&M.listener);
 	listen_close(&M.control);
+	listen_close(&M.ask);
 }
 
 static void master_warn_somaxconn(void)
@@ -649,6 +662,14 @@ static int master_init_listeners(void)
 		cc.listen = cc.control_listen;
 		if (listen_open(&M.control, &cc, err, sizeof(err)) < 0) {
 			log_error("control_listen: %s", err);
+			return -1;
+		}
+	}
+	if (M.conf.ask_listen[0]) {
+		struct np_conf ac = M.conf;
+		ac.listen = ac.ask_listen;
+		if (listen_open(&M.ask, &ac, err, sizeof(err)) < 0) {
+			log_error("ask_listen: %s", err);
 			return -1;
 		}
 	}

@@ -68,6 +68,8 @@ struct worker_ctx {
 	int ep;                      /* what the worker waits on (worker_main's loop) */
 	enum worker_watch_how watching[2]; /* how the main and control sockets are in ep */
 	bool stream_gone;            /* a streamed answer's peer went away */
+	bool ask;                    /* a worker of the ask pool: its own socket, no connection held */
+	int listen_fd;
 };
 
 /* What an event in the worker's epoll set is about: the kind in the high half of data.u64, the fd
@@ -610,8 +612,9 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
                  pid_t master_pid)
 {
 	char role[32];
-	snprintf(role, sizeof(role), "worker.%d", slot);
-	if (child_setup("np-worker", role, master_pid) < 0)
+	bool ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
+	snprintf(role, sizeof(role), "%s.%d", ask ? "ask" : "worker", slot);
+	if (child_setup(ask ? "np-ask" : "np-worker", role, master_pid) < 0)
 		_exit(0);
 
 	struct worker_ctx w;
@@ -620,6 +623,8 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	w.shm = shm;
 	w.slot_idx = slot;
 	w.slot = &shm->slots[slot];
+	w.ask = ask;
+	w.listen_fd = listen_fd;
 	w.routes = api_routes(&w.nroutes);
 	w.lim.max_params = (size_t)conf->max_params_bytes;
 	w.lim.stdin_ready = WORKER_STDIN_READY;
@@ -670,15 +675,15 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 				break;
 		}
 		db_maintain();
-		if (!stopping && !db_holder(NP_EP_PRIMARY))
+		if (!stopping && !w.ask && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
 		/* an inbox full of requests that may still come stops accepting for a while */
 		int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
 		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
-		bool main_open = !stopping && room && db_accept_main();
+		bool main_open = !stopping && room && (w.ask || db_accept_main());
 		int fds[INBOX_MAX];
 		worker_watch(&w, listen_fd, WORKER_EV_MAIN,
-		             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) ? WATCH_EXCLUSIVE : WATCH_SHARED);
+		             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w.ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
 		worker_watch(&w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
 		/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
 		 * for a holder, so registered for this wait only */
@@ -689,7 +694,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			if (epoll_ctl(w.ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
 				log_warn("epoll_ctl: %s", strerror(errno));
 		}
-		int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
+		int64_t timeout = db_poll_ms(WORKER_POLL_MS, WORKER_SPARE_POLL_MS);
 		int64_t next = inbox_next_ms(&w.inbox, util_now_ms());
 		if (next >= 0 && next < timeout)
 			timeout = next + 1;
@@ -725,7 +730,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		 * stop's grace serves it), since no other worker was woken for it. A spare that was let
 		 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
 		 * holder (woken too) should take the request. */
-		if (ev_main && (w.watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && db_accept_main())))
+		if (ev_main && (w.watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && (w.ask || db_accept_main()))))
 			worker_accept(&w, listen_fd, INBOX_MAIN);
 		if (ev_ctl)
 			worker_accept(&w, control_fd, INBOX_CONTROL);

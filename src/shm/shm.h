@@ -29,7 +29,8 @@ static inline bool shm_state_busy(uint32_t state)
 	return state == NP_SLOT_BUSY || state == NP_SLOT_READING;
 }
 
-enum np_slot_kind { NP_KIND_NONE = 0, NP_KIND_WORKER, NP_KIND_SUPERVISOR };
+/* NP_KIND_ASK: a worker of the ask pool (issue 9: ask_listen, ask_workers) */
+enum np_slot_kind { NP_KIND_NONE = 0, NP_KIND_WORKER, NP_KIND_SUPERVISOR, NP_KIND_ASK };
 
 /* One child's slot. Writers: the master writes pid/kind/generation and resets the slot when it
  * reaps the child; the child writes everything else about itself. Readers copy, then work. */
@@ -63,6 +64,10 @@ struct np_slot {
 	_Atomic uint64_t peers_refused;   /* peer not in listen_allowed_clients */
 	_Atomic uint64_t read_timeouts;   /* request not read within request_read_timeout_ms */
 	_Atomic uint64_t bad_requests;    /* malformed records, params over max_params_bytes */
+	/* an ask worker (issue 9): the answer it is making (the child writes), and a cancel of it
+	 * (written by whichever worker serves the cancel: only ever set to that answer's id) */
+	_Atomic int64_t ask_answer_id;    /* 0 when none */
+	_Atomic int64_t ask_cancel_id;
 } __attribute__((aligned(128)));
 
 /* Endpoints: the primary and an optional read replica, each with its own budget. */

@@ -638,22 +638,24 @@ np_parallel() {
 NP_FRONT_USER=nobody
 NP_FRONT_GROUP=$(id -gn nobody 2>/dev/null || echo nogroup)
 
-# np_start_nginx UPSTREAM [PORT [NAME [CONTROL]]]: nginx on 127.0.0.1:PORT (default: free) in front of
+# np_start_nginx UPSTREAM [PORT [NAME [CONTROL [ASK]]]]: nginx on 127.0.0.1:PORT (default: free) in front of
 # UPSTREAM ("unix:/path.sock" or "127.0.0.1:PORT"), health routes to CONTROL (default UPSTREAM),
+# asks (POST /api/v1/sessions/{id}/ask) to ASK (default UPSTREAM),
 # serving through contrib/nginx/neonpool.conf,
 # in $NP_TMP/NAME (default nginx). Sets NP_HTTP_PORT and NP_NGINX_PID; waits for the port.
 # The web page is served from $NP_WWW_ROOT (default: the source tree's www/).
 np_start_nginx() {
 	np_require nginx
-	local upstream=$1 port=${2:-} dir=$NP_TMP/${3:-nginx} user="" control=${4:-$1}
+	local upstream=$1 port=${2:-} dir=$NP_TMP/${3:-nginx} user="" control=${4:-$1} ask=${5:-$1}
 	case $upstream in unix:* | [0-9]*:[0-9]*) ;; /*) upstream=unix:$upstream ;; esac
 	case $control in unix:* | [0-9]*:[0-9]*) ;; /*) control=unix:$control ;; esac
+	case $ask in unix:* | [0-9]*:[0-9]*) ;; /*) ask=unix:$ask ;; esac
 	[ -n "$port" ] || port=$(np_free_port) || np_fail "no free port"
 	mkdir -p "$dir"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params" 2>/dev/null ||
 		np_skip "nginx's fastcgi_params not found in /etc/nginx"
 	sed -e "s|127\.0\.0\.1:8080|127.0.0.1:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|" \
-		-e "s|unix:/run/neonpool/control\.sock|$control|" \
+		-e "s|unix:/run/neonpool/control\.sock|$control|" -e "s|unix:/run/neonpool/ask\.sock|$ask|" \
 		"$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	grep -q "listen 127.0.0.1:$port;" "$dir/neonpool.conf" && grep -qF "server $upstream;" "$dir/neonpool.conf" ||
 		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
