@@ -25,6 +25,8 @@ PACKAGES=(
 	"libconfig-dev -"
 	"libfcgi-dev -"
 	"libcmocka-dev -"
+	# the ask turn's language-model upstream (issue 9)
+	"libcurl4-openssl-dev -"
 	# fuzzing: clang with its libFuzzer and sanitizer runtimes (tests/fuzz/run.sh, `make fuzz`)
 	"clang /usr/bin/clang"
 	"libclang-rt-14-dev -"

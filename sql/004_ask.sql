@@ -36,7 +36,8 @@ $$ SELECT replace(plainto_tsquery('english', q)::text, ' & ', ' | ')::tsquery $$
 -- ([{n, passage_id, book_id, book, chapter_id, chapter_number, chapter, title, snippet}]), the
 -- last p_history messages before the question ([{role, content}], oldest first) and, when
 -- p_sentences > 0, that many of the passages' sentences with the most question terms
--- ([{n, sentence, score}]) for the extractive answer. p_mode ('llm' or 'retrieval') is kept with
+-- ([{n, sentence, score}]) for the extractive answer; with p_mode 'llm' the passages' text instead
+-- ([{n, body}]) for the prompt. p_mode ('llm' or 'retrieval') is kept with
 -- the Idempotency-Key for a replay. A replay returns the stored answer (status,
 -- content, citations, citations_used).
 CREATE FUNCTION np_ask_begin(p_session bigint, p_key text, p_request_hash bytea, p_question text, p_top_k int,
@@ -113,6 +114,11 @@ BEGIN
 		      WHERE char_length(x.sentence) BETWEEN 20 AND 600
 		      ORDER BY 4 DESC, x.n, x.ord LIMIT p_sentences) s
 		WHERE s.score > 0;
+	ELSIF p_mode = 'llm' THEN
+		-- the model reads the passages themselves
+		SELECT COALESCE(json_agg(json_build_object('n', (e ->> 'n')::int, 'body', e ->> 'body')
+		                         ORDER BY (e ->> 'n')::int), '[]'::json)::text
+		INTO sents FROM jsonb_array_elements(cites) e;
 	END IF;
 	-- the passages' bodies served the sentences; the citations keep their snippet only
 	SELECT COALESCE(jsonb_agg(e - 'body' ORDER BY (e ->> 'n')::int), '[]'::jsonb) INTO cites

@@ -64,6 +64,7 @@ static const struct np_route api_table[] = {
 	{ "GET", "/api/v1/search", api_search, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "search" },
 	/* issue 9: the ask turn (its own worker pool with ask_listen) */
 	{ "POST", "/api/v1/sessions/{id}/ask", api_ask, ROUTE_NEEDS_DB, "ask" },
+	{ "POST", "/api/v1/sessions/{id}/ask/{message_id}/cancel", api_ask_cancel, ROUTE_NEEDS_DB, "ask.cancel" },
 };
 
 const struct np_route *api_routes(size_t *n)

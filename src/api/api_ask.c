@@ -8,15 +8,19 @@
  * citations its text used. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api.h"
 #include "ask_text.h"
 #include "db.h"
 #include "http.h"
 #include "input.h"
+#include "llm.h"
 #include "log.h"
 #include "sha256.h"
 #include "util.h"
@@ -27,6 +31,15 @@
 #define ASK_PER_PASSAGE 2          /* of them from one passage at most */
 #define ASK_ANSWER_MAX 16384       /* characters stored (messages.content's bound) */
 #define ASK_CITES_MAX 32
+#define ASK_KEEPALIVE_MS 5000      /* a comment line to the client after this much silence */
+#define ASK_PROMPT_MAX 16384       /* bytes of llm_system_prompt_file */
+#define ASK_KEY_MAX 512            /* bytes of an API key */
+
+/* The system prompt when llm_system_prompt_file is "". */
+static const char ask_default_prompt[] =
+	"You answer questions about textbooks. Answer only from the numbered passages below; cite each "
+	"statement with the number of its passage in square brackets, like [1] or [2][3]. When the "
+	"passages do not answer the question, say so briefly. Be concise.";
 
 /* Statement ids 27..29 are this file's. */
 static const struct np_stmt stmt_ask_begin = {
@@ -36,6 +49,10 @@ static const struct np_stmt stmt_ask_begin = {
 };
 static const struct np_stmt stmt_ask_finish = {
 	28, "np_ask_finish", "SELECT status FROM np_ask_finish($1, $2, $3, $4::int[])", 4
+};
+/* the answer of session $2 named $1: its status */
+static const struct np_stmt stmt_ask_status = {
+	29, "np_ask_status", "SELECT status FROM messages WHERE id = $1 AND session_id = $2 AND role = 'assistant'", 2
 };
 
 /* One turn being answered. */
@@ -50,6 +67,10 @@ struct ask_turn {
 	int k;                     /* number of citations */
 	char *answer;              /* the text so far, malloc'd */
 	size_t len, cap;
+	int64_t answer_num;        /* answer_id as a number (the cancel mailbox) */
+	int64_t last_write_ms;     /* the last bytes sent to the client (keepalive) */
+	bool cancelled;            /* the cancel route asked to stop */
+	bool abandoned;            /* the client went away and ask_on_disconnect = abort */
 };
 
 /* ---- writing the stream ---------------------------------------------------------------- */
@@ -77,6 +98,7 @@ static int ask_event(struct ask_turn *t, const char *name, cJSON *data)
 	free(json);
 	if (rc == 0 && t->req->stream->flush(t->req->stream->ctx) < 0)
 		t->gone = true;
+	t->last_write_ms = util_now_ms();
 	return t->gone ? -1 : 0;
 }
 
@@ -169,25 +191,35 @@ static void ask_fail_event(struct ask_turn *t, struct np_response *err)
 	ask_event(t, "error", e);
 }
 
-/* Store the answer (the second short transaction) and finish the stream or the JSON body. */
+/* Store the answer (the second short transaction): its text, status and the citations it uses
+ * (used[0..*nused)). false with err set when the database failed. */
+static bool ask_store(struct ask_turn *t, const char *status, struct np_response *err, int *used, size_t *nused)
+{
+	*nused = ask_cites_used(t->answer ? t->answer : "", t->k, used, ASK_CITES_MAX);
+	char arr[ASK_CITES_MAX * 4 + 8];
+	if (ask_cites_pg_array(used, *nused, arr, sizeof(arr)) < 0)
+		snprintf(arr, sizeof(arr), "{}");
+	const char *params[4] = { t->answer_id, t->answer ? t->answer : "", status, arr };
+	PGresult *r = db_write(t->req, err, &stmt_ask_finish, params);
+	db_release();
+	if (r == NULL)
+		return false;
+	PQclear(r);
+	return true;
+}
+
+/* Store the answer and finish the stream (done) or the JSON body. */
 static void ask_finish(struct ask_turn *t, struct np_response *resp, const char *status)
 {
 	int used[ASK_CITES_MAX];
-	size_t nused = ask_cites_used(t->answer ? t->answer : "", t->k, used, ASK_CITES_MAX);
-	char arr[ASK_CITES_MAX * 4 + 8];
-	if (ask_cites_pg_array(used, nused, arr, sizeof(arr)) < 0)
-		snprintf(arr, sizeof(arr), "{}");
-	const char *params[4] = { t->answer_id, t->answer ? t->answer : "", status, arr };
+	size_t nused;
 	struct np_response err = { 0 };
-	PGresult *r = db_write(t->req, t->sse ? &err : resp, &stmt_ask_finish, params);
-	db_release();
-	if (r == NULL) {
+	if (!ask_store(t, status, t->sse ? &err : resp, used, &nused)) {
 		if (t->sse)
 			ask_fail_event(t, &err);
 		http_response_free(&err);
 		return;
 	}
-	PQclear(r);
 	if (t->sse) {
 		cJSON *d = cJSON_CreateObject();
 		if (d && cJSON_AddStringToObject(d, "message_id", t->answer_id) && ask_add_end(d, status, used, nused))
@@ -229,6 +261,233 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 	while (t->len > 0 && t->answer[t->len - 1] == ' ')
 		t->answer[--t->len] = '\0';
 	ask_finish(t, resp, "complete");
+}
+
+/* ---- LLM mode ------------------------------------------------------------------------ */
+
+/* The whole of a small file (the prompt, the key): malloc'd, NUL-terminated, at most max bytes;
+ * NULL when unreadable or larger. */
+static char *ask_read_file(const char *path, size_t max)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	if (fd < 0)
+		return NULL;
+	char *buf = malloc(max + 2);
+	size_t got = 0;
+	ssize_t n = 0;
+	while (buf && got <= max && (n = read(fd, buf + got, max + 1 - got)) > 0)
+		got += (size_t)n;
+	close(fd);
+	if (!buf || n < 0 || got > max) {
+		if (buf)
+			explicit_bzero(buf, max + 2);
+		free(buf);
+		return NULL;
+	}
+	buf[got] = '\0';
+	return buf;
+}
+
+/* The API key into key (cap bytes): llm_api_key_file's first line, else NEONPOOL_LLM_API_KEY,
+ * else "". -1 when the file cannot be read. */
+static int ask_api_key(const struct np_conf *conf, char *key, size_t cap)
+{
+	key[0] = '\0';
+	if (conf->llm_api_key_file[0]) {
+		char *f = ask_read_file(conf->llm_api_key_file, ASK_KEY_MAX);
+		if (!f)
+			return -1;
+		size_t l = strcspn(f, "\r\n");
+		if (l >= cap)
+			l = cap - 1;
+		memcpy(key, f, l);
+		key[l] = '\0';
+		explicit_bzero(f, strlen(f));
+		free(f);
+		return 0;
+	}
+	const char *env = getenv("NEONPOOL_LLM_API_KEY");
+	if (env)
+		snprintf(key, cap, "%s", env);
+	return 0;
+}
+
+/* The chat-completions request: the system prompt with the numbered passages, the history, the
+ * question. malloc'd JSON; NULL when out of memory or the prompt file is unreadable. */
+static char *ask_llm_body(const struct np_conf *conf, const struct ask_turn *t, const char *bodies_json,
+                          const char *history_json, const char *question)
+{
+	char *prompt = conf->llm_system_prompt_file[0] ? ask_read_file(conf->llm_system_prompt_file, ASK_PROMPT_MAX)
+	                                               : strdup(ask_default_prompt);
+	if (!prompt)
+		return NULL;
+	cJSON *bodies = cJSON_Parse(bodies_json ? bodies_json : "[]"), *hist = cJSON_Parse(history_json ? history_json : "[]");
+	size_t cap = strlen(prompt) + 64;
+	cJSON *c, *b;
+	cJSON_ArrayForEach(c, t->citations)
+		cap += 256 + strlen(cJSON_GetStringValue(cJSON_GetObjectItem(c, "book")) ?: "") +
+		       strlen(cJSON_GetStringValue(cJSON_GetObjectItem(c, "chapter")) ?: "") +
+		       strlen(cJSON_GetStringValue(cJSON_GetObjectItem(c, "title")) ?: "");
+	cJSON_ArrayForEach(b, bodies)
+		cap += strlen(cJSON_GetStringValue(cJSON_GetObjectItem(b, "body")) ?: "") + 8;
+	char *sys = malloc(cap), *body = NULL;
+	cJSON *o = cJSON_CreateObject(), *msgs = NULL, *m;
+	if (!sys || !o)
+		goto out;
+	size_t len = (size_t)snprintf(sys, cap, "%s\n\nPassages:\n", prompt);
+	cJSON_ArrayForEach(c, t->citations)
+	{
+		int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "n"));
+		const char *text = "";
+		cJSON_ArrayForEach(b, bodies)
+			if ((int)cJSON_GetNumberValue(cJSON_GetObjectItem(b, "n")) == n)
+				text = cJSON_GetStringValue(cJSON_GetObjectItem(b, "body")) ?: "";
+		len += (size_t)snprintf(sys + len, cap - len, "\n[%d] %s / %s / %s\n%s\n", n,
+		                        cJSON_GetStringValue(cJSON_GetObjectItem(c, "book")) ?: "",
+		                        cJSON_GetStringValue(cJSON_GetObjectItem(c, "chapter")) ?: "",
+		                        cJSON_GetStringValue(cJSON_GetObjectItem(c, "title")) ?: "", text);
+		if (len >= cap)
+			goto out;
+	}
+	if (!cJSON_AddStringToObject(o, "model", conf->llm_model) || !cJSON_AddBoolToObject(o, "stream", 1) ||
+	    !(msgs = cJSON_AddArrayToObject(o, "messages")))
+		goto out;
+	if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) || !cJSON_AddStringToObject(m, "role", "system") ||
+	    !cJSON_AddStringToObject(m, "content", sys))
+		goto out;
+	cJSON_ArrayForEach(c, hist)
+	{
+		const char *role = cJSON_GetStringValue(cJSON_GetObjectItem(c, "role"));
+		const char *content = cJSON_GetStringValue(cJSON_GetObjectItem(c, "content"));
+		if (!role || !content || (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0))
+			continue;
+		if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) || !cJSON_AddStringToObject(m, "role", role) ||
+		    !cJSON_AddStringToObject(m, "content", content))
+			goto out;
+	}
+	if (!(m = cJSON_CreateObject()) || !cJSON_AddItemToArray(msgs, m) || !cJSON_AddStringToObject(m, "role", "user") ||
+	    !cJSON_AddStringToObject(m, "content", question))
+		goto out;
+	body = cJSON_PrintUnformatted(o);
+out:
+	cJSON_Delete(o);
+	cJSON_Delete(bodies);
+	cJSON_Delete(hist);
+	free(sys);
+	free(prompt);
+	return body;
+}
+
+static int ask_on_delta(void *ctx, const char *text, size_t len)
+{
+	struct ask_turn *t = ctx;
+	char *s = strndup(text, len);
+	if (!s)
+		return 1;
+	ask_delta(t, s);
+	free(s);
+	if (t->gone && db_conf()->ask_on_disconnect == NP_ASK_ABORT) {
+		t->abandoned = true;
+		return 1;
+	}
+	return 0;
+}
+
+/* Every LLM_TICK_MS while the model thinks: a cancel, a keepalive, a client gone. */
+static int ask_tick(void *ctx)
+{
+	struct ask_turn *t = ctx;
+	struct np_slot *slot = &db_shm()->slots[db_slot()];
+	if (atomic_load(&slot->ask_cancel_id) == t->answer_num) {
+		t->cancelled = true;
+		return 1;
+	}
+	if (t->sse && !t->gone && util_now_ms() - t->last_write_ms >= ASK_KEEPALIVE_MS) {
+		if (ask_write(t, ": keepalive\n\n", 13) == 0 && t->req->stream->flush(t->req->stream->ctx) < 0)
+			t->gone = true;
+		t->last_write_ms = util_now_ms();
+	}
+	if (t->gone && db_conf()->ask_on_disconnect == NP_ASK_ABORT) {
+		t->abandoned = true;
+		return 1;
+	}
+	return 0;
+}
+
+static void ask_on_gate(void *ctx)
+{
+	struct ask_turn *t = ctx;
+	t->req->stream->gate(t->req->stream->ctx);
+}
+
+/* LLM mode: the model's answer, streamed as it comes, then stored. */
+static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bodies, const char *history,
+                    const char *question)
+{
+	const struct np_conf *conf = db_conf();
+	char key[ASK_KEY_MAX + 1];
+	char *body = ask_llm_body(conf, t, bodies, history, question);
+	struct llm_result res = { .status = LLM_UNAVAILABLE };
+	if (!body) {
+		snprintf(res.detail, sizeof(res.detail), "cannot build the request (llm_system_prompt_file unreadable?)");
+	} else if (ask_api_key(conf, key, sizeof(key)) < 0) {
+		snprintf(res.detail, sizeof(res.detail), "llm_api_key_file cannot be read");
+	} else {
+		struct llm_call call = {
+			.url = conf->llm_url, .body = body, .api_key = key, .connect_ms = conf->llm_connect_timeout_ms,
+			.first_token_ms = conf->llm_first_token_timeout_ms, .gap_ms = conf->llm_gap_timeout_ms,
+			.total_ms = conf->llm_total_timeout_ms, .retry_after_max_ms = conf->llm_retry_after_max_ms,
+			.on_delta = ask_on_delta, .tick = ask_tick,
+			.watch_fd = t->req->stream ? t->req->stream->gate_fd : -1, .on_fd = ask_on_gate, .ctx = t,
+		};
+		llm_chat(&call, &res);
+	}
+	explicit_bzero(key, sizeof(key));
+	free(body);
+	char kv[400], q[200];
+	util_quote_value(res.detail, q, sizeof(q));
+	snprintf(kv, sizeof(kv), " request_id=%s message_id=%s outcome=%s attempts=%d http=%d tokens=%d ttft_ms=%lld total_ms=%lld detail=%s",
+	         t->req->request_id, t->answer_id,
+	         res.status == LLM_DONE ? "complete" : t->cancelled ? "cancelled" : t->abandoned ? "client_gone" : "failed",
+	         res.attempts, res.http_status, res.tokens, (long long)res.ttft_ms, (long long)res.total_ms, q);
+	log_kv(res.status == LLM_DONE || res.status == LLM_ABORTED ? NP_LOG_INFO : NP_LOG_WARN, kv, "llm answer");
+	if (res.status == LLM_DONE) {
+		ask_finish(t, resp, "complete");
+		return;
+	}
+	if (res.status == LLM_ABORTED) {
+		ask_finish(t, resp, "stopped");
+		return;
+	}
+	/* failed: the turn is stored so (with what came), the client gets the error */
+	int http;
+	const char *code = llm_status_code(res.status, &http);
+	char msg[200];
+	snprintf(msg, sizeof(msg), "the language model failed: %s", res.detail);
+	struct np_response err = { 0 };
+	int used[ASK_CITES_MAX];
+	size_t nused;
+	ask_store(t, "failed", &err, used, &nused);
+	http_response_free(&err);
+	memset(&err, 0, sizeof(err));
+	if (t->sse) {
+		http_respond_error(&err, http, code, msg);
+		ask_fail_event(t, &err);
+		http_response_free(&err);
+	} else {
+		http_response_free(resp);
+		memset(resp, 0, sizeof(*resp));
+		http_respond_error(resp, http, code, msg);
+		if (http == 503)
+			resp->retry_after_s = db_retry_after_s();
+	}
+}
+
+/* The cancel mailbox: the worker making the answer names it in its slot. */
+static void ask_publish(struct ask_turn *t, bool on)
+{
+	struct np_slot *slot = &db_shm()->slots[db_slot()];
+	atomic_store(&slot->ask_answer_id, on ? t->answer_num : 0);
 }
 
 /* A replay of an Idempotency-Key: the stored answer as it is now. */
@@ -301,7 +560,9 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		db_release();
 		return;
 	}
-	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept), .mode = "retrieval" };
+	bool llm = conf->llm_url[0] != '\0';
+	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept),
+	                      .mode = llm ? "llm" : "retrieval" };
 	/* the fingerprint for Idempotency-Key: the question */
 	uint8_t fp[SHA256_LEN];
 	struct sha256_ctx c;
@@ -313,17 +574,19 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	api_bytea_param(fp, sizeof(fp), fph);
 	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
-	snprintf(nsent, sizeof(nsent), "%d", ASK_SENTENCES);
+	snprintf(nsent, sizeof(nsent), "%d", llm ? 0 : ASK_SENTENCES);
 	const char *params[8] = { id, has_key ? key : NULL, fph, question, topk, hist, nsent, t.mode };
 	PGresult *r = db_write(req, resp, &stmt_ask_begin, params);
-	cJSON_Delete(body);
 	/* nothing of the database is held while the answer is made */
 	db_release();
-	if (r == NULL)
+	if (r == NULL) {
+		cJSON_Delete(body);
 		return;
+	}
 	int64_t status = 0;
 	if (PQntuples(r) != 1 || util_parse_i64(PQgetvalue(r, 0, 0), 100, 599, &status) < 0) {
 		PQclear(r);
+		cJSON_Delete(body);
 		http_respond_error(resp, 500, "internal", "malformed answer from np_ask_begin");
 		return;
 	}
@@ -331,6 +594,7 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	case 404:
 		http_respond_error(resp, 404, "not_found", "no such session");
 		PQclear(r);
+		cJSON_Delete(body);
 		return;
 	case 409:
 		http_respond_error_field(resp, 409, "idempotency_in_flight",
@@ -338,11 +602,13 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		                         "Idempotency-Key");
 		resp->retry_after_s = 1;
 		PQclear(r);
+		cJSON_Delete(body);
 		return;
 	case 422:
 		http_respond_error_field(resp, 422, "idempotency_mismatch",
 		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
 		PQclear(r);
+		cJSON_Delete(body);
 		return;
 	default:
 		break;
@@ -352,8 +618,10 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	t.citations = cJSON_Parse(PQgetisnull(r, 0, 5) ? "[]" : PQgetvalue(r, 0, 5));
 	if (!PQgetisnull(r, 0, 9) && strcmp(PQgetvalue(r, 0, 9), "llm") == 0)
 		t.mode = "llm";
-	if (!t.citations) {
+	if (!t.citations || util_parse_i64(t.answer_id, 1, INT64_MAX, &t.answer_num) < 0) {
 		PQclear(r);
+		cJSON_Delete(body);
+		cJSON_Delete(t.citations);
 		http_respond_error(resp, 500, "internal", "malformed citations from np_ask_begin");
 		return;
 	}
@@ -361,12 +629,79 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	if (status == 200) {
 		ask_replay(&t, resp, r);
 	} else {
+		/* the cancel route finds the answer by the slot that makes it */
+		if (llm)
+			ask_publish(&t, true);
 		/* a client gone before the first event still gets its answer made and stored */
 		if (t.sse && ask_sse_head(&t, resp) == 0)
 			ask_event(&t, "citations", ask_head_json(&t));
-		ask_retrieval(&t, resp, PQgetvalue(r, 0, 8));
+		if (llm)
+			ask_llm(&t, resp, PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 7), question);
+		else
+			ask_retrieval(&t, resp, PQgetvalue(r, 0, 8));
+		if (llm)
+			ask_publish(&t, false);
 	}
 	PQclear(r);
+	cJSON_Delete(body);
 	cJSON_Delete(t.citations);
 	free(t.answer);
+}
+
+/* POST /api/v1/sessions/{id}/ask/{message_id}/cancel -> 200 {message_id, status}: "stopping" when
+ * the worker making the answer was told (it aborts the upstream call at its next tick and stores
+ * the text so far as stopped), else the status the answer ended with. */
+void api_ask_cancel(struct np_request *req, struct np_response *resp)
+{
+	if (!api_session_path_id(req, resp, "session"))
+		return;
+	const char *mid = router_param(&req->match, "message_id");
+	int64_t id;
+	if (!mid || mid[0] == '+' || mid[0] == '0' || util_parse_i64(mid, 1, INT64_MAX, &id) < 0) {
+		http_respond_error(resp, 400, "invalid_id", "message id must be a positive integer");
+		return;
+	}
+	const char *sid = router_param(&req->match, "id");
+	if (!api_session_authorize(req, resp, sid))
+		return;
+	const char *params[2] = { mid, sid };
+	PGresult *r = db_read_primary(req, resp, &stmt_ask_status, params);
+	if (!r)
+		return;
+	if (PQntuples(r) != 1) {
+		PQclear(r);
+		http_respond_error(resp, 404, "not_found", "no such message");
+		return;
+	}
+	char status[16];
+	snprintf(status, sizeof(status), "%s", PQgetvalue(r, 0, 0));
+	PQclear(r);
+	if (strcmp(status, "streaming") == 0) {
+		struct np_shm *shm = db_shm();
+		bool told = false;
+		for (int i = 0; i < NP_MAX_SLOTS; i++)
+			if (atomic_load(&shm->slots[i].ask_answer_id) == id) {
+				atomic_store(&shm->slots[i].ask_cancel_id, id);
+				told = true;
+			}
+		if (told) {
+			snprintf(status, sizeof(status), "stopping");
+		} else {
+			/* nobody makes it (its worker died): it ends here, with what it has */
+			const char *fp[4] = { mid, "", "stopped", "{}" };
+			struct np_request *q = req;
+			PGresult *f = db_write(q, resp, &stmt_ask_finish, fp);
+			if (!f)
+				return;
+			snprintf(status, sizeof(status), "%s", PQntuples(f) == 1 ? PQgetvalue(f, 0, 0) : "stopped");
+			PQclear(f);
+		}
+	}
+	cJSON *o = cJSON_CreateObject();
+	if (!o || !cJSON_AddStringToObject(o, "message_id", mid) || !cJSON_AddStringToObject(o, "status", status)) {
+		cJSON_Delete(o);
+		http_respond_error(resp, 500, "internal", "could not build the answer");
+		return;
+	}
+	http_respond_json(resp, 200, o);
 }

@@ -70,6 +70,8 @@ static int conf_check_control_listen(const char *value, char *msg, size_t n);
 static int conf_check_allowed_clients(const char *value, char *msg, size_t n);
 
 static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
+static const char *const conf_ask_disconnect[] = { "finish", "abort", NULL };
+static int conf_check_llm_url(const char *value, char *msg, size_t n);
 
 static const struct conf_key conf_keys[] = {
 	/* processes */
@@ -133,6 +135,16 @@ static const struct conf_key conf_keys[] = {
 	/* the ask turn (issue 9) */
 	KEY_STR("ask_listen", ask_listen, "", conf_check_control_listen, RESTART, "the ask pool's socket (the same forms as control_listen): POST /api/v1/sessions/{id}/ask is served there by ask_workers workers of its own, which hold no database connection between their two short transactions (\"\" = none: the main workers answer asks)"),
 	KEY_INT("ask_workers", ask_workers, 4, 1, 64, RELOAD, "processes", "workers of the ask pool (with ask_listen): one answer each at a time; when all are busy a new ask gets 503 ask_busy at once"),
+	KEY_STR("llm_url", llm_url, "", conf_check_llm_url, RELOAD, "an OpenAI-compatible chat-completions endpoint (http:// or https://, no user:password in it); asks are answered by the model with the passages as context (\"\" = retrieval mode: an extractive answer, no model)"),
+	KEY_STR("llm_model", llm_model, "gpt-4o-mini", NULL, RELOAD, "the model named in each chat-completions request"),
+	KEY_STR("llm_api_key_file", llm_api_key_file, "", conf_check_readable, RELOAD, "the upstream's API key is this file's first line, read at each ask and sent only as a bearer token (\"\" = the environment's NEONPOOL_LLM_API_KEY, or none); never logged or shown"),
+	KEY_STR("llm_system_prompt_file", llm_system_prompt_file, "", conf_check_readable, RELOAD, "the system prompt (up to 16 KiB) put before the numbered passages (\"\" = the built-in one: answer from the passages, cite them as [n])"),
+	KEY_INT("llm_connect_timeout_ms", llm_connect_timeout_ms, 5000, 100, 60000, RELOAD, "ms", "deadline of the connection to the upstream"),
+	KEY_INT("llm_first_token_timeout_ms", llm_first_token_timeout_ms, 30000, 100, 600000, RELOAD, "ms", "deadline of the first token after the request was sent"),
+	KEY_INT("llm_gap_timeout_ms", llm_gap_timeout_ms, 20000, 100, 600000, RELOAD, "ms", "longest silence between two tokens (libcurl's CURLOPT_LOW_SPEED_TIME is set to the larger of this and the first-token deadline as a backstop)"),
+	KEY_INT("llm_total_timeout_ms", llm_total_timeout_ms, 120000, 1000, 3600000, RELOAD, "ms", "deadline of the whole answer, retry included"),
+	KEY_INT("llm_retry_after_max_ms", llm_retry_after_max_ms, 2000, 0, 60000, RELOAD, "ms", "before the first token a connect error, a 5xx or a 429 is retried once, after the answer's Retry-After capped to this (200 ms without one)"),
+	KEY_ENUM("ask_on_disconnect", ask_on_disconnect, 0, conf_ask_disconnect, RELOAD, "when the client goes away mid-answer: finish (generate to the end and store the answer, so a reload shows it) or abort (stop the upstream to save tokens; the text so far is stored stopped)"),
 	KEY_INT("ask_top_k", ask_top_k, 5, 1, 20, RELOAD, "passages", "an ask retrieves this many passages (the search's ranking), numbered [1]..[k] for the answer's citations"),
 	KEY_INT("ask_history_messages", ask_history_messages, 6, 0, 50, RELOAD, "messages", "an ask sends the session's last this many messages with the question"),
 };
@@ -1038,4 +1050,28 @@ static int conf_check_allowed_clients(const char *value, char *msg, size_t n)
 {
 	struct allowlist l;
 	return allowlist_parse(value, &l, msg, n);
+}
+
+/* llm_url: "" or an http(s) URL without user information (a password there would be a secret in
+ * the configuration's dump and in libcurl's messages: the key goes in llm_api_key_file). */
+static int conf_check_llm_url(const char *value, char *msg, size_t n)
+{
+	if (value[0] == '\0')
+		return 0;
+	const char *rest = strncmp(value, "http://", 7) == 0 ? value + 7 : strncmp(value, "https://", 8) == 0 ? value + 8 : NULL;
+	if (rest == NULL || rest[0] == '\0' || rest[0] == '/') {
+		snprintf(msg, n, "must be an http:// or https:// URL with a host");
+		return -1;
+	}
+	size_t host = strcspn(rest, "/?#");
+	if (memchr(rest, '@', host)) {
+		snprintf(msg, n, "must not contain user information (put the API key in llm_api_key_file)");
+		return -1;
+	}
+	for (const char *p = value; *p; p++)
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			snprintf(msg, n, "must not contain spaces or control characters");
+			return -1;
+		}
+	return 0;
 }

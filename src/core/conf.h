@@ -12,6 +12,7 @@
 #define NP_MAX_WORKERS 256
 #define NP_MAX_BUDGET 256
 
+enum np_ask_disconnect { NP_ASK_FINISH = 0, NP_ASK_ABORT };
 enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER };
 
 /* The loaded configuration. Strings are owned (malloc'd) and never NULL after
@@ -85,6 +86,16 @@ struct np_conf {
 	/* the ask turn (issue 9) */
 	char *ask_listen;            /* the ask pool's socket ("" = none: the main workers answer asks) */
 	int ask_workers;             /* processes of the ask pool */
+	char *llm_url;               /* chat-completions endpoint ("" = retrieval mode) */
+	char *llm_model;
+	char *llm_api_key_file;      /* "" = NEONPOOL_LLM_API_KEY or none */
+	char *llm_system_prompt_file; /* "" = the built-in prompt */
+	int llm_connect_timeout_ms;
+	int llm_first_token_timeout_ms;
+	int llm_gap_timeout_ms;
+	int llm_total_timeout_ms;
+	int llm_retry_after_max_ms;
+	int ask_on_disconnect;       /* enum np_ask_disconnect */
 	int ask_top_k;               /* passages retrieved for an ask, cited [1]..[k] */
 	int ask_history_messages;    /* the session's last messages sent with the question */
 };

@@ -306,6 +306,16 @@ int db_health(int ep, const char **reason)
 	return (int)atomic_load(&e->health);
 }
 
+struct np_shm *db_shm(void)
+{
+	return D.shm;
+}
+
+int db_slot(void)
+{
+	return D.slot;
+}
+
 const struct np_conf *db_conf(void)
 {
 	return D.conf;

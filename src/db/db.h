@@ -40,6 +40,10 @@ void db_on_wake(void);
 /* The endpoint's health as the supervisor published it (enum np_health) and why. */
 int db_health(int ep, const char **reason);
 
+/* This process's shared memory and slot (the ask turn's cancel mailbox). */
+struct np_shm *db_shm(void);
+int db_slot(void);
+
 /* The configuration this process runs with. */
 const struct np_conf *db_conf(void);
 

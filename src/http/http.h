@@ -38,6 +38,10 @@ struct np_stream {
 	int (*write)(void *ctx, const char *buf, size_t n);
 	int (*flush)(void *ctx);
 	void *ctx;
+	/* an ask worker's socket (-1 otherwise): while a long answer waits, gate() is called when it
+	 * is readable, and answers a new ask 503 ask_busy when no ask worker is idle */
+	int gate_fd;
+	void (*gate)(void *ctx);
 };
 
 struct np_response {

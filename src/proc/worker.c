@@ -252,6 +252,8 @@ static void worker_send(struct worker_ctx *w, struct np_request *req, struct np_
 		FCGX_PutStr(resp->body, (int)resp->body_len, w->cur->out);
 }
 
+static void worker_ask_gate(void *ctx);
+
 /* A streamed answer (np_stream): each write and flush has the answer's deadline. */
 static int worker_stream_write(void *ctx, const char *buf, size_t n)
 {
@@ -311,7 +313,8 @@ static void worker_handle(struct worker_ctx *w)
 		} else {
 			snprintf(w->slot->route, sizeof(w->slot->route), "%s", req.match.route->name);
 			req.worker = w;
-			struct np_stream stream = { worker_stream_write, worker_stream_flush, w };
+			struct np_stream stream = { worker_stream_write, worker_stream_flush, w, w->ask ? w->listen_fd : -1,
+			                            worker_ask_gate };
 			w->stream_gone = false;
 			req.stream = &stream;
 			req.match.route->handler(&req, &resp);
@@ -410,13 +413,11 @@ static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 	close(fd);
 }
 
-/* Answer 431 without libfcgi (its params reader would take what the peer declares), then linger. */
-static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id)
+/* Answer resp without libfcgi, then linger. */
+static void worker_refuse(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id, struct np_response resp)
 {
-	struct np_response resp = { 0 };
 	char head[512];
 	uint8_t out[2048];
-	http_respond_error(&resp, 431, "request_header_fields_too_large", "request params exceed max_params_bytes");
 	int hl = http_format_head(&resp, "", head, sizeof(head));
 	size_t n = 0;
 	if (hl > 0 && resp.body && (size_t)hl + resp.body_len < sizeof(out) / 2) {
@@ -434,6 +435,14 @@ static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint
 	int64_t now = util_now_ms();
 	worker_park(w, (struct inbox_entry){ .fd = x.fd, .kind = x.kind, .wait = INBOX_LINGER,
 	                                     .deadline_ms = now + WORKER_LINGER_MS, .since_ms = now });
+}
+
+/* Answer 431 without libfcgi (its params reader would take what the peer declares), then linger. */
+static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id)
+{
+	struct np_response resp = { 0 };
+	http_respond_error(&resp, 431, "request_header_fields_too_large", "request params exceed max_params_bytes");
+	worker_refuse(w, x, request_id, resp);
 }
 
 /* What to do with a connection next. */
@@ -592,6 +601,43 @@ static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind k
 	                         .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now };
 	struct fcgirec_result res;
 	worker_act(w, x, worker_look_grace(w, &x, &res), &res);
+}
+
+/* An ask worker inside a long answer, its socket readable: when no other ask worker is idle, the
+ * new ask is answered 503 ask_busy (Retry-After) at once instead of waiting in the backlog for
+ * the end of an answer. An idle ask worker is left to take it. */
+static void worker_ask_gate(void *ctx)
+{
+	struct worker_ctx *w = ctx;
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (i != w->slot_idx && atomic_load(&w->shm->slots[i].kind) == NP_KIND_ASK &&
+		    atomic_load(&w->shm->slots[i].state) == NP_SLOT_IDLE)
+			return;
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+	int fd = accept4(w->listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
+	if (fd < 0)
+		return;
+	if ((ss.ss_family == AF_INET || ss.ss_family == AF_INET6) && !allowlist_match(&w->allow, (struct sockaddr *)&ss)) {
+		atomic_fetch_add(&w->slot->peers_refused, 1);
+		close(fd);
+		return;
+	}
+	int64_t now = util_now_ms();
+	struct inbox_entry x = { .fd = fd, .kind = INBOX_MAIN, .wait = INBOX_REQUEST,
+	                         .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now };
+	struct fcgirec_result res;
+	enum worker_next next = worker_look_grace(w, &x, &res);
+	if ((next != NEXT_SERVE && next != NEXT_REFUSE_LARGE) || res.request_id == 0) {
+		close(fd);
+		return;
+	}
+	struct np_response resp = { 0 };
+	http_respond_error(&resp, 503, "ask_busy", "every ask worker is busy answering; retry later");
+	resp.retry_after_s = w->conf->retry_after_s;
+	atomic_fetch_add(&w->slot->errors_5xx, 1);
+	worker_refuse(w, x, res.request_id, resp);
+	log_debug("answered 503 ask_busy: every ask worker is busy");
 }
 
 /* Close parked connections whose request did not arrive in time. */

@@ -59,6 +59,7 @@ def main():
         now = (time.monotonic() - t0) * 1000
         if line.startswith(":"):
             out["keepalives"] += 1
+            out["t_last_keepalive_ms"] = now
             continue
         if line.startswith("event:"):
             event = line[6:].strip()
@@ -67,7 +68,7 @@ def main():
             data.append(line[5:].lstrip(" "))
             continue
         if line == "" and data:
-            ev = {"event": event or "message", "data": json.loads("\n".join(data)), "t_ms": now}
+            ev = {"event": event or "message", "data": json.loads("\n".join(data)), "t_ms": now, "wall": time.time()}
             out["events"].append(ev)
             if out["t_first_ms"] is None:
                 out["t_first_ms"] = now
