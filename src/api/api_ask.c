@@ -10,6 +10,8 @@
 #include <cjson/cJSON.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 
 #include "api.h"
 #include "ask_text.h"
+#include "asktx.h"
 #include "db.h"
 #include "http.h"
 #include "input.h"
@@ -54,6 +57,207 @@ static const struct np_stmt stmt_ask_finish = {
 static const struct np_stmt stmt_ask_status = {
 	29, "np_ask_status", "SELECT status FROM messages WHERE id = $1 AND session_id = $2 AND role = 'assistant'", 2
 };
+
+/* ---- the two short transactions --------------------------------------------------------- */
+
+#define ASK_COLS 10
+
+/* The first row of a statement's answer, copied (the statement ran here or in the main pool). */
+struct ask_row {
+	bool found;
+	char *v[ASK_COLS];         /* NULL: SQL NULL */
+};
+
+static void ask_row_free(struct ask_row *r)
+{
+	for (int i = 0; i < ASK_COLS; i++)
+		free(r->v[i]);
+	memset(r, 0, sizeof(*r));
+}
+
+static const char *ask_col(const struct ask_row *r, int i)
+{
+	return r->v[i] ? r->v[i] : "";
+}
+
+static bool ask_row_from_pg(struct ask_row *row, PGresult *r)
+{
+	memset(row, 0, sizeof(*row));
+	row->found = PQntuples(r) > 0;
+	for (int i = 0; row->found && i < PQnfields(r) && i < ASK_COLS; i++)
+		if (!PQgetisnull(r, 0, i) && !(row->v[i] = strdup(PQgetvalue(r, 0, i)))) {
+			ask_row_free(row);
+			return false;
+		}
+	return true;
+}
+
+/* The ask pool's permit: one internal transaction in flight at a time, so that the readers wait
+ * behind at most one of them in the main pool's queue. */
+static bool ask_permit_take(int64_t deadline_ms)
+{
+	_Atomic int32_t *w = &db_shm()->hdr->ask_tx_owner;
+	int32_t me = (int32_t)getpid();
+	for (;;) {
+		int32_t cur = 0;
+		if (atomic_compare_exchange_strong(w, &cur, me))
+			return true;
+		if (cur == me)
+			return true;
+		if (kill(cur, 0) < 0 && errno == ESRCH) {
+			atomic_compare_exchange_strong(w, &cur, 0); /* its holder died holding it */
+			continue;
+		}
+		if (util_now_ms() >= deadline_ms)
+			return false;
+		/* the waiters are about to wait seconds for the model: they poll slowly (5-15 ms), not
+		 * to take the CPU from the readers with 50 processes waking every millisecond */
+		struct timespec ts = { 0, 5000000L + (long)util_random_below(10000000) };
+		nanosleep(&ts, NULL);
+	}
+}
+
+static void ask_permit_give(void)
+{
+	int32_t me = (int32_t)getpid();
+	atomic_compare_exchange_strong(&db_shm()->hdr->ask_tx_owner, &me, 0);
+}
+
+/* Whether this process is a worker of the ask pool (its transactions run in the main pool). */
+static bool ask_in_pool(void)
+{
+	return atomic_load(&db_shm()->slots[db_slot()].kind) == NP_KIND_ASK;
+}
+
+/* Run st with params, for the ask route's session (auth: check its bearer token first): on this
+ * worker's connection, given back at once (db_release), or, in an ask worker, by the main pool
+ * (an internal request, asktx.h), one at a time across the ask pool. true with row filled, or
+ * false with resp set to the error. */
+static bool ask_exec(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
+                     const char *const *params, bool auth, struct ask_row *row)
+{
+	memset(row, 0, sizeof(*row));
+	if (!ask_in_pool()) {
+		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id"))) {
+			db_release();
+			return false;
+		}
+		PGresult *r = db_write(req, resp, st, params);
+		/* nothing of the database is held while the answer is made */
+		db_release();
+		if (!r)
+			return false;
+		bool ok = ask_row_from_pg(row, r);
+		PQclear(r);
+		if (!ok)
+			http_respond_error(resp, 500, "internal", "out of memory");
+		return ok;
+	}
+	const struct np_conf *conf = db_conf();
+	cJSON *o = cJSON_CreateObject(), *arr = NULL;
+	bool ok = o && cJSON_AddStringToObject(o, "stmt", st->name) && (arr = cJSON_AddArrayToObject(o, "params"));
+	for (int i = 0; ok && i < st->nparams; i++)
+		ok = cJSON_AddItemToArray(arr, params[i] ? cJSON_CreateString(params[i]) : cJSON_CreateNull());
+	char *body = ok ? cJSON_PrintUnformatted(o) : NULL;
+	cJSON_Delete(o);
+	if (!body) {
+		http_respond_error(resp, 500, "internal", "out of memory");
+		return false;
+	}
+	int64_t deadline = util_now_ms() + conf->acquire_timeout_ms + conf->query_timeout_ms + conf->query_deadline_margin_ms;
+	int status = 0;
+	char *out = NULL, err[160];
+	if (!ask_permit_take(deadline)) {
+		free(body);
+		http_respond_error(resp, 503, "db_busy", "the ask pool's transactions are queued longer than acquire_timeout_ms; retry later");
+		resp->retry_after_s = db_retry_after_s();
+		return false;
+	}
+	int rc = asktx_call(conf, req->path, body, req->request_id, auth ? req->authorization : NULL, deadline, &status,
+	                    &out, err, sizeof(err));
+	ask_permit_give();
+	free(body);
+	if (rc < 0) {
+		log_warn("ask transaction through the main pool failed: %s", err);
+		http_respond_error(resp, 503, "db_busy", "the main pool did not run the ask's transaction in time; retry later");
+		resp->retry_after_s = db_retry_after_s();
+		return false;
+	}
+	if (status != 200) {
+		http_respond_raw(resp, status, out);
+		if (status == 503)
+			resp->retry_after_s = db_retry_after_s();
+		free(out);
+		return false;
+	}
+	cJSON *a = cJSON_Parse(out), *r = cJSON_GetObjectItemCaseSensitive(a, "row"), *it;
+	free(out);
+	row->found = cJSON_IsArray(r);
+	int i = 0;
+	ok = a != NULL;
+	cJSON_ArrayForEach(it, r)
+	{
+		if (i < ASK_COLS && cJSON_IsString(it) && !(row->v[i] = strdup(it->valuestring)))
+			ok = false;
+		i++;
+	}
+	cJSON_Delete(a);
+	if (!ok) {
+		ask_row_free(row);
+		http_respond_error(resp, 500, "internal", "malformed answer to an ask transaction");
+	}
+	return ok;
+}
+
+/* The main pool's side: an internal request of an ask worker (NEONPOOL_ASK_TX), one of this
+ * file's two statements with its parameters; answers {"row": [...] or null}. */
+static void ask_tx_serve(struct np_request *req, struct np_response *resp)
+{
+	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_finish };
+	cJSON *o = req->body ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
+	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stmt"));
+	cJSON *ps = cJSON_GetObjectItemCaseSensitive(o, "params");
+	const struct np_stmt *st = NULL;
+	for (size_t i = 0; name && i < sizeof(stmts) / sizeof(stmts[0]); i++)
+		if (strcmp(stmts[i]->name, name) == 0)
+			st = stmts[i];
+	const char *params[ASK_COLS] = { 0 };
+	bool ok = st && cJSON_IsArray(ps) && cJSON_GetArraySize(ps) == st->nparams;
+	for (int i = 0; ok && i < st->nparams; i++) {
+		cJSON *p = cJSON_GetArrayItem(ps, i);
+		ok = cJSON_IsNull(p) || cJSON_IsString(p);
+		params[i] = cJSON_IsString(p) ? p->valuestring : NULL;
+	}
+	if (!ok) {
+		cJSON_Delete(o);
+		http_respond_error(resp, 400, "bad_request", "malformed internal ask transaction");
+		return;
+	}
+	if (st == &stmt_ask_begin && !api_session_authorize(req, resp, router_param(&req->match, "id"))) {
+		cJSON_Delete(o);
+		return;
+	}
+	PGresult *r = db_write(req, resp, st, params);
+	cJSON_Delete(o);
+	if (!r)
+		return;
+	cJSON *a = cJSON_CreateObject(), *row = NULL;
+	ok = a != NULL;
+	if (ok && PQntuples(r) > 0) {
+		ok = (row = cJSON_AddArrayToObject(a, "row")) != NULL;
+		for (int i = 0; ok && i < PQnfields(r); i++)
+			ok = cJSON_AddItemToArray(row, PQgetisnull(r, 0, i) ? cJSON_CreateNull() : cJSON_CreateString(PQgetvalue(r, 0, i)));
+	} else if (ok) {
+		ok = cJSON_AddNullToObject(a, "row") != NULL;
+	}
+	PQclear(r);
+	if (!ok) {
+		cJSON_Delete(a);
+		http_respond_error(resp, 500, "internal", "out of memory");
+		return;
+	}
+	http_respond_json(resp, 200, a);
+}
 
 /* One turn being answered. */
 struct ask_turn {
@@ -200,11 +404,10 @@ static bool ask_store(struct ask_turn *t, const char *status, struct np_response
 	if (ask_cites_pg_array(used, *nused, arr, sizeof(arr)) < 0)
 		snprintf(arr, sizeof(arr), "{}");
 	const char *params[4] = { t->answer_id, t->answer ? t->answer : "", status, arr };
-	PGresult *r = db_write(t->req, err, &stmt_ask_finish, params);
-	db_release();
-	if (r == NULL)
+	struct ask_row row;
+	if (!ask_exec(t->req, err, &stmt_ask_finish, params, false, &row))
 		return false;
-	PQclear(r);
+	ask_row_free(&row);
 	return true;
 }
 
@@ -491,9 +694,9 @@ static void ask_publish(struct ask_turn *t, bool on)
 }
 
 /* A replay of an Idempotency-Key: the stored answer as it is now. */
-static void ask_replay(struct ask_turn *t, struct np_response *resp, PGresult *r)
+static void ask_replay(struct ask_turn *t, struct np_response *resp, const struct ask_row *r)
 {
-	const char *status = PQgetvalue(r, 0, 3);
+	const char *status = ask_col(r, 3);
 	if (strcmp(status, "streaming") == 0) {
 		http_respond_error_field(resp, 409, "idempotency_in_flight",
 		                         "the answer to this Idempotency-Key is still being generated; retry later",
@@ -501,7 +704,7 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, PGresult *r
 		resp->retry_after_s = 1;
 		return;
 	}
-	cJSON *used = cJSON_Parse(PQgetisnull(r, 0, 6) ? "[]" : PQgetvalue(r, 0, 6));
+	cJSON *used = cJSON_Parse(r->v[6] ? r->v[6] : "[]");
 	int u[ASK_CITES_MAX];
 	size_t nu = 0;
 	cJSON *it;
@@ -512,8 +715,8 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, PGresult *r
 	if (t->sse) {
 		if (ask_sse_head(t, resp) < 0 || ask_event(t, "citations", ask_head_json(t)) < 0)
 			return;
-		if (PQgetvalue(r, 0, 4)[0])
-			ask_delta(t, PQgetvalue(r, 0, 4));
+		if (ask_col(r, 4)[0])
+			ask_delta(t, ask_col(r, 4));
 		cJSON *d = cJSON_CreateObject();
 		if (d && cJSON_AddStringToObject(d, "message_id", t->answer_id) && ask_add_end(d, status, u, nu))
 			ask_event(t, "done", d);
@@ -522,7 +725,7 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, PGresult *r
 		return;
 	}
 	cJSON *o = ask_head_json(t);
-	if (!o || !cJSON_AddStringToObject(o, "answer", PQgetvalue(r, 0, 4)) || !ask_add_end(o, status, u, nu)) {
+	if (!o || !cJSON_AddStringToObject(o, "answer", ask_col(r, 4)) || !ask_add_end(o, status, u, nu)) {
 		cJSON_Delete(o);
 		http_respond_error(resp, 500, "internal", "could not build the answer");
 		return;
@@ -537,6 +740,11 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	const struct np_conf *conf = db_conf();
 	if (!api_session_path_id(req, resp, "session"))
 		return;
+	if (req->ask_tx && asktx_secret()[0] && strlen(req->ask_tx) == strlen(asktx_secret()) &&
+	    sha256_equal_ct((const uint8_t *)req->ask_tx, (const uint8_t *)asktx_secret(), strlen(asktx_secret()))) {
+		ask_tx_serve(req, resp);
+		return;
+	}
 	struct input_err e;
 	char key[INPUT_KEY_MAX + 1];
 	int has_key = input_idempotency_key(req->idempotency_key, key, &e);
@@ -555,11 +763,6 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		return;
 	}
 	const char *id = router_param(&req->match, "id");
-	if (!api_session_authorize(req, resp, id)) {
-		cJSON_Delete(body);
-		db_release();
-		return;
-	}
 	bool llm = conf->llm_url[0] != '\0';
 	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept),
 	                      .mode = llm ? "llm" : "retrieval" };
@@ -576,16 +779,15 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
 	snprintf(nsent, sizeof(nsent), "%d", llm ? 0 : ASK_SENTENCES);
 	const char *params[8] = { id, has_key ? key : NULL, fph, question, topk, hist, nsent, t.mode };
-	PGresult *r = db_write(req, resp, &stmt_ask_begin, params);
-	/* nothing of the database is held while the answer is made */
-	db_release();
-	if (r == NULL) {
+	struct ask_row row;
+	if (!ask_exec(req, resp, &stmt_ask_begin, params, true, &row)) {
 		cJSON_Delete(body);
 		return;
 	}
+	struct ask_row *r = &row;
 	int64_t status = 0;
-	if (PQntuples(r) != 1 || util_parse_i64(PQgetvalue(r, 0, 0), 100, 599, &status) < 0) {
-		PQclear(r);
+	if (!row.found || util_parse_i64(ask_col(r, 0), 100, 599, &status) < 0) {
+		ask_row_free(r);
 		cJSON_Delete(body);
 		http_respond_error(resp, 500, "internal", "malformed answer from np_ask_begin");
 		return;
@@ -593,7 +795,7 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	switch (status) {
 	case 404:
 		http_respond_error(resp, 404, "not_found", "no such session");
-		PQclear(r);
+		ask_row_free(r);
 		cJSON_Delete(body);
 		return;
 	case 409:
@@ -601,25 +803,25 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		                         "a request with this Idempotency-Key is still in progress; retry later",
 		                         "Idempotency-Key");
 		resp->retry_after_s = 1;
-		PQclear(r);
+		ask_row_free(r);
 		cJSON_Delete(body);
 		return;
 	case 422:
 		http_respond_error_field(resp, 422, "idempotency_mismatch",
 		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
-		PQclear(r);
+		ask_row_free(r);
 		cJSON_Delete(body);
 		return;
 	default:
 		break;
 	}
-	snprintf(t.question_id, sizeof(t.question_id), "%s", PQgetvalue(r, 0, 1));
-	snprintf(t.answer_id, sizeof(t.answer_id), "%s", PQgetvalue(r, 0, 2));
-	t.citations = cJSON_Parse(PQgetisnull(r, 0, 5) ? "[]" : PQgetvalue(r, 0, 5));
-	if (!PQgetisnull(r, 0, 9) && strcmp(PQgetvalue(r, 0, 9), "llm") == 0)
+	snprintf(t.question_id, sizeof(t.question_id), "%s", ask_col(r, 1));
+	snprintf(t.answer_id, sizeof(t.answer_id), "%s", ask_col(r, 2));
+	t.citations = cJSON_Parse(r->v[5] ? r->v[5] : "[]");
+	if (r->v[9] && strcmp(r->v[9], "llm") == 0)
 		t.mode = "llm";
 	if (!t.citations || util_parse_i64(t.answer_id, 1, INT64_MAX, &t.answer_num) < 0) {
-		PQclear(r);
+		ask_row_free(r);
 		cJSON_Delete(body);
 		cJSON_Delete(t.citations);
 		http_respond_error(resp, 500, "internal", "malformed citations from np_ask_begin");
@@ -636,13 +838,13 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		if (t.sse && ask_sse_head(&t, resp) == 0)
 			ask_event(&t, "citations", ask_head_json(&t));
 		if (llm)
-			ask_llm(&t, resp, PQgetvalue(r, 0, 8), PQgetvalue(r, 0, 7), question);
+			ask_llm(&t, resp, ask_col(r, 8), ask_col(r, 7), question);
 		else
-			ask_retrieval(&t, resp, PQgetvalue(r, 0, 8));
+			ask_retrieval(&t, resp, ask_col(r, 8));
 		if (llm)
 			ask_publish(&t, false);
 	}
-	PQclear(r);
+	ask_row_free(r);
 	cJSON_Delete(body);
 	cJSON_Delete(t.citations);
 	free(t.answer);

@@ -15,7 +15,6 @@
 #include "util.h"
 
 #define DB_CLOSE_WAIT_MS 1000
-#define DB_ASK_YIELD_POLL_MS 50   /* a holder's wait between looks while ask workers exist */
 
 static struct {
 	const struct np_conf *conf;
@@ -164,23 +163,6 @@ static bool db_warmup_due(int64_t now_ms)
 	return last > 0 && util_wall_us() - last < (int64_t)c->warmup_active_window_s * 1000000;
 }
 
-/* Whether an ask worker waits for a token with its request in hand. */
-static bool db_ask_waiting(void)
-{
-	for (int i = 0; i < NP_MAX_SLOTS; i++)
-		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_ASK && atomic_load(&D.shm->slots[i].waiting))
-			return true;
-	return false;
-}
-
-int db_poll_ms(int holder_ms, int spare_ms)
-{
-	if (!db_holder(NP_EP_PRIMARY))
-		return spare_ms;
-	/* with an ask pool a holder looks often whether an ask waits for its token */
-	return D.conf->ask_listen[0] && holder_ms > DB_ASK_YIELD_POLL_MS ? DB_ASK_YIELD_POLL_MS : holder_ms;
-}
-
 void db_maintain(void)
 {
 	pgconn_graveyard_poll(D.shm);
@@ -201,8 +183,6 @@ void db_maintain(void)
 		else if (D.conf->idle_timeout_s > 0 && now - c->last_used_ms > (int64_t)D.conf->idle_timeout_s * 1000 &&
 		         budget_connected(D.shm, ep) > D.conf->min_warm)
 			why = "idle_timeout reached";
-		else if (ep == NP_EP_PRIMARY && !D.ask && db_ask_waiting() && budget_in_use(D.shm, ep) >= budget_limit(D.shm, ep))
-			why = "an ask worker waits for a token (the budget is full)";
 		else if (PQstatus(c->pg) != CONNECTION_OK || (now - c->last_used_ms > D.conf->validate_idle_ms && !pgconn_idle_ok(c)))
 			why = "connection lost";
 		if (why) {
@@ -246,7 +226,7 @@ static int db_waiting_count(void)
 {
 	int n = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++)
-		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER || atomic_load(&D.shm->slots[i].kind) == NP_KIND_ASK)
+		if (atomic_load(&D.shm->slots[i].kind) == NP_KIND_WORKER)
 			n += (int)atomic_load(&D.shm->slots[i].waiting);
 	return n;
 }

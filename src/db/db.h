@@ -28,11 +28,6 @@ void db_maintain(void);
  * every holder is busy, or fewer than min_warm are open) and does it. listen_fd is probed. */
 void db_consider_connect(int listen_fd);
 
-/* How long the worker loop may sleep: holder_ms for a holder, spare_ms for a spare; shorter for
- * a holder when an ask pool exists (an ask waiting for a token makes an idle holder give its
- * connection back when the budget is full: db_maintain). */
-int db_poll_ms(int holder_ms, int spare_ms);
-
 /* Descriptors to wake on: buried sockets, and the token wake pipe for a spare. */
 int db_poll_fds(int *fds, int n);
 void db_on_wake(void);

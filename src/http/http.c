@@ -97,6 +97,7 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 	req->authorization = get("HTTP_AUTHORIZATION", ctx);
 	req->idempotency_key = get("HTTP_IDEMPOTENCY_KEY", ctx);
 	req->accept = get("HTTP_ACCEPT", ctx);
+	req->ask_tx = get("NEONPOOL_ASK_TX", ctx);
 	req->stream = NULL;
 
 	/* nginx: fastcgi_param NEONPOOL_QUEUE_START $msec ("1700000000.123") */

@@ -27,6 +27,7 @@ struct np_request {
 	const char *authorization;    /* HTTP_AUTHORIZATION (never logged); NULL when absent */
 	const char *idempotency_key;  /* HTTP_IDEMPOTENCY_KEY; NULL when absent */
 	const char *accept;           /* HTTP_ACCEPT; NULL when absent */
+	const char *ask_tx;           /* NEONPOOL_ASK_TX: an ask worker's internal request (never from a client) */
 	struct np_stream *stream;     /* the answer written as it is produced; NULL when not possible */
 	struct np_route_match match;
 	void *worker;                 /* the worker's context, for handlers that need the database */

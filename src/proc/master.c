@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asktx.h"
 #include "budget.h"
 #include "child.h"
 #include "keeper.h"
@@ -677,6 +678,16 @@ static int master_init_listeners(void)
 	return 0;
 }
 
+/* The secret of the ask pool's internal requests (asktx.h): made before any fork. */
+static int master_init_asktx(void)
+{
+	if (asktx_init_secret() < 0) {
+		log_error("getrandom: %s", strerror(errno));
+		return -1;
+	}
+	return 0;
+}
+
 static int master_init_daemon(void)
 {
 	if (M.conf.daemonize && master_daemonize() < 0) {
@@ -869,6 +880,7 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	    0 > master_init_user() ||
 	    0 > master_init_signals() ||
 	    0 > master_init_listeners() ||
+	    0 > master_init_asktx() ||
 	    0 > master_init_daemon() ||
 	    0 > master_init_shm() ||
 	    0 > master_init_wake() ||

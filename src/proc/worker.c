@@ -740,7 +740,7 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			if (epoll_ctl(w.ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
 				log_warn("epoll_ctl: %s", strerror(errno));
 		}
-		int64_t timeout = db_poll_ms(WORKER_POLL_MS, WORKER_SPARE_POLL_MS);
+		int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
 		int64_t next = inbox_next_ms(&w.inbox, util_now_ms());
 		if (next >= 0 && next < timeout)
 			timeout = next + 1;

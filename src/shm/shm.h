@@ -131,6 +131,9 @@ struct np_shm_header {
 	_Atomic uint32_t generation;
 	_Atomic int64_t started_us;
 	_Atomic int32_t configured_workers;
+	/* the ask pool's permit for its short transactions (run by the main pool, one at a time):
+	 * 0 free, else the pid of the ask worker holding it (CAS; a dead holder's is taken over) */
+	_Atomic int32_t ask_tx_owner;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
 	_Atomic int64_t sup_updated_us;

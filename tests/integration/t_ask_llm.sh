@@ -102,6 +102,21 @@ np_expect_eq "dropped client: the model was never disconnected, sent all 30 toke
 np_curl "/api/v1/sessions/$sid/messages?limit=1" -H "Authorization: Bearer $tok"
 np_expect_eq "the history shows it complete" "$dmid complete" "$(j "$NP_TMP/http.body" '"%s %s" % (d["messages"][0]["id"], d["messages"][0]["status"])')"
 
+# --- 4b. ask_on_disconnect = abort (reload): a dropped client stops the model; the text so far is stored stopped ---
+echo 'ask_on_disconnect = "abort";' >>"$NP_DAEMON_CONF"
+kill -HUP "$NP_DAEMON_PID"
+sleep 1
+mock _reset; mock _control '{"tokens": 200, "tokens_per_s": 20}'
+ask "Abort on $word" --sse --drop-after-deltas 3 >"$NP_TMP/out/abort.json"
+amid=$(j "$NP_TMP/out/abort.json" 'd["events"][0]["data"]["message_id"]')
+for _ in $(seq 40); do [ "$(stored "$amid" | cut -d'|' -f1)" = stopped ] && break; sleep 0.1; done
+np_expect_eq "abort: the answer is stored stopped" stopped "$(stored "$amid" | cut -d'|' -f1)"
+np_expect_eq "abort: the model saw the disconnect before its 200 tokens" "True yes" \
+	"$(mocklog '"%s %s" % (d[0]["disconnected"], "yes" if d[0]["tokens_sent"] < 200 else "no")')"
+sed -i '/^ask_on_disconnect = "abort";$/d' "$NP_DAEMON_CONF"
+kill -HUP "$NP_DAEMON_PID"
+sleep 1
+
 # --- 5. a stall after 3 tokens: 504 llm_timeout within the gap deadline, stored failed ---
 mock _reset; mock _control '{"tokens": 30, "tokens_per_s": 100, "stall_after": 3}'
 ask "Stall on $word" --sse >"$NP_TMP/out/stall.json"

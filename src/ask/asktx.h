@@ -1,0 +1,23 @@
+/* asktx.h - an ask worker's short transactions, run by the main pool: one internal FastCGI
+ * request to the main listen socket (the ask route with the instance's NEONPOOL_ASK_TX secret),
+ * answered by a worker that holds a connection. So an ask worker never opens a connection of its
+ * own, and the readers' connections stay warm. */
+#ifndef NP_ASKTX_H
+#define NP_ASKTX_H
+
+#include <stdint.h>
+
+#include "conf.h"
+
+/* The secret that marks an internal request: 64 hex digits from getrandom(2), made once in the
+ * master before any fork (so every worker knows it), never logged. 0 or -1. */
+int asktx_init_secret(void);
+const char *asktx_secret(void);
+
+/* POST uri with body (JSON) to the main socket (conf->listen) with the secret, the request id and
+ * the client's Authorization header (NULL: none), before deadline_ms. Returns 0 with *status and
+ * *out (malloc'd body of the answer), or -1 with err (the transport failed: no answer). */
+int asktx_call(const struct np_conf *conf, const char *uri, const char *body, const char *request_id,
+               const char *authorization, int64_t deadline_ms, int *status, char **out, char *err, size_t errlen);
+
+#endif
