@@ -132,6 +132,21 @@ else
 	rec 200 POST "$F" "/api/v1/messages/$mid/feedback" "${auth[@]}" "${json[@]}" --data-binary '{"rating":-1,"comment":"😀"}'
 	rec 400 POST "$F" "/api/v1/messages/$mid/feedback" "${auth[@]}" "${json[@]}" --data-binary '{"rating":0}'
 	rec 404 POST "$F" "/api/v1/messages/$mid/feedback" -H "Authorization: Bearer $other" "${json[@]}" --data-binary '{"rating":1}'
+	# the ask turn (issue 9): retrieval mode, the JSON form; its cancel; the answer in the history
+	A="/api/v1/sessions/{id}/ask"
+	rec 200 POST "$A" "/api/v1/sessions/$sid/ask" "${auth[@]}" "${json[@]}" --data-binary '{"question":"What does vacuum do?"}'
+	aid=$(np_json_get "$NP_TMP/http.body" 'd["message_id"]')
+	rec 200 POST "$A" "/api/v1/sessions/$sid/ask" "${auth[@]}" "${json[@]}" -H 'Idempotency-Key: "a-1"' --data-binary '{"question":"the and of"}'
+	rec 422 POST "$A" "/api/v1/sessions/$sid/ask" "${auth[@]}" "${json[@]}" -H 'Idempotency-Key: "a-1"' --data-binary '{"question":"other"}'
+	rec 400 POST "$A" "/api/v1/sessions/$sid/ask" "${auth[@]}" "${json[@]}" --data-binary '{"question":""}'
+	rec 404 POST "$A" "/api/v1/sessions/$sid/ask" -H "Authorization: Bearer $other" "${json[@]}" --data-binary '{"question":"x"}'
+	rec 415 POST "$A" "/api/v1/sessions/$sid/ask" "${auth[@]}" --data-binary '{"question":"x"}' -H 'Content-Type: text/plain'
+	C="/api/v1/sessions/{id}/ask/{message_id}/cancel"
+	rec 200 POST "$C" "/api/v1/sessions/$sid/ask/$aid/cancel" "${auth[@]}"
+	rec 404 POST "$C" "/api/v1/sessions/$sid/ask/$aid/cancel" -H "Authorization: Bearer $other"
+	rec 404 POST "$C" "/api/v1/sessions/$sid/ask/$mid/cancel" "${auth[@]}"
+	rec 400 POST "$C" "/api/v1/sessions/$sid/ask/x/cancel" "${auth[@]}"
+	rec 200 GET "$M" "/api/v1/sessions/$sid/messages?limit=2" "${auth[@]}"
 	D="/api/v1/sessions/{id}"
 	rec 404 DELETE "$D" "/api/v1/sessions/$sid" -H "Authorization: Bearer $other"
 	rec 204 DELETE "$D" "/api/v1/sessions/$sid" "${auth[@]}"
