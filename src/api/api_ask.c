@@ -324,9 +324,8 @@ static cJSON *ask_head_json(const struct ask_turn *t)
 	if (!o || !c || !cJSON_AddStringToObject(o, "message_id", t->answer_id) ||
 	    !cJSON_AddStringToObject(o, "question_id", t->question_id) || !cJSON_AddStringToObject(o, "mode", t->mode) ||
 	    !cJSON_AddItemToObject(o, "citations", c)) {
-		cJSON_Delete(o);
-		if (c && (!o || !cJSON_IsArray(cJSON_GetObjectItem(o, "citations"))))
-			cJSON_Delete(c);
+		cJSON_Delete(o); /* c was not attached: every step before attaching it failed */
+		cJSON_Delete(c);
 		return NULL;
 	}
 	return o;
@@ -447,6 +446,12 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 	cJSON *pieces = ask_extract(sent, t->citations, ASK_ANSWER_SENTENCES, ASK_PER_PASSAGE), *it;
 	cJSON_Delete(sent);
 	if (!pieces) {
+		/* the turn is marked failed, never left streaming */
+		struct np_response ignored = { 0 };
+		int used[ASK_CITES_MAX];
+		size_t nused;
+		ask_store(t, "failed", &ignored, used, &nused);
+		http_response_free(&ignored);
 		if (t->sse) {
 			struct np_response err = { 0 };
 			http_respond_error(&err, 500, "internal", "out of memory building the answer");

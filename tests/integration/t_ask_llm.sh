@@ -132,7 +132,7 @@ sleep 0.2
 np_expect_eq "stall: the model saw the disconnect" True "$(mocklog 'd[0]["disconnected"]')"
 
 # --- 6. no first token in time: 504 llm_timeout (JSON form) ---
-mock _reset; mock _control '{"ttft_ms": 3000}'
+mock _reset; mock _control "{\"ttft_ms\": $((3000 * NP_TIMEOUT_SCALE))}"
 ask "Slow $word" >"$NP_TMP/out/slow.json"
 np_expect_eq "slow first token: 504 llm_timeout" "504 llm_timeout" "$(j "$NP_TMP/out/slow.json" '"%s %s" % (d["status"], d["body"]["error"]["code"])')"
 np_expect "slow first token: answered within 1.5 s + 0.5 s" test "$(j "$NP_TMP/out/slow.json" 'int(d["t_end_ms"])')" -lt $((2000 * NP_TIMEOUT_SCALE))
