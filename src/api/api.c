@@ -49,6 +49,8 @@ static void api_readyz(struct np_request *req, struct np_response *resp)
 static const struct np_route api_table[] = {
 	{ "GET", "/healthz", api_healthz, 0, "healthz" },
 	{ "GET", "/readyz", api_readyz, 0, "readyz" },
+	{ "GET", "/metrics", api_metrics, ROUTE_ADMIN, "metrics" },
+	{ "GET", "/status", api_status, ROUTE_ADMIN, "status" },
 	{ "GET", "/api/v1/version", api_version, 0, "version" },
 	{ "GET", "/api/v1/books", api_books_list, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.list" },
 	{ "GET", "/api/v1/books/{id}", api_book_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.get" },

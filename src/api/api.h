@@ -37,6 +37,13 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp);
 void api_chapter_get(struct np_request *req, struct np_response *resp);
 void api_search(struct np_request *req, struct np_response *resp);
 
+/* api_admin.c (issue 8): GET /metrics and GET /status, from the shared memory. */
+struct np_conf;
+struct np_shm;
+void api_admin_init(const struct np_conf *conf, const struct np_shm *shm);
+void api_metrics(struct np_request *req, struct np_response *resp);
+void api_status(struct np_request *req, struct np_response *resp);
+
 /* api_params.c: parameters shared by the handlers. */
 struct cJSON;
 /* A path integer: decimal digits without sign or leading zero, from 1 to max; *out (may be NULL)

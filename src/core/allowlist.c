@@ -124,3 +124,58 @@ bool allowlist_match(const struct allowlist *l, const struct sockaddr *addr)
 			return true;
 	return false;
 }
+
+int allowlist_parse_admin(const char *spec, struct allowlist *out, bool *unix_ok, char *msg, size_t n)
+{
+	char rest[ALLOWLIST_MAX * 80];
+	size_t used = 0;
+	*unix_ok = false;
+	memset(out, 0, sizeof(*out));
+	const char *p = spec ? spec : "";
+	if (strlen(p) >= sizeof(rest)) {
+		snprintf(msg, n, "the list is too long");
+		return -1;
+	}
+	/* take the word unix out; the rest is an address list */
+	for (;;) {
+		while (*p == ' ' || *p == '\t')
+			p++;
+		const char *comma = strchr(p, ',');
+		size_t len = comma ? (size_t)(comma - p) : strlen(p);
+		size_t t = len;
+		while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
+			t--;
+		if (t == 4 && strncmp(p, "unix", 4) == 0) {
+			*unix_ok = true;
+		} else {
+			if (used)
+				rest[used++] = ',';
+			memcpy(rest + used, p, len);
+			used += len;
+		}
+		if (!comma)
+			break;
+		p = comma + 1;
+	}
+	rest[used] = '\0';
+	if (used == 0 && *unix_ok)
+		return 0;
+	return allowlist_parse(rest, out, msg, n);
+}
+
+bool allowlist_match_text(const struct allowlist *l, const char *addr)
+{
+	struct sockaddr_in6 s6;
+	struct sockaddr_in s4;
+	memset(&s6, 0, sizeof(s6));
+	memset(&s4, 0, sizeof(s4));
+	if (addr && inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
+		s4.sin_family = AF_INET;
+		return allowlist_match(l, (const struct sockaddr *)&s4);
+	}
+	if (addr && inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
+		s6.sin6_family = AF_INET6;
+		return allowlist_match(l, (const struct sockaddr *)&s6);
+	}
+	return false; /* not an address: never allowed */
+}

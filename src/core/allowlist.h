@@ -30,4 +30,11 @@ int allowlist_parse(const char *spec, struct allowlist *out, char *msg, size_t n
  * Any other family (a unix socket peer) is not a network peer: always true. */
 bool allowlist_match(const struct allowlist *l, const struct sockaddr *addr);
 
+/* The admin_allow form: an allow-list that may also hold the word "unix" (*unix_ok). Only
+ * "unix" is a valid list too. Returns 0, or -1 with a message. */
+int allowlist_parse_admin(const char *spec, struct allowlist *out, bool *unix_ok, char *msg, size_t n)
+	__attribute__((warn_unused_result));
+/* Whether a textual IPv4 or IPv6 address is in the list; anything else is not. */
+bool allowlist_match_text(const struct allowlist *l, const char *addr);
+
 #endif

@@ -68,6 +68,7 @@ static int conf_check_conninfo(const char *value, char *msg, size_t n);
 static int conf_check_readable(const char *value, char *msg, size_t n);
 static int conf_check_control_listen(const char *value, char *msg, size_t n);
 static int conf_check_allowed_clients(const char *value, char *msg, size_t n);
+static int conf_check_admin_allow(const char *value, char *msg, size_t n);
 
 static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
 static const char *const conf_ask_disconnect[] = { "finish", "abort", NULL };
@@ -147,6 +148,9 @@ static const struct conf_key conf_keys[] = {
 	KEY_ENUM("ask_on_disconnect", ask_on_disconnect, 0, conf_ask_disconnect, RELOAD, "when the client goes away mid-answer: finish (generate to the end and store the answer, so a reload shows it) or abort (stop the upstream to save tokens; the text so far is stored stopped)"),
 	KEY_INT("ask_top_k", ask_top_k, 5, 1, 20, RELOAD, "passages", "an ask retrieves this many passages (the search's ranking), numbered [1]..[k] for the answer's citations"),
 	KEY_INT("ask_history_messages", ask_history_messages, 6, 0, 50, RELOAD, "messages", "an ask sends the session's last this many messages with the question"),
+	/* observability (issue 8) */
+	KEY_STR("admin_allow", admin_allow, "127.0.0.0/8,::1,unix", conf_check_admin_allow, RELOAD, "who may read /metrics and /status: comma-separated addresses or address/bits of the HTTP client (REMOTE_ADDR from the front server, else the FastCGI peer), and the word unix for a request over a unix socket without REMOTE_ADDR; others get 403"),
+	KEY_INT("slow_request_ms", slow_request_ms, 1000, 0, 3600000, RELOAD, "ms", "a request that took at least this long is logged at warning level with its request id, route, status and phases (acquire, connect, query, upstream) (0 = off)"),
 };
 
 #define CONF_NKEYS (sizeof(conf_keys) / sizeof(conf_keys[0]))
@@ -1074,4 +1078,11 @@ static int conf_check_llm_url(const char *value, char *msg, size_t n)
 			return -1;
 		}
 	return 0;
+}
+
+static int conf_check_admin_allow(const char *value, char *msg, size_t n)
+{
+	struct allowlist l;
+	bool unix_ok;
+	return allowlist_parse_admin(value, &l, &unix_ok, msg, n);
 }

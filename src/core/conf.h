@@ -98,6 +98,8 @@ struct np_conf {
 	int ask_on_disconnect;       /* enum np_ask_disconnect */
 	int ask_top_k;               /* passages retrieved for an ask, cited [1]..[k] */
 	int ask_history_messages;    /* the session's last messages sent with the question */
+	char *admin_allow;           /* who may read /metrics and /status (addresses, CIDRs, "unix") */
+	int slow_request_ms;         /* ms: requests at least this long are logged with their phases (0 = off) */
 };
 
 /* A validation error: where, which key, and what is allowed. */

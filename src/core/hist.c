@@ -79,11 +79,12 @@ static int hist_range(const struct hist *h, unsigned *lo, unsigned *hi)
 void hist_merge(struct hist *dst, const struct hist *src)
 {
 	unsigned lo, hi;
-	uint64_t count = atomic_load_explicit(&src->count, memory_order_acquire);
+	uint64_t count = 0; /* of the buckets read: a live writer may be between bucket and count */
 	if (!hist_range(src, &lo, &hi))
 		return;
 	for (unsigned i = lo; i <= hi; i++) {
 		uint64_t v = atomic_load_explicit(&src->n[i], RLX);
+		count += v;
 		if (v)
 			atomic_store_explicit(&dst->n[i], atomic_load_explicit(&dst->n[i], RLX) + v, RLX);
 	}

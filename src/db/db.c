@@ -11,6 +11,7 @@
 #include "budget.h"
 #include "db.h"
 #include "log.h"
+#include "metrics.h"
 #include "resolve.h"
 #include "util.h"
 
@@ -26,6 +27,7 @@ static struct {
 	int backoff_ms;
 	int64_t last_ping_ms;
 	bool ask;                /* an ask worker: holds a connection only inside its two transactions */
+	int64_t connect_us;          /* time spent connecting, summed (acquire = wait - connect) */
 } D;
 
 void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const char *tag)
@@ -95,7 +97,13 @@ static void db_backoff(void)
 /* Open a connection to ep under a token this process already took. */
 static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
 {
-	if (pgconn_open(&D.conn[ep], D.conf, D.shm, D.slot, ep, tok, D.appname, deadline_ms, err) < 0) {
+	int64_t t0 = util_now_us();
+	int rc = pgconn_open(&D.conn[ep], D.conf, D.shm, D.slot, ep, tok, D.appname, deadline_ms, err);
+	int64_t took = util_now_us() - t0;
+	D.connect_us += took;
+	metrics_phase(NP_PHASE_CONNECT, took);
+	metrics_count(rc < 0 ? NP_MC_CONNECTS_FAILED : NP_MC_CONNECTS_OK);
+	if (rc < 0) {
 		D.conn[ep].tok = -1;
 		D.conn[ep].pg = NULL;
 		/* a full server is busy, not down: it must not open the breaker (that would turn
@@ -195,12 +203,15 @@ void db_maintain(void)
 		    db_warmup_due(now)) {
 			struct np_dberr err;
 			D.last_ping_ms = now;
-			if (pgconn_ping(c, D.conf, D.shm, &err) < 0) {
+			int64_t p0 = util_now_us();
+			int prc = pgconn_ping(c, D.conf, D.shm, &err);
+			metrics_ping(prc == 0, 0, util_now_us() - p0, util_wall_us());
+			if (prc < 0) {
 				db_note_fail(ep, &err);
 				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
 			} else {
 				db_note_ok(ep);
-				log_debug("warm-up ping");
+				log_info("warm-up ping endpoint=%d query_ms=%.1f", ep, (double)(util_now_us() - p0) / 1000.0);
 			}
 		}
 	}
@@ -315,6 +326,7 @@ static void db_respond(struct np_response *resp, int status, const char *code, c
 	if (status == 503) {
 		resp->retry_after_s = db_retry_after_s();
 		atomic_fetch_add(&D.shm->slots[D.slot].shed_503, 1);
+		metrics_count(NP_MC_SHED);
 	}
 }
 
@@ -376,6 +388,8 @@ static int db_ensure(struct np_request *req, struct np_response *resp, int ep, i
 	int64_t deadline = ep == NP_EP_REPLICA ? util_now_ms() : util_now_ms() + D.conf->acquire_timeout_ms - queued_ms;
 	tok = db_take_token(ep, deadline);
 	if (tok < 0) {
+		if (ep == NP_EP_PRIMARY)
+			metrics_count(NP_MC_ACQUIRE_TIMEOUTS);
 		return db_ensure_fail(resp, ep, "db_busy", "no database connection became free within acquire_timeout_ms; retry later");
 	}
 connect:;
@@ -449,7 +463,10 @@ static PGresult *db_run(struct np_request *req, struct np_response *resp, const 
 		 * unknown outcome, one never sent can be sent again */
 		if (mode == DB_MODE_WRITE && D.conn[ep].pg && kept < 0 && !pgconn_idle_ok(&D.conn[ep]))
 			kept = pgconn_close_keep(&D.conn[ep], D.shm, DB_CLOSE_WAIT_MS, true);
+		/* acquire: from asking for a connection to holding one, its connect excluded */
+		int64_t a0 = util_now_us(), c0 = D.connect_us;
 		int rc = db_ensure(req, resp, ep, kept);
+		metrics_phase(NP_PHASE_ACQUIRE, util_now_us() - a0 - (D.connect_us - c0));
 		kept = -1;
 		if (rc < 0) {
 			if (ep == NP_EP_REPLICA) {
@@ -462,7 +479,10 @@ static PGresult *db_run(struct np_request *req, struct np_response *resp, const 
 		}
 		struct np_dberr err;
 		PGresult *res = NULL;
-		if (pgconn_exec(&D.conn[ep], D.conf, D.shm, st, params, &res, &err) == 0) {
+		int64_t q0 = util_now_us();
+		int qrc = pgconn_exec(&D.conn[ep], D.conf, D.shm, st, params, &res, &err);
+		metrics_phase(NP_PHASE_QUERY, util_now_us() - q0);
+		if (qrc == 0) {
 			db_note_ok(ep);
 			return res;
 		}
@@ -491,6 +511,8 @@ static PGresult *db_run(struct np_request *req, struct np_response *resp, const 
 			           "unknown; retry with the same Idempotency-Key");
 			return NULL;
 		}
+		if (plan == DB_RETRY_PRIMARY || plan == DB_RETRY_SAME)
+			metrics_count(NP_MC_RETRIES);
 		if (plan == DB_RETRY_PRIMARY) {
 			log_kv(err.cls == NP_DB_TRANSIENT ? NP_LOG_INFO : NP_LOG_WARN, kv,
 			       "query failed on the replica; retrying on the primary");

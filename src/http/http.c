@@ -195,6 +195,7 @@ void http_respond_json(struct np_response *resp, int status, cJSON *obj)
 	resp->body = NULL;
 	resp->body_len = 0;
 	resp->status = status;
+	resp->error_code[0] = '\0';
 	char *s = obj ? cJSON_PrintUnformatted(obj) : NULL;
 	cJSON_Delete(obj);
 	if (s == NULL) {
@@ -221,6 +222,7 @@ void http_respond_error_field(struct np_response *resp, int status, const char *
 		root = NULL; /* http_respond_json answers the fixed out-of-memory envelope */
 	}
 	http_respond_json(resp, status, root);
+	snprintf(resp->error_code, sizeof(resp->error_code), "%s", root ? code : "internal");
 }
 
 void http_respond_error(struct np_response *resp, int status, const char *code, const char *message)
@@ -251,6 +253,7 @@ const char *http_status_text(int status)
 	case 200: return "OK";
 	case 201: return "Created";
 	case 204: return "No Content";
+	case 403: return "Forbidden";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -276,11 +279,13 @@ int http_format_head(const struct np_response *resp, const char *request_id, cha
 	                             http_status_text(204), request_id)
 	                  : snprintf(buf, n,
 	                             "Status: %d %s\r\n"
-	                             "Content-Type: application/json\r\n"
+	                             "Content-Type: %s\r\n"
 	                             "Content-Length: %zu\r\n"
 	                             "Cache-Control: no-store\r\n"
 	                             "X-Request-Id: %s\r\n",
-	                             resp->status, http_status_text(resp->status), resp->body_len, request_id);
+	                             resp->status, http_status_text(resp->status),
+	                             resp->content_type ? resp->content_type : "application/json", resp->body_len,
+	                             request_id);
 	if (len < 0 || (size_t)len >= n)
 		return -1;
 	if (resp->allow[0]) {

@@ -52,6 +52,8 @@ struct np_response {
 	size_t body_len;
 	char allow[64];               /* Allow header, when non-empty */
 	int retry_after_s;            /* Retry-After header when > 0 */
+	const char *content_type;     /* a static string; NULL: application/json */
+	char error_code[40];          /* the envelope's error code (http_respond_error*), "" otherwise */
 };
 
 /* Fill the request-line parts of req from params. Returns 0, or an HTTP status (400, 414) with

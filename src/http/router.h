@@ -12,7 +12,8 @@ struct np_response;
 typedef void (*np_handler)(struct np_request *req, struct np_response *resp);
 
 /* Route flags: what a route needs, read by the worker before calling the handler. */
-enum { ROUTE_NEEDS_DB = 1u << 0, ROUTE_READ_ONLY = 1u << 1 };
+enum { ROUTE_NEEDS_DB = 1u << 0, ROUTE_READ_ONLY = 1u << 1,
+       ROUTE_ADMIN = 1u << 2 /* answered only to admin_allow (the worker checks), else 403 */ };
 
 struct np_route {
 	const char *method;   /* "GET", "POST", ... */

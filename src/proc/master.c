@@ -24,6 +24,7 @@
 #include "child.h"
 #include "keeper.h"
 #include "listen.h"
+#include "api.h"
 #include "log.h"
 #include "master.h"
 #include "shm.h"
@@ -715,6 +716,19 @@ static int master_init_shm(void)
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
 	master_publish_budget();
+	/* the names of the metrics' route ids, for every reader of the region (the CLI included) */
+	size_t nroutes;
+	const struct np_route *routes = api_routes(&nroutes);
+	snprintf(M.shm.hdr->route_names[NP_MROUTE_NONE], sizeof(M.shm.hdr->route_names[0]), "none");
+	snprintf(M.shm.hdr->route_names[NP_MROUTE_POOL], sizeof(M.shm.hdr->route_names[0]), "pool");
+	for (size_t i = 0; i < nroutes; i++) {
+		int id = metrics_route_id((int)i);
+		if (id != NP_MROUTE_NONE)
+			snprintf(M.shm.hdr->route_names[id], sizeof(M.shm.hdr->route_names[0]), "%s", routes[i].name);
+		else
+			log_warn("route %s has no metrics row of its own (NP_MROUTES is %d): counted as none",
+			         routes[i].name, NP_MROUTES);
+	}
 	return 0;
 }
 

@@ -1,12 +1,14 @@
 /* supervisor.c - the periodic process: worker view, budget janitor, database health with its
  * circuit breaker and probes, the shed decision, and the budget's sanity against the server. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "budget.h"
 #include "child.h"
 #include "log.h"
+#include "metrics.h"
 #include "pgconn.h"
 #include "resolve.h"
 #include "supervisor.h"
@@ -15,6 +17,19 @@
 #define SUPERVISOR_TICK_MS 50
 #define PROBE_CONNECT_MAX_MS 2000
 #define SUPERVISOR_DNS_WAIT_MS 10
+#define SUP_WIN_EVERY_MS 10000       /* a snapshot of the route histograms this often */
+#define SUP_WIN_SNAPS 31             /* 5 minutes of them, and the newest */
+
+/* The windows' snapshots: each the sum over the rows of every route's total histogram, taken
+ * every SUP_WIN_EVERY_MS into a ring; a window is the newest minus the one its length ago. The
+ * live rows are never reset (PgBouncer's stats.c habit). */
+static struct {
+	struct hist *snap[SUP_WIN_SNAPS];  /* NP_MROUTES histograms each */
+	int64_t at_ms[SUP_WIN_SNAPS];
+	int n, head;                       /* snapshots taken (<= SUP_WIN_SNAPS), newest index */
+	int64_t next_ms;
+	struct hist *diff;
+} sup_win;
 
 static struct {
 	const struct np_conf *conf;
@@ -62,6 +77,73 @@ void supervisor_aggregate(struct np_shm *shm)
 		atomic_store(&shm->hdr->sup_requests_total, requests);
 	atomic_store(&shm->hdr->sup_longest_busy_us, longest);
 	atomic_store(&shm->hdr->sup_updated_us, now);
+}
+
+/* Take a snapshot of the routes' totals into the ring. */
+static void sup_win_snapshot(struct np_shm *shm, int64_t now_ms)
+{
+	int i = sup_win.n == 0 ? 0 : (sup_win.head + 1) % SUP_WIN_SNAPS;
+	struct hist *h = sup_win.snap[i];
+	memset(h, 0, NP_MROUTES * sizeof(*h));
+	for (int s = 0; s < NP_MAX_SLOTS; s++) {
+		const struct np_mrow *row = &shm->mrows[s];
+		if (!atomic_load(&row->used))
+			continue;
+		for (int r = 0; r < NP_MROUTES; r++)
+			hist_merge(&h[r], &row->hist[r][NP_PHASE_TOTAL]);
+	}
+	sup_win.at_ms[i] = now_ms;
+	sup_win.head = i;
+	if (sup_win.n < SUP_WIN_SNAPS)
+		sup_win.n++;
+}
+
+/* Publish the 1 and 5 minute windows of each route: newest snapshot minus an older one. */
+static void sup_win_publish(struct np_shm *shm, int64_t now_ms)
+{
+	static const int span_s[NP_WIN_COUNT] = { 60, 300 };
+	struct np_shm_header *hd = shm->hdr;
+	atomic_fetch_add(&hd->sup_win_seq, 1); /* odd: writing */
+	for (int w = 0; w < NP_WIN_COUNT; w++) {
+		/* the oldest snapshot not older than the span (the oldest there is, early on) */
+		int back = span_s[w] * 1000 / SUP_WIN_EVERY_MS;
+		if (back > sup_win.n - 1)
+			back = sup_win.n - 1;
+		int old = (sup_win.head - back + SUP_WIN_SNAPS) % SUP_WIN_SNAPS;
+		atomic_store(&hd->sup_win_span_s[w], (int32_t)((sup_win.at_ms[sup_win.head] - sup_win.at_ms[old]) / 1000));
+		for (int r = 0; r < NP_MROUTES; r++) {
+			hist_diff(sup_win.diff, &sup_win.snap[sup_win.head][r], &sup_win.snap[old][r]);
+			struct np_window *o = &hd->sup_win[w][r];
+			atomic_store(&o->count, hist_total(sup_win.diff));
+			atomic_store(&o->p50_us, (uint32_t)hist_percentile(sup_win.diff, 0.50));
+			atomic_store(&o->p95_us, (uint32_t)hist_percentile(sup_win.diff, 0.95));
+			atomic_store(&o->p99_us, (uint32_t)hist_percentile(sup_win.diff, 0.99));
+		}
+	}
+	atomic_store(&hd->sup_win_us, util_wall_us());
+	atomic_fetch_add(&hd->sup_win_seq, 1); /* even: done */
+	(void)now_ms;
+}
+
+static bool sup_win_init(void)
+{
+	for (int i = 0; i < SUP_WIN_SNAPS; i++)
+		if ((sup_win.snap[i] = calloc(NP_MROUTES, sizeof(struct hist))) == NULL)
+			return false;
+	return (sup_win.diff = calloc(1, sizeof(struct hist))) != NULL;
+}
+
+void supervisor_windows(struct np_shm *shm, int64_t now_ms)
+{
+	if (sup_win.diff == NULL && !sup_win_init()) {
+		log_error("out of memory for the latency windows");
+		return;
+	}
+	if (sup_win.n > 0 && now_ms < sup_win.next_ms)
+		return;
+	sup_win.next_ms = now_ms + SUP_WIN_EVERY_MS;
+	sup_win_snapshot(shm, now_ms);
+	sup_win_publish(shm, now_ms);
 }
 
 /* "circuit open after 3 failures (last: DNS lookup failed, dns)": the class as check-db names it. */
@@ -151,9 +233,15 @@ static bool sup_probe(int ep, struct np_dberr *err)
 	char appname[64];
 	snprintf(appname, sizeof(appname), "%.40s/sup", S.conf->application_name);
 	int cto = S.conf->connect_timeout_ms < PROBE_CONNECT_MAX_MS ? S.conf->connect_timeout_ms : PROBE_CONNECT_MAX_MS;
-	if (pgconn_open(&c, S.conf, S.shm, S.slot, ep, tok, appname, util_now_ms() + cto, err) < 0)
+	int64_t t0 = util_now_us();
+	int rc = pgconn_open(&c, S.conf, S.shm, S.slot, ep, tok, appname, util_now_ms() + cto, err);
+	metrics_phase(NP_PHASE_CONNECT, util_now_us() - t0);
+	metrics_count(rc < 0 ? NP_MC_CONNECTS_FAILED : NP_MC_CONNECTS_OK);
+	if (rc < 0)
 		return false;
+	t0 = util_now_us();
 	bool ok = pgconn_ping(&c, S.conf, S.shm, err) == 0;
+	metrics_phase(NP_PHASE_QUERY, util_now_us() - t0);
 	pgconn_close(&c, S.shm, ok ? 1000 : 0);
 	return ok;
 }
@@ -289,6 +377,7 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 	}
 	/* a probe never waits on DNS beyond a few ms: the lookup goes on and the next probe uses it */
 	resolve_init(conf->dns_cache_ttl_s, SUPERVISOR_DNS_WAIT_MS);
+	metrics_bind(&shm->mrows[slot]);
 	atomic_store(&shm->hdr->supervisor_pid, (int32_t)getpid());
 	atomic_store(&shm->slots[slot].state, NP_SLOT_IDLE);
 	log_debug("supervisor started");
@@ -296,6 +385,7 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 	while (!child_should_stop()) {
 		child_wait(-1, SUPERVISOR_TICK_MS);
 		supervisor_aggregate(shm);
+		supervisor_windows(shm, util_now_ms());
 		budget_janitor(shm, conf->orphan_grace_ms);
 		resolve_refresh(conf->database_url);
 		if (conf->replica_url[0])

@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -29,6 +30,7 @@
 #include "http.h"
 #include "inbox.h"
 #include "log.h"
+#include "metrics.h"
 #include "util.h"
 #include "worker.h"
 
@@ -64,6 +66,12 @@ struct worker_ctx {
 	size_t peeked;               /* bytes in it after the last look */
 	struct fcgirec_limits lim;
 	struct allowlist allow;      /* listen_allowed_clients, for TCP peers */
+	struct allowlist admin;      /* admin_allow: who may read the admin routes */
+	bool admin_unix;             /* admin_allow names unix */
+	int last_status;             /* the request just answered, for metrics and the slow log */
+	char last_code[40];
+	char last_id[72];
+	const char *last_route;
 	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
 	int ep;                      /* what the worker waits on (worker_main's loop) */
 	enum worker_watch_how watching[2]; /* how the main and control sockets are in ep */
@@ -279,6 +287,37 @@ static int worker_stream_flush(void *ctx)
 	return w->stream_gone ? -1 : 0;
 }
 
+/* Whether the client of the request in hand may read an admin route: REMOTE_ADDR when the front
+ * server passed one, else the FastCGI peer (a unix socket matches the word unix). */
+static bool worker_admin_ok(struct worker_ctx *w)
+{
+	const char *ra = FCGX_GetParam("REMOTE_ADDR", w->cur->envp);
+	if (ra && ra[0])
+		return allowlist_match_text(&w->admin, ra) || (w->admin_unix && strcmp(ra, "unix:") == 0);
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof(ss);
+	if (getpeername(w->cur->ipcFd, (struct sockaddr *)&ss, &len) < 0)
+		return false;
+	if (ss.ss_family == AF_UNIX)
+		return w->admin_unix;
+	return w->admin.n > 0 && allowlist_match(&w->admin, (struct sockaddr *)&ss);
+}
+
+/* The request just answered took total_us: past slow_request_ms, one line with its phases. */
+static void worker_slow_log(struct worker_ctx *w, int64_t total_us)
+{
+	if (w->conf->slow_request_ms <= 0 || total_us < (int64_t)w->conf->slow_request_ms * 1000)
+		return;
+	char kv[400];
+	snprintf(kv, sizeof(kv),
+	         " request_id=%s route=%s status=%d ms=%.1f acquire_ms=%.1f connect_ms=%.1f query_ms=%.1f upstream_ms=%.1f",
+	         w->last_id[0] ? w->last_id : "-", w->last_route ? w->last_route : "-", w->last_status,
+	         (double)total_us / 1000.0, (double)metrics_breakdown(NP_PHASE_ACQUIRE) / 1000.0,
+	         (double)metrics_breakdown(NP_PHASE_CONNECT) / 1000.0, (double)metrics_breakdown(NP_PHASE_QUERY) / 1000.0,
+	         (double)metrics_breakdown(NP_PHASE_UPSTREAM) / 1000.0);
+	log_kv(NP_LOG_WARN, kv, "slow request");
+}
+
 static void worker_handle(struct worker_ctx *w)
 {
 	struct np_request req;
@@ -312,21 +351,30 @@ static void worker_handle(struct worker_ctx *w)
 			http_respond_error(&resp, 405, "method_not_allowed", "method not allowed for this route");
 		} else {
 			snprintf(w->slot->route, sizeof(w->slot->route), "%s", req.match.route->name);
+			metrics_set_route(metrics_route_id((int)(req.match.route - w->routes)));
+			w->last_route = req.match.route->name;
 			req.worker = w;
 			struct np_stream stream = { worker_stream_write, worker_stream_flush, w, w->ask ? w->listen_fd : -1,
 			                            worker_ask_gate };
 			w->stream_gone = false;
 			req.stream = &stream;
-			req.match.route->handler(&req, &resp);
+			if ((req.match.route->flags & ROUTE_ADMIN) && !worker_admin_ok(w)) {
+				http_respond_error(&resp, 403, "forbidden", "this route answers only to admin_allow");
+			} else {
+				req.match.route->handler(&req, &resp);
+				if (resp.body == NULL && !resp.streamed)
+					http_respond_error(&resp, 500, "internal", "handler produced no response");
+			}
 			req.stream = NULL;
-			if (resp.body == NULL && !resp.streamed)
-				http_respond_error(&resp, 500, "internal", "handler produced no response");
 		}
 	}
 	/* the answer, and the close, have a deadline of their own */
 	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
 	if (!resp.streamed)
 		worker_send(w, &req, &resp);
+	w->last_status = resp.status;
+	snprintf(w->last_code, sizeof(w->last_code), "%s", resp.error_code);
+	snprintf(w->last_id, sizeof(w->last_id), "%s", req.request_id);
 	if (resp.status >= 500)
 		atomic_fetch_add(&w->slot->errors_5xx, 1);
 	else if (resp.status >= 400)
@@ -361,6 +409,10 @@ static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 	FCGX_Request *r = &w->fcgx;
 	atomic_store(&w->slot->req_start_us, util_wall_us());
 	atomic_store(&w->slot->state, NP_SLOT_READING);
+	metrics_begin(util_now_us());
+	w->last_route = NULL;
+	w->last_status = 0;
+	w->last_code[0] = w->last_id[0] = '\0';
 	r->ipcFd = x.fd;
 	r->keepConnection = 1; /* FCGX_Accept_r first "finishes" the previous request: keep our fd */
 	worker_arm(x.fd, SHUT_RD, x.deadline_ms - util_now_ms());
@@ -389,6 +441,7 @@ static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 	r->keepConnection = 1; /* flush, but leave the close to us: libfcgi's lingers for up to 2 s */
 	FCGX_Finish_r(r);
 	worker_disarm();
+	worker_slow_log(w, metrics_end(w->last_status, w->last_code, util_now_us()));
 	atomic_fetch_add(&w->slot->requests, 1);
 	atomic_store(&w->slot->req_start_us, 0);
 	atomic_store(&w->slot->state, NP_SLOT_IDLE);
@@ -691,6 +744,12 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		log_error("listen_allowed_clients: %s", msg);
 		_exit(2);
 	}
+	if (allowlist_parse_admin(conf->admin_allow, &w.admin, &w.admin_unix, msg, sizeof(msg)) < 0) {
+		log_error("admin_allow: %s", msg);
+		_exit(2);
+	}
+	metrics_bind(&shm->mrows[slot]);
+	api_admin_init(conf, shm);
 	struct sigaction sa;
 	memset(&sa, 0, sizeof(sa));
 	sigemptyset(&sa.sa_mask);

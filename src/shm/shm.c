@@ -12,15 +12,25 @@
 #include "shm.h"
 #include "util.h"
 
+/* The metrics rows start on a page after the slots. The region is large (rows for every slot)
+ * but sparse: a fresh file or anonymous mapping is zero without being touched, a row's pages are
+ * allocated only where its writer records, and readers skip rows and histograms never used. */
+static size_t shm_rows_offset(void)
+{
+	size_t off = sizeof(struct np_shm_header) + NP_MAX_SLOTS * sizeof(struct np_slot);
+	return (off + 4095) & ~(size_t)4095;
+}
+
 static size_t shm_layout_size(void)
 {
-	return sizeof(struct np_shm_header) + NP_MAX_SLOTS * sizeof(struct np_slot);
+	return shm_rows_offset() + NP_MAX_SLOTS * sizeof(struct np_mrow);
 }
 
 static void shm_bind(struct np_shm *shm, void *base, size_t size)
 {
 	shm->hdr = base;
 	shm->slots = (struct np_slot *)((char *)base + sizeof(struct np_shm_header));
+	shm->mrows = (struct np_mrow *)((char *)base + shm_rows_offset());
 	shm->size = size;
 }
 
@@ -81,7 +91,7 @@ int shm_create(struct np_shm *shm, const char *path)
 	}
 	if (base == MAP_FAILED)
 		return -1;
-	memset(base, 0, size);
+	memset(base, 0, shm_rows_offset()); /* the rows are zero already: not touched here */
 	shm_bind(shm, base, size);
 	shm->hdr->layout = NP_SHM_LAYOUT;
 	shm->hdr->nslots = NP_MAX_SLOTS;

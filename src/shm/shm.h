@@ -9,9 +9,10 @@
 #include <sys/types.h>
 
 #include "conf.h"
+#include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 2
+#define NP_SHM_LAYOUT 3
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -120,6 +121,13 @@ struct np_endpoint_shm {
 	struct np_token tokens[NP_MAX_BUDGET];
 };
 
+/* Latency of one route over a window (supervisor): requests and percentiles of its total. */
+struct np_window {
+	_Atomic uint64_t count;
+	_Atomic uint32_t p50_us, p95_us, p99_us;
+};
+enum { NP_WIN_1M = 0, NP_WIN_5M = 1, NP_WIN_COUNT = 2 };
+
 /* Header. Writers: the master writes the identity fields and generation; the supervisor writes
  * the aggregate view (sup_*). */
 struct np_shm_header {
@@ -147,12 +155,21 @@ struct np_shm_header {
 	_Atomic uint64_t crashes_total;
 	_Atomic uint32_t crash_loop;      /* 1 when respawning was stopped */
 	int32_t wake_fd[2];               /* master: pipe; a released token writes a byte to wake spares */
+	/* master, before the first fork: the metrics route ids' names (metrics.h) */
+	char route_names[NP_MROUTES][48];
+	/* supervisor: latency windows as differences of snapshots, under a sequence count (odd while
+	 * it writes; a reader retries when it changed or is odd) */
+	_Atomic uint32_t sup_win_seq;
+	_Atomic int64_t sup_win_us;       /* wall clock of the newest snapshot */
+	_Atomic int32_t sup_win_span_s[NP_WIN_COUNT]; /* seconds the window really covers (short after a start) */
+	struct np_window sup_win[NP_WIN_COUNT][NP_MROUTES];
 	struct np_endpoint_shm ep[NP_EP_COUNT];
 } __attribute__((aligned(128)));
 
 struct np_shm {
 	struct np_shm_header *hdr;
 	struct np_slot *slots;
+	struct np_mrow *mrows;            /* one metrics row per slot (metrics.h), after the slots */
 	size_t size;
 	bool file_backed;
 	bool locked;                      /* lock_fd holds the instance lock (shm_lock) */

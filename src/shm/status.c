@@ -1,0 +1,303 @@
+/* status.c - the pool's state as one JSON document and as text, read from the shared memory.
+ * Every field is copied from a slot or the header, then worked on (the slot may change). */
+#include <cjson/cJSON.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "budget.h"
+#include "metrics.h"
+#include "status.h"
+#include "util.h"
+
+static const char *health_name(uint32_t h)
+{
+	static const char *n[] = { "starting", "up", "degraded", "down" };
+	return h < 4 ? n[h] : "unknown";
+}
+
+static cJSON *status_endpoint(const struct np_shm *shm, int ep)
+{
+	const struct np_endpoint_shm *e = &shm->hdr->ep[ep];
+	cJSON *o = cJSON_CreateObject();
+	int in_use = 0, connected = 0, connecting = 0, closing = 0, orphaned = 0;
+	cJSON *toks = cJSON_CreateArray();
+	for (int i = 0; i < NP_MAX_BUDGET; i++) {
+		const struct np_token *t = &e->tokens[i];
+		int32_t owner = atomic_load(&t->owner);
+		if (owner == 0)
+			continue;
+		uint32_t ph = atomic_load(&t->phase);
+		in_use++;
+		connected += ph == NP_TOK_CONNECTED;
+		connecting += ph == NP_TOK_CONNECTING;
+		closing += ph == NP_TOK_CLOSING;
+		orphaned += ph == NP_TOK_ORPHANED;
+		cJSON *tj = cJSON_CreateObject();
+		cJSON_AddNumberToObject(tj, "token", i);
+		cJSON_AddNumberToObject(tj, "pid", owner);
+		cJSON_AddNumberToObject(tj, "slot", atomic_load(&t->slot));
+		cJSON_AddStringToObject(tj, "phase", budget_phase_name(ph));
+		cJSON_AddNumberToObject(tj, "backend_pid", atomic_load(&t->backend_pid));
+		cJSON_AddItemToArray(toks, tj);
+	}
+	cJSON_AddNumberToObject(o, "configured", atomic_load(&e->configured));
+	cJSON_AddNumberToObject(o, "limit", budget_limit(shm, ep));
+	cJSON_AddNumberToObject(o, "in_use", in_use);
+	cJSON_AddNumberToObject(o, "connected", connected);
+	cJSON_AddNumberToObject(o, "connecting", connecting);
+	cJSON_AddNumberToObject(o, "closing", closing);
+	cJSON_AddNumberToObject(o, "orphaned", orphaned);
+	cJSON_AddStringToObject(o, "health", health_name(atomic_load(&e->health)));
+	char reason[sizeof(e->reason)];
+	memcpy(reason, e->reason, sizeof(reason));
+	reason[sizeof(reason) - 1] = '\0';
+	cJSON_AddStringToObject(o, "reason", reason);
+	cJSON_AddStringToObject(o, "breaker", atomic_load(&e->breaker) ? "open" : "closed");
+	cJSON_AddNumberToObject(o, "breaker_opened_total", (double)atomic_load(&e->breaker_opened_total));
+	cJSON_AddBoolToObject(o, "shedding", atomic_load(&e->shed) != 0);
+	cJSON_AddNumberToObject(o, "server_max_connections", atomic_load(&e->server_max_conn));
+	cJSON_AddNumberToObject(o, "server_reserved_connections", atomic_load(&e->server_reserved));
+	cJSON_AddItemToObject(o, "tokens", toks);
+	return o;
+}
+
+/* The windows, copied under the supervisor's sequence count (a few tries, then as they are). */
+static void status_windows(const struct np_shm *shm, struct np_window out[NP_WIN_COUNT][NP_MROUTES],
+                           int span[NP_WIN_COUNT])
+{
+	const struct np_shm_header *h = shm->hdr;
+	for (int tries = 0; tries < 100; tries++) {
+		uint32_t s0 = atomic_load(&h->sup_win_seq);
+		for (int w = 0; w < NP_WIN_COUNT; w++) {
+			span[w] = atomic_load(&h->sup_win_span_s[w]);
+			for (int r = 0; r < NP_MROUTES; r++) {
+				atomic_store(&out[w][r].count, atomic_load(&h->sup_win[w][r].count));
+				atomic_store(&out[w][r].p50_us, atomic_load(&h->sup_win[w][r].p50_us));
+				atomic_store(&out[w][r].p95_us, atomic_load(&h->sup_win[w][r].p95_us));
+				atomic_store(&out[w][r].p99_us, atomic_load(&h->sup_win[w][r].p99_us));
+			}
+		}
+		if (!(s0 & 1) && atomic_load(&h->sup_win_seq) == s0)
+			return;
+	}
+}
+
+static cJSON *status_routes(const struct np_shm *shm, const uint64_t *totals)
+{
+	struct np_window win[NP_WIN_COUNT][NP_MROUTES];
+	int span[NP_WIN_COUNT];
+	static const char *const wname[NP_WIN_COUNT] = { "1m", "5m" };
+	status_windows(shm, win, span);
+	cJSON *routes = cJSON_CreateObject();
+	for (int r = 0; r < NP_MROUTES; r++) {
+		char name[sizeof(shm->hdr->route_names[0])];
+		memcpy(name, shm->hdr->route_names[r], sizeof(name));
+		name[sizeof(name) - 1] = '\0';
+		if (!name[0] || r == NP_MROUTE_POOL || (totals[r] == 0 && atomic_load(&win[NP_WIN_5M][r].count) == 0))
+			continue;
+		cJSON *o = cJSON_AddObjectToObject(routes, name);
+		cJSON_AddNumberToObject(o, "requests_total", (double)totals[r]);
+		for (int w = 0; w < NP_WIN_COUNT; w++) {
+			cJSON *x = cJSON_AddObjectToObject(o, wname[w]);
+			cJSON_AddNumberToObject(x, "span_s", span[w]);
+			cJSON_AddNumberToObject(x, "requests", (double)atomic_load(&win[w][r].count));
+			cJSON_AddNumberToObject(x, "p50_ms", atomic_load(&win[w][r].p50_us) / 1000.0);
+			cJSON_AddNumberToObject(x, "p95_ms", atomic_load(&win[w][r].p95_us) / 1000.0);
+			cJSON_AddNumberToObject(x, "p99_ms", atomic_load(&win[w][r].p99_us) / 1000.0);
+		}
+	}
+	return routes;
+}
+
+cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool full)
+{
+	const struct np_shm_header *h = shm->hdr;
+	cJSON *root = cJSON_CreateObject();
+	if (root == NULL)
+		return NULL;
+	cJSON_AddNumberToObject(root, "master_pid", atomic_load(&h->master_pid));
+	cJSON_AddNumberToObject(root, "supervisor_pid", atomic_load(&h->supervisor_pid));
+	cJSON_AddNumberToObject(root, "generation", atomic_load(&h->generation));
+	/* wall clock of the supervisor's last tick (50 ms): a stuck supervisor shows here */
+	cJSON_AddNumberToObject(root, "supervisor_updated_us", (double)atomic_load(&h->sup_updated_us));
+	cJSON_AddNumberToObject(root, "uptime_s", (double)(util_wall_us() - atomic_load(&h->started_us)) / 1e6);
+	cJSON_AddNumberToObject(root, "configured_workers", atomic_load(&h->configured_workers));
+	cJSON_AddNumberToObject(root, "respawns_total", (double)atomic_load(&h->respawns_total));
+	cJSON_AddNumberToObject(root, "crashes_total", (double)atomic_load(&h->crashes_total));
+	cJSON_AddBoolToObject(root, "crash_loop", atomic_load(&h->crash_loop) != 0);
+	uint64_t connects = 0, shed = 0, requests = 0;
+	int waiting = 0, by_state[8] = { 0 };
+	cJSON *workers = full ? cJSON_CreateArray() : NULL;
+	int64_t now = util_wall_us();
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		const struct np_slot *s = &shm->slots[i];
+		uint32_t kind = atomic_load(&s->kind);
+		connects += atomic_load(&s->connects);
+		if (kind != NP_KIND_WORKER)
+			continue;
+		shed += atomic_load(&s->shed_503);
+		requests += atomic_load(&s->requests);
+		waiting += (int)atomic_load(&s->waiting);
+		uint32_t st = atomic_load(&s->state);
+		by_state[st < 8 ? st : 0]++;
+		if (!workers)
+			continue;
+		cJSON *w = cJSON_CreateObject();
+		cJSON_AddNumberToObject(w, "slot", i);
+		cJSON_AddNumberToObject(w, "pid", atomic_load(&s->pid));
+		cJSON_AddNumberToObject(w, "generation", atomic_load(&s->generation));
+		cJSON_AddStringToObject(w, "state", shm_state_name(st));
+		cJSON_AddNumberToObject(w, "requests", (double)atomic_load(&s->requests));
+		int64_t rs = atomic_load(&s->req_start_us);
+		cJSON_AddNumberToObject(w, "busy_ms", shm_state_busy(st) && rs ? (double)(now - rs) / 1000.0 : 0);
+		cJSON_AddNumberToObject(w, "peers_refused", (double)atomic_load(&s->peers_refused));
+		cJSON_AddNumberToObject(w, "read_timeouts", (double)atomic_load(&s->read_timeouts));
+		cJSON_AddNumberToObject(w, "bad_requests", (double)atomic_load(&s->bad_requests));
+		char route[sizeof(s->route)];
+		memcpy(route, s->route, sizeof(route));
+		route[sizeof(route) - 1] = '\0';
+		cJSON_AddStringToObject(w, "route", route);
+		cJSON_AddBoolToObject(w, "waiting", atomic_load(&s->waiting) != 0);
+		cJSON_AddItemToArray(workers, w);
+	}
+	cJSON_AddNumberToObject(root, "requests_total", (double)requests);
+	cJSON_AddNumberToObject(root, "connects_total", (double)connects);
+	cJSON_AddNumberToObject(root, "shed_503_total", (double)shed);
+	cJSON_AddNumberToObject(root, "waiting", waiting);
+	cJSON *ws = cJSON_AddObjectToObject(root, "workers_by_state");
+	static const uint32_t states[] = { NP_SLOT_STARTING, NP_SLOT_IDLE, NP_SLOT_READING, NP_SLOT_BUSY, NP_SLOT_EXITING };
+	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+		cJSON_AddNumberToObject(ws, shm_state_name(states[i]), by_state[states[i]]);
+
+	/* the metrics rows: counters, errors by code, last warm-up ping, totals per route */
+	uint64_t counters[NP_MC_COUNT] = { 0 }, errors[NP_MERRORS] = { 0 }, totals[NP_MROUTES] = { 0 };
+	int64_t ping_us = 0;
+	uint32_t ping_ok = 0, ping_c = 0, ping_q = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		const struct np_mrow *row = &shm->mrows[i];
+		if (!atomic_load(&row->used))
+			continue;
+		for (int c = 0; c < NP_MC_COUNT; c++)
+			counters[c] += atomic_load(&row->counters[c]);
+		for (int c = 0; c < NP_MERRORS; c++)
+			errors[c] += atomic_load(&row->errors[c]);
+		for (int r = 0; r < NP_MROUTES; r++)
+			totals[r] += atomic_load(&row->hist[r][NP_PHASE_TOTAL].count);
+		int64_t p = atomic_load(&row->last_ping_us);
+		if (p > ping_us) {
+			ping_us = p;
+			ping_ok = atomic_load(&row->last_ping_ok);
+			ping_c = atomic_load(&row->last_ping_connect_us);
+			ping_q = atomic_load(&row->last_ping_query_us);
+		}
+	}
+	cJSON *cj = cJSON_AddObjectToObject(root, "counters");
+	cJSON_AddNumberToObject(cj, "retries", (double)counters[NP_MC_RETRIES]);
+	cJSON_AddNumberToObject(cj, "connects_ok", (double)counters[NP_MC_CONNECTS_OK]);
+	cJSON_AddNumberToObject(cj, "connects_failed", (double)counters[NP_MC_CONNECTS_FAILED]);
+	cJSON_AddNumberToObject(cj, "acquire_timeouts", (double)counters[NP_MC_ACQUIRE_TIMEOUTS]);
+	cJSON_AddNumberToObject(cj, "shed", (double)counters[NP_MC_SHED]);
+	cJSON *ej = cJSON_AddObjectToObject(root, "errors");
+	for (int c = 0; c < NP_MERRORS; c++)
+		if (errors[c])
+			cJSON_AddNumberToObject(ej, metrics_errors[c], (double)errors[c]);
+	cJSON *wu = cJSON_AddObjectToObject(root, "warmup");
+	if (conf) {
+		static const char *const pol[] = { "always", "while-active", "never" };
+		cJSON_AddStringToObject(wu, "policy", conf->warmup_policy >= 0 && conf->warmup_policy < 3
+		                                              ? pol[conf->warmup_policy] : "unknown");
+		cJSON_AddNumberToObject(wu, "interval_s", conf->warmup_interval_s);
+	}
+	cJSON_AddNumberToObject(wu, "pings_total", (double)counters[NP_MC_WARMUP_PINGS]);
+	cJSON_AddNumberToObject(wu, "pings_failed_total", (double)counters[NP_MC_WARMUP_FAILED]);
+	if (ping_us > 0) {
+		cJSON *lp = cJSON_AddObjectToObject(wu, "last_ping");
+		cJSON_AddNumberToObject(lp, "age_s", (double)(now - ping_us) / 1e6);
+		cJSON_AddBoolToObject(lp, "ok", ping_ok != 0);
+		cJSON_AddNumberToObject(lp, "connect_ms", ping_c / 1000.0);
+		cJSON_AddNumberToObject(lp, "query_ms", ping_q / 1000.0);
+	} else {
+		cJSON_AddNullToObject(wu, "last_ping");
+	}
+	cJSON *eps = cJSON_AddObjectToObject(root, "endpoints");
+	cJSON_AddItemToObject(eps, "primary", status_endpoint(shm, NP_EP_PRIMARY));
+	if (atomic_load(&h->ep[NP_EP_REPLICA].configured))
+		cJSON_AddItemToObject(eps, "replica", status_endpoint(shm, NP_EP_REPLICA));
+	cJSON_AddItemToObject(root, "routes", status_routes(shm, totals));
+	if (workers)
+		cJSON_AddItemToObject(root, "workers", workers);
+	return root;
+}
+
+static double num(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsNumber(v) ? v->valuedouble : 0;
+}
+
+static const char *str(const cJSON *o, const char *k)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(o, k);
+	return cJSON_IsString(v) ? v->valuestring : "";
+}
+
+void status_text(const cJSON *j, FILE *fp)
+{
+	fprintf(fp, "master pid %d, supervisor pid %d, generation %d, up %.0f s\n", (int)num(j, "master_pid"),
+	        (int)num(j, "supervisor_pid"), (int)num(j, "generation"), num(j, "uptime_s"));
+	fprintf(fp, "requests %.0f, connects %.0f, shed (503) %.0f, waiting %d, respawns %.0f%s\n",
+	        num(j, "requests_total"), num(j, "connects_total"), num(j, "shed_503_total"), (int)num(j, "waiting"),
+	        num(j, "respawns_total"),
+	        cJSON_IsTrue(cJSON_GetObjectItem(j, "crash_loop")) ? ", CRASH LOOP: respawning stopped" : "");
+	const cJSON *ws = cJSON_GetObjectItem(j, "workers_by_state"), *x;
+	fprintf(fp, "workers");
+	cJSON_ArrayForEach(x, ws)
+		fprintf(fp, " %s %d", x->string, (int)x->valuedouble);
+	fprintf(fp, "\n");
+	const cJSON *ep;
+	cJSON_ArrayForEach(ep, cJSON_GetObjectItem(j, "endpoints"))
+	{
+		fprintf(fp,
+		        "%-8s %s%s%s  budget %d/%d in use (connected %d, connecting %d, closing %d, orphaned %d)  "
+		        "breaker %s  server max_connections %d (reserved %d)\n",
+		        ep->string, str(ep, "health"), str(ep, "reason")[0] ? ": " : "", str(ep, "reason"),
+		        (int)num(ep, "in_use"), (int)num(ep, "limit"), (int)num(ep, "connected"), (int)num(ep, "connecting"),
+		        (int)num(ep, "closing"), (int)num(ep, "orphaned"), str(ep, "breaker"),
+		        (int)num(ep, "server_max_connections"), (int)num(ep, "server_reserved_connections"));
+	}
+	const cJSON *wu = cJSON_GetObjectItem(j, "warmup"), *lp = cJSON_GetObjectItem(wu, "last_ping");
+	fprintf(fp, "warm-up %s every %d s, %.0f pings", str(wu, "policy")[0] ? str(wu, "policy") : "-",
+	        (int)num(wu, "interval_s"), num(wu, "pings_total"));
+	if (cJSON_IsObject(lp))
+		fprintf(fp, ", last %.0f s ago (%s, query %.1f ms)", num(lp, "age_s"),
+		        cJSON_IsTrue(cJSON_GetObjectItem(lp, "ok")) ? "ok" : "failed", num(lp, "query_ms"));
+	fprintf(fp, "\n");
+	const cJSON *errs = cJSON_GetObjectItem(j, "errors");
+	if (cJSON_GetArraySize(errs) > 0) {
+		fprintf(fp, "errors");
+		cJSON_ArrayForEach(x, errs)
+			fprintf(fp, " %s %.0f", x->string, x->valuedouble);
+		fprintf(fp, "\n");
+	}
+	const cJSON *routes = cJSON_GetObjectItem(j, "routes");
+	if (cJSON_GetArraySize(routes) > 0) {
+		fprintf(fp, "%-18s %10s %8s %9s %9s %9s %8s %9s\n", "route", "requests", "1m req", "1m p50ms", "1m p95ms",
+		        "1m p99ms", "5m req", "5m p99ms");
+		cJSON_ArrayForEach(x, routes)
+		{
+			const cJSON *m1 = cJSON_GetObjectItem(x, "1m"), *m5 = cJSON_GetObjectItem(x, "5m");
+			fprintf(fp, "%-18s %10.0f %8.0f %9.2f %9.2f %9.2f %8.0f %9.2f\n", x->string, num(x, "requests_total"),
+			        num(m1, "requests"), num(m1, "p50_ms"), num(m1, "p95_ms"), num(m1, "p99_ms"), num(m5, "requests"),
+			        num(m5, "p99_ms"));
+		}
+	}
+	const cJSON *workers = cJSON_GetObjectItem(j, "workers"), *w;
+	if (!workers)
+		return;
+	fprintf(fp, "%5s %8s %4s %-9s %10s %9s  %s\n", "slot", "pid", "gen", "state", "requests", "busy_ms", "route");
+	cJSON_ArrayForEach(w, workers)
+	{
+		fprintf(fp, "%5d %8d %4d %-9s %10.0f %9.1f  %s\n", (int)num(w, "slot"), (int)num(w, "pid"),
+		        (int)num(w, "generation"), str(w, "state"), num(w, "requests"), num(w, "busy_ms"), str(w, "route"));
+	}
+}
