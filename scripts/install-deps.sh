@@ -39,6 +39,8 @@ PACKAGES=(
 	"libfcgi-bin /usr/bin/cgi-fcgi"
 	"pgbouncer /usr/sbin/pgbouncer"
 	"wrk /usr/bin/wrk"
+	# issue 8: a real Prometheus scrapes /metrics in t_metrics_prometheus (promtool checks the format)
+	"prometheus /usr/bin/prometheus"
 	"curl /usr/bin/curl"
 	"valgrind /usr/bin/valgrind"
 	"openssl /usr/bin/openssl"

@@ -145,6 +145,10 @@ int allowlist_parse_admin(const char *spec, struct allowlist *out, bool *unix_ok
 		size_t t = len;
 		while (t > 0 && (p[t - 1] == ' ' || p[t - 1] == '\t'))
 			t--;
+		if (t == 0) {
+			snprintf(msg, n, spec && spec[0] ? "empty item in the list" : "the list is empty");
+			return -1;
+		}
 		if (t == 4 && strncmp(p, "unix", 4) == 0) {
 			*unix_ok = true;
 		} else {
@@ -165,17 +169,23 @@ int allowlist_parse_admin(const char *spec, struct allowlist *out, bool *unix_ok
 
 bool allowlist_match_text(const struct allowlist *l, const char *addr)
 {
-	struct sockaddr_in6 s6;
-	struct sockaddr_in s4;
-	memset(&s6, 0, sizeof(s6));
-	memset(&s4, 0, sizeof(s4));
-	if (addr && inet_pton(AF_INET, addr, &s4.sin_addr) == 1) {
-		s4.sin_family = AF_INET;
-		return allowlist_match(l, (const struct sockaddr *)&s4);
+	/* one object seen as each type through a union: a sockaddr_in filled here and read as a
+	 * sockaddr in allowlist_match() is not a strict-aliasing accident (with separate objects
+	 * GCC -O2 read the family before it was stored, and 10.9.8.7 matched 127.0.0.0/8) */
+	union {
+		struct sockaddr sa;
+		struct sockaddr_in in;
+		struct sockaddr_in6 in6;
+	} u;
+	memset(&u, 0, sizeof(u));
+	if (addr && inet_pton(AF_INET, addr, &u.in.sin_addr) == 1) {
+		u.in.sin_family = AF_INET;
+		return allowlist_match(l, &u.sa);
 	}
-	if (addr && inet_pton(AF_INET6, addr, &s6.sin6_addr) == 1) {
-		s6.sin6_family = AF_INET6;
-		return allowlist_match(l, (const struct sockaddr *)&s6);
+	memset(&u, 0, sizeof(u));
+	if (addr && inet_pton(AF_INET6, addr, &u.in6.sin6_addr) == 1) {
+		u.in6.sin6_family = AF_INET6;
+		return allowlist_match(l, &u.sa);
 	}
 	return false; /* not an address: never allowed */
 }

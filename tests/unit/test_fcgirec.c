@@ -340,6 +340,39 @@ static void test_allowlist(void **state)
 	assert_false(allowlist_match(&l, (struct sockaddr *)&a6));
 }
 
+/* admin_allow: addresses and the word unix; a textual address (REMOTE_ADDR) is matched as one,
+ * anything that is not an address never is. 10.9.8.7 matched 127.0.0.0/8 before (strict aliasing
+ * of two separate sockaddr objects under -O2). */
+static void test_allowlist_admin(void **state)
+{
+	(void)state;
+	struct allowlist l;
+	bool unix_ok;
+	char msg[128];
+	assert_int_equal(allowlist_parse_admin("", &l, &unix_ok, msg, sizeof(msg)), -1);
+	assert_int_equal(allowlist_parse_admin("unix,", &l, &unix_ok, msg, sizeof(msg)), -1);
+	assert_int_equal(allowlist_parse_admin("unix, 10.0.0.300", &l, &unix_ok, msg, sizeof(msg)), -1);
+	assert_int_equal(allowlist_parse_admin("unix", &l, &unix_ok, msg, sizeof(msg)), 0);
+	assert_true(unix_ok);
+	assert_int_equal(l.n, 0);
+	assert_false(allowlist_match_text(&l, "127.0.0.1"));
+	assert_int_equal(allowlist_parse_admin("127.0.0.0/8, unix ,::1", &l, &unix_ok, msg, sizeof(msg)), 0);
+	assert_true(unix_ok);
+	assert_int_equal(l.n, 2);
+	assert_true(allowlist_match_text(&l, "127.0.0.1"));
+	assert_true(allowlist_match_text(&l, "127.9.9.9"));
+	assert_true(allowlist_match_text(&l, "::1"));
+	assert_true(allowlist_match_text(&l, "::ffff:127.0.0.1"));
+	assert_false(allowlist_match_text(&l, "10.9.8.7"));
+	assert_false(allowlist_match_text(&l, "::2"));
+	assert_false(allowlist_match_text(&l, "unix:"));
+	assert_false(allowlist_match_text(&l, "localhost"));
+	assert_false(allowlist_match_text(&l, ""));
+	assert_false(allowlist_match_text(&l, NULL));
+	assert_int_equal(allowlist_parse_admin("10.0.0.0/8", &l, &unix_ok, msg, sizeof(msg)), 0);
+	assert_false(unix_ok);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -352,6 +385,7 @@ int main(void)
 		cmocka_unit_test(test_too_large),
 		cmocka_unit_test(test_frame_answer),
 		cmocka_unit_test(test_allowlist),
+		cmocka_unit_test(test_allowlist_admin),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
