@@ -4,6 +4,7 @@
 #endif
 #include "conf.h"
 #include "allowlist.h"
+#include "sched.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,8 +70,10 @@ static int conf_check_readable(const char *value, char *msg, size_t n);
 static int conf_check_control_listen(const char *value, char *msg, size_t n);
 static int conf_check_allowed_clients(const char *value, char *msg, size_t n);
 static int conf_check_admin_allow(const char *value, char *msg, size_t n);
+static int conf_check_schedule(const char *value, char *msg, size_t n);
+static int conf_check_timezone(const char *value, char *msg, size_t n);
 
-static const char *const conf_warmup_policies[] = { "always", "while-active", "never", NULL };
+static const char *const conf_warmup_policies[] = { "always", "while-active", "never", "schedule", NULL };
 static const char *const conf_ask_disconnect[] = { "finish", "abort", NULL };
 static int conf_check_llm_url(const char *value, char *msg, size_t n);
 
@@ -130,9 +133,12 @@ static const struct conf_key conf_keys[] = {
 	KEY_BOOL("budget_clamp", budget_clamp, false, RELOAD, "when the budget exceeds max_connections minus superuser_reserved_connections, lower it to fit instead of only warning"),
 	KEY_STR("replica_url", replica_url, "", conf_check_conninfo, RESTART, "libpq connection string of a read replica; read-only routes go there, with fallback to the primary (\"\" = none)"),
 	KEY_INT("replica_budget", replica_budget, 0, 0, NP_MAX_BUDGET, RESTART, "connections", "server connections the pool may hold on the replica"),
-	KEY_ENUM("warmup_policy", warmup_policy, NP_WARMUP_WHILE_ACTIVE, conf_warmup_policies, RELOAD, "keep the database awake: always, while-active (for warmup_active_window_s after the last request) or never"),
-	KEY_INT("warmup_interval_s", warmup_interval_s, 240, 10, 3600, RELOAD, "s", "ping (SELECT 1) an idle database this often when warmup_policy allows"),
+	KEY_ENUM("warmup_policy", warmup_policy, NP_WARMUP_WHILE_ACTIVE, conf_warmup_policies, RELOAD, "keep the database awake: always, while-active (for warmup_active_window_s after the last request), schedule (within warmup_schedule's hours in warmup_timezone) or never; pinging always keeps a Neon compute billed around the clock"),
+	KEY_INT("warmup_interval_s", warmup_interval_s, 240, 1, 3600, RELOAD, "s", "ping (SELECT 1) an idle database this often when warmup_policy allows"),
 	KEY_INT("warmup_active_window_s", warmup_active_window_s, 900, 0, 86400, RELOAD, "s", "with while-active, keep pinging this long after the last database request"),
+	KEY_STR("warmup_schedule", warmup_schedule, "Mon-Fri 07:00-22:00", conf_check_schedule, RELOAD, "with warmup_policy = schedule: when to keep the database awake, entries separated by ';', each DAYS HH:MM-HH:MM (days Mon..Sun, ranges Mon-Fri, lists Sat,Sun, or daily; an end before the start runs past midnight)"),
+	KEY_STR("warmup_timezone", warmup_timezone, "UTC", conf_check_timezone, RELOAD, "the time zone of warmup_schedule, an IANA name such as Europe/Berlin (\"UTC\" or \"\" = UTC)"),
+	KEY_INT("cold_start_ms", cold_start_ms, 500, 1, 600000, RELOAD, "ms", "a connect that took at least this long while the pool had no open connection to the endpoint counts as a cold start of the database (neonpool_db_cold_starts_total; Neon resumes a suspended compute in hundreds of ms to seconds)"),
 	/* the ask turn (issue 9) */
 	KEY_STR("ask_listen", ask_listen, "", conf_check_control_listen, RESTART, "the ask pool's socket (the same forms as control_listen): POST /api/v1/sessions/{id}/ask is served there by ask_workers workers of its own, which never hold a database connection: their two short transactions run in the main pool, one at a time (an internal request to listen, which must then be a socket the daemon's user can connect to) (\"\" = none: the main workers answer asks)"),
 	KEY_INT("ask_workers", ask_workers, 4, 1, 64, RELOAD, "processes", "workers of the ask pool (with ask_listen): one answer each at a time; when all are busy a new ask gets 503 ask_busy at once"),
@@ -1078,6 +1084,20 @@ static int conf_check_llm_url(const char *value, char *msg, size_t n)
 			return -1;
 		}
 	return 0;
+}
+
+static int conf_check_schedule(const char *value, char *msg, size_t n)
+{
+	struct sched s;
+	return sched_parse(value, &s, msg, n);
+}
+
+static int conf_check_timezone(const char *value, char *msg, size_t n)
+{
+	if (sched_tz_valid(value))
+		return 0;
+	snprintf(msg, n, "not a time zone this machine knows (an IANA name such as Europe/Berlin, from /usr/share/zoneinfo)");
+	return -1;
 }
 
 static int conf_check_admin_allow(const char *value, char *msg, size_t n)

@@ -13,7 +13,7 @@
 #define NP_MAX_BUDGET 256
 
 enum np_ask_disconnect { NP_ASK_FINISH = 0, NP_ASK_ABORT };
-enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER };
+enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER, NP_WARMUP_SCHEDULE };
 
 /* The loaded configuration. Strings are owned (malloc'd) and never NULL after
  * conf_load() succeeded ("" when unset). Freed with conf_free(). */
@@ -83,6 +83,9 @@ struct np_conf {
 	int warmup_policy;           /* keep the database awake: always, while-active (for warmup_active_windo */
 	int warmup_interval_s;       /* s: ping (SELECT 1) an idle database this often when warmup_policy allows */
 	int warmup_active_window_s;  /* s: with while-active, keep pinging this long after the last database requ */
+	char *warmup_schedule;       /* with schedule: "Mon-Fri 07:00-22:00; Sat 09:00-13:00" */
+	char *warmup_timezone;       /* the schedule's time zone (IANA name; "UTC") */
+	int cold_start_ms;           /* ms: a connect this slow with no connection open counts as a cold start */
 	/* the ask turn (issue 9) */
 	char *ask_listen;            /* the ask pool's socket ("" = none: the main workers answer asks) */
 	int ask_workers;             /* processes of the ask pool */

@@ -13,6 +13,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "resolve.h"
+#include "sched.h"
 #include "util.h"
 
 #define DB_CLOSE_WAIT_MS 1000
@@ -28,6 +29,7 @@ static struct {
 	int64_t last_ping_ms;
 	bool ask;                /* an ask worker: holds a connection only inside its two transactions */
 	int64_t connect_us;          /* time spent connecting, summed (acquire = wait - connect) */
+	struct sched sched;          /* warmup_schedule, parsed at db_init */
 } D;
 
 void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const char *tag)
@@ -44,6 +46,9 @@ void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const cha
 	snprintf(D.appname, sizeof(D.appname), "%.40s/%s", conf->application_name, tag);
 	resolve_init(conf->dns_cache_ttl_s, -1); /* a connect waits for DNS up to its own deadline */
 	D.last_ping_ms = util_now_ms();
+	char msg[200];
+	if (sched_parse(conf->warmup_schedule, &D.sched, msg, sizeof(msg)) < 0)
+		D.sched.n = 0; /* validated with the configuration: not reached */
 }
 
 bool db_configured(int ep)
@@ -98,11 +103,18 @@ static void db_backoff(void)
 static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
 {
 	int64_t t0 = util_now_us();
+	int before = budget_connected(D.shm, ep); /* 0: nothing of the pool is open (start, idle, outage) */
 	int rc = pgconn_open(&D.conn[ep], D.conf, D.shm, D.slot, ep, tok, D.appname, deadline_ms, err);
 	int64_t took = util_now_us() - t0;
 	D.connect_us += took;
 	metrics_phase(NP_PHASE_CONNECT, took);
 	metrics_count(rc < 0 ? NP_MC_CONNECTS_FAILED : NP_MC_CONNECTS_OK);
+	if (rc == 0 && before == 0 && took >= (int64_t)D.conf->cold_start_ms * 1000) {
+		metrics_count(NP_MC_COLD_STARTS);
+		char kv[64];
+		snprintf(kv, sizeof(kv), " endpoint=%d connect_ms=%.1f", ep, (double)took / 1000.0);
+		log_kv(NP_LOG_INFO, kv, "cold start: connected with no connection of the pool open");
+	}
 	if (rc < 0) {
 		D.conn[ep].tok = -1;
 		D.conn[ep].pg = NULL;
@@ -161,6 +173,8 @@ static bool db_warmup_due(int64_t now_ms)
 		return false;
 	if (c->warmup_policy == NP_WARMUP_ALWAYS)
 		return true;
+	if (c->warmup_policy == NP_WARMUP_SCHEDULE)
+		return D.sched.n > 0 && sched_active(&D.sched, c->warmup_timezone, (time_t)(util_wall_us() / 1000000));
 	/* while-active: some request used the database within the window */
 	int64_t last = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
@@ -211,7 +225,9 @@ void db_maintain(void)
 				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
 			} else {
 				db_note_ok(ep);
-				log_info("warm-up ping endpoint=%d query_ms=%.1f", ep, (double)(util_now_us() - p0) / 1000.0);
+				char kv[64];
+				snprintf(kv, sizeof(kv), " endpoint=%d query_ms=%.1f", ep, (double)(util_now_us() - p0) / 1000.0);
+				log_kv(NP_LOG_INFO, kv, "warm-up ping");
 			}
 		}
 	}

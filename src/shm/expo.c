@@ -219,6 +219,7 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 		{ "neonpool_db_connects_total", "outcome=\"failed\"", NULL, NP_MC_CONNECTS_FAILED },
 		{ "neonpool_warmup_pings_total", "outcome=\"ok\"", "Warm-up pings (SELECT 1) sent to keep the database awake, by outcome.", NP_MC_WARMUP_PINGS },
 		{ "neonpool_warmup_pings_total", "outcome=\"failed\"", NULL, NP_MC_WARMUP_FAILED },
+		{ "neonpool_db_cold_starts_total", "", "Connects slower than cold_start_ms while the pool had no connection open: the database was resuming.", NP_MC_COLD_STARTS },
 	};
 	for (size_t i = 0; i < sizeof(cs) / sizeof(cs[0]); i++) {
 		if (cs[i].help)

@@ -197,16 +197,21 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 	cJSON_AddNumberToObject(cj, "connects_failed", (double)counters[NP_MC_CONNECTS_FAILED]);
 	cJSON_AddNumberToObject(cj, "acquire_timeouts", (double)counters[NP_MC_ACQUIRE_TIMEOUTS]);
 	cJSON_AddNumberToObject(cj, "shed", (double)counters[NP_MC_SHED]);
+	cJSON_AddNumberToObject(cj, "cold_starts", (double)counters[NP_MC_COLD_STARTS]);
 	cJSON *ej = cJSON_AddObjectToObject(root, "errors");
 	for (int c = 0; c < NP_MERRORS; c++)
 		if (errors[c])
 			cJSON_AddNumberToObject(ej, metrics_errors[c], (double)errors[c]);
 	cJSON *wu = cJSON_AddObjectToObject(root, "warmup");
 	if (conf) {
-		static const char *const pol[] = { "always", "while-active", "never" };
-		cJSON_AddStringToObject(wu, "policy", conf->warmup_policy >= 0 && conf->warmup_policy < 3
+		static const char *const pol[] = { "always", "while-active", "never", "schedule" };
+		cJSON_AddStringToObject(wu, "policy", conf->warmup_policy >= 0 && conf->warmup_policy < 4
 		                                              ? pol[conf->warmup_policy] : "unknown");
 		cJSON_AddNumberToObject(wu, "interval_s", conf->warmup_interval_s);
+		if (conf->warmup_policy == NP_WARMUP_SCHEDULE) {
+			cJSON_AddStringToObject(wu, "schedule", conf->warmup_schedule);
+			cJSON_AddStringToObject(wu, "timezone", conf->warmup_timezone);
+		}
 	}
 	cJSON_AddNumberToObject(wu, "pings_total", (double)counters[NP_MC_WARMUP_PINGS]);
 	cJSON_AddNumberToObject(wu, "pings_failed_total", (double)counters[NP_MC_WARMUP_FAILED]);
