@@ -9,6 +9,7 @@
 #include "conf.h"
 #include "ctl_status.h"
 #include "ctl_db.h"
+#include "ctl_ping.h"
 #include "passage.h"
 #include "util.h"
 #include "version.h"
@@ -42,11 +43,95 @@ static void usage(FILE *fp)
 	        "                      parses and lists the chapters without touching the database\n"
 	        "  check-db [--json]   test the database: connect time, version, TLS, round trips,\n"
 	        "                      connection limits and use, migrations; exit 1 when unhealthy\n"
-	        "  status [--json]     the running pool from status_file: workers, budget tokens,\n"
-	        "                      breaker, health; answers even when every worker is busy\n\n"
-	        "The database is database_url (or DATABASE_URL) with database_password_file.\n",
+	        "  status [--json] [--watch N]\n"
+	        "                      the running pool from status_file: workers, budget tokens,\n"
+	        "                      breaker, health, p99 per route; answers even when every worker is\n"
+	        "                      stuck; --watch N refreshes every N seconds\n"
+	        "  top [-d S] [-n N]   a refreshing view of the pool (workers, budget, waiters, req/s, p99\n"
+	        "                      per route), read out of band like status\n"
+	        "  ping [DSN]          connect once and time each phase (DNS, TCP, TLS, authentication,\n"
+	        "                      first query); classified errors with a hint; exit codes 0-8\n"
+	        "  help [COMMAND]      this help, or a command's (as COMMAND --help)\n\n"
+	        "The database is database_url (or DATABASE_URL) with database_password_file.\n"
+	        "See neonpoolctl(1).\n",
 	        NP_DEFAULT_CONFIG, NP_SQLDIR, CTL_DB_SEED_BOOKS, CTL_DB_SEED_CHAPTERS, CTL_DB_SEED_PASSAGES,
 	        PASSAGE_MIN_WORDS, PASSAGE_MAX_WORDS);
+}
+
+static void import_usage(FILE *fp);
+
+/* Each command's --help (import has its own, longer). */
+static const struct {
+	const char *name, *text;
+} ctl_help[] = {
+	{ "check-config", "Usage: neonpoolctl [-c FILE] check-config\n"
+	                  "Validate the configuration file and print the effective configuration, secrets masked.\n"
+	                  "Exit 0 when valid, 1 otherwise (the line says file:line and the key).\n" },
+	{ "migrate", "Usage: neonpoolctl [-c FILE] migrate [--dir DIR]\n"
+	             "Apply the SQL migrations NNN_name.sql of DIR (default " NP_SQLDIR ") in order, each in one\n"
+	             "transaction under an advisory lock; applied ones are skipped. Exit 0, or 1 on an error.\n" },
+	{ "seed", "Usage: neonpoolctl [-c FILE] seed [--books N] [--chapters N] [--passages N]\n"
+	          "Insert deterministic sample textbooks sample-book-NNN; running it again adds nothing.\n" },
+	{ "check-db", "Usage: neonpoolctl [-c FILE] check-db [--json]\n"
+	              "Test the database of the configuration: connect time, version, TLS, round trips,\n"
+	              "connection limits and use, migrations. Exit 0 when healthy, 1 when not.\n" },
+	{ "status", "Usage: neonpoolctl [-c FILE] status [--json] [--watch N]\n"
+	            "The running pool, read out of band from status_file (shared memory mapped read-only),\n"
+	            "so it answers while every worker is stuck: workers with state, route and age, budget\n"
+	            "and tokens, waiters, counters, errors by code, health, breaker, warm-up, p50/p95/p99 per\n"
+	            "route over 1 and 5 minutes.\n"
+	            "  --json      one JSON document (what GET /status?full answers)\n"
+	            "  --watch N   refresh every N seconds (1..3600) until interrupted\n"
+	            "Exit 0, or 1 when the file is missing, not ours, or its master is gone.\n" },
+	{ "top", "Usage: neonpoolctl [-c FILE] top [-d SECONDS] [-n ITERATIONS]\n"
+	         "A refreshing view of the pool read out of band (works while every worker is stuck):\n"
+	         "workers by state, budget, waiters, req/s, p50/p99 per route, each worker's route and age.\n"
+	         "  -d, --delay SECONDS      between refreshes (default 1, 1..3600)\n"
+	         "  -n, --iterations N       stop after N refreshes (default: until interrupted)\n" },
+	{ "ping", "Usage: neonpoolctl [-c FILE] ping [DSN]\n"
+	          "Connect once to DSN (a libpq URI or key=value string; default: the configuration's\n"
+	          "database_url with database_password_file) and print each phase with its time: DNS,\n"
+	          "TCP, TLS (version, cipher), authentication, backend startup, first query; then the\n"
+	          "server version. A failure is classified, with a hint, and the password is never shown.\n"
+	          "Exit codes:\n"
+	          "  0  connected and queried\n"
+	          "  1  unclassified failure\n"
+	          "  2  bad arguments, configuration or connection string\n"
+	          "  3  DNS: the host name did not resolve\n"
+	          "  4  TCP: refused, unreachable or timed out\n"
+	          "  5  TLS: required but not offered, or the certificate not accepted\n"
+	          "  6  authentication: wrong user or password\n"
+	          "  7  the server refused: too many connections, Neon endpoint id missing (SNI),\n"
+	          "     endpoint disabled or unknown, compute quota, rate limit\n"
+	          "  8  connected, but the first query failed\n" },
+	{ "help", "Usage: neonpoolctl help [COMMAND]\n" },
+};
+
+/* Print COMMAND's help to fp; false when there is no such command. */
+static bool cmd_usage(const char *cmd, FILE *fp)
+{
+	if (strcmp(cmd, "import") == 0) {
+		import_usage(fp);
+		return true;
+	}
+	for (size_t i = 0; i < sizeof(ctl_help) / sizeof(ctl_help[0]); i++)
+		if (strcmp(ctl_help[i].name, cmd) == 0) {
+			fputs(ctl_help[i].text, fp);
+			return true;
+		}
+	return false;
+}
+
+/* argv holds --help or -h before any "--": the command's help is asked for. */
+static bool wants_help(int argc, char **argv)
+{
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--") == 0)
+			return false;
+		if (strcmp(argv[i], "--help") == 0 || strcmp(argv[i], "-h") == 0)
+			return true;
+	}
+	return false;
 }
 
 static int load_conf(const char *path, struct np_conf *conf)
@@ -251,22 +336,101 @@ static int cmd_status(const char *path, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "watch", required_argument, NULL, 'w' },
 		{ NULL, 0, NULL, 0 },
 	};
 	struct np_conf conf;
 	bool json = false;
+	int64_t watch = 0;
 	int opt, rc;
 
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+jw:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
-		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] status [--json]\n"); return 1;
+		case 'w':
+			if (util_parse_i64(optarg, 1, 3600, &watch) < 0) {
+				fprintf(stderr, "neonpoolctl: status: --watch: expected seconds from 1 to 3600, got '%s'\n", optarg);
+				return 1;
+			}
+			break;
+		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] status [--json] [--watch N]\n"); return 1;
 		}
+	}
+	if (json && watch) {
+		fprintf(stderr, "neonpoolctl: status: --json and --watch do not go together\n");
+		return 1;
 	}
 	if (no_more_args("status", argc, argv) < 0 || load_conf(path, &conf) < 0)
 		return 1;
-	rc = ctl_status(&conf, json);
+	rc = watch ? ctl_status_watch(&conf, (int)watch * 1000, 0, false) : ctl_status(&conf, json);
+	conf_free(&conf);
+	return rc;
+}
+
+/* top [-d S] [-n N]: the refreshing view. */
+static int cmd_top(const char *path, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "delay", required_argument, NULL, 'd' },
+		{ "iterations", required_argument, NULL, 'n' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char prog[] = "neonpoolctl top";
+	int64_t delay = 1, iterations = 0;
+	struct np_conf conf;
+	int opt, rc;
+
+	argv[0] = prog;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, "+d:n:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 'd': rc = util_parse_i64(optarg, 1, 3600, &delay); break;
+		case 'n': rc = util_parse_i64(optarg, 1, 1000000, &iterations); break;
+		default: rc = -1; break;
+		}
+		if (rc < 0) {
+			fprintf(stderr, "Usage: neonpoolctl [-c FILE] top [-d SECONDS 1..3600] [-n ITERATIONS]\n");
+			return 1;
+		}
+	}
+	if (no_more_args("top", argc, argv) < 0 || load_conf(path, &conf) < 0)
+		return 1;
+	rc = ctl_status_watch(&conf, (int)delay * 1000, (int)iterations, true);
+	conf_free(&conf);
+	return rc;
+}
+
+/* ping [DSN]: without DSN, the configuration's database with its password file. */
+static int cmd_ping(const char *path, int argc, char **argv)
+{
+	if (argc > 2 || (argc == 2 && argv[1][0] == '-' && argv[1][1] != '\0')) {
+		fputs("Usage: neonpoolctl [-c FILE] ping [DSN]\n", stderr);
+		return CTL_PING_EXIT_USAGE;
+	}
+	if (argc == 2)
+		return ctl_ping(argv[1], NULL);
+	struct np_conf conf;
+	if (load_conf(path, &conf) < 0)
+		return CTL_PING_EXIT_USAGE;
+	if (!conf.database_url[0]) {
+		fprintf(stderr, "neonpoolctl: ping: no database: give a DSN, or set database_url in %s or DATABASE_URL\n", path);
+		conf_free(&conf);
+		return CTL_PING_EXIT_USAGE;
+	}
+	char password[1024] = "";
+	if (conf.database_password_file[0]) {
+		struct np_conf_error cerr;
+		if (conf_read_password(&conf, password, sizeof(password), &cerr) < 0) {
+			char msg[1024];
+			conf_error_format(&cerr, msg, sizeof(msg));
+			fprintf(stderr, "neonpoolctl: ping: %s\n", msg);
+			conf_free(&conf);
+			return CTL_PING_EXIT_USAGE;
+		}
+	}
+	int rc = ctl_ping(conf.database_url, password);
+	explicit_bzero(password, sizeof(password));
 	conf_free(&conf);
 	return rc;
 }
@@ -296,6 +460,17 @@ int main(int argc, char **argv)
 	const char *cmd = argv[optind];
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
+	if (strcmp(cmd, "help") == 0) {
+		if (cargc > 1 && !cmd_usage(cargv[1], stdout)) {
+			fprintf(stderr, "neonpoolctl: unknown command '%s'\n", cargv[1]);
+			return 1;
+		}
+		if (cargc <= 1)
+			usage(stdout);
+		return 0;
+	}
+	if (wants_help(cargc, cargv) && cmd_usage(cmd, stdout))
+		return 0;
 	if (strcmp(cmd, "check-config") == 0)
 		return cmd_check_config(path);
 	if (strcmp(cmd, "migrate") == 0)
@@ -308,10 +483,10 @@ int main(int argc, char **argv)
 		return cmd_status(path, cargc, cargv);
 	if (strcmp(cmd, "check-db") == 0)
 		return cmd_check_db(path, cargc, cargv);
-	if (strcmp(cmd, "help") == 0) {
-		usage(stdout);
-		return 0;
-	}
+	if (strcmp(cmd, "top") == 0)
+		return cmd_top(path, cargc, cargv);
+	if (strcmp(cmd, "ping") == 0)
+		return cmd_ping(path, cargc, cargv);
 	fprintf(stderr, "neonpoolctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 1;

@@ -18,8 +18,9 @@ static void usage(FILE *fp)
 	        "  -t        check the configuration and exit (0 valid, 1 invalid)\n"
 	        "  -T        check, then print the effective configuration (secrets masked)\n"
 	        "  -v        print the version and exit\n"
-	        "  -h        this help\n\n"
-	        "Signals: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen the log.\n",
+	        "  -h, --help  this help (--config, --version: the long forms of -c, -v)\n\n"
+	        "Signals: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen the log.\n"
+	        "See neonpoold(8) and neonpoolctl(1).\n",
 	        NP_DEFAULT_CONFIG);
 }
 
@@ -28,7 +29,13 @@ int main(int argc, char **argv)
 	const char *path = NP_DEFAULT_CONFIG;
 	bool test = false, dump = false;
 	int opt;
-	while ((opt = getopt(argc, argv, "c:tTvh")) != -1) {
+	static const struct option longopts[] = {
+		{ "config", required_argument, NULL, 'c' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'v' },
+		{ NULL, 0, NULL, 0 },
+	};
+	while ((opt = getopt_long(argc, argv, "c:tTvh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'c': path = optarg; break;
 		case 't': test = true; break;

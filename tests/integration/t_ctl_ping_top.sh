@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# t_ctl_ping_top.sh - neonpoolctl ping shows every phase (DNS, TCP, TLS with version and cipher,
+# authentication, first query) against the test server, and a classified error with a hint and
+# its documented exit code against a wrong password (6), a closed port (4), a server without TLS
+# when TLS is required (5), a name that does not resolve (3); the password is never printed.
+# Then with every worker stuck on a locked table, `status` and `top` answer within 1 s and show
+# each worker busy with its route and age.
+. "$(dirname "$0")/lib.sh"
+. "$(dirname "$0")/dblib.sh"
+np_require curl nginx
+
+np_db_start workers=2 budget=2 min_warm=2 query_timeout_ms=$((6000 * NP_TIMEOUT_SCALE))
+ctl() { "$NEONPOOLCTL" -c "$NP_CTL_CONF" "$@"; }
+out=$NP_TMP/out
+
+ctl ping >"$out/ping.txt" 2>"$out/ping.err"
+np_expect_eq "ping against the test server exits 0" 0 "$?"
+for ph in dns tcp tls auth "first query" total; do
+	np_expect "it times the $ph phase" grep -qE "^  $ph +[0-9]+\.[0-9]+ ms" "$out/ping.txt"
+done
+np_expect "it names the TLS version and cipher" grep -qE "^tls +TLSv1\.[23], cipher [A-Z0-9_-]+" "$out/ping.txt"
+np_expect "it names the server version" grep -qE "^server +15\.[0-9]+.*\(PostgreSQL 15\." "$out/ping.txt"
+
+dsn() { echo "postgresql://neonpool:$1@127.0.0.1:$2/neonpool?sslmode=${3:-verify-full}&sslrootcert=$NP_PG_CA&connect_timeout=5"; }
+ctl ping "$(dsn wrong-pass-42 "$NP_PG_PORT")" >"$out/auth.txt" 2>"$out/auth.err"
+np_expect_eq "a wrong password exits 6" 6 "$?"
+np_expect "classified as authentication failed" grep -q "authentication failed (auth) during auth" "$out/auth.err"
+np_expect "with a hint" grep -q "hint: wrong user or password" "$out/auth.err"
+np_expect "the password is not printed" sh -c "! grep -q wrong-pass-42 '$out/auth.txt' '$out/auth.err'"
+
+closed=$(np_free_port)
+ctl ping "$(dsn x "$closed")" >"$out/closed.txt" 2>"$out/closed.err"
+np_expect_eq "a closed port exits 4" 4 "$?"
+np_expect "classified as refused during tcp" grep -q "TCP connection refused (refused) during tcp" "$out/closed.err"
+np_expect "with a hint" grep -q "hint: nothing listens" "$out/closed.err"
+
+"$NP_PYTHON" "$(dirname "$0")/notls_server.py" "$NP_TMP/notls.port" &
+notls=$!
+for i in $(seq 1 50); do [ -s "$NP_TMP/notls.port" ] && break; sleep 0.1; done
+ctl ping "$(dsn x "$(cat "$NP_TMP/notls.port")" require)" >"$out/notls.txt" 2>"$out/notls.err"
+np_expect_eq "a server without TLS when TLS is required exits 5" 5 "$?"
+np_expect "classified as a TLS error during tls" grep -q "(tls) during tls" "$out/notls.err"
+np_expect "with a hint" grep -q "hint: TLS was required" "$out/notls.err"
+kill "$notls" 2>/dev/null; wait "$notls" 2>/dev/null
+
+ctl ping "postgresql://neonpool@no-such-host.invalid:5432/neonpool?sslmode=require" >"$out/dns.txt" 2>"$out/dns.err"
+np_expect_eq "a name that does not resolve exits 3" 3 "$?"
+ctl ping a b >/dev/null 2>&1
+np_expect_eq "bad arguments exit 2" 2 "$?"
+
+# every worker stuck: the table locked, both holders inside a read
+np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" \
+	>/dev/null 2>&1 &
+locker=$!
+sleep 0.3
+np_curl "/api/v1/books/$NP_BOOK_MIN" &
+r1=$!
+np_curl "/api/v1/books/$NP_BOOK_MAX" &
+r2=$!
+busy=0
+for i in $(seq 1 20); do
+	busy=$(np_status_json 'sum(1 for w in d["workers"] if w["state"] == "busy" and w["route"] == "books.get")')
+	[ "$busy" = 2 ] && break
+	sleep 0.1
+done
+np_expect_eq "both workers are stuck in books.get" 2 "$busy"
+sleep 0.5
+np_now_ms; t0=$NP_NOW
+ctl status >"$out/status.txt" 2>&1
+np_now_ms; st_ms=$((NP_NOW - t0))
+np_expect "status answered in ${st_ms} ms (< 1000)" test "$st_ms" -lt 1000
+np_expect_eq "status shows both workers busy in books.get with an age" 2 \
+	"$(grep -cE '^ +[0-9]+ +[0-9]+ +[0-9]+ busy +[0-9]+ +[0-9]{3,}\.[0-9]  books\.get$' "$out/status.txt")"
+np_now_ms; t0=$NP_NOW
+ctl top -n 1 >"$out/top.txt" 2>&1
+np_now_ms; top_ms=$((NP_NOW - t0))
+np_expect "top answered in ${top_ms} ms (< 1000)" test "$top_ms" -lt 1000
+np_expect_eq "top shows both workers busy in books.get with an age" 2 \
+	"$(grep -cE '^ +[0-9]+ +[0-9]+ busy +[0-9]+ +[0-9]{3,}\.[0-9]  books\.get$' "$out/top.txt")"
+np_expect "top shows the budget" grep -qE "^primary +budget 2/2 in use" "$out/top.txt"
+timeout 5 "$NEONPOOLCTL" -c "$NP_CTL_CONF" status --watch 1 >"$out/watch.txt" 2>&1
+np_expect "status --watch refreshed at least 3 times in 5 s" test "$(grep -c '^master pid' "$out/watch.txt")" -ge 3
+wait "$locker" "$r1" "$r2"
+echo "RESULT ping: exit 0/6/4/5/3; with both workers stuck: status ${st_ms} ms, top ${top_ms} ms"
+np_finish
