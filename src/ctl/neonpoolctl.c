@@ -461,6 +461,8 @@ int main(int argc, char **argv)
 	int cargc = argc - optind;
 	char **cargv = argv + optind;
 	if (strcmp(cmd, "help") == 0) {
+		if (cargc > 1 && (strcmp(cargv[1], "--help") == 0 || strcmp(cargv[1], "-h") == 0))
+			return cmd_usage("help", stdout) ? 0 : 1;
 		if (cargc > 1 && !cmd_usage(cargv[1], stdout)) {
 			fprintf(stderr, "neonpoolctl: unknown command '%s'\n", cargv[1]);
 			return 1;

@@ -13,6 +13,14 @@ np_db_start workers=2 budget=2 min_warm=2 query_timeout_ms=$((6000 * NP_TIMEOUT_
 ctl() { "$NEONPOOLCTL" -c "$NP_CTL_CONF" "$@"; }
 out=$NP_TMP/out
 
+# --help for every command, and both programs
+for c in check-config migrate seed import check-db status top ping help; do
+	"$NEONPOOLCTL" "$c" --help >"$out/help.txt" 2>&1
+	np_expect "neonpoolctl $c --help exits 0 with its usage" \
+		sh -c "[ $? = 0 ] && grep -q '^Usage: neonpoolctl .*$c' '$out/help.txt'"
+done
+np_expect "neonpoold --help" sh -c "'$NEONPOOLD' --help | grep -q '^Usage: neonpoold'"
+
 ctl ping >"$out/ping.txt" 2>"$out/ping.err"
 np_expect_eq "ping against the test server exits 0" 0 "$?"
 for ph in dns tcp tls auth "first query" total; do
