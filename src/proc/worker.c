@@ -310,9 +310,11 @@ static void worker_slow_log(struct worker_ctx *w, int64_t total_us)
 		return;
 	char kv[400];
 	snprintf(kv, sizeof(kv),
-	         " request_id=%s route=%s status=%d ms=%.1f acquire_ms=%.1f connect_ms=%.1f query_ms=%.1f upstream_ms=%.1f",
+	         " request_id=%s route=%s status=%d ms=%.1f queue_ms=%.1f acquire_ms=%.1f connect_ms=%.1f query_ms=%.1f "
+	         "upstream_ms=%.1f",
 	         w->last_id[0] ? w->last_id : "-", w->last_route ? w->last_route : "-", w->last_status,
-	         (double)total_us / 1000.0, (double)metrics_breakdown(NP_PHASE_ACQUIRE) / 1000.0,
+	         (double)total_us / 1000.0, (double)metrics_queue_us() / 1000.0,
+	         (double)metrics_breakdown(NP_PHASE_ACQUIRE) / 1000.0,
 	         (double)metrics_breakdown(NP_PHASE_CONNECT) / 1000.0, (double)metrics_breakdown(NP_PHASE_QUERY) / 1000.0,
 	         (double)metrics_breakdown(NP_PHASE_UPSTREAM) / 1000.0);
 	log_kv(NP_LOG_WARN, kv, "slow request");
@@ -326,6 +328,7 @@ static void worker_handle(struct worker_ctx *w)
 	int64_t t0 = util_now_us();
 
 	int st = http_parse_request(&req, worker_getparam, w->cur, &code, &message);
+	metrics_queued(req.queued_us); /* the front server's queue: part of the time its client saw */
 	if (st == 0)
 		st = worker_read_body(w, &req, &code, &message);
 	/* the request is read: its deadline ends here, whether it passed or not */

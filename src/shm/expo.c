@@ -67,7 +67,7 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 	char route[64], labels[256], lab[160];
 
 	expo_head(f, "neonpool_http_request_duration_seconds", "histogram",
-	          "Time from reading a request to its answer sent, by route and status code.");
+	          "Time from the front server handing the request over (NEONPOOL_QUEUE_START, its queue included; else our accept) to the answer sent, by route and status code.");
 	for (int r = 0; r < NP_MROUTES; r++)
 		for (int c = 0; c < NP_MCODES; c++) {
 			if (atomic_load(&m->http[r][c].count) == 0)

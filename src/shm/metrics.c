@@ -29,6 +29,7 @@ static struct {
 	int route;
 	bool in_request;
 	int64_t start_us;
+	int64_t queued_us;
 	int64_t sum[NP_PHASE_COUNT];
 } metrics_self;
 
@@ -93,7 +94,18 @@ void metrics_begin(int64_t now_us)
 	metrics_self.route = NP_MROUTE_NONE;
 	metrics_self.in_request = true;
 	metrics_self.start_us = now_us;
+	metrics_self.queued_us = 0;
 	memset(metrics_self.sum, 0, sizeof(metrics_self.sum));
+}
+
+void metrics_queued(int64_t us)
+{
+	metrics_self.queued_us = us > 0 ? us : 0;
+}
+
+int64_t metrics_queue_us(void)
+{
+	return metrics_self.queued_us;
 }
 
 void metrics_set_route(int route_id)
@@ -140,6 +152,7 @@ int64_t metrics_end(int status, const char *error_code, int64_t now_us)
 	int64_t total = now_us - metrics_self.start_us;
 	if (total < 0)
 		total = 0;
+	total += metrics_self.queued_us;
 	metrics_self.sum[NP_PHASE_TOTAL] = total;
 	metrics_self.in_request = false;
 	struct np_mrow *r = metrics_self.row;

@@ -92,10 +92,15 @@ void metrics_set_route(int route_id);
 void metrics_phase(enum np_phase p, int64_t us);
 void metrics_phase_route(int route_id, enum np_phase p, int64_t us);
 void metrics_count(enum np_mcounter c);
+/* The front server says the request waited us in its queue before we accepted it
+ * (NEONPOOL_QUEUE_START): counted in the request's total, as the client saw it. */
+void metrics_queued(int64_t us);
 /* The request ended with status (error_code: the envelope's, or "" / NULL). Returns its total. */
 int64_t metrics_end(int status, const char *error_code, int64_t now_us);
 /* The current request's phase sums (after metrics_end: the last request's). */
 int64_t metrics_breakdown(enum np_phase p);
+/* The last request's queue wait before we accepted it (0 when the front server did not say). */
+int64_t metrics_queue_us(void);
 /* A warm-up ping: connect_us (0 when it used an open connection) and query_us. */
 void metrics_ping(bool ok, int64_t connect_us, int64_t query_us, int64_t now_wall_us);
 

@@ -102,7 +102,7 @@ rid=$(np_http_header X-Request-Id)
 sleep 0.2
 line=$(grep "slow request" "$NP_TMP/neonpoold.log" | grep -F "request_id=$rid" | head -n 1)
 np_expect "a slow-request line names the request id $rid" test -n "$line"
-for k in route=books.get status=200 ms= acquire_ms= connect_ms= query_ms= upstream_ms=; do
+for k in route=books.get status=200 ms= queue_ms= acquire_ms= connect_ms= query_ms= upstream_ms=; do
 	np_expect "the line has $k" grep -qF "$k" <<<"$line"
 done
 qms=$(sed -n 's/.* query_ms=\([0-9]*\).*/\1/p' <<<"$line")
