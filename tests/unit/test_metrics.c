@@ -1,0 +1,128 @@
+/* test_metrics.c - the metrics rows: a request's phases and total land in its route's
+ * histograms and ladders, a bound belongs to its own bucket, the queue counts in the total,
+ * outside a request the pool route is used, and the exposition of summed rows is cumulative with
+ * +Inf = _count and only grows when a row is continued by a successor. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "expo.h"
+#include "metrics.h"
+#include "shm.h"
+
+static void test_metrics_ladder_bounds(void **state)
+{
+	(void)state;
+	assert_int_equal(metrics_ladder_index(0), 0);
+	assert_int_equal(metrics_ladder_index(100), 0);   /* le="0.0001" holds 100 us itself */
+	assert_int_equal(metrics_ladder_index(101), 1);
+	assert_int_equal(metrics_ladder_index(30000000), NP_LADDER - 1);
+	assert_int_equal(metrics_ladder_index(30000001), NP_LADDER); /* above the top: +Inf only */
+	for (int i = 1; i < NP_LADDER; i++)
+		assert_true(metrics_ladder_us[i] > metrics_ladder_us[i - 1]);
+	assert_int_equal(metrics_code_index(200), 0);
+	assert_int_equal(metrics_codes[metrics_code_index(418)], 0); /* other */
+	assert_string_equal(metrics_errors[metrics_error_index("db_busy")], "db_busy");
+	assert_string_equal(metrics_errors[metrics_error_index("no such code")], "other");
+	assert_int_equal(metrics_route_id(-1), NP_MROUTE_NONE);
+	assert_int_equal(metrics_route_id(0), NP_MROUTE_FIRST);
+	assert_int_equal(metrics_route_id(NP_MROUTES), NP_MROUTE_NONE);
+}
+
+static void test_metrics_request(void **state)
+{
+	(void)state;
+	struct np_mrow *row = calloc(1, sizeof(*row));
+	assert_non_null(row);
+	metrics_bind(row);
+	metrics_phase(NP_PHASE_CONNECT, 1500); /* outside a request: the pool's */
+	assert_int_equal(atomic_load(&row->hist[NP_MROUTE_POOL][NP_PHASE_CONNECT].count), 1);
+	metrics_begin(1000000);
+	metrics_queued(2000);
+	metrics_set_route(metrics_route_id(3));
+	metrics_phase(NP_PHASE_ACQUIRE, 10);
+	metrics_phase(NP_PHASE_QUERY, 700);
+	metrics_phase(NP_PHASE_QUERY, 300);
+	int64_t total = metrics_end(503, "db_busy", 1005000);
+	assert_int_equal(total, 5000 + 2000);
+	assert_int_equal(metrics_breakdown(NP_PHASE_QUERY), 1000);
+	assert_int_equal(metrics_breakdown(NP_PHASE_ACQUIRE), 10);
+	assert_int_equal(metrics_queue_us(), 2000);
+	int r = metrics_route_id(3), c = metrics_code_index(503);
+	assert_int_equal(atomic_load(&row->hist[r][NP_PHASE_TOTAL].count), 1);
+	assert_int_equal(atomic_load(&row->hist[r][NP_PHASE_QUERY].count), 2);
+	assert_int_equal(atomic_load(&row->http[r][c].count), 1);
+	assert_int_equal(atomic_load(&row->http[r][c].le[metrics_ladder_index(7000)]), 1);
+	assert_int_equal(atomic_load(&row->errors[metrics_error_index("db_busy")]), 1);
+	/* after the request, phases are the pool's again */
+	metrics_phase(NP_PHASE_QUERY, 50);
+	assert_int_equal(atomic_load(&row->hist[NP_MROUTE_POOL][NP_PHASE_QUERY].count), 1);
+	metrics_bind(NULL);
+	free(row);
+}
+
+/* The value of one exposition line "name{labels} value" (-1 when absent). */
+static double expo_value(const char *text, const char *series)
+{
+	size_t n = strlen(series);
+	for (const char *p = text; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL)
+		if (strncmp(p, series, n) == 0 && p[n] == ' ')
+			return atof(p + n + 1);
+	return -1;
+}
+
+static void test_metrics_expo_rows_continue(void **state)
+{
+	(void)state;
+	struct np_shm shm;
+	memset(&shm, 0, sizeof(shm));
+	assert_int_equal(shm_create(&shm, NULL), 0);
+	snprintf(shm.hdr->route_names[NP_MROUTE_FIRST], sizeof(shm.hdr->route_names[0]), "books.get");
+	/* slot 3: two requests; then its successor continues the row with one more */
+	metrics_bind(&shm.mrows[3]);
+	for (int i = 0; i < 2; i++) {
+		metrics_begin(0);
+		metrics_set_route(NP_MROUTE_FIRST);
+		metrics_end(200, "", i == 0 ? 100 : 40000000);
+	}
+	size_t len;
+	char *a = expo_metrics(&shm, &len);
+	assert_non_null(a);
+	assert_int_equal(strlen(a), len);
+	const char *b100 = "neonpool_http_request_duration_seconds_bucket{route=\"books.get\",code=\"200\",le=\"0.0001\"}";
+	const char *inf = "neonpool_http_request_duration_seconds_bucket{route=\"books.get\",code=\"200\",le=\"+Inf\"}";
+	const char *top = "neonpool_http_request_duration_seconds_bucket{route=\"books.get\",code=\"200\",le=\"30\"}";
+	const char *cnt = "neonpool_http_request_duration_seconds_count{route=\"books.get\",code=\"200\"}";
+	assert_true(expo_value(a, b100) == 1);
+	assert_true(expo_value(a, top) == 1);  /* cumulative; the 40 s one only in +Inf */
+	assert_true(expo_value(a, inf) == 2);
+	assert_true(expo_value(a, cnt) == 2);
+	metrics_bind(&shm.mrows[3]); /* the successor in the same slot */
+	metrics_begin(0);
+	metrics_set_route(NP_MROUTE_FIRST);
+	metrics_end(200, "", 5);
+	char *b = expo_metrics(&shm, &len);
+	assert_non_null(b);
+	assert_true(expo_value(b, cnt) == 3);
+	assert_true(expo_value(b, b100) == 2);
+	assert_non_null(strstr(b, "# TYPE neonpool_http_request_duration_seconds histogram\n"));
+	free(a);
+	free(b);
+	metrics_bind(NULL);
+	shm_detach(&shm);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_metrics_ladder_bounds),
+		cmocka_unit_test(test_metrics_request),
+		cmocka_unit_test(test_metrics_expo_rows_continue),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
