@@ -121,7 +121,14 @@ int ctl_ping(const char *conninfo, const char *password)
 		PQfreemem(errmsg);
 		return CTL_PING_EXIT_USAGE;
 	}
+	/* the secret to mask in every message: the one given, else the DSN's own */
+	char dsn_pw[256] = "";
+	for (PQconninfoOption *o = check; o->keyword; o++)
+		if (strcmp(o->keyword, "password") == 0 && o->val)
+			snprintf(dsn_pw, sizeof(dsn_pw), "%s", o->val);
 	PQconninfoFree(check);
+	if (!password || !password[0])
+		password = dsn_pw;
 	char red[1024];
 	conf_redact_conninfo(conninfo, red, sizeof(red));
 	printf("ping %s\n", red);
@@ -159,7 +166,7 @@ int ctl_ping(const char *conninfo, const char *password)
 	keys[k] = "dbname", vals[k++] = conninfo;
 	if (addr[0])
 		keys[k] = "hostaddr", vals[k++] = addr; /* the address looked up above; host stays for TLS */
-	if (password && password[0])
+	if (password[0] && password != dsn_pw)
 		keys[k] = "password", vals[k++] = password;
 	keys[k] = "application_name", vals[k++] = "neonpoolctl/ping";
 	keys[k] = NULL, vals[k] = NULL;
@@ -265,5 +272,6 @@ int ctl_ping(const char *conninfo, const char *password)
 		printf("tls         none: the connection is not encrypted (Neon requires TLS)\n");
 	PQclear(res);
 	PQfinish(conn);
+	explicit_bzero(dsn_pw, sizeof(dsn_pw));
 	return 0;
 }
