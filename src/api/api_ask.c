@@ -25,6 +25,7 @@
 #include "input.h"
 #include "llm.h"
 #include "log.h"
+#include "metrics.h"
 #include "sha256.h"
 #include "util.h"
 
@@ -649,6 +650,7 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 			.watch_fd = t->req->stream ? t->req->stream->gate_fd : -1, .on_fd = ask_on_gate, .ctx = t,
 		};
 		llm_chat(&call, &res);
+		metrics_phase(NP_PHASE_UPSTREAM, (int64_t)res.total_ms * 1000); /* issue 8: the upstream phase */
 	}
 	explicit_bzero(key, sizeof(key));
 	free(body);
