@@ -81,7 +81,7 @@ CFLAGS+=("${PKG_CFLAGS[@]}")
 newer() {
 	local h
 	[ -e "$2" ] && [ ! "$1" -nt "$2" ] || return 0
-	for h in "${LIBDIRS[@]/#/$top/src/}"/*.h "$src"/*.h; do
+	for h in "${LIBDIRS[@]/#/$top/src/}"/*.h "$src"/*.h "$top"/tests/tools/*.[ch]; do
 		[ -e "$h" ] && [ "$h" -nt "$2" ] && return 0
 	done
 	return 1
