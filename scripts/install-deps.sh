@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
 # install-deps.sh - install the Debian packages neonpool needs to build, test and serve; only what is missing.
 #
+# Usage: scripts/install-deps.sh [--bench]
+#   --bench   also the peers bench/run compares neonpool with (PHP-FPM + php-pgsql; FastAPI, uvicorn,
+#             SQLAlchemy and asyncpg from Debian for /usr/bin/python3); not needed to build or test.
 # Idempotent: when everything is present it prints one line and changes nothing (no apt-get update).
 # As root it installs with apt-get; as another user it uses `sudo -n` when that works, otherwise it
 # prints the missing packages and the command to install them, and exits 1.
@@ -55,6 +58,24 @@ PACKAGES=(
 	# browser tests of the web page (tests/browser: playwright-core drives Debian's chromium)
 	"chromium /usr/bin/chromium"
 )
+
+# bench/run's peers (issue 11)
+BENCH_PACKAGES=(
+	"php-fpm /usr/sbin/php-fpm8.2"
+	"php-pgsql -"
+	"python3-fastapi -"
+	"python3-uvicorn -"
+	"python3-sqlalchemy -"
+	"python3-asyncpg -"
+	# uvicorn's best-practice event loop and HTTP parser (it picks them up when present)
+	"python3-uvloop -"
+	"python3-httptools -"
+)
+case ${1:-} in
+--bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
+"") ;;
+*) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+esac
 
 missing=()
 for entry in "${PACKAGES[@]}"; do
