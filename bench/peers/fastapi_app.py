@@ -49,7 +49,7 @@ del _password
 
 BOOK_GET = text(
     "SELECT b.id, b.slug, b.title, b.author, b.language, "
-    "COALESCE(json_agg(json_build_object('id', c.id::text, 'position', c.position, 'title', c.title) "
+    "COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
     "ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
     "FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = :id GROUP BY b.id"
 )
@@ -138,8 +138,6 @@ async def book(bid: str):
         return fail(404, "not_found", "no such book")
     r = r[0]
     chapters = r[5] if isinstance(r[5], list) else json.loads(r[5])
-    for c in chapters:
-        c["id"] = int(c["id"])
     return respond(200, {"id": r[0], "slug": r[1], "title": r[2], "author": r[3], "language": r[4],
                          "chapters": chapters})
 

@@ -141,15 +141,19 @@ np_expect_eq "neonsim still answers" ok "$(np_ns ping)"
 np_ns delay 0 >/dev/null
 "$PGBIN/pgbench" -i -q -s 1 "$direct_conn" >"$NP_TMP/out/pgbench-init.out" 2>&1 ||
 	np_fail "pgbench -i failed: $(tail -n 5 "$NP_TMP/out/pgbench-init.out")"
-bench() {   # bench CONNINFO NAME: tps of pgbench -S, 8 clients, 4 s
-	"$PGBIN/pgbench" -n -S -c 8 -j 2 -T 4 "$1" >"$NP_TMP/out/pgbench.$2.out" 2>&1 ||
+bench() {   # bench CONNINFO NAME: tps of pgbench -S, 8 clients, 2 s
+	"$PGBIN/pgbench" -n -S -c 8 -j 2 -T 2 "$1" >"$NP_TMP/out/pgbench.$2.out" 2>&1 ||
 		np_fail "pgbench ($2) failed: $(tail -n 5 "$NP_TMP/out/pgbench.$2.out")"
 	sed -n 's/^tps = \([0-9.]*\) .*/\1/p' "$NP_TMP/out/pgbench.$2.out" | head -n 1 | cut -d. -f1
 }
-direct=$(bench "$direct_conn" direct)
-through=$(bench "$ns_conn" neonsim)
+# alternating, the best of two each: a shared 2-core machine varies by tens of percent from second to second
+direct=0 through=0
+for i in 1 2; do
+	t=$(bench "$direct_conn" direct.$i); [ "$t" -gt "$direct" ] && direct=$t
+	t=$(bench "$ns_conn" neonsim.$i); [ "$t" -gt "$through" ] && through=$t
+done
 pct=$((through * 100 / (direct > 0 ? direct : 1)))
-echo "RESULT neonsim ceiling: pgbench -S -c8 over TLS direct $direct tps, through neonsim (0 ms) $through tps ($pct%);" \
+echo "RESULT neonsim ceiling: pgbench -S -c8 over TLS, best of 2 x 2 s alternating: direct $direct tps, through neonsim (0 ms) $through tps ($pct%);" \
 	"neonsim $(ps -o cputime= -p "$NP_NS_PID" | tr -d ' ') CPU for the whole test, $(awk '/VmHWM/ { print $2 " kB" }' /proc/$NP_NS_PID/status) peak RSS"
 # on 2 cores pgbench, PostgreSQL and neonsim share the CPU: the hop costs, but it must not be the bottleneck
 np_expect "through neonsim pgbench keeps at least 40% of direct ($pct%)" test "$pct" -ge 40

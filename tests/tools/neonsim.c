@@ -256,9 +256,10 @@ static uint64_t dir_promote(struct dir *d, uint64_t now)
 	return 0;
 }
 
-/* dir_read: read what FD has into D's ring, as one chunk due after DELAY_US (+ jitter).
- * Returns bytes read, 0 at EOF, -1 on EAGAIN (errno) or an error. */
-static ssize_t dir_read(struct dir *d, int fd, uint32_t delay_us, uint64_t now)
+/* dir_read: read what FD has into D's ring, as one chunk due after DELAY_US (+ jitter). *SHORT is set when
+ * the read got less than there was room for: the socket is drained (epoll is level-triggered: no need to
+ * pay a read for EAGAIN). Returns bytes read, 0 at EOF, -1 on EAGAIN (errno) or an error. */
+static ssize_t dir_read(struct dir *d, int fd, uint32_t delay_us, uint64_t now, int *short_)
 {
 	size_t tail = (d->head + d->used) % d->cap, free_ = d->cap - d->used;
 	struct iovec iov[2];
@@ -270,6 +271,7 @@ static ssize_t dir_read(struct dir *d, int fd, uint32_t delay_us, uint64_t now)
 	ssize_t r = readv(fd, iov, n);
 	if (r <= 0)
 		return r;
+	*short_ = (size_t)r < free_;
 	uint64_t due = now + delay_us + (S.jitter_us ? rnd() % (S.jitter_us + 1) : 0);
 	if (due < d->last_due)
 		due = d->last_due;  /* TCP keeps order: a chunk never overtakes the one before */
@@ -418,8 +420,9 @@ static int conn_pump(struct conn *c, uint64_t now, int cread, int sread)
 	};
 	for (int i = 0; i < 2; i++) {
 		struct dir *d = ways[i].d;
-		while (ways[i].can && dir_can_read(d)) {
-			ssize_t r = dir_read(d, ways[i].src, ways[i].delay, now);
+		int drained = 0;
+		while (ways[i].can && !drained && dir_can_read(d)) {
+			ssize_t r = dir_read(d, ways[i].src, ways[i].delay, now, &drained);
 			if (r > 0) {
 				*ways[i].bytes += (uint64_t)r;
 				if (ways[i].is_up) {

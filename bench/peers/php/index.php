@@ -8,7 +8,7 @@
 
 const STMTS = [
 	'np_book_get' => "SELECT b.id, b.slug, b.title, b.author, b.language, "
-		. "COALESCE(json_agg(json_build_object('id', c.id::text, 'position', c.position, 'title', c.title) "
+		. "COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
 		. "ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
 		. "FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id",
 	'np_passage_get' => "SELECT p.id, p.chapter_id, c.book_id, p.position, p.body FROM passages p "
@@ -120,8 +120,6 @@ function book(string $id)
 		return fail(404, 'not_found', 'no such book');
 	$r = $rows[0];
 	$chapters = json_decode($r[5], true);
-	foreach ($chapters as &$c)
-		$c['id'] = (int)$c['id'];
 	respond(200, json_encode(['id' => (int)$r[0], 'slug' => $r[1], 'title' => $r[2], 'author' => $r[3],
 		'language' => $r[4], 'chapters' => $chapters], JF));
 }
