@@ -143,7 +143,7 @@ int ctl_ping(const char *conninfo, const char *password)
 		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
 		int rc = getaddrinfo(host, port, &hints, &ai);
 		if (rc != 0) {
-			char m[300];
+			char m[sizeof(host) + 128];
 			snprintf(m, sizeof(m), "could not translate host name \"%s\" to address: %s", host, gai_strerror(rc));
 			return ping_fail("dns", NP_ERR_DNS, m, password);
 		}
@@ -153,7 +153,7 @@ int ctl_ping(const char *conninfo, const char *password)
 		freeaddrinfo(ai);
 		struct in6_addr tmp;
 		numeric = inet_pton(AF_INET, host, &tmp) == 1 || inet_pton(AF_INET6, host, &tmp) == 1;
-		char what[320];
+		char what[sizeof(host) + sizeof(addr) + 32];
 		snprintf(what, sizeof(what), "%s -> %s%s", host, addr, numeric ? " (an address: no lookup)" : "");
 		ping_phase("dns", util_now_us() - t0, what);
 	} else {
