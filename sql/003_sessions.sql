@@ -65,6 +65,23 @@ $$ SELECT json_build_object('id', m.id, 'session_id', m.session_id, 'role', m.ro
 -- replay. 201 with the message; 404 when the session is gone; 409 while another request with the
 -- key is in flight; 422 when the key was used with a different request (p_request_hash differs);
 -- a replay returns the stored status and body.
+-- Record a keyed write's answer (in the write's own transaction), replacing an expired record of
+-- the same key, and remove up to 16 expired keys of any session: the table holds about one TTL's
+-- worth of keys without a cron job. Every keyed write (messages, asks) goes through here.
+CREATE FUNCTION np_idempotency_store(p_session bigint, p_key text, p_request_hash bytea, p_status int, p_body text)
+RETURNS void
+LANGUAGE sql VOLATILE AS $fn$
+	INSERT INTO idempotency_keys (session_id, key, request_hash, status, body)
+	VALUES (p_session, p_key, p_request_hash, p_status, p_body)
+	ON CONFLICT (session_id, key) DO UPDATE
+		SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body,
+		    created_at = EXCLUDED.created_at;
+	DELETE FROM idempotency_keys
+	WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys
+	                        WHERE created_at < now() - np_idempotency_ttl()
+	                        LIMIT 16 FOR UPDATE SKIP LOCKED));
+$fn$;
+
 CREATE FUNCTION np_post_message(p_session bigint, p_key text, p_request_hash bytea, p_role text, p_content text)
 RETURNS TABLE (status int, body text, replayed boolean)
 LANGUAGE plpgsql VOLATILE AS $fn$
@@ -99,17 +116,7 @@ BEGIN
 	INSERT INTO messages (session_id, role, content) VALUES (p_session, p_role, p_content) RETURNING * INTO m;
 	b := np_message_json(m)::text;
 	IF p_key IS NOT NULL THEN
-		INSERT INTO idempotency_keys (session_id, key, request_hash, status, body)
-		VALUES (p_session, p_key, p_request_hash, 201, b)
-		ON CONFLICT (session_id, key) DO UPDATE   -- an expired record of the same key
-			SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body,
-			    created_at = EXCLUDED.created_at;
-		-- the cleanup path: each keyed write removes up to 16 expired keys of any session, so the
-		-- table holds about one TTL's worth of keys without a cron job
-		DELETE FROM idempotency_keys
-		WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys
-		                        WHERE created_at < now() - np_idempotency_ttl()
-		                        LIMIT 16 FOR UPDATE SKIP LOCKED));
+		PERFORM np_idempotency_store(p_session, p_key, p_request_hash, 201, b);
 	END IF;
 	RETURN QUERY SELECT 201, b, false;
 END

@@ -126,16 +126,8 @@ BEGIN
 	INSERT INTO messages (session_id, role, content, status, citations)
 	VALUES (p_session, 'assistant', '', 'streaming', cites) RETURNING id INTO aid;
 	IF p_key IS NOT NULL THEN
-		INSERT INTO idempotency_keys (session_id, key, request_hash, status, body)
-		VALUES (p_session, p_key, p_request_hash, 200,
-		        json_build_object('question_id', qid::text, 'message_id', aid::text, 'mode', p_mode)::text)
-		ON CONFLICT (session_id, key) DO UPDATE
-			SET request_hash = EXCLUDED.request_hash, status = EXCLUDED.status, body = EXCLUDED.body,
-			    created_at = EXCLUDED.created_at;
-		DELETE FROM idempotency_keys
-		WHERE ctid = ANY (ARRAY(SELECT ctid FROM idempotency_keys
-		                        WHERE created_at < now() - np_idempotency_ttl()
-		                        LIMIT 16 FOR UPDATE SKIP LOCKED));
+		PERFORM np_idempotency_store(p_session, p_key, p_request_hash, 200,
+		        json_build_object('question_id', qid::text, 'message_id', aid::text, 'mode', p_mode)::text);
 	END IF;
 	RETURN QUERY SELECT 201, qid, aid, 'streaming'::text, ''::text, cites::text, NULL::text, hist,
 	                    COALESCE(sents, '[]'), p_mode;
