@@ -14,19 +14,28 @@
 #include "status.h"
 #include "util.h"
 
-int ctl_status(const struct np_conf *c, bool json)
+/* Map the running pool's status file read-only (out of band: no socket, no worker involved).
+ * 0, or -1 after saying why on stderr. */
+static int ctl_status_attach(const struct np_conf *c, struct np_shm *shm)
 {
 	if (!c->status_file[0]) {
 		fprintf(stderr, "neonpoolctl: status_file is not set in the configuration; the pool's state "
 		                "lives in anonymous memory the CLI cannot read\n");
-		return 1;
+		return -1;
 	}
-	struct np_shm shm;
-	if (shm_attach_readonly(&shm, c->status_file) < 0) {
+	if (shm_attach_readonly(shm, c->status_file) < 0) {
 		fprintf(stderr, "neonpoolctl: cannot read %s: %s\n", c->status_file,
 		        errno == EINVAL ? "not a neonpool status file of this version" : strerror(errno));
-		return 1;
+		return -1;
 	}
+	return 0;
+}
+
+int ctl_status(const struct np_conf *c, bool json)
+{
+	struct np_shm shm;
+	if (ctl_status_attach(c, &shm) < 0)
+		return 1;
 	int32_t master = atomic_load(&shm.hdr->master_pid);
 	bool alive = master > 0 && (kill(master, 0) == 0 || errno == EPERM);
 	cJSON *j = status_build(&shm, c, true);
@@ -103,17 +112,9 @@ static void watch_top(const cJSON *j, const cJSON *prev, double dt_s)
 
 int ctl_status_watch(const struct np_conf *c, int interval_ms, int iterations, bool top)
 {
-	if (!c->status_file[0]) {
-		fprintf(stderr, "neonpoolctl: status_file is not set in the configuration; the pool's state "
-		                "lives in anonymous memory the CLI cannot read\n");
-		return 1;
-	}
 	struct np_shm shm;
-	if (shm_attach_readonly(&shm, c->status_file) < 0) {
-		fprintf(stderr, "neonpoolctl: cannot read %s: %s\n", c->status_file,
-		        errno == EINVAL ? "not a neonpool status file of this version" : strerror(errno));
+	if (ctl_status_attach(c, &shm) < 0)
 		return 1;
-	}
 	bool tty = isatty(STDOUT_FILENO);
 	cJSON *prev = NULL;
 	int64_t prev_us = 0;
