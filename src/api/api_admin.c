@@ -27,15 +27,7 @@ void api_metrics(struct np_request *req, struct np_response *resp)
 	(void)req;
 	size_t len = 0;
 	char *text = api_admin.shm ? expo_metrics(api_admin.shm, &len) : NULL;
-	if (text == NULL) {
-		http_respond_error(resp, 500, "internal", "out of memory");
-		return;
-	}
-	free(resp->body);
-	resp->status = 200;
-	resp->body = text;
-	resp->body_len = len;
-	resp->content_type = EXPO_CONTENT_TYPE;
+	http_respond_text(resp, 200, text, len, EXPO_CONTENT_TYPE);
 }
 
 /* ?format=json|text, ?full (each worker); anything else is a 400. */
@@ -69,14 +61,9 @@ void api_status(struct np_request *req, struct np_response *resp)
 	if (f)
 		status_text(j, f);
 	cJSON_Delete(j);
-	if (f == NULL || fclose(f) != 0 || buf == NULL) {
+	if (f == NULL || fclose(f) != 0) {
 		free(buf);
-		http_respond_error(resp, 500, "internal", "out of memory");
-		return;
+		buf = NULL;
 	}
-	free(resp->body);
-	resp->status = 200;
-	resp->body = buf;
-	resp->body_len = n;
-	resp->content_type = "text/plain; charset=utf-8";
+	http_respond_text(resp, 200, buf, n, "text/plain; charset=utf-8");
 }

@@ -240,6 +240,19 @@ void http_respond_raw(struct np_response *resp, int status, const char *json)
 		http_respond_json(resp, 500, NULL); /* the fixed out-of-memory envelope */
 }
 
+void http_respond_text(struct np_response *resp, int status, char *body, size_t len, const char *content_type)
+{
+	if (body == NULL) {
+		http_respond_json(resp, 500, NULL); /* the fixed out-of-memory envelope */
+		return;
+	}
+	free(resp->body);
+	resp->status = status;
+	resp->body = body;
+	resp->body_len = len;
+	resp->content_type = content_type;
+}
+
 void http_response_free(struct np_response *resp)
 {
 	free(resp->body);

@@ -92,6 +92,9 @@ void http_respond_error_field(struct np_response *resp, int status, const char *
                               const char *field);
 /* Set resp to status with json (already serialized: a body the database built or stored) as the
  * body; 204 has none. */
+/* Answer status with body (taken over: freed with the response) of len bytes as content_type (a
+ * string that outlives the response). body NULL: 500 with the fixed out-of-memory envelope. */
+void http_respond_text(struct np_response *resp, int status, char *body, size_t len, const char *content_type);
 void http_respond_raw(struct np_response *resp, int status, const char *json);
 void http_response_free(struct np_response *resp);
 
