@@ -35,7 +35,7 @@ int api_int_param(struct np_request *req, struct np_response *resp, const char *
 	else
 		snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %lld to %lld", key,
 		         (long long)min, (long long)max);
-	http_respond_error(resp, 400, "invalid_parameter", msg);
+	http_respond_error_field(resp, 400, "invalid_parameter", msg, key);
 	return -1;
 }
 

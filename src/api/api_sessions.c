@@ -209,50 +209,17 @@ void api_session_create(struct np_request *req, struct np_response *resp)
 	http_respond_json(resp, 201, o);
 }
 
-/* The value of key in the raw query string, percent-decoded: 1 found, 0 absent, -1 malformed. */
-static int sess_query_param(const char *query, const char *key, char *out, size_t n)
-{
-	size_t klen = strlen(key);
-	for (const char *p = query; p && *p;) {
-		const char *amp = strchr(p, '&');
-		size_t len = amp ? (size_t)(amp - p) : strlen(p);
-		if (len > klen && strncmp(p, key, klen) == 0 && p[klen] == '=')
-			return util_percent_decode(p + klen + 1, len - klen - 1, out, n) < 0 ? -1 : 1;
-		p = amp ? amp + 1 : NULL;
-	}
-	return 0;
-}
-
-/* Query parameter key as an integer in [min, max] (absent: found = false). -1 with resp set. */
-static int sess_int_param(struct np_request *req, struct np_response *resp, const char *key, int64_t min,
-                          int64_t max, bool *found, int64_t *out)
-{
-	char buf[32];
-	int f = sess_query_param(req->query, key, buf, sizeof(buf));
-	*found = f == 1;
-	if (f == 0)
-		return 0;
-	if (f < 0 || util_parse_i64(buf, min, max, out) < 0) {
-		char msg[128];
-		snprintf(msg, sizeof(msg), "query parameter '%s' must be an integer from %lld to %lld", key, (long long)min,
-		         (long long)max);
-		http_respond_error_field(resp, 400, "invalid_parameter", msg, key);
-		return -1;
-	}
-	return 0;
-}
-
 /* GET /api/v1/sessions/{id}/messages?before=&limit= -> 200 {messages, next_before}: newest
  * first; next_before is the id to pass as before for the next page, null on the last. */
 void api_messages_list(struct np_request *req, struct np_response *resp)
 {
 	if (!sess_path_id(req, resp, "session"))
 		return;
-	bool has_before, has_limit;
-	int64_t before = 0, limit = SESS_PAGE_DEFAULT;
-	if (sess_int_param(req, resp, "before", 1, INT64_MAX, &has_before, &before) < 0 ||
-	    sess_int_param(req, resp, "limit", 1, SESS_PAGE_MAX, &has_limit, &limit) < 0)
+	int64_t before, limit; /* before: 0 when absent (a given one is at least 1) */
+	if (api_int_param(req, resp, "before", 0, 1, INT64_MAX, &before) < 0 ||
+	    api_int_param(req, resp, "limit", SESS_PAGE_DEFAULT, 1, SESS_PAGE_MAX, &limit) < 0)
 		return;
+	bool has_before = before > 0;
 	uint8_t tok[INPUT_TOKEN_BYTES];
 	if (input_bearer(req->authorization, tok) < 0) {
 		sess_not_found(resp, "session");

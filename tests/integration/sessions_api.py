@@ -173,7 +173,7 @@ eq(3, pages, "25 messages in pages of 10: 3 pages")
 eq(25, len(seen), "every message once")
 eq(sorted(seen, reverse=True), seen, "newest first across pages")
 eq(len(seen), len(set(seen)), "no duplicates across pages")
-for q in ("?limit=0", "?limit=101", "?limit=x", "?before=0", "?before=-5", "?before=abc"):
+for q in ("?limit=0", "?limit=101", "?limit=x", "?before=0", "?before=-5", "?before=abc", "?limit=2&limit=3", "?limit=%E0"):
     r = msgs(sid2, tok2, q)
     eq((400, "invalid_parameter"), (r[0], err(r).get("code")), "GET messages%s: 400 invalid_parameter" % q)
     ok(err(r).get("field") in q, "naming the parameter (%s)" % err(r).get("field"))
