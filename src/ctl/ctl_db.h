@@ -34,11 +34,17 @@ __attribute__((warn_unused_result))
 int ctl_db_connect(const struct np_conf *c, PGconn **out);
 
 /* `neonpoolctl migrate`: apply the NNN_name.sql files of sql_dir in numeric order, each in one
- * transaction serialized by pg_advisory_xact_lock, recording them in neonpool_migrations.
+ * transaction serialized by pg_advisory_xact_lock, recording each in neonpool_migrations with the
+ * SHA-256 of the file. First, in one transaction under the same lock, every applied file is
+ * checked against its recorded checksum: when one changed, nothing is applied and the file is
+ * named; rows recorded before checksums existed get the file's checksum, with a warning.
  * Prints one line per file (applied or skipped) and a summary. Returns the exit status:
- * 0 when every file is applied, 1 on a bad file name, a duplicate number, an SQL error (that
- * migration is rolled back and no later one is tried) or a connection error. */
-int ctl_db_migrate(const struct np_conf *c, const char *sql_dir);
+ * 0 when every file is applied, 1 on a changed applied file, a bad file name, a duplicate number,
+ * an SQL error (that migration is rolled back and no later one is tried) or a connection error.
+ * status_only (`migrate --status`): change nothing, take no lock; print each version's state
+ * (applied, pending, changed, unchecked: recorded before checksums, missing: no file); 1 when an
+ * applied file changed, else 0. */
+int ctl_db_migrate(const struct np_conf *c, const char *sql_dir, bool status_only);
 
 /* `neonpoolctl seed`: insert deterministic sample books sample-book-001.., with chapters
  * chapters each and passages passages each; idempotent (ON CONFLICT DO NOTHING), all in one

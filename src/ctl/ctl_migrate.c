@@ -1,4 +1,4 @@
-/* ctl_migrate.c - `neonpoolctl migrate`: numbered SQL files applied in order, once, under an advisory lock. */
+/* ctl_migrate.c - `neonpoolctl migrate`: numbered SQL files applied in order, once, checksummed, under an advisory lock. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -13,6 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctl_db.h"
+#include "sha256.h"
 #include "util.h"
 
 /* The pg_advisory_xact_lock key that serializes `migrate` on every host: "neonpool" in ASCII.
@@ -21,9 +22,38 @@
 #define CTL_DB_MAX_MIGRATION_BYTES (64L * 1024 * 1024)
 #define CTL_DB_MIGRATION_NAME_MAX 256
 
+#define CTL_DB_SUM_HEX (SHA256_LEN * 2 + 1)
+/* How much of a checksum the lines of --status show (the errors show all of it). */
+#define CTL_DB_SUM_SHORT 12
+
+/* A file of the directory. */
 struct ctl_db_migration {
 	int version;
 	char file[CTL_DB_MIGRATION_NAME_MAX];
+	char sum[CTL_DB_SUM_HEX];   /* SHA-256 of the file's bytes, lowercase hex */
+	char *sql;                  /* the file, NUL-terminated (what is hashed is what runs) */
+};
+
+/* A row of neonpool_migrations. */
+struct ctl_db_applied {
+	int version;
+	char name[CTL_DB_MIGRATION_NAME_MAX];
+	char sum[CTL_DB_SUM_HEX];   /* "" when recorded before checksums existed */
+	char at[32];                /* applied_at in UTC, "YYYY-MM-DD HH:MM:SS" */
+};
+
+/* What a version is, the directory's file beside the database's row. */
+enum ctl_db_state {
+	CTL_DB_PENDING,     /* a file, no row */
+	CTL_DB_APPLIED,     /* the row's checksum is the file's */
+	CTL_DB_CHANGED,     /* the row's checksum is not the file's: the file was edited after it was applied */
+	CTL_DB_UNCHECKED,   /* a row recorded before checksums existed: migrate records the file's */
+	CTL_DB_MISSING,     /* a row, no file */
+};
+
+static const char *const ctl_db_state_name[] = {
+	[CTL_DB_PENDING] = "pending", [CTL_DB_APPLIED] = "applied", [CTL_DB_CHANGED] = "changed",
+	[CTL_DB_UNCHECKED] = "unchecked", [CTL_DB_MISSING] = "missing",
 };
 
 /* ^[0-9]{3}_[a-z0-9_]+\.sql$ */
@@ -98,6 +128,8 @@ static int ctl_db_scan(const char *dir, struct ctl_db_migration **out, size_t *c
 		}
 		m[n].version = (name[0] - '0') * 100 + (name[1] - '0') * 10 + (name[2] - '0');
 		memcpy(m[n].file, name, len + 1);
+		m[n].sum[0] = '\0';
+		m[n].sql = NULL;
 		n++;
 	}
 	if (errno) {
@@ -182,71 +214,396 @@ static char *ctl_db_read_file(const char *dir, const char *name)
 	return buf;
 }
 
-enum ctl_db_step { CTL_DB_APPLIED, CTL_DB_SKIPPED, CTL_DB_FAILED };
+static void ctl_db_migrations_free(struct ctl_db_migration *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		free(m[i].sql);
+	free(m);
+}
 
+/* Read every file and its SHA-256 before the database is touched: what is hashed is what runs,
+ * and no file I/O happens while a lock is held. Returns 0, or -1 after printing why. */
+static int ctl_db_load(const char *dir, struct ctl_db_migration *m, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		uint8_t digest[SHA256_LEN];
+
+		m[i].sql = ctl_db_read_file(dir, m[i].file);
+		if (!m[i].sql)
+			return -1;
+		sha256(m[i].sql, strlen(m[i].sql), digest);
+		for (size_t j = 0; j < SHA256_LEN; j++)
+			snprintf(m[i].sum + 2 * j, 3, "%02x", digest[j]);
+	}
+	return 0;
+}
+
+/* The statements of neonpool_migrations. checksum is NULL only in rows recorded before checksums
+ * existed (the table had version, name and applied_at); migrate fills those in. */
 static const char ctl_db_sql_migrations_table[] =
 	"CREATE TABLE IF NOT EXISTS neonpool_migrations ("
 	" version int PRIMARY KEY,"
 	" name text NOT NULL,"
-	" applied_at timestamptz NOT NULL DEFAULT now())";
+	" applied_at timestamptz NOT NULL DEFAULT now(),"
+	" checksum text CHECK (checksum ~ '^[0-9a-f]{64}$'))";
+static const char ctl_db_sql_add_checksum[] =
+	"ALTER TABLE neonpool_migrations ADD COLUMN checksum text CHECK (checksum ~ '^[0-9a-f]{64}$')";
+static const char ctl_db_sql_table_shape[] =
+	"SELECT to_regclass('neonpool_migrations') IS NOT NULL,"
+	" EXISTS (SELECT 1 FROM pg_attribute WHERE attrelid = to_regclass('neonpool_migrations')"
+	" AND attname = 'checksum' AND NOT attisdropped)";
+static const char ctl_db_sql_rows[] =
+	"SELECT version, name, checksum,"
+	" to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM neonpool_migrations ORDER BY version";
+static const char ctl_db_sql_rows_unchecked[] =
+	"SELECT version, name, NULL::text,"
+	" to_char(applied_at AT TIME ZONE 'UTC', 'YYYY-MM-DD HH24:MI:SS') FROM neonpool_migrations ORDER BY version";
+static const char ctl_db_sql_row[] = "SELECT name, checksum FROM neonpool_migrations WHERE version = $1";
+static const char ctl_db_sql_record_sum[] =
+	"UPDATE neonpool_migrations SET checksum = $2 WHERE version = $1 AND checksum IS NULL";
+static const char ctl_db_sql_insert[] = "INSERT INTO neonpool_migrations (version, name, checksum) VALUES ($1, $2, $3)";
 
-/* Apply one migration in one transaction: lock, (create the table), check, run, record, commit. */
-static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const char *dir, const struct ctl_db_migration *m,
-					   bool first)
+/* Whether neonpool_migrations exists and has its checksum column. Returns 0 or -1 (printed). */
+static int ctl_db_table_shape(PGconn *conn, const char *ctx, bool *has_table, bool *has_sum)
+{
+	PGresult *res = ctl_db_exec(conn, ctx, ctl_db_sql_table_shape, 0, NULL, NULL, PGRES_TUPLES_OK);
+
+	if (!res)
+		return -1;
+	*has_table = strcmp(PQgetvalue(res, 0, 0), "t") == 0;
+	*has_sum = strcmp(PQgetvalue(res, 0, 1), "t") == 0;
+	PQclear(res);
+	return 0;
+}
+
+/* The rows of neonpool_migrations by version (has_sum: the table has its checksum column).
+ * Returns 0 with *out (malloc'd, NULL when empty) and *count, or -1 (printed). */
+static int ctl_db_read_rows(PGconn *conn, const char *ctx, bool has_sum, struct ctl_db_applied **out,
+			    size_t *count)
+{
+	PGresult *res = ctl_db_exec(conn, ctx, has_sum ? ctl_db_sql_rows : ctl_db_sql_rows_unchecked, 0, NULL, NULL,
+				    PGRES_TUPLES_OK);
+	struct ctl_db_applied *a = NULL;
+	size_t n;
+
+	*out = NULL;
+	*count = 0;
+	if (!res)
+		return -1;
+	n = (size_t)PQntuples(res);
+	if (n > 0 && !(a = calloc(n, sizeof(*a)))) {
+		fprintf(stderr, "neonpoolctl: %s: out of memory\n", ctx);
+		PQclear(res);
+		return -1;
+	}
+	for (size_t i = 0; i < n; i++) {
+		const char *sum = PQgetvalue(res, (int)i, 2);
+
+		a[i].version = atoi(PQgetvalue(res, (int)i, 0));
+		snprintf(a[i].name, sizeof(a[i].name), "%s", PQgetvalue(res, (int)i, 1));
+		/* the column's CHECK keeps it 64 hex digits or NULL */
+		snprintf(a[i].sum, sizeof(a[i].sum), "%s", PQgetisnull(res, (int)i, 2) ? "" : sum);
+		snprintf(a[i].at, sizeof(a[i].at), "%s", PQgetvalue(res, (int)i, 3));
+	}
+	PQclear(res);
+	*out = a;
+	*count = n;
+	return 0;
+}
+
+/* The state of a file (m, or NULL) beside its row (a, or NULL); one of them is set. */
+static enum ctl_db_state ctl_db_state_of(const struct ctl_db_migration *m, const struct ctl_db_applied *a)
+{
+	if (!a)
+		return CTL_DB_PENDING;
+	if (!m)
+		return CTL_DB_MISSING;
+	if (!a->sum[0])
+		return CTL_DB_UNCHECKED;
+	return strcmp(a->sum, m->sum) == 0 ? CTL_DB_APPLIED : CTL_DB_CHANGED;
+}
+
+/* Walk the files (sorted, unique versions) and the rows (by version) side by side: calls
+ * visit(m or NULL, a or NULL, arg) once per version in order. */
+static void ctl_db_pair(const struct ctl_db_migration *m, size_t n, const struct ctl_db_applied *a, size_t na,
+			void (*visit)(const struct ctl_db_migration *, const struct ctl_db_applied *, void *), void *arg)
+{
+	size_t i = 0, j = 0;
+
+	while (i < n || j < na) {
+		if (j == na || (i < n && m[i].version < a[j].version))
+			visit(&m[i++], NULL, arg);
+		else if (i == n || a[j].version < m[i].version)
+			visit(NULL, &a[j++], arg);
+		else
+			visit(&m[i++], &a[j++], arg);
+	}
+}
+
+static void ctl_db_print_changed(const struct ctl_db_migration *m, const struct ctl_db_applied *a)
+{
+	fprintf(stderr, "neonpoolctl: migrate: %s was changed after it was applied: version %d was recorded as %s "
+		"with sha256 %s, the file now has sha256 %s\n", m->file, m->version, a->name, a->sum, m->sum);
+}
+
+static void ctl_db_print_unchecked(const struct ctl_db_migration *m, const struct ctl_db_applied *a)
+{
+	char as[CTL_DB_MIGRATION_NAME_MAX + 8] = "";
+
+	if (strcmp(a->name, m->file) != 0)
+		snprintf(as, sizeof(as), ", as %s", a->name);
+	fprintf(stderr, "neonpoolctl: migrate: warning: %s (version %d%s) was applied before checksums were recorded: "
+		"recording the file's sha256 %s as applied (if the file was edited since, a later migration must "
+		"bring the database in line)\n", m->file, m->version, as, m->sum);
+}
+
+/* ---- migrate --status ---- */
+
+struct ctl_db_status {
+	size_t count[CTL_DB_MISSING + 1];
+};
+
+static void ctl_db_status_line(const struct ctl_db_migration *m, const struct ctl_db_applied *a, void *arg)
+{
+	struct ctl_db_status *st = arg;
+	enum ctl_db_state s = ctl_db_state_of(m, a);
+	char detail[CTL_DB_MIGRATION_NAME_MAX + 96];
+
+	st->count[s]++;
+	switch (s) {
+	case CTL_DB_PENDING:
+		snprintf(detail, sizeof(detail), "sha256 %.*s", CTL_DB_SUM_SHORT, m->sum);
+		break;
+	case CTL_DB_APPLIED:
+		snprintf(detail, sizeof(detail), "sha256 %.*s%s%s", CTL_DB_SUM_SHORT, m->sum,
+			 strcmp(a->name, m->file) ? ", applied as " : "", strcmp(a->name, m->file) ? a->name : "");
+		break;
+	case CTL_DB_CHANGED:
+		snprintf(detail, sizeof(detail), "recorded sha256 %.*s, the file has %.*s", CTL_DB_SUM_SHORT, a->sum,
+			 CTL_DB_SUM_SHORT, m->sum);
+		break;
+	case CTL_DB_UNCHECKED:
+		snprintf(detail, sizeof(detail), "no checksum recorded (migrate records the file's, %.*s)",
+			 CTL_DB_SUM_SHORT, m->sum);
+		break;
+	case CTL_DB_MISSING:
+		snprintf(detail, sizeof(detail), "no file of version %03d%s%.*s", a->version,
+			 a->sum[0] ? "; recorded sha256 " : "", CTL_DB_SUM_SHORT, a->sum);
+		break;
+	}
+	printf("%-9s  %-36s  %-19s  %s\n", ctl_db_state_name[s], m ? m->file : a->name, a ? a->at : "-", detail);
+}
+
+/* `migrate --status`: read-only, no lock. Returns the exit status: 1 when a file changed. */
+static int ctl_db_migrate_status(PGconn *conn, const struct ctl_db_migration *m, size_t n)
+{
+	struct ctl_db_status st = { { 0 } };
+	struct ctl_db_applied *a = NULL;
+	bool has_table, has_sum;
+	size_t na = 0;
+
+	if (ctl_db_table_shape(conn, "migrate --status", &has_table, &has_sum) < 0)
+		return 1;
+	if (has_table && ctl_db_read_rows(conn, "migrate --status", has_sum, &a, &na) < 0)
+		return 1;
+	printf("%-9s  %-36s  %-19s  %s\n", "STATE", "FILE", "APPLIED (UTC)", "CHECKSUM");
+	ctl_db_pair(m, n, a, na, ctl_db_status_line, &st);
+	printf("status: %zu applied, %zu pending, %zu changed, %zu unchecked, %zu missing; database at version %d\n",
+	       st.count[CTL_DB_APPLIED], st.count[CTL_DB_PENDING], st.count[CTL_DB_CHANGED], st.count[CTL_DB_UNCHECKED],
+	       st.count[CTL_DB_MISSING], na ? a[na - 1].version : 0);
+	if (st.count[CTL_DB_CHANGED])
+		fprintf(stderr, "neonpoolctl: migrate --status: %zu applied file(s) changed: migrate refuses to run until "
+			"they are restored as they were applied\n", st.count[CTL_DB_CHANGED]);
+	free(a);
+	return st.count[CTL_DB_CHANGED] ? 1 : 0;
+}
+
+/* ---- migrate ---- */
+
+/* BEGIN and take the migrate lock: one run at a time past this point, on every host. 0 or -1. */
+static int ctl_db_begin_locked(PGconn *conn, const char *ctx)
 {
 	const Oid lock_types[1] = { CTL_DB_INT8OID };
-	const Oid ver_types[1] = { CTL_DB_INT4OID };
-	const Oid ins_types[2] = { CTL_DB_INT4OID, CTL_DB_TEXTOID };
-	char key[32], version[16], ctx[CTL_DB_MIGRATION_NAME_MAX + 16];
+	char key[32];
 	const char *lock_vals[1] = { key };
-	const char *ver_vals[1] = { version };
-	const char *ins_vals[2] = { version, m->file };
 	PGresult *res;
-	char *sql;
-	int64_t t0;
 
 	snprintf(key, sizeof(key), "%" PRId64, CTL_DB_MIGRATE_LOCK);
-	snprintf(version, sizeof(version), "%d", m->version);
-	snprintf(ctx, sizeof(ctx), "migrate: %s", m->file);
-	/* Read it before the transaction opens: no file I/O while holding the lock. */
-	sql = ctl_db_read_file(dir, m->file);
-	if (!sql)
-		return CTL_DB_FAILED;
-
 	/* READ COMMITTED whatever the role's default: each statement after the lock must see what
 	 * the previous holder committed. */
 	if (ctl_db_command(conn, ctx, "BEGIN ISOLATION LEVEL READ COMMITTED") < 0)
-		goto fail;
+		return -1;
 	res = ctl_db_exec(conn, ctx, "SELECT pg_advisory_xact_lock($1)", 1, lock_types, lock_vals, PGRES_TUPLES_OK);
 	if (!res)
-		goto fail;
+		return -1;
 	PQclear(res);
-	if (first && ctl_db_command(conn, ctx, ctl_db_sql_migrations_table) < 0)
-		goto fail;
-	res = ctl_db_exec(conn, ctx, "SELECT name FROM neonpool_migrations WHERE version = $1", 1, ver_types,
-			  ver_vals, PGRES_TUPLES_OK);
+	return 0;
+}
+
+/* Record the file's checksum in a row recorded before checksums existed. 0 or -1 (printed). */
+static int ctl_db_record_sum(PGconn *conn, const char *ctx, const struct ctl_db_migration *m)
+{
+	const Oid types[2] = { CTL_DB_INT4OID, CTL_DB_TEXTOID };
+	char version[16];
+	const char *vals[2] = { version, m->sum };
+	PGresult *res;
+
+	snprintf(version, sizeof(version), "%d", m->version);
+	res = ctl_db_exec(conn, ctx, ctl_db_sql_record_sum, 2, types, vals, PGRES_COMMAND_OK);
 	if (!res)
+		return -1;
+	PQclear(res);
+	return 0;
+}
+
+/* The two passes over the applied files: check (print and count the changed ones), then, when
+ * none changed, record (the checksums of rows from before checksums; warn of rows with no file). */
+struct ctl_db_verify {
+	PGconn *conn;
+	const char *dir;
+	bool record;
+	size_t changed;
+	bool failed;
+};
+
+static void ctl_db_verify_one(const struct ctl_db_migration *m, const struct ctl_db_applied *a, void *arg)
+{
+	struct ctl_db_verify *v = arg;
+	enum ctl_db_state s = ctl_db_state_of(m, a);
+
+	if (!v->record) {
+		if (s == CTL_DB_CHANGED) {
+			ctl_db_print_changed(m, a);
+			v->changed++;
+		}
+		return;
+	}
+	if (s == CTL_DB_UNCHECKED && !v->failed) {
+		if (ctl_db_record_sum(v->conn, "migrate", m) < 0)
+			v->failed = true;
+		else
+			ctl_db_print_unchecked(m, a);
+	} else if (s == CTL_DB_MISSING) {
+		fprintf(stderr, "neonpoolctl: migrate: warning: version %d (%s) is applied but has no file in %s\n",
+			a->version, a->name, v->dir);
+	}
+}
+
+/* The first transaction: lock, create the table or add its checksum column, verify every applied
+ * file against its recorded checksum and record the checksum of rows from before checksums.
+ * Refuses (returns -1, rolled back, nothing applied) when an applied file changed. On success
+ * *rows holds the rows as they were (the caller frees it). */
+static int ctl_db_migrate_verify(PGconn *conn, const char *dir, const struct ctl_db_migration *m, size_t n,
+				 struct ctl_db_applied **rows, size_t *nrows)
+{
+	struct ctl_db_verify v = { .conn = conn, .dir = dir };
+	bool has_table, has_sum;
+
+	*rows = NULL;
+	*nrows = 0;
+	if (ctl_db_begin_locked(conn, "migrate") < 0 || ctl_db_command(conn, "migrate", ctl_db_sql_migrations_table) < 0 ||
+	    ctl_db_table_shape(conn, "migrate", &has_table, &has_sum) < 0)
 		goto fail;
-	if (PQntuples(res) > 0) {
-		char applied_as[CTL_DB_MIGRATION_NAME_MAX];
-		snprintf(applied_as, sizeof(applied_as), "%s", PQgetvalue(res, 0, 0));
+	if (!has_sum && ctl_db_command(conn, "migrate", ctl_db_sql_add_checksum) < 0)
+		goto fail;
+	if (ctl_db_read_rows(conn, "migrate", true, rows, nrows) < 0)
+		goto fail;
+	ctl_db_pair(m, n, *rows, *nrows, ctl_db_verify_one, &v);
+	if (v.changed) {
+		fprintf(stderr, "neonpoolctl: migrate: refused: %zu applied migration(s) changed since they were applied; "
+			"nothing was applied. Restore them as they were applied and put the change in a new NNN_name.sql "
+			"file (see migrate --status)\n", v.changed);
+		goto fail;
+	}
+	v.record = true;
+	ctl_db_pair(m, n, *rows, *nrows, ctl_db_verify_one, &v);
+	if (v.failed || ctl_db_command(conn, "migrate", "COMMIT") < 0)
+		goto fail;
+	return 0;
+
+fail:
+	ctl_db_rollback(conn);
+	free(*rows);
+	*rows = NULL;
+	*nrows = 0;
+	return -1;
+}
+
+enum ctl_db_step { CTL_DB_STEP_APPLIED, CTL_DB_STEP_SKIPPED, CTL_DB_STEP_FAILED };
+
+/* Under the lock, the row of m's version as another run may just have committed it: verify it
+ * like the first transaction did. Returns SKIPPED (a row, verified), APPLIED (no row: go on) or
+ * FAILED (printed). */
+static enum ctl_db_step ctl_db_recheck(PGconn *conn, const char *ctx, const struct ctl_db_migration *m)
+{
+	const Oid types[1] = { CTL_DB_INT4OID };
+	char version[16];
+	const char *vals[1] = { version };
+	struct ctl_db_applied a = { .version = m->version };
+	PGresult *res;
+
+	snprintf(version, sizeof(version), "%d", m->version);
+	res = ctl_db_exec(conn, ctx, ctl_db_sql_row, 1, types, vals, PGRES_TUPLES_OK);
+	if (!res)
+		return CTL_DB_STEP_FAILED;
+	if (PQntuples(res) == 0) {
 		PQclear(res);
+		return CTL_DB_STEP_APPLIED;
+	}
+	snprintf(a.name, sizeof(a.name), "%s", PQgetvalue(res, 0, 0));
+	snprintf(a.sum, sizeof(a.sum), "%s", PQgetisnull(res, 0, 1) ? "" : PQgetvalue(res, 0, 1));
+	PQclear(res);
+	switch (ctl_db_state_of(m, &a)) {
+	case CTL_DB_CHANGED:
+		/* another host applied a different file of this version */
+		ctl_db_print_changed(m, &a);
+		return CTL_DB_STEP_FAILED;
+	case CTL_DB_UNCHECKED:
+		/* recorded by a neonpoolctl from before checksums, running beside us */
+		if (ctl_db_record_sum(conn, ctx, m) < 0)
+			return CTL_DB_STEP_FAILED;
+		ctl_db_print_unchecked(m, &a);
+		break;
+	default:
+		break;
+	}
+	if (strcmp(a.name, m->file) != 0)
+		printf("skipped %s (version %d already applied, as %s)\n", m->file, m->version, a.name);
+	else
+		printf("skipped %s (already applied)\n", m->file);
+	return CTL_DB_STEP_SKIPPED;
+}
+
+/* Apply one pending migration in one transaction: lock, re-check its row, run, record, commit.
+ * The lock is transaction-scoped, so this works through a transaction pooler; two runs at once
+ * apply each file once (the second finds the first's row after the lock). */
+static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const struct ctl_db_migration *m)
+{
+	const Oid ins_types[3] = { CTL_DB_INT4OID, CTL_DB_TEXTOID, CTL_DB_TEXTOID };
+	char version[16], ctx[CTL_DB_MIGRATION_NAME_MAX + 16];
+	const char *ins_vals[3] = { version, m->file, m->sum };
+	enum ctl_db_step step;
+	PGresult *res;
+	int64_t t0;
+
+	snprintf(version, sizeof(version), "%d", m->version);
+	snprintf(ctx, sizeof(ctx), "migrate: %s", m->file);
+	if (ctl_db_begin_locked(conn, ctx) < 0)
+		goto fail;
+	step = ctl_db_recheck(conn, ctx, m);
+	if (step == CTL_DB_STEP_FAILED)
+		goto fail;
+	if (step == CTL_DB_STEP_SKIPPED) {
 		if (ctl_db_command(conn, ctx, "COMMIT") < 0)
 			goto fail;
-		if (strcmp(applied_as, m->file) != 0)
-			printf("skipped %s (version %d already applied, as %s)\n", m->file, m->version, applied_as);
-		else
-			printf("skipped %s (already applied)\n", m->file);
-		free(sql);
-		return CTL_DB_SKIPPED;
+		return CTL_DB_STEP_SKIPPED;
 	}
-	PQclear(res);
 
 	t0 = util_now_us();
-	res = PQexec(conn, sql);
+	res = PQexec(conn, m->sql);
 	if (!res || (PQresultStatus(res) != PGRES_COMMAND_OK && PQresultStatus(res) != PGRES_TUPLES_OK &&
 		     PQresultStatus(res) != PGRES_EMPTY_QUERY)) {
-		ctl_db_print_sql_error(conn, res, ctx, sql);
+		ctl_db_print_sql_error(conn, res, ctx, m->sql);
 		PQclear(res);
 		goto fail;
 	}
@@ -256,8 +613,7 @@ static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const char *dir, const 
 			"BEGIN, COMMIT or ROLLBACK (what ran before it may have been committed)\n", ctx);
 		goto fail;
 	}
-	res = ctl_db_exec(conn, ctx, "INSERT INTO neonpool_migrations (version, name) VALUES ($1, $2)", 2,
-			  ins_types, ins_vals, PGRES_COMMAND_OK);
+	res = ctl_db_exec(conn, ctx, ctl_db_sql_insert, 3, ins_types, ins_vals, PGRES_COMMAND_OK);
 	if (!res)
 		goto fail;
 	PQclear(res);
@@ -271,58 +627,80 @@ static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const char *dir, const 
 	}
 	PQclear(res);
 	printf("applied %s (%.1f ms)\n", m->file, (double)(util_now_us() - t0) / 1000.0);
-	free(sql);
-	return CTL_DB_APPLIED;
+	return CTL_DB_STEP_APPLIED;
 
 fail:
 	if (ctl_db_rollback(conn))
 		fprintf(stderr, "neonpoolctl: %s: rolled back\n", ctx);
-	free(sql);
-	return CTL_DB_FAILED;
+	return CTL_DB_STEP_FAILED;
 }
 
-int ctl_db_migrate(const struct np_conf *c, const char *sql_dir)
+/* The row of version v in rows (sorted by version), or NULL. */
+static const struct ctl_db_applied *ctl_db_find_row(const struct ctl_db_applied *rows, size_t n, int v)
 {
-	struct ctl_db_migration *m;
-	size_t n, applied = 0, skipped = 0, i;
-	PGconn *conn;
-	int rc = 0;
+	for (size_t i = 0; i < n && rows[i].version <= v; i++)
+		if (rows[i].version == v)
+			return &rows[i];
+	return NULL;
+}
 
-	if (ctl_db_scan(sql_dir, &m, &n) < 0)
+/* Verify, then each file: skipped when the first transaction saw it applied, else its own
+ * transaction. Returns the exit status. */
+static int ctl_db_migrate_run(PGconn *conn, const char *dir, const struct ctl_db_migration *m, size_t n)
+{
+	struct ctl_db_applied *rows;
+	size_t nrows, applied = 0, skipped = 0, i;
+	int latest = 0;
+
+	if (ctl_db_migrate_verify(conn, dir, m, n, &rows, &nrows) < 0)
 		return 1;
-	if (ctl_db_connect(c, &conn) < 0) {
-		free(m);
-		return 1;
-	}
 	for (i = 0; i < n; i++) {
-		enum ctl_db_step st = ctl_db_migrate_one(conn, sql_dir, &m[i], i == 0);
-		if (st == CTL_DB_FAILED) {
+		const struct ctl_db_applied *a = ctl_db_find_row(rows, nrows, m[i].version);
+		enum ctl_db_step st;
+
+		if (a && strcmp(a->name, m[i].file) != 0) {
+			printf("skipped %s (version %d already applied, as %s)\n", m[i].file, m[i].version, a->name);
+			st = CTL_DB_STEP_SKIPPED;
+		} else if (a) {
+			printf("skipped %s (already applied)\n", m[i].file);
+			st = CTL_DB_STEP_SKIPPED;
+		} else {
+			st = ctl_db_migrate_one(conn, &m[i]);
+		}
+		if (st == CTL_DB_STEP_FAILED) {
 			printf("migrate: failed at %s: %zu applied, %zu skipped, %zu not tried\n", m[i].file, applied,
 			       skipped, n - i - 1);
-			rc = 1;
-			break;
+			free(rows);
+			return 1;
 		}
-		if (st == CTL_DB_APPLIED)
+		if (st == CTL_DB_STEP_APPLIED)
 			applied++;
 		else
 			skipped++;
+		latest = m[i].version > latest ? m[i].version : latest;
 	}
-	if (rc == 0) {
-		PGresult *res = ctl_db_exec(conn, "migrate", "SELECT max(version) FROM neonpool_migrations", 0, NULL,
-					    NULL, PGRES_TUPLES_OK);
-		if (!res) {
-			rc = 1;
-		} else {
-			int latest = atoi(PQgetvalue(res, 0, 0));
-			printf("migrate: %zu applied, %zu skipped; database at version %d\n", applied, skipped, latest);
-			if (latest > m[n - 1].version)
-				fprintf(stderr, "neonpoolctl: migrate: warning: the database has version %d, newer than "
-					"the newest file in %s (%s)\n", latest, sql_dir, m[n - 1].file);
-			PQclear(res);
-		}
-	}
-	PQfinish(conn);
-	free(m);
-	return rc;
+	if (nrows > 0 && rows[nrows - 1].version > latest)
+		latest = rows[nrows - 1].version;
+	printf("migrate: %zu applied, %zu skipped; database at version %d\n", applied, skipped, latest);
+	free(rows);
+	return 0;
 }
 
+int ctl_db_migrate(const struct np_conf *c, const char *sql_dir, bool status_only)
+{
+	struct ctl_db_migration *m;
+	PGconn *conn;
+	size_t n;
+	int rc;
+
+	if (ctl_db_scan(sql_dir, &m, &n) < 0)
+		return 1;
+	if (ctl_db_load(sql_dir, m, n) < 0 || ctl_db_connect(c, &conn) < 0) {
+		ctl_db_migrations_free(m, n);
+		return 1;
+	}
+	rc = status_only ? ctl_db_migrate_status(conn, m, n) : ctl_db_migrate_run(conn, sql_dir, m, n);
+	PQfinish(conn);
+	ctl_db_migrations_free(m, n);
+	return rc;
+}

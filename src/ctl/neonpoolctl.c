@@ -30,8 +30,11 @@ static void usage(FILE *fp)
 	        "  -V, --version       print the version\n\n"
 	        "Commands:\n"
 	        "  check-config        validate the configuration; print it with secrets masked\n"
-	        "  migrate [--dir DIR] apply the SQL migrations NNN_name.sql of DIR in order, each in one\n"
-	        "                      transaction under an advisory lock (default DIR %s)\n"
+	        "  migrate [--dir DIR] [--status]\n"
+	        "                      apply the SQL migrations NNN_name.sql of DIR in order, each in one\n"
+	        "                      transaction under an advisory lock, recording their SHA-256; refuse\n"
+	        "                      when an applied file was changed (default DIR %s);\n"
+	        "                      --status lists them applied, pending or changed\n"
 	        "  seed [--books N] [--chapters N] [--passages N]\n"
 	        "                      insert deterministic sample textbooks sample-book-NNN; running it\n"
 	        "                      again adds nothing (defaults %d, %d, %d)\n"
@@ -67,9 +70,15 @@ static const struct {
 	{ "check-config", "Usage: neonpoolctl [-c FILE] check-config\n"
 	                  "Validate the configuration file and print the effective configuration, secrets masked.\n"
 	                  "Exit 0 when valid, 1 otherwise (the line says file:line and the key).\n" },
-	{ "migrate", "Usage: neonpoolctl [-c FILE] migrate [--dir DIR]\n"
+	{ "migrate", "Usage: neonpoolctl [-c FILE] migrate [--dir DIR] [--status]\n"
 	             "Apply the SQL migrations NNN_name.sql of DIR (default " NP_SQLDIR ") in order, each in one\n"
-	             "transaction under an advisory lock; applied ones are skipped. Exit 0, or 1 on an error.\n" },
+	             "transaction under an advisory lock, and record each with the SHA-256 of its file; applied\n"
+	             "ones are skipped. Every applied file is checked against its checksum first: when one was\n"
+	             "changed, nothing is applied and the file is named (a change goes into a new file).\n"
+	             "Exit 0, or 1 on an error or a changed file.\n"
+	             "  --status  change nothing; list each migration: applied, pending, changed, unchecked\n"
+	             "            (recorded before checksums) or missing (applied, no file); exit 1 when one\n"
+	             "            changed.\n" },
 	{ "seed", "Usage: neonpoolctl [-c FILE] seed [--books N] [--chapters N] [--passages N]\n"
 	          "Insert deterministic sample textbooks sample-book-NNN; running it again adds nothing.\n" },
 	{ "check-db", "Usage: neonpoolctl [-c FILE] check-db [--json]\n"
@@ -171,24 +180,27 @@ static int cmd_migrate(const char *path, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "dir", required_argument, NULL, 'd' },
+		{ "status", no_argument, NULL, 's' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char prog[] = "neonpoolctl migrate";   /* getopt's messages start with argv[0] */
 	const char *dir = NP_SQLDIR;
+	bool status = false;
 	struct np_conf conf;
 	int opt, rc;
 
 	argv[0] = prog;
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, "+d:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+d:s", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'd': dir = optarg; break;
-		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] migrate [--dir DIR]\n"); return 1;
+		case 's': status = true; break;
+		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] migrate [--dir DIR] [--status]\n"); return 1;
 		}
 	}
 	if (no_more_args("migrate", argc, argv) < 0 || load_conf(path, &conf) < 0)
 		return 1;
-	rc = ctl_db_migrate(&conf, dir);
+	rc = ctl_db_migrate(&conf, dir, status);
 	conf_free(&conf);
 	return rc;
 }
