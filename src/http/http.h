@@ -109,6 +109,7 @@ int http_format_sse_head(const char *request_id, char *buf, size_t n);
 /* Whether an Accept header asks for text/event-stream (a media range naming it, q not 0). */
 bool http_accepts_sse(const char *accept);
 
+/* The registered reason phrase of status (RFC 9110), or its class's for an unregistered code. */
 const char *http_status_text(int status);
 
 #endif
