@@ -327,13 +327,15 @@ const char *http_status_text(int status)
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n)
 {
 	int len = resp->status == 204
-	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n",
+	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\n"
+	                             "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\n",
 	                             http_status_text(204), request_id)
 	                  : snprintf(buf, n,
 	                             "Status: %d %s\r\n"
 	                             "Content-Type: %s\r\n"
 	                             "Content-Length: %zu\r\n"
 	                             "Cache-Control: no-store\r\n"
+	                             "X-Content-Type-Options: nosniff\r\n"
 	                             "X-Request-Id: %s\r\n",
 	                             resp->status, http_status_text(resp->status),
 	                             resp->content_type ? resp->content_type : "application/json", resp->body_len,
@@ -365,6 +367,7 @@ int http_format_sse_head(const char *request_id, char *buf, size_t n)
 	                   "Content-Type: text/event-stream; charset=utf-8\r\n"
 	                   "Cache-Control: no-store\r\n"
 	                   "X-Accel-Buffering: no\r\n"
+	                   "X-Content-Type-Options: nosniff\r\n"
 	                   "X-Request-Id: %s\r\n\r\n",
 	                   request_id);
 	return len < 0 || (size_t)len >= n ? -1 : len;

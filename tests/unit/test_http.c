@@ -119,6 +119,7 @@ static void test_head(void **state)
 	assert_non_null(strstr(head, "Content-Type: application/json\r\n"));
 	assert_non_null(strstr(head, "Allow: GET, POST\r\n"));
 	assert_non_null(strstr(head, "X-Request-Id: rid\r\n"));
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	assert_null(strstr(head, "Retry-After"));
 	char cl[64];
 	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", resp.body_len);
@@ -253,8 +254,11 @@ static void test_write_route_parts(void **state)
 	int n = http_format_head(&resp, "rid", head, sizeof(head));
 	assert_true(n > 0);
 	assert_non_null(strstr(head, "Status: 204 No Content\r\n"));
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	assert_null(strstr(head, "Content-Length"));
-	assert_null(strstr(head, "Content-Type"));
+	assert_null(strstr(head, "\nContent-Type:"));
+	assert_true(http_format_sse_head("rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	http_response_free(&resp);
 }
 
