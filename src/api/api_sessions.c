@@ -166,11 +166,22 @@ static cJSON *sess_body(struct np_request *req, struct np_response *resp, bool e
 	return o;
 }
 
-/* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. */
+/* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. An
+ * Idempotency-Key is refused (400): the token is shown once and only its hash is kept, so a
+ * replay could not give it back; the page sends this again by itself only when nothing was
+ * written (doc/design.md, "Chat sessions"). */
 void api_session_create(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { NULL };
 	struct input_err e;
+	if (req->idempotency_key) {
+		http_respond_error_field(resp, 400, "invalid_idempotency_key",
+		                         "a new session takes no Idempotency-Key: its token is shown only once, so a "
+		                         "replay could not return it; retry only after an answer saying nothing was "
+		                         "written (db_busy, db_unavailable, db_timeout)",
+		                         "Idempotency-Key");
+		return;
+	}
 	cJSON *body = sess_body(req, resp, true);
 	if (body == NULL)
 		return;
