@@ -7,6 +7,7 @@
 # - every local module the scripts import and every asset index.html names exists, and
 #   Makefile.am installs every asset;
 # - tests/browser/unit.mjs: the page's pure parsers under node (skipped without node).
+# - tests/browser/session_create_retry.mjs: a new session is sent again only when nothing was written.
 set -u
 top=${top_srcdir:-$(cd "$(dirname "$0")/.." && pwd)}
 www=$top/www
@@ -31,6 +32,7 @@ done
 # the pure parsers (SSE, exact ids, snippet escapes) under node, when node is there (>= 18)
 if command -v node >/dev/null 2>&1 && node -e 'process.exit(parseInt(process.versions.node) >= 18 ? 0 : 1)'; then
 	node "$top/tests/browser/unit.mjs" || rc=1
+	node "$top/tests/browser/session_create_retry.mjs" || rc=1
 else
 	echo "check-www: node >= 18 not installed: tests/browser/unit.mjs not run"
 fi

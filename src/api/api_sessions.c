@@ -35,14 +35,14 @@ static const struct np_stmt stmt_session_create = {
 	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1
 };
 static const struct np_stmt stmt_session_auth = {
-	21, "np_session_auth", "SELECT token_hash FROM sessions WHERE id = $1", 1
+	21, "np_session_auth", "SELECT encode(token_hash, 'hex') FROM sessions WHERE id = $1", 1
 };
 /* the page and the hash in one round trip: nothing of it is shown before the token matched */
 static const struct np_stmt stmt_messages_page = {
 	22, "np_messages_page",
 	"WITH page AS (SELECT * FROM messages WHERE session_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807) "
 	"ORDER BY id DESC LIMIT $3) "
-	"SELECT s.token_hash, "
+	"SELECT encode(s.token_hash, 'hex'), "
 	"COALESCE((SELECT json_agg(np_message_json(p) ORDER BY p.id DESC) FROM page p), '[]'::json)::text, "
 	"(SELECT min(id) FROM page), "
 	"EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)) "
@@ -53,7 +53,7 @@ static const struct np_stmt stmt_message_post = {
 };
 static const struct np_stmt stmt_message_auth = {
 	24, "np_message_auth",
-	"SELECT s.token_hash FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1
+	"SELECT encode(s.token_hash, 'hex') FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1
 };
 /* one feedback per message: a second POST replaces it (xmax = 0: the row was inserted) */
 static const struct np_stmt stmt_feedback_put = {
@@ -107,15 +107,17 @@ static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
 }
 
 
-/* Whether the request's bearer token hashes to the stored hash (bytea in its text form "\x…").
- * The comparison takes the same time wherever the hashes differ. */
+/* Whether the request's bearer token hashes to the stored hash, selected as
+ * encode(token_hash, 'hex'): plain hex whatever bytea_output the role, the database or a pooler
+ * sets (its "escape" form once made every session route 404). The comparison takes the same time
+ * wherever the hashes differ. */
 static bool sess_token_matches(const struct np_request *req, const char *stored)
 {
 	uint8_t tok[INPUT_TOKEN_BYTES], want[SHA256_LEN], got[SHA256_LEN];
-	if (stored == NULL || strlen(stored) != 2 + 2 * SHA256_LEN || stored[0] != '\\' || stored[1] != 'x')
+	if (stored == NULL || strlen(stored) != 2 * SHA256_LEN)
 		return false;
 	for (int i = 0; i < SHA256_LEN; i++) {
-		int hi = util_hex_digit(stored[2 + 2 * i]), lo = util_hex_digit(stored[3 + 2 * i]);
+		int hi = util_hex_digit(stored[2 * i]), lo = util_hex_digit(stored[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
 		want[i] = (uint8_t)(hi << 4 | lo);
@@ -164,11 +166,22 @@ static cJSON *sess_body(struct np_request *req, struct np_response *resp, bool e
 	return o;
 }
 
-/* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. */
+/* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. An
+ * Idempotency-Key is refused (400): the token is shown once and only its hash is kept, so a
+ * replay could not give it back; the page sends this again by itself only when nothing was
+ * written (doc/design.md, "Chat sessions"). */
 void api_session_create(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { NULL };
 	struct input_err e;
+	if (req->idempotency_key) {
+		http_respond_error_field(resp, 400, "invalid_idempotency_key",
+		                         "a new session takes no Idempotency-Key: its token is shown only once, so a "
+		                         "replay could not return it; retry only after an answer saying nothing was "
+		                         "written (db_busy, db_unavailable, db_timeout)",
+		                         "Idempotency-Key");
+		return;
+	}
 	cJSON *body = sess_body(req, resp, true);
 	if (body == NULL)
 		return;

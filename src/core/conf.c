@@ -10,10 +10,12 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -140,7 +142,7 @@ static const struct conf_key conf_keys[] = {
 	KEY_STR("warmup_timezone", warmup_timezone, "UTC", conf_check_timezone, RELOAD, "the time zone of warmup_schedule, an IANA name such as Europe/Berlin (\"UTC\" or \"\" = UTC)"),
 	KEY_INT("cold_start_ms", cold_start_ms, 500, 1, 600000, RELOAD, "ms", "a connect that took at least this long while the pool had no open connection to the endpoint counts as a cold start of the database (neonpool_db_cold_starts_total; Neon resumes a suspended compute in hundreds of ms to seconds)"),
 	/* the ask turn (issue 9) */
-	KEY_STR("ask_listen", ask_listen, "", conf_check_control_listen, RESTART, "the ask pool's socket (the same forms as control_listen): POST /api/v1/sessions/{id}/ask is served there by ask_workers workers of its own, which never hold a database connection: their two short transactions run in the main pool, one at a time (an internal request to listen, which must then be a socket the daemon's user can connect to) (\"\" = none: the main workers answer asks)"),
+	KEY_STR("ask_listen", ask_listen, "", conf_check_control_listen, RESTART, "the ask pool's socket (the same forms as control_listen): POST /api/v1/sessions/{id}/ask is served there by ask_workers workers of its own, which never hold a database connection: their two short transactions run in the main pool, one at a time (an internal request to listen, which must then be a socket the daemon's user can connect to: not stdin, and on TCP from an address listen_allowed_clients allows) (\"\" = none: the main workers answer asks)"),
 	KEY_INT("ask_workers", ask_workers, 4, 1, 64, RELOAD, "processes", "workers of the ask pool (with ask_listen): one answer each at a time; when all are busy a new ask gets 503 ask_busy at once"),
 	KEY_STR("llm_url", llm_url, "", conf_check_llm_url, RELOAD, "an OpenAI-compatible chat-completions endpoint (http:// or https://, no user:password in it); asks are answered by the model with the passages as context (\"\" = retrieval mode: an extractive answer, no model)"),
 	KEY_STR("llm_model", llm_model, "gpt-4o-mini", NULL, RELOAD, "the model named in each chat-completions request"),
@@ -730,6 +732,81 @@ static int conf_check_no_include(FILE *fp, const char *path, struct np_conf_erro
 	return rc;
 }
 
+/* The address an ask worker's internal request comes from: asktx connects to listen's host (the
+ * first address it resolves to, 127.0.0.1 for an empty host), and a connection to a local
+ * address has that address as its source, except that a wildcard or loopback host is reached
+ * over loopback (127.0.0.1, ::1). Written into ss and text; -1 when the host does not resolve
+ * (then binding it fails at start, with its own message). */
+static int conf_ask_peer(const char *listen, struct sockaddr_storage *ss, char *text, size_t n)
+{
+	char host[256];
+	const char *colon = strrchr(listen, ':');
+	size_t hl = colon ? (size_t)(colon - listen) : 0;
+	if (colon == NULL || hl >= sizeof(host))
+		return -1;
+	memcpy(host, listen, hl);
+	host[hl] = '\0';
+	char *h = host;
+	if (hl > 1 && h[0] == '[' && h[hl - 1] == ']') {
+		h[hl - 1] = '\0';
+		h++;
+	}
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	if (getaddrinfo(h[0] ? h : "127.0.0.1", NULL, &hints, &ai) != 0 || ai == NULL)
+		return -1;
+	memset(ss, 0, sizeof(*ss));
+	memcpy(ss, ai->ai_addr, ai->ai_addrlen < sizeof(*ss) ? ai->ai_addrlen : sizeof(*ss));
+	freeaddrinfo(ai);
+	const void *bin;
+	if (ss->ss_family == AF_INET) {
+		struct sockaddr_in *a = (struct sockaddr_in *)ss;
+		uint32_t v = ntohl(a->sin_addr.s_addr);
+		if (v == INADDR_ANY || v >> 24 == 127)
+			a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		bin = &a->sin_addr;
+	} else if (ss->ss_family == AF_INET6) {
+		struct sockaddr_in6 *a = (struct sockaddr_in6 *)ss;
+		if (IN6_IS_ADDR_UNSPECIFIED(&a->sin6_addr))
+			a->sin6_addr = in6addr_loopback;
+		bin = &a->sin6_addr;
+	} else {
+		return -1;
+	}
+	return inet_ntop(ss->ss_family, bin, text, (socklen_t)n) ? 0 : -1;
+}
+
+/* ask_listen needs a main socket its workers can reach (their two short transactions are an
+ * internal request to listen): not the inherited stdin, and on TCP from an address
+ * listen_allowed_clients allows. 0, or -1 with err naming the key to change. */
+static int conf_check_ask_reach(const struct np_conf *c, const char *path, const int *lines,
+                                struct np_conf_error *err)
+{
+	int ask_line = lines[conf_find("ask_listen") - conf_keys];
+	int acl_line = lines[conf_find("listen_allowed_clients") - conf_keys];
+	if (c->ask_listen[0] == '\0')
+		return 0;
+	if (strcmp(c->listen, "stdin") == 0) {
+		conf_set_error(err, path, ask_line, "ask_listen",
+		               "needs a main socket the ask workers can connect to, but listen = \"stdin\" is "
+		               "inherited: set listen to a socket path or address, or ask_listen = \"\"");
+		return -1;
+	}
+	if (c->listen[0] == '/' || strncmp(c->listen, "unix:", 5) == 0)
+		return 0;
+	struct sockaddr_storage ss;
+	char peer[INET6_ADDRSTRLEN], msg[128];
+	struct allowlist acl;
+	if (conf_ask_peer(c->listen, &ss, peer, sizeof(peer)) < 0 ||
+	    allowlist_parse(c->listen_allowed_clients, &acl, msg, sizeof(msg)) < 0 ||
+	    allowlist_match(&acl, (struct sockaddr *)&ss))
+		return 0;
+	conf_set_error(err, path, acl_line, "listen_allowed_clients",
+	               "does not allow %s, from which the ask workers (ask_listen) connect to listen = \"%s\": "
+	               "add %s, or leave ask_listen empty",
+	               peer, c->listen, peer);
+	return -1;
+}
+
 int conf_load(struct np_conf *c, const char *path, struct np_conf_error *err)
 {
 	int lines[CONF_NKEYS] = { 0 };
@@ -802,6 +879,10 @@ int conf_load(struct np_conf *c, const char *path, struct np_conf_error *err)
 			conf_set_error(err, "", 0, k->name, "%s (from the environment variable DATABASE_URL)", msg);
 		else
 			conf_set_error(err, path, lines[i], k->name, "%s", msg);
+		conf_free(c);
+		return -1;
+	}
+	if (conf_check_ask_reach(c, path, lines, err) < 0) {
 		conf_free(c);
 		return -1;
 	}

@@ -260,41 +260,82 @@ void http_response_free(struct np_response *resp)
 	resp->body_len = 0;
 }
 
+/* The reason phrases of the IANA HTTP Status Code Registry (RFC 9110, and RFC 6585 for 428, 429,
+ * 431): whatever status a handler, a stored idempotent answer or the model's upstream gives, the
+ * Status line carries its registered phrase; an unregistered code gets its class's. */
 const char *http_status_text(int status)
 {
 	switch (status) {
+	case 100: return "Continue";
+	case 101: return "Switching Protocols";
 	case 200: return "OK";
 	case 201: return "Created";
+	case 202: return "Accepted";
+	case 203: return "Non-Authoritative Information";
 	case 204: return "No Content";
-	case 403: return "Forbidden";
+	case 205: return "Reset Content";
+	case 206: return "Partial Content";
+	case 300: return "Multiple Choices";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 305: return "Use Proxy";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 402: return "Payment Required";
+	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 406: return "Not Acceptable";
+	case 407: return "Proxy Authentication Required";
 	case 408: return "Request Timeout";
 	case 409: return "Conflict";
-	case 413: return "Payload Too Large";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 412: return "Precondition Failed";
+	case 413: return "Content Too Large";
 	case 414: return "URI Too Long";
 	case 415: return "Unsupported Media Type";
-	case 422: return "Unprocessable Entity";
+	case 416: return "Range Not Satisfiable";
+	case 417: return "Expectation Failed";
+	case 421: return "Misdirected Request";
+	case 422: return "Unprocessable Content";
+	case 426: return "Upgrade Required";
+	case 428: return "Precondition Required";
 	case 429: return "Too Many Requests";
 	case 431: return "Request Header Fields Too Large";
 	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
 	case 503: return "Service Unavailable";
 	case 504: return "Gateway Timeout";
-	default: return "Unknown";
+	case 505: return "HTTP Version Not Supported";
+	default: break;
+	}
+	switch (status / 100) {
+	case 1: return "Informational";
+	case 2: return "Success";
+	case 3: return "Redirection";
+	case 4: return "Client Error";
+	default: return "Server Error";
 	}
 }
 
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n)
 {
 	int len = resp->status == 204
-	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\nX-Request-Id: %s\r\n",
+	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\n"
+	                             "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\n",
 	                             http_status_text(204), request_id)
 	                  : snprintf(buf, n,
 	                             "Status: %d %s\r\n"
 	                             "Content-Type: %s\r\n"
 	                             "Content-Length: %zu\r\n"
 	                             "Cache-Control: no-store\r\n"
+	                             "X-Content-Type-Options: nosniff\r\n"
 	                             "X-Request-Id: %s\r\n",
 	                             resp->status, http_status_text(resp->status),
 	                             resp->content_type ? resp->content_type : "application/json", resp->body_len,
@@ -326,6 +367,7 @@ int http_format_sse_head(const char *request_id, char *buf, size_t n)
 	                   "Content-Type: text/event-stream; charset=utf-8\r\n"
 	                   "Cache-Control: no-store\r\n"
 	                   "X-Accel-Buffering: no\r\n"
+	                   "X-Content-Type-Options: nosniff\r\n"
 	                   "X-Request-Id: %s\r\n\r\n",
 	                   request_id);
 	return len < 0 || (size_t)len >= n ? -1 : len;

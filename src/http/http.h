@@ -98,7 +98,8 @@ void http_respond_text(struct np_response *resp, int status, char *body, size_t 
 void http_respond_raw(struct np_response *resp, int status, const char *json);
 void http_response_free(struct np_response *resp);
 
-/* The response head: Status, Content-Type, Content-Length, X-Request-Id, Allow, Retry-After.
+/* The response head: Status, Content-Type, Content-Length, Cache-Control, X-Content-Type-Options
+ * (nosniff: a browser never takes a JSON error for script or HTML), X-Request-Id, Allow, Retry-After.
  * Returns its length, or -1 when buf is too small. */
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n);
 
@@ -109,6 +110,7 @@ int http_format_sse_head(const char *request_id, char *buf, size_t n);
 /* Whether an Accept header asks for text/event-stream (a media range naming it, q not 0). */
 bool http_accepts_sse(const char *accept);
 
+/* The registered reason phrase of status (RFC 9110), or its class's for an unregistered code. */
 const char *http_status_text(int status);
 
 #endif

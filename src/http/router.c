@@ -37,12 +37,23 @@ static bool router_path_matches(const char *pattern, const char *path, struct np
 	return *p == '\0' && *s == '\0';
 }
 
+/* Add method to the Allow list of m, once. */
+static void router_allow_add(struct np_route_match *m, const char *method)
+{
+	size_t len = strlen(m->allow), ml = strlen(method);
+	for (const char *p = m->allow; (p = strstr(p, method)) != NULL; p += ml)
+		if ((p == m->allow || p[-1] == ' ') && (p[ml] == ',' || p[ml] == '\0'))
+			return;
+	snprintf(m->allow + len, sizeof(m->allow) - len, "%s%s", len ? ", " : "", method);
+}
+
 enum router_result router_match(const struct np_route *routes, size_t n, const char *method,
                                 const char *path, struct np_route_match *m)
 {
-	bool path_seen = false;
+	bool path_seen = false, head = strcmp(method, "HEAD") == 0;
+	const struct np_route *get = NULL;
+	struct np_route_match tmp, get_match;
 	memset(m, 0, sizeof(*m));
-	struct np_route_match tmp;
 	for (size_t i = 0; i < n; i++) {
 		if (!router_path_matches(routes[i].pattern, path, &tmp))
 			continue;
@@ -54,13 +65,22 @@ enum router_result router_match(const struct np_route *routes, size_t n, const c
 			m->route = &routes[i];
 			return ROUTER_OK;
 		}
-		/* collect the methods this path does allow, once each */
-		if (strstr(m->allow, routes[i].method) == NULL) {
-			size_t len = strlen(m->allow);
-			snprintf(m->allow + len, sizeof(m->allow) - len, "%s%s", len ? ", " : "",
-			         routes[i].method);
+		if (head && get == NULL && strcmp(routes[i].method, "GET") == 0) {
+			get = &routes[i];
+			get_match = tmp;
 		}
+		/* collect the methods this path does allow, once each; a GET route answers HEAD too */
+		router_allow_add(m, routes[i].method);
+		if (strcmp(routes[i].method, "GET") == 0)
+			router_allow_add(m, "HEAD");
 		path_seen = true;
+	}
+	if (get != NULL) {
+		/* HEAD of a GET route is that route (RFC 9110 9.3.2); the worker sends no body */
+		get_match.route = get;
+		memcpy(get_match.allow, m->allow, sizeof(m->allow));
+		*m = get_match;
+		return ROUTER_OK;
 	}
 	return path_seen ? ROUTER_METHOD_NOT_ALLOWED : ROUTER_NOT_FOUND;
 }

@@ -33,7 +33,9 @@ struct np_route_match {
 	char allow[64];       /* for ROUTER_METHOD_NOT_ALLOWED: "GET, POST" */
 };
 
-/* Match method and path (already percent-decoded, no query) against routes[0..n). */
+/* Match method and path (already percent-decoded, no query) against routes[0..n). HEAD matches a
+ * GET route of the path when no HEAD route does (the caller answers it without a body); the Allow
+ * list of a 405 names HEAD after every GET. */
 enum router_result router_match(const struct np_route *routes, size_t n, const char *method,
                                 const char *path, struct np_route_match *m);
 

@@ -256,7 +256,8 @@ static void worker_send(struct worker_ctx *w, struct np_request *req, struct np_
 		hl = http_format_head(resp, req->request_id, head, sizeof(head));
 	}
 	FCGX_PutStr(head, hl, w->cur->out);
-	if (resp->body_len)
+	/* HEAD: the head GET would send, its Content-Length included, and no body (RFC 9110 9.3.2) */
+	if (resp->body_len && strcmp(req->method, "HEAD") != 0)
 		FCGX_PutStr(resp->body, (int)resp->body_len, w->cur->out);
 }
 

@@ -361,6 +361,39 @@ await run('broken streams: error event, end without done, ask_busy', async () =>
   await ctx.close();
 });
 
+// POST /api/v1/sessions takes no Idempotency-Key: the page sends it again by itself only after an
+// answer that says nothing was written, never after an unknown outcome (an orphan session).
+await run('a new session is not sent again after an unknown outcome', async () => {
+  const ctx = await newContext(desktop);
+  const p = await ctx.newPage();
+  await p.goto(BASE + '/', { waitUntil: 'load' });
+  let posts = 0;
+  let first = { status: 503, headers: { 'Content-Type': 'application/json' }, body: '{"error":{"code":"db_outcome_unknown","message":"x"}}' };
+  await p.route('**/api/v1/sessions', (r) => {
+    if (r.request().method() !== 'POST') return r.continue();
+    posts++;
+    return posts === 1 ? r.fulfill(first) : r.continue();
+  });
+  await p.fill('#question', 'How does VACUUM reclaim space?');
+  await p.press('#question', 'Enter');
+  const turn = p.locator('.answer').last();
+  await turn.locator('xpath=self::*[@data-state]').waitFor({ timeout: ms(10000) });
+  await sleep(1500); // longer than a Retry-After of 1 s: a retry would have gone out by now
+  const v = await turn.evaluate((el) => ({ state: el.dataset.state, status: el.querySelector('.turn-status').textContent, retry: !!el.querySelector('button.retry') }));
+  check(posts === 1, 'db_outcome_unknown: POST /sessions sent once, not again by itself', `${posts} POSTs`);
+  check(v.state === 'failed' && v.retry && /could not be started/.test(v.status), 'the turn says the conversation could not be started, with Retry', v.status);
+  check(await visibleSpinners(p) === 0, 'no spinner left');
+  check(await p.evaluate(() => JSON.parse(localStorage.getItem('neonpool.sessions.v1') || '[]').length) === 0, 'no session kept');
+  // a known outcome (nothing written) is sent again by itself: one session in the end
+  posts = 0;
+  first = { status: 503, headers: { 'Content-Type': 'application/json', 'Retry-After': '1' }, body: '{"error":{"code":"db_unavailable","message":"x"}}' };
+  await p.locator('.answer button.retry').last().click();
+  await p.waitForFunction(() => JSON.parse(localStorage.getItem('neonpool.sessions.v1') || '[]').length === 1, null, { timeout: ms(10000) });
+  check(posts === 2, 'db_unavailable: sent again after Retry-After, then created', `${posts} POSTs`);
+  await p.unroute('**/api/v1/sessions');
+  await ctx.close();
+});
+
 await run('offline and slow', async () => {
   const ctx = await newContext(desktop);
   const p = await ctx.newPage();

@@ -107,6 +107,13 @@ r = req("POST", "/api/v1/sessions", body=b"{}", ctype="text/plain")
 eq((415, "unsupported_media_type"), (r[0], err(r).get("code")), "a session body as text/plain: 415")
 r = req("PUT", "/api/v1/sessions")
 eq(405, r[0], "PUT /api/v1/sessions: 405")
+# a new session cannot be replayed (its token is shown once, only the hash is kept): a key there
+# would promise what it cannot keep, so it is refused and nothing is created
+n_sessions = sql("SELECT count(*) FROM sessions")
+r = req("POST", "/api/v1/sessions", body={}, key='"new-session-1"')
+eq((400, "invalid_idempotency_key", "Idempotency-Key"), (r[0], err(r).get("code"), err(r).get("field")),
+   "POST /api/v1/sessions with an Idempotency-Key: 400 naming the header")
+eq(n_sessions, sql("SELECT count(*) FROM sessions"), "and no session was created")
 
 # ---- tokens: missing, malformed, another session's, a session that does not exist: all 404 -----
 nf = msgs(sid, None)

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_config_errors.sh - a bad config (unknown key, wrong type, out of range, syntax) is refused with FILE:LINE and the key, by -t, at start and by neonpoolctl.
+# t_config_errors.sh - a bad config (unknown key, wrong type, out of range, syntax, an ask pool that cannot reach listen) is refused with FILE:LINE and the key, by -t, at start and by neonpoolctl.
 . "$(dirname "$0")/lib.sh"
 [ -x "$NEONPOOLD" ] || np_fail "neonpoold not built: $NEONPOOLD"
 [ -x "$NEONPOOLCTL" ] || np_fail "neonpoolctl not built: $NEONPOOLCTL"
@@ -11,6 +11,11 @@ printf 'listen = "%s/c.sock";\nworkers = 9999;\n' "$d" >"$d/range.conf"
 printf 'workers = 2;\nlog_level = "info";\nlisten = = "%s/d.sock";\n' "$d" >"$d/syntax.conf"
 printf 'workers = 2;\nlisten = "%s/e.sock";\nlisten_allowed_clients = "127.0.0.1, localhost";\n' "$d" >"$d/e-allowed.conf"
 printf 'workers = 2;\nlisten = "%s/ok.sock";\nlog_level = "debug";\nmax_body_bytes = 4096;\n' "$d" >"$d/valid.conf"
+# ask workers reach the main socket for their transactions: not when it is stdin, nor from an
+# address listen_allowed_clients refuses (the port is never bound: the file is refused first)
+printf 'workers = 2;\nlisten = "stdin";\nask_listen = "%s/f.sock";\n' "$d" >"$d/f-ask-stdin.conf"
+printf 'listen = "127.0.0.1:%s";\nask_listen = "%s/g.sock";\nlisten_allowed_clients = "10.0.0.0/8";\n' \
+	"$(np_free_port)" "$d" >"$d/g-ask-acl.conf"
 
 # case FILE LINE KEY (KEY "" for a syntax error: only FILE:LINE is required)
 check_bad() {
@@ -40,6 +45,10 @@ check_bad badtype.conf 3 workers
 check_bad range.conf 2 workers
 check_bad syntax.conf 3 ""
 check_bad e-allowed.conf 3 listen_allowed_clients
+check_bad f-ask-stdin.conf 3 ask_listen
+np_expect "f-ask-stdin.conf: says why (listen = stdin)" grep -qF 'listen = "stdin"' "$NP_TMP/out/t-f-ask-stdin.conf.out"
+check_bad g-ask-acl.conf 3 listen_allowed_clients
+np_expect "g-ask-acl.conf: names the address to allow (127.0.0.1)" grep -qF 'add 127.0.0.1' "$NP_TMP/out/t-g-ask-acl.conf.out"
 
 np_capture t-valid "$NEONPOOLD" -t -c "$d/valid.conf"
 np_expect_eq "neonpoold -t -c valid.conf: exit status" 0 "$NP_RC"

@@ -90,5 +90,5 @@ done
 np_curl "/api/v1/books/$b/chapters/1?after=2&offset=2"
 np_expect_eq "after with offset: 400 invalid_parameter" "400 invalid_parameter" "$(err)"
 np_curl -X POST "/api/v1/books/$b/chapters/1"
-np_expect_eq "POST: 405, Allow GET" "405 GET" "$NP_STATUS $(np_http_header Allow)"
+np_expect_eq "POST: 405, Allow GET, HEAD" "405 GET, HEAD" "$NP_STATUS $(np_http_header Allow)"
 np_finish

@@ -38,7 +38,7 @@ np_expect_eq "a missing book: 404 not_found" "404 not_found" \
 	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" 'd["error"]["code"]')"
 np_curl -X POST /api/v1/books/1
 np_expect_eq "POST on a read route: 405" 405 "$NP_STATUS"
-np_expect_eq "Allow: GET" GET "$(np_http_header Allow)"
+np_expect_eq "Allow: GET, HEAD" "GET, HEAD" "$(np_http_header Allow)"
 
 np_curl /readyz
 np_expect_eq "/readyz through nginx (control socket): 200 up" "200 up" \

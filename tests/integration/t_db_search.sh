@@ -119,5 +119,5 @@ for bad in limit=0 limit=51 limit=x offset=-1 offset=1001 offset=1.5 book=0 book
 		"$(err) $(field '"'"$key"'" if "'"'"$key"'"'" in d["error"]["message"] else d["error"]["message"]')"
 done
 np_curl -X POST "/api/v1/search?q=x"
-np_expect_eq "POST: 405, Allow GET" "405 GET" "$NP_STATUS $(np_http_header Allow)"
+np_expect_eq "POST: 405, Allow GET, HEAD" "405 GET, HEAD" "$NP_STATUS $(np_http_header Allow)"
 np_finish

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_routes.sh - /healthz, /api/v1/version, 404, 405, 413: through nginx with curl and straight to the daemon with cgi-fcgi.
+# t_routes.sh - /healthz, /api/v1/version, 404, 405 (Allow), 413, HEAD of a GET route, X-Content-Type-Options: through nginx with curl and straight to the daemon with cgi-fcgi.
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi curl nginx
 
@@ -19,6 +19,7 @@ check_answer() {
 	local rid
 	rid=$(np__header "$hdr" X-Request-Id)
 	np_expect "$via $desc: X-Request-Id present ($rid)" test -n "$rid"
+	np_expect_eq "$via $desc: X-Content-Type-Options" nosniff "$(np__header "$hdr" X-Content-Type-Options)"
 	if [ -n "$code" ]; then
 		np_expect_eq "$via $desc: error.code" "$code" "$(np_json_get "$body" 'd["error"]["code"]')"
 		np_expect "$via $desc: error.message" test -n "$(np_json_get "$body" 'd["error"]["message"]')"
@@ -50,6 +51,20 @@ check_answer nginx "POST /healthz" 405 "$H" "$B" method_not_allowed
 np_expect "nginx POST /healthz: Allow lists GET ($(np_http_header Allow))" \
 	grep -qiE '^Allow:.*\bGET\b' "$H"
 
+np_expect "nginx POST /healthz: Allow lists HEAD ($(np_http_header Allow))" \
+	grep -qiE '^Allow:.*\bHEAD\b' "$H"
+
+# HEAD of a GET route: the GET's status and headers (its Content-Length), no body
+np_curl /api/v1/version
+get_len=$(np_http_header Content-Length)
+np_curl /api/v1/version -I
+np_expect_eq "nginx HEAD /api/v1/version: status" 200 "$NP_STATUS"
+np_expect_eq "nginx HEAD /api/v1/version: GET's Content-Length" "$get_len" "$(np_http_header Content-Length)"
+np_expect_eq "nginx HEAD /api/v1/version: Content-Type" application/json "$(np_http_header Content-Type | cut -d';' -f1)"
+np_expect_eq "nginx HEAD /api/v1/version: X-Content-Type-Options" nosniff "$(np_http_header X-Content-Type-Options)"
+np_curl /no/such/route -I
+np_expect_eq "nginx HEAD /no/such/route: 404" 404 "$NP_STATUS"
+
 np_curl -X POST /api/v1/version --data-binary @"$NP_TMP/big.body" -H 'Content-Type: application/json'
 check_answer nginx "POST 4096-byte body (max_body_bytes 1024)" 413 "$H" "$B" payload_too_large
 
@@ -68,6 +83,19 @@ np_fcgi DELETE /healthz >/dev/null
 check_answer cgi-fcgi "DELETE /healthz" 405 "$H" "$B" method_not_allowed
 np_expect "cgi-fcgi DELETE /healthz: Allow lists GET ($(np_fcgi_header Allow))" \
 	grep -qiE '^Allow:.*\bGET\b' "$H"
+np_fcgi GET /api/v1/version >/dev/null
+get_len=$(np_fcgi_header Content-Length)
+np_fcgi HEAD /api/v1/version >/dev/null
+np_expect_eq "cgi-fcgi HEAD /api/v1/version: status" 200 "$NP_STATUS"
+np_expect_eq "cgi-fcgi HEAD /api/v1/version: GET's Content-Length ($get_len)" "$get_len" "$(np_fcgi_header Content-Length)"
+np_expect_eq "cgi-fcgi HEAD /api/v1/version: X-Content-Type-Options" nosniff "$(np_fcgi_header X-Content-Type-Options)"
+np_expect "cgi-fcgi HEAD /api/v1/version: no body" test ! -s "$NP_TMP/fcgi.body"
+np_fcgi HEAD /nope >/dev/null
+np_expect_eq "cgi-fcgi HEAD /nope: 404" 404 "$NP_STATUS"
+np_expect "cgi-fcgi HEAD /nope: no body" test ! -s "$NP_TMP/fcgi.body"
+np_fcgi HEAD /api/v1/sessions >/dev/null
+np_expect_eq "cgi-fcgi HEAD of a POST-only route: 405" 405 "$NP_STATUS"
+np_expect_eq "cgi-fcgi HEAD of a POST-only route: Allow" POST "$(np_fcgi_header Allow)"
 np_fcgi POST /api/v1/version "$NP_TMP/big.body" >/dev/null
 check_answer cgi-fcgi "POST 4096-byte body" 413 "$H" "$B" payload_too_large
 np_fcgi POST /healthz "$NP_TMP/small.body" >/dev/null

@@ -290,6 +290,43 @@ static void test_listen_forms(void **state)
 	expect_error(text, 1, "listen", "longer than 107 bytes");
 }
 
+/* ask_listen: an ask worker runs its transactions as an internal request to listen, so listen
+ * must be a socket it can connect to (not the inherited stdin), and on TCP the address it comes
+ * from must be in listen_allowed_clients (loopback for a wildcard or loopback listen, the address
+ * itself for a specific one). Either mistake made every ask answer 5xx at run time. */
+static void test_ask_listen_reaches_listen(void **state)
+{
+	static const char *const good[] = {
+		"listen = \"/run/np.sock\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"127.0.0.1:9000\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"0.0.0.0:9000\";\nlisten_allowed_clients = \"127.0.0.1\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"[::]:9000\";\nlisten_allowed_clients = \"::1\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"[::1]:9000\";\nlisten_allowed_clients = \"10.0.0.0/8, ::1\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"10.1.2.3:9000\";\nlisten_allowed_clients = \"10.0.0.0/8\";\nask_listen = \"/run/ask.sock\";\n",
+		"listen = \"stdin\";\nlisten_allowed_clients = \"10.0.0.0/8\";\n", /* no ask pool: nothing to reach */
+		"listen = \"127.0.0.1:9000\";\nlisten_allowed_clients = \"10.0.0.0/8\";\n",
+	};
+	struct np_conf c;
+	struct np_conf_error err;
+
+	unsetenv("DATABASE_URL");
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		if (load_text(good[i], &c, &err) != 0)
+			fail_msg("'%s' rejected: %s", good[i], err.message);
+		conf_free(&c);
+	}
+	expect_error("listen = \"stdin\";\n\nask_listen = \"/run/ask.sock\";\n", 3, "ask_listen",
+	             "listen = \"stdin\"");
+	expect_error("listen = \"127.0.0.1:9000\";\nask_listen = \"/run/ask.sock\";\nlisten_allowed_clients = \"10.0.0.0/8\";\n",
+	             3, "listen_allowed_clients", "127.0.0.1");
+	expect_error("listen = \"0.0.0.0:9000\";\nlisten_allowed_clients = \"192.168.0.0/16\";\nask_listen = \"/run/ask.sock\";\n",
+	             2, "listen_allowed_clients", "127.0.0.1");
+	expect_error("listen = \"[::]:9000\";\nlisten_allowed_clients = \"127.0.0.1\";\nask_listen = \"/run/ask.sock\";\n",
+	             2, "listen_allowed_clients", "::1");
+	expect_error("listen = \"10.1.2.3:9000\";\nask_listen = \"/run/ask.sock\";\n", 0, "listen_allowed_clients",
+	             "10.1.2.3");
+}
+
 static void test_listen_mode(void **state)
 {
 	struct np_conf c;
@@ -676,7 +713,7 @@ int main(void)
 		cmocka_unit_test(test_invalid_enum),
 		cmocka_unit_test(test_syntax_error),
 		cmocka_unit_test(test_duplicate_key),
-		cmocka_unit_test(test_listen_forms),
+		cmocka_unit_test(test_listen_forms), cmocka_unit_test(test_ask_listen_reaches_listen),
 		cmocka_unit_test(test_listen_mode),
 		cmocka_unit_test(test_database_url_from_env),
 		cmocka_unit_test(test_database_url_key_wins),

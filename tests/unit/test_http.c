@@ -119,6 +119,7 @@ static void test_head(void **state)
 	assert_non_null(strstr(head, "Content-Type: application/json\r\n"));
 	assert_non_null(strstr(head, "Allow: GET, POST\r\n"));
 	assert_non_null(strstr(head, "X-Request-Id: rid\r\n"));
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	assert_null(strstr(head, "Retry-After"));
 	char cl[64];
 	snprintf(cl, sizeof(cl), "Content-Length: %zu\r\n", resp.body_len);
@@ -128,6 +129,35 @@ static void test_head(void **state)
 	n = http_format_head(&resp, "rid", head, sizeof(head));
 	assert_non_null(strstr(head, "Retry-After: 2\r\n"));
 	assert_int_equal(http_format_head(&resp, "rid", head, 40), -1);
+	http_response_free(&resp);
+}
+
+/* Every status the daemon can answer goes out with its registered reason phrase (RFC 9110,
+ * RFC 6585): a 502 from the model's upstream once went out as "502 Unknown". */
+static void test_status_reason_phrases(void **state)
+{
+	static const struct { int code; const char *text; } want[] = {
+		{ 200, "OK" }, { 201, "Created" }, { 202, "Accepted" }, { 204, "No Content" },
+		{ 301, "Moved Permanently" }, { 302, "Found" }, { 304, "Not Modified" },
+		{ 400, "Bad Request" }, { 401, "Unauthorized" }, { 403, "Forbidden" }, { 404, "Not Found" },
+		{ 405, "Method Not Allowed" }, { 406, "Not Acceptable" }, { 408, "Request Timeout" },
+		{ 409, "Conflict" }, { 410, "Gone" }, { 411, "Length Required" }, { 412, "Precondition Failed" },
+		{ 413, "Content Too Large" }, { 414, "URI Too Long" }, { 415, "Unsupported Media Type" },
+		{ 422, "Unprocessable Content" }, { 428, "Precondition Required" }, { 429, "Too Many Requests" },
+		{ 431, "Request Header Fields Too Large" }, { 500, "Internal Server Error" },
+		{ 501, "Not Implemented" }, { 502, "Bad Gateway" }, { 503, "Service Unavailable" },
+		{ 504, "Gateway Timeout" },
+	};
+	for (size_t i = 0; i < sizeof(want) / sizeof(want[0]); i++)
+		assert_string_equal(http_status_text(want[i].code), want[i].text);
+	/* an unregistered code still gets a phrase of its class, never "Unknown" */
+	for (int c = 100; c <= 599; c++)
+		assert_null(strstr(http_status_text(c), "Unknown"));
+	struct np_response resp = { 0 };
+	http_respond_error(&resp, 502, "llm_unavailable", "x");
+	char head[512];
+	assert_true(http_format_head(&resp, "rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "Status: 502 Bad Gateway\r\n"));
 	http_response_free(&resp);
 }
 
@@ -224,8 +254,11 @@ static void test_write_route_parts(void **state)
 	int n = http_format_head(&resp, "rid", head, sizeof(head));
 	assert_true(n > 0);
 	assert_non_null(strstr(head, "Status: 204 No Content\r\n"));
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	assert_null(strstr(head, "Content-Length"));
-	assert_null(strstr(head, "Content-Type"));
+	assert_null(strstr(head, "\nContent-Type:"));
+	assert_true(http_format_sse_head("rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "X-Content-Type-Options: nosniff\r\n"));
 	http_response_free(&resp);
 }
 
@@ -258,6 +291,7 @@ int main(void)
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
 		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_json_raw_compact), cmocka_unit_test(test_queue_start_rejects),
 		cmocka_unit_test(test_queue_start_accepts), cmocka_unit_test(test_write_route_parts),
+		cmocka_unit_test(test_status_reason_phrases),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

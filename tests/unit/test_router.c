@@ -18,6 +18,7 @@ static const struct np_route routes[] = {
 	{ "GET", "/api/v1/books/{id}", h, 0, "books.get" },
 	{ "DELETE", "/api/v1/books/{id}", h, 0, "books.delete" },
 	{ "GET", "/api/v1/books/{book}/chapters/{n}", h, 0, "chapters.get" },
+	{ "POST", "/api/v1/sessions", h, 0, "sessions.create" },
 };
 #define N (sizeof(routes) / sizeof(routes[0]))
 
@@ -57,11 +58,27 @@ static void test_method_not_allowed(void **state)
 {
 	struct np_route_match m;
 	assert_int_equal(router_match(routes, N, "PUT", "/api/v1/books", &m), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(m.allow, "GET, POST");
+	assert_string_equal(m.allow, "GET, HEAD, POST");
 	assert_int_equal(router_match(routes, N, "POST", "/api/v1/books/1", &m), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(m.allow, "GET, DELETE");
+	assert_string_equal(m.allow, "GET, HEAD, DELETE");
 	assert_int_equal(router_match(routes, N, "POST", "/healthz", &m), ROUTER_METHOD_NOT_ALLOWED);
-	assert_string_equal(m.allow, "GET");
+	assert_string_equal(m.allow, "GET, HEAD");
+}
+
+/* HEAD of a GET route is that route, with its parameters; HEAD of a path without GET is 405. */
+static void test_head_is_get(void **state)
+{
+	struct np_route_match m;
+	assert_int_equal(router_match(routes, N, "HEAD", "/healthz", &m), ROUTER_OK);
+	assert_string_equal(m.route->method, "GET");
+	assert_string_equal(m.route->name, "healthz");
+	assert_int_equal(router_match(routes, N, "HEAD", "/api/v1/books/7/chapters/3", &m), ROUTER_OK);
+	assert_string_equal(m.route->name, "chapters.get");
+	assert_string_equal(router_param(&m, "book"), "7");
+	assert_string_equal(router_param(&m, "n"), "3");
+	assert_int_equal(router_match(routes, N, "HEAD", "/nope", &m), ROUTER_NOT_FOUND);
+	assert_int_equal(router_match(routes, N, "HEAD", "/api/v1/sessions", &m), ROUTER_METHOD_NOT_ALLOWED);
+	assert_string_equal(m.allow, "POST");
 }
 
 static void test_param_too_long(void **state)
@@ -96,7 +113,7 @@ int main(void)
 		cmocka_unit_test(test_literal),
 		cmocka_unit_test(test_params),
 		cmocka_unit_test(test_not_found),
-		cmocka_unit_test(test_method_not_allowed),
+		cmocka_unit_test(test_method_not_allowed), cmocka_unit_test(test_head_is_get),
 		cmocka_unit_test(test_param_too_long),
 		cmocka_unit_test(test_app_table),
 	};

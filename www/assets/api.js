@@ -1,8 +1,8 @@
 // api.js - the page's client of the JSON API (same origin). Ids are exact 64-bit integers: numbers
 // of 16 digits or more are kept as text (parseExact) so JavaScript never rounds them. A request the
 // server could not serve for now (503 db_busy/db_unavailable/ask_busy, 502/504 from nginx) or that
-// never reached it (offline) is retried by itself after Retry-After; listeners of `net` show a calm
-// banner meanwhile. Error bodies are never shown: callers get the stable code only.
+// never reached it (offline) is retried by itself after Retry-After (a new session only when nothing
+// was written: createSession); listeners of `net` show a calm banner meanwhile. Error bodies are never shown: callers get the stable code only.
 
 export const net = new EventTarget();
 
@@ -78,8 +78,9 @@ export async function errorCode(res) {
 let waiting = 0;
 
 // send(method, path, opts): the Response of the first attempt that is not retryable. opts: token,
-// body (an object, sent as JSON), headers, signal, retry (default true), onWait({code, seconds}).
-// A retryable answer (or a network failure) with retry:false throws ApiError.
+// body (an object, sent as JSON), headers, signal, retry (default true), retryOnly (a Set of error
+// codes: then only a retryable answer with one of them is retried), onWait({code, seconds}).
+// A retryable answer (or a network failure) that is not retried throws ApiError.
 export async function send(method, path, opts = {}) {
   const headers = { Accept: 'application/json', ...(opts.headers || {}) };
   if (opts.token) headers.Authorization = 'Bearer ' + opts.token;
@@ -113,7 +114,7 @@ export async function send(method, path, opts = {}) {
       seconds = Math.min(backoff, 15);
     }
     backoff *= 2;
-    if (!retry) {
+    if (!retry || (opts.retryOnly && !opts.retryOnly.has(code))) {
       if (isWaiting) { waiting--; emit('recovered', { waiting }); }
       throw new ApiError(res ? res.status : 0, code);
     }
@@ -148,4 +149,16 @@ export async function json(method, path, opts = {}) {
     clearTimeout(timer);
     if (Date.now() - started >= SLOW_MS) emit('slow-end', { path });
   }
+}
+
+// The daemon's answers to a write that say it did not commit (doc/openapi.yaml, "Writes"): only
+// db_outcome_unknown, nginx's 502/504 and a lost connection leave the outcome open.
+export const UNWRITTEN = new Set(['db_busy', 'db_unavailable', 'db_timeout']);
+
+// createSession(opts): POST /api/v1/sessions -> {id, token}. It takes no Idempotency-Key (the
+// token is shown once, only its hash is kept: a replay could not give it back), so it is sent
+// again by itself only when nothing was written; otherwise the ApiError goes to the caller, who
+// says so and lets the reader ask again, rather than leave an orphan session behind.
+export function createSession(opts = {}) {
+  return json('POST', '/api/v1/sessions', { ...opts, body: {}, retryOnly: UNWRITTEN });
 }

@@ -1,7 +1,7 @@
 // chat.js - the chat view: a session's history, asking with a streamed answer (the ask route's
 // Server-Sent Events read from fetch), Stop, citations, copy and retry. The stream contract is in
 // doc/openapi.yaml (POST /api/v1/sessions/{id}/ask).
-import { send, json, errorCode, parseExact, ApiError } from './api.js';
+import { send, json, errorCode, parseExact, ApiError, createSession } from './api.js';
 import { readEvents } from './sse.js';
 import { h, clear, answerNodes, announce } from './dom.js';
 import * as store from './store.js';
@@ -16,6 +16,7 @@ const FAIL = {
   invalid_body: 'This question cannot be asked as it is (it may be too long).',
   gone: 'This answer could not be found any more.',
   failed: 'The answer could not be written.',
+  no_session: 'The conversation could not be started.',
 };
 const WAITING = {
   ask_busy: 'Every answer writer is busy; waiting for a free one…',
@@ -239,7 +240,14 @@ export async function chatView(main, signal, id) {
     };
     try {
       if (!session) {
-        const s = await json('POST', '/api/v1/sessions', { body: {}, signal: ctrl.signal });
+        let s;
+        try {
+          s = await createSession({ signal: ctrl.signal });
+        } catch (e) {
+          // not sent again by itself when it may have been written (api.js createSession)
+          if (e instanceof ApiError) { finish('failed', 'no_session'); return; }
+          throw e;
+        }
         session = store.add(String(s.id), s.token);
         store.setTitle(session.id, question);
         session = store.get(session.id) || session;
