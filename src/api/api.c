@@ -6,6 +6,7 @@
 #include "api.h"
 #include "db.h"
 #include "http.h"
+#include "status.h"
 #include "version.h"
 
 static void api_healthz(struct np_request *req, struct np_response *resp)
@@ -25,7 +26,9 @@ static void api_version(struct np_request *req, struct np_response *resp)
 	http_respond_json(resp, 200, o);
 }
 
-/* Readiness from the shared health state the supervisor keeps: no round trip per call. */
+/* Readiness from the shared health state the supervisor keeps: no round trip per call. A pool
+ * backing off its respawns (some of its children died young in a row) is named in the body, but
+ * readiness stays: this answer comes from a live main worker, and the live ones serve. */
 static void api_readyz(struct np_request *req, struct np_response *resp)
 {
 	const char *reason;
@@ -43,6 +46,9 @@ static void api_readyz(struct np_request *req, struct np_response *resp)
 	cJSON_AddStringToObject(o, "status", names[health]);
 	if (reason[0])
 		cJSON_AddStringToObject(o, "reason", reason);
+	cJSON *backoff = db_shm() ? status_backoff(db_shm()) : NULL;
+	if (backoff)
+		cJSON_AddItemToObject(o, "respawn_backoff", backoff);
 	http_respond_json(resp, 200, o);
 }
 

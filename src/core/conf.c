@@ -90,8 +90,8 @@ static const struct conf_key conf_keys[] = {
 	KEY_ENUM("log_level", log_level, NP_LOG_INFO, log_level_names, RELOAD, "least severe level logged"),
 	KEY_INT("graceful_timeout_ms", graceful_timeout_ms, 60000, 0, 3600000, RELOAD, "ms", "on SIGQUIT, in-flight requests get this long; then the stop continues as on SIGTERM (shutdown_timeout_ms, then SIGKILL)"),
 	KEY_INT("shutdown_timeout_ms", shutdown_timeout_ms, 10000, 0, 600000, RELOAD, "ms", "on SIGTERM, in-flight requests get this long, then SIGKILL"),
-	KEY_INT("crash_max", crash_max, 10, 1, 1000, RELOAD, "crashes", "this many worker crashes within crash_window_s stop respawning"),
-	KEY_INT("crash_window_s", crash_window_s, 60, 1, 3600, RELOAD, "s", "the window over which crash_max is counted"),
+	KEY_INT("respawn_backoff_max_ms", respawn_backoff_max_ms, 5000, 0, 600000, RELOAD, "ms", "a dead child is replaced at once; when the children of a pool die younger than respawn_stable_ms several times in a row, its replacements wait 100 ms, doubling up to this long, while the live ones serve (0 = always at once); the master never stops respawning"),
+	KEY_INT("respawn_stable_ms", respawn_stable_ms, 1000, 0, 600000, RELOAD, "ms", "a child that lived this long before it died started well: its replacement starts at once and its pool's backoff ends, as it does when a replacement lives this long"),
 	/* listen socket */
 	KEY_STR("listen", listen, "127.0.0.1:9000", conf_check_listen, RESTART, "host:port, [ipv6]:port, /path, unix:/path or stdin"),
 	KEY_INT("listen_backlog", listen_backlog, 4096, 16, 65535, RESTART, "connections", "listen(2) backlog"),
@@ -663,6 +663,21 @@ static int conf_set_from(struct np_conf *c, const struct conf_key *k, const conf
 	return -1;
 }
 
+/* Keys that were removed: the error says what replaced them instead of guessing a name. */
+static const char *conf_retired(const char *name)
+{
+	static const struct {
+		const char *name, *why;
+	} retired[] = {
+		{ "crash_max", "no longer a key: the master never stops respawning, it backs off (respawn_backoff_max_ms); remove it" },
+		{ "crash_window_s", "no longer a key: the master never stops respawning, it backs off (respawn_stable_ms); remove it" },
+	};
+	for (size_t i = 0; i < sizeof(retired) / sizeof(retired[0]); i++)
+		if (strcmp(retired[i].name, name) == 0)
+			return retired[i].why;
+	return NULL;
+}
+
 static int conf_load_settings(struct np_conf *c, config_t *cfg, const char *path, int *lines,
 			      struct np_conf_error *err)
 {
@@ -686,7 +701,10 @@ static int conf_load_settings(struct np_conf *c, config_t *cfg, const char *path
 
 		if (!k) {
 			const char *hint = name ? conf_closest(name) : NULL;
-			if (hint)
+			const char *retired = name ? conf_retired(name) : NULL;
+			if (retired)
+				conf_set_error(err, file, line, name, "%s", retired);
+			else if (hint)
 				conf_set_error(err, file, line, name, "unknown key (did you mean '%s'?)", hint);
 			else
 				conf_set_error(err, file, line, name ? name : "", "unknown key");

@@ -30,8 +30,8 @@ struct np_conf {
 	int log_level;              /* enum np_log_level */
 	int graceful_timeout_ms;    /* SIGQUIT: in-flight requests get this long, then as SIGTERM */
 	int shutdown_timeout_ms;    /* SIGTERM: in-flight requests get this long, then SIGKILL */
-	int crash_max;              /* crash-loop guard: this many crashes ... */
-	int crash_window_s;         /* ... within this many seconds stop respawning */
+	int respawn_backoff_max_ms; /* the longest a pool's replacements wait after young deaths */
+	int respawn_stable_ms;      /* a child that lived this long started well */
 
 	/* listen socket */
 	char *listen;               /* "host:port", "/path/to.sock", "unix:/path", or "stdin" (fd 0, spawn-fcgi) */

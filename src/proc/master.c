@@ -34,8 +34,7 @@
 #include "worker.h"
 
 #define MASTER_TICK_MS 200
-#define MASTER_BACKOFF_MAX_MS 5000
-#define MASTER_CRASH_RING 1024
+#define MASTER_BACKOFF_FIRST_MS 100    /* a pool's backoff: 100 ms, doubling to respawn_backoff_max_ms */
 #define MASTER_STOP_CHECK_MIN_MS 50    /* a stop re-checks and re-signals 50 ms after it began, */
 #define MASTER_STOP_CHECK_MAX_MS 1000  /* then doubling to 1 s apart (nginx's stop timer) */
 /* a retiring supervisor finishes its tick (a probe: connect <= 2 s, then close) and leaves;
@@ -51,6 +50,17 @@ struct master_child {
 	bool retiring;         /* asked to leave (reload or stop) */
 	int64_t retire_ms;     /* when it was asked to leave */
 	bool killed;           /* escalated to SIGKILL */
+	int64_t started_ms;    /* when it was forked: a death younger than respawn_stable_ms is a bad start */
+};
+
+/* The respawn policy of one pool (the workers, the supervisor, the ask workers): never stop,
+ * back off when its children die young in a row (master_note_death()). */
+struct master_pool {
+	unsigned streak;       /* children that died younger than respawn_stable_ms, in a row */
+	int64_t delay_ms;      /* the backoff now (0: replaced at once) */
+	int64_t next_ms;       /* none of the pool is started before this */
+	int64_t last_spawn_ms;
+	bool died_since_spawn; /* a child died after the newest one was started */
 };
 
 static struct {
@@ -67,10 +77,7 @@ static struct {
 	int64_t graceful_until_ms;     /* graceful stop: becomes a fast stop at this time (0 = none) */
 	int64_t stop_check_ms;         /* stopping: next check of the stop timer */
 	int stop_delay_ms;             /* stopping: the timer's interval, doubling to the max */
-	int64_t crashes[MASTER_CRASH_RING];
-	unsigned ncrashes;             /* total ever; ring index = ncrashes % size */
-	int64_t next_spawn_ms;         /* respawn backoff */
-	bool crash_loop;               /* respawning stopped by the guard */
+	struct master_pool pools[NP_KIND_COUNT]; /* indexed by enum np_slot_kind */
 	bool config_failed;            /* a child exited 2: respawning stopped */
 	uid_t uid;
 	gid_t gid;
@@ -149,7 +156,10 @@ static int master_spawn(int kind)
 			worker_main(&M.conf, &M.shm, idx, M.ask.fd, -1, master_pid);
 		supervisor_main(&M.conf, &M.shm, idx, master_pid);
 	}
-	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation };
+	int64_t now = util_now_ms();
+	M.kids[idx] = (struct master_child){ .pid = pid, .kind = kind, .generation = M.generation, .started_ms = now };
+	M.pools[kind].last_spawn_ms = now;
+	M.pools[kind].died_since_spawn = false;
 	atomic_store(&M.shm.slots[idx].pid, (int32_t)pid);
 	if (kind == NP_KIND_SUPERVISOR) {
 		char kv[96];
@@ -193,24 +203,114 @@ static void master_supervisor_deadline(void)
 	}
 }
 
+/* Publish a pool's backoff for /readyz, /status and the metrics (the master is its one writer). */
+static void master_publish_pool(int kind)
+{
+	const struct master_pool *p = &M.pools[kind];
+	struct np_respawn *r = &M.shm.hdr->respawn[kind];
+	int64_t wait = p->next_ms - util_now_ms();
+	atomic_store(&r->delay_ms, (uint32_t)p->delay_ms);
+	atomic_store(&r->streak, p->streak);
+	atomic_store(&r->next_us, wait > 0 ? util_wall_us() + wait * 1000 : 0);
+}
+
+/* The delay after `streak` young deaths in a row: the first is replaced at once (one early
+ * death is as likely a kill as a bad start), then 100 ms doubling to respawn_backoff_max_ms. */
+static int64_t master_backoff_ms(unsigned streak)
+{
+	if (streak <= 1 || M.conf.respawn_backoff_max_ms <= 0)
+		return 0;
+	int64_t d = (int64_t)MASTER_BACKOFF_FIRST_MS << (streak - 2 > 20 ? 20 : streak - 2);
+	return d < M.conf.respawn_backoff_max_ms ? d : M.conf.respawn_backoff_max_ms;
+}
+
+/* A child of `kind` died unclean at `age_ms`. One that had started well (lived
+ * respawn_stable_ms) is replaced at once, or when a backoff already running ends: its death says
+ * nothing about starts. One that died young makes the pool's replacements wait longer.
+ * Respawning never stops; the live children serve meanwhile. */
+static void master_note_death(int kind, int64_t age_ms, const char *kv)
+{
+	struct master_pool *p = &M.pools[kind];
+	int64_t now = util_now_ms(), before = p->delay_ms;
+	atomic_fetch_add(&M.shm.hdr->crashes_total, 1);
+	atomic_fetch_add(&M.shm.hdr->respawn[kind].deaths_total, 1);
+	p->died_since_spawn = true;
+	if (age_ms >= M.conf.respawn_stable_ms) {
+		master_publish_pool(kind);
+		return;
+	}
+	p->streak++;
+	p->delay_ms = master_backoff_ms(p->streak);
+	p->next_ms = now + p->delay_ms;
+	master_publish_pool(kind);
+	if (p->delay_ms > 0)
+		log_kv(before < p->delay_ms ? NP_LOG_WARN : NP_LOG_INFO, kv,
+		       "respawn backoff: %u children of the %s pool died within %d ms of their start in a row; "
+		       "the next starts in %lld ms (at most %d ms), the %d alive serve meanwhile",
+		       p->streak, shm_kind_name((uint32_t)kind), M.conf.respawn_stable_ms, (long long)p->delay_ms,
+		       M.conf.respawn_backoff_max_ms, master_count(kind, false));
+}
+
+/* A pool whose newest child has lived respawn_stable_ms with no death since started well:
+ * its backoff ends. */
+static void master_pools_settle(void)
+{
+	int64_t now = util_now_ms();
+	for (int kind = 1; kind < NP_KIND_COUNT; kind++) {
+		struct master_pool *p = &M.pools[kind];
+		if (p->streak == 0 || p->died_since_spawn ||
+		    now - p->last_spawn_ms < M.conf.respawn_stable_ms)
+			continue;
+		if (p->delay_ms > 0)
+			log_info("respawn backoff of the %s pool ended: a new child lived %d ms",
+			         shm_kind_name((uint32_t)kind), M.conf.respawn_stable_ms);
+		p->streak = 0;
+		p->delay_ms = 0;
+		master_publish_pool(kind);
+	}
+}
+
+/* The pool may start a child now (its backoff has passed). */
+static bool master_pool_due(int kind, int64_t now)
+{
+	if (now < M.pools[kind].next_ms)
+		return false;
+	if (atomic_load(&M.shm.hdr->respawn[kind].next_us) != 0)
+		master_publish_pool(kind);
+	return true;
+}
+
 /* Bring the current generation to one supervisor and `workers` workers. Workers of two
  * generations may overlap during a reload; supervisors never do (the janitor, the breaker and
  * the shed flag have one writer, STYLE rule 7): a new supervisor starts only once every older
- * one has been reaped. */
+ * one has been reaped. Each pool waits for its own backoff only. */
 static void master_fill(void)
 {
 	if (!M.stopping)
 		master_supervisor_deadline();
-	if (M.stopping || M.crash_loop || M.config_failed || util_now_ms() < M.next_spawn_ms)
+	if (M.stopping || M.config_failed)
 		return;
-	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && master_spawn(NP_KIND_SUPERVISOR) < 0)
-		return;
-	while (master_count(NP_KIND_WORKER, true) < M.conf.workers)
+	master_pools_settle();
+	int64_t now = util_now_ms();
+	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && master_pool_due(NP_KIND_SUPERVISOR, now))
+		master_spawn(NP_KIND_SUPERVISOR);
+	while (master_count(NP_KIND_WORKER, true) < M.conf.workers && master_pool_due(NP_KIND_WORKER, now))
 		if (master_spawn(NP_KIND_WORKER) < 0)
-			return;
-	while (M.ask.fd >= 0 && master_count(NP_KIND_ASK, true) < M.conf.ask_workers)
+			break;
+	while (M.ask.fd >= 0 && master_count(NP_KIND_ASK, true) < M.conf.ask_workers && master_pool_due(NP_KIND_ASK, now))
 		if (master_spawn(NP_KIND_ASK) < 0)
-			return;
+			break;
+}
+
+/* How long the loop may sleep before a pool's backoff ends, at most wait_ms. */
+static int64_t master_backoff_wait(int64_t now, int64_t wait_ms)
+{
+	for (int kind = 1; kind < NP_KIND_COUNT; kind++) {
+		int64_t next = M.pools[kind].next_ms;
+		if (next > now && next - now < wait_ms)
+			wait_ms = next - now;
+	}
+	return wait_ms;
 }
 
 static void master_signal_all(int sig, bool old_only)
@@ -225,30 +325,6 @@ static void master_signal_all(int sig, bool old_only)
 		}
 		kill(k->pid, sig);
 	}
-}
-
-/* Count crashes inside the window; trip the guard or set the backoff. */
-static void master_note_crash(void)
-{
-	int64_t now = util_now_ms();
-	M.crashes[M.ncrashes++ % MASTER_CRASH_RING] = now;
-	atomic_fetch_add(&M.shm.hdr->crashes_total, 1);
-	unsigned recent = 0, span = M.ncrashes < MASTER_CRASH_RING ? M.ncrashes : MASTER_CRASH_RING;
-	for (unsigned i = 0; i < span; i++)
-		if (now - M.crashes[i] <= (int64_t)M.conf.crash_window_s * 1000)
-			recent++;
-	if (recent >= (unsigned)M.conf.crash_max) {
-		M.crash_loop = true;
-		atomic_store(&M.shm.hdr->crash_loop, 1);
-		log_error("crash loop: %u crashes in %d s; respawning stopped (fix the cause, then reload "
-		          "with SIGHUP or restart)", recent, M.conf.crash_window_s);
-		return;
-	}
-	/* the first crash is replaced at once; repeated ones back off 100 ms, 200 ms, ... 5 s */
-	int64_t delay = recent <= 1 ? 0 : 100LL << (recent - 2 > 6 ? 6 : recent - 2);
-	if (delay > MASTER_BACKOFF_MAX_MS)
-		delay = MASTER_BACKOFF_MAX_MS;
-	M.next_spawn_ms = now + delay;
 }
 
 static void master_reap(void)
@@ -294,7 +370,7 @@ static void master_reap(void)
 			else
 				log_kv(NP_LOG_WARN, kv, "child exited with status %d", WEXITSTATUS(status));
 			if (!M.stopping && !k.retiring) {
-				master_note_crash();
+				master_note_death(k.kind, util_now_ms() - k.started_ms, kv);
 				atomic_fetch_add(&M.shm.hdr->respawns_total, 1);
 			}
 		} else {
@@ -343,10 +419,15 @@ static void master_reload(void)
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
 	master_publish_budget();
-	M.crash_loop = false;
+	atomic_store(&M.shm.hdr->configured_ask_workers, M.ask.fd >= 0 ? M.conf.ask_workers : 0);
+	/* a reload starts afresh: no backoff (the operator may have fixed the cause) */
 	M.config_failed = false;
-	atomic_store(&M.shm.hdr->crash_loop, 0);
-	M.next_spawn_ms = 0;
+	for (int kind = 1; kind < NP_KIND_COUNT; kind++) {
+		M.pools[kind].streak = 0;
+		M.pools[kind].delay_ms = 0;
+		M.pools[kind].next_ms = 0;
+		master_publish_pool(kind);
+	}
 	/* new workers first, then the old children finish their request and leave; the new
 	 * supervisor starts once the old one has been reaped (master_fill) */
 	master_fill();
@@ -715,6 +796,7 @@ static int master_init_shm(void)
 	master_on_cleanup(master_remove_shm);
 	atomic_store(&M.shm.hdr->generation, M.generation);
 	atomic_store(&M.shm.hdr->configured_workers, M.conf.workers);
+	atomic_store(&M.shm.hdr->configured_ask_workers, M.conf.ask_listen[0] ? M.conf.ask_workers : 0);
 	master_publish_budget();
 	/* the names of the metrics' route ids, for every reader of the region (the CLI included) */
 	size_t nroutes;
@@ -867,8 +949,9 @@ static int master_loop(void)
 		master_reap();
 		if (M.stopping && master_count_all() == 0)
 			break;
-		if (!M.stopping && master_count(NP_KIND_WORKER, false) == 0 && (M.crash_loop || M.config_failed)) {
-			log_error("no worker left and respawning is stopped: exiting");
+		/* only a configuration error stops respawning (a crash backs off: master_note_death) */
+		if (!M.stopping && master_count(NP_KIND_WORKER, false) == 0 && M.config_failed) {
+			log_error("no worker left and a child exited with a configuration error: exiting");
 			master_begin_stop(STOP_FAST); /* also starts the stop timer (else it spins at 0 ms) */
 			exit_code = 1;
 			continue;
@@ -876,9 +959,7 @@ static int master_loop(void)
 		master_fill();
 
 		int64_t now = util_now_ms();
-		int64_t wait_ms = master_stop_timer(now, MASTER_TICK_MS);
-		if (M.next_spawn_ms > now && M.next_spawn_ms - now < wait_ms)
-			wait_ms = M.next_spawn_ms - now;
+		int64_t wait_ms = master_backoff_wait(now, master_stop_timer(now, MASTER_TICK_MS));
 		master_wait(wait_ms);
 	}
 	log_info("stopped");

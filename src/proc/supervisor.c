@@ -104,7 +104,12 @@ static void sup_win_publish(struct np_shm *shm, int64_t now_ms)
 {
 	static const int span_s[NP_WIN_COUNT] = { 60, 300 };
 	struct np_shm_header *hd = shm->hdr;
-	atomic_fetch_add(&hd->sup_win_seq, 1); /* odd: writing */
+	/* the windows' lock is a sequence count with one writer (supervisors never overlap). A
+	 * writer killed between its two steps left it odd: begin at the odd value, never add to
+	 * it, so that the count is even again after this write (adding 1 and 1 kept a flipped
+	 * parity for good: every reader then retried and took torn windows) */
+	uint32_t seq = atomic_load(&hd->sup_win_seq) | 1u;
+	atomic_store(&hd->sup_win_seq, seq); /* odd: writing */
 	for (int w = 0; w < NP_WIN_COUNT; w++) {
 		/* the oldest snapshot not older than the span (the oldest there is, early on) */
 		int back = span_s[w] * 1000 / SUP_WIN_EVERY_MS;
@@ -122,7 +127,7 @@ static void sup_win_publish(struct np_shm *shm, int64_t now_ms)
 		}
 	}
 	atomic_store(&hd->sup_win_us, util_wall_us());
-	atomic_fetch_add(&hd->sup_win_seq, 1); /* even: done */
+	atomic_store(&hd->sup_win_seq, seq + 1); /* even: done */
 	(void)now_ms;
 }
 

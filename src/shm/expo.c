@@ -232,6 +232,22 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 	fprintf(f, "neonpool_worker_respawns_total %llu\n", (unsigned long long)atomic_load(&h->respawns_total));
 	expo_head(f, "neonpool_worker_crashes_total", "counter", "Children that died without exiting cleanly.");
 	fprintf(f, "neonpool_worker_crashes_total %llu\n", (unsigned long long)atomic_load(&h->crashes_total));
+	expo_head(f, "neonpool_respawn_backoff_seconds", "gauge",
+	          "How long a pool's replacements wait after a death: 0 at once; more after children died young in a row.");
+	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++)
+		if (shm_pool_configured(shm, (enum np_slot_kind)kind) > 0)
+			fprintf(f, "neonpool_respawn_backoff_seconds{pool=\"%s\"} %.3f\n", shm_kind_name(kind),
+			        atomic_load(&h->respawn[kind].delay_ms) / 1000.0);
+	expo_head(f, "neonpool_worker_deaths_total", "counter", "Children that died without exiting cleanly, by pool.");
+	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++)
+		if (shm_pool_configured(shm, (enum np_slot_kind)kind) > 0)
+			fprintf(f, "neonpool_worker_deaths_total{pool=\"%s\"} %llu\n", shm_kind_name(kind),
+			        (unsigned long long)atomic_load(&h->respawn[kind].deaths_total));
+	expo_head(f, "neonpool_workers_alive", "gauge", "Children of each pool alive now.");
+	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++)
+		if (shm_pool_configured(shm, (enum np_slot_kind)kind) > 0)
+			fprintf(f, "neonpool_workers_alive{pool=\"%s\"} %d\n", shm_kind_name(kind),
+			        shm_pool_alive(shm, (enum np_slot_kind)kind));
 	expo_head(f, "neonpool_start_time_seconds", "gauge", "When the daemon started (Unix time): counters reset only then.");
 	fprintf(f, "neonpool_start_time_seconds %.3f\n", (double)atomic_load(&h->started_us) / 1e6);
 }

@@ -194,3 +194,32 @@ const char *shm_state_name(uint32_t state)
 	default: return "unknown";
 	}
 }
+
+const char *shm_kind_name(uint32_t kind)
+{
+	switch (kind) {
+	case NP_KIND_WORKER: return "worker";
+	case NP_KIND_SUPERVISOR: return "supervisor";
+	case NP_KIND_ASK: return "ask";
+	default: return "none";
+	}
+}
+
+int shm_pool_alive(const struct np_shm *shm, enum np_slot_kind kind)
+{
+	int n = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (atomic_load(&shm->slots[i].kind) == (uint32_t)kind && atomic_load(&shm->slots[i].pid) > 0)
+			n++;
+	return n;
+}
+
+int shm_pool_configured(const struct np_shm *shm, enum np_slot_kind kind)
+{
+	switch (kind) {
+	case NP_KIND_WORKER: return atomic_load(&shm->hdr->configured_workers);
+	case NP_KIND_SUPERVISOR: return 1;
+	case NP_KIND_ASK: return atomic_load(&shm->hdr->configured_ask_workers);
+	default: return 0;
+	}
+}

@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 3
+#define NP_SHM_LAYOUT 4
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -31,7 +31,7 @@ static inline bool shm_state_busy(uint32_t state)
 }
 
 /* NP_KIND_ASK: a worker of the ask pool (issue 9: ask_listen, ask_workers) */
-enum np_slot_kind { NP_KIND_NONE = 0, NP_KIND_WORKER, NP_KIND_SUPERVISOR, NP_KIND_ASK };
+enum np_slot_kind { NP_KIND_NONE = 0, NP_KIND_WORKER, NP_KIND_SUPERVISOR, NP_KIND_ASK, NP_KIND_COUNT };
 
 /* One child's slot. Writers: the master writes pid/kind/generation and resets the slot when it
  * reaps the child; the child writes everything else about itself. Readers copy, then work. */
@@ -128,6 +128,16 @@ struct np_window {
 };
 enum { NP_WIN_1M = 0, NP_WIN_5M = 1, NP_WIN_COUNT = 2 };
 
+/* The respawn backoff of one pool (master): children of the pool that died young in a row make
+ * the next replacements wait, doubling up to respawn_backoff_max_ms; the pool's live children
+ * serve meanwhile. */
+struct np_respawn {
+	_Atomic uint32_t delay_ms;        /* the pool's replacements wait this long after a death (0: at once) */
+	_Atomic uint32_t streak;          /* its children that died younger than respawn_stable_ms, in a row */
+	_Atomic int64_t next_us;          /* wall clock before which none is started (0: none waits) */
+	_Atomic uint64_t deaths_total;    /* its children that died unclean */
+};
+
 /* Header. Writers: the master writes the identity fields and generation; the supervisor writes
  * the aggregate view (sup_*). */
 struct np_shm_header {
@@ -153,7 +163,8 @@ struct np_shm_header {
 	/* master */
 	_Atomic uint64_t respawns_total;
 	_Atomic uint64_t crashes_total;
-	_Atomic uint32_t crash_loop;      /* 1 when respawning was stopped */
+	_Atomic int32_t configured_ask_workers; /* 0 without ask_listen */
+	struct np_respawn respawn[NP_KIND_COUNT]; /* per pool, indexed by enum np_slot_kind */
 	int32_t wake_fd[2];               /* master: pipe; a released token writes a byte to wake spares */
 	/* master, before the first fork: the metrics route ids' names (metrics.h) */
 	char route_names[NP_MROUTES][48];
@@ -197,5 +208,11 @@ int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generat
 void shm_slot_reclaim(struct np_shm *shm, int idx);
 
 const char *shm_state_name(uint32_t state);
+/* "worker", "supervisor", "ask": a pool's name in /status and the metrics' labels. */
+const char *shm_kind_name(uint32_t kind);
+/* Children of a pool alive now (slots of that kind naming a pid), counted from the slots. */
+int shm_pool_alive(const struct np_shm *shm, enum np_slot_kind kind);
+/* Children the pool should have (workers, 1 supervisor, ask_workers or 0). */
+int shm_pool_configured(const struct np_shm *shm, enum np_slot_kind kind);
 
 #endif

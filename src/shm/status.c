@@ -109,6 +109,45 @@ static cJSON *status_routes(const struct np_shm *shm, const uint64_t *totals)
 	return routes;
 }
 
+cJSON *status_backoff(const struct np_shm *shm)
+{
+	cJSON *o = NULL;
+	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++) {
+		uint32_t delay = atomic_load(&shm->hdr->respawn[kind].delay_ms);
+		if (delay == 0)
+			continue;
+		if (o == NULL && (o = cJSON_CreateObject()) == NULL)
+			return NULL;
+		cJSON *p = cJSON_AddObjectToObject(o, shm_kind_name(kind));
+		cJSON_AddNumberToObject(p, "alive", shm_pool_alive(shm, (enum np_slot_kind)kind));
+		cJSON_AddNumberToObject(p, "configured", shm_pool_configured(shm, (enum np_slot_kind)kind));
+		cJSON_AddNumberToObject(p, "backoff_ms", delay);
+	}
+	return o;
+}
+
+/* Each pool: children alive of configured, deaths, and its backoff (what the master published). */
+static cJSON *status_respawn(const struct np_shm *shm)
+{
+	cJSON *o = cJSON_CreateObject();
+	int64_t now = util_wall_us();
+	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++) {
+		const struct np_respawn *r = &shm->hdr->respawn[kind];
+		int configured = shm_pool_configured(shm, (enum np_slot_kind)kind);
+		if (configured == 0)
+			continue;
+		cJSON *p = cJSON_AddObjectToObject(o, shm_kind_name(kind));
+		int64_t next = atomic_load(&r->next_us);
+		cJSON_AddNumberToObject(p, "configured", configured);
+		cJSON_AddNumberToObject(p, "alive", shm_pool_alive(shm, (enum np_slot_kind)kind));
+		cJSON_AddNumberToObject(p, "deaths_total", (double)atomic_load(&r->deaths_total));
+		cJSON_AddNumberToObject(p, "young_deaths_in_a_row", atomic_load(&r->streak));
+		cJSON_AddNumberToObject(p, "backoff_ms", atomic_load(&r->delay_ms));
+		cJSON_AddNumberToObject(p, "next_start_in_ms", next > now ? (double)((next - now) / 1000) : 0);
+	}
+	return o;
+}
+
 cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool full)
 {
 	const struct np_shm_header *h = shm->hdr;
@@ -124,7 +163,10 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 	cJSON_AddNumberToObject(root, "configured_workers", atomic_load(&h->configured_workers));
 	cJSON_AddNumberToObject(root, "respawns_total", (double)atomic_load(&h->respawns_total));
 	cJSON_AddNumberToObject(root, "crashes_total", (double)atomic_load(&h->crashes_total));
-	cJSON_AddBoolToObject(root, "crash_loop", atomic_load(&h->crash_loop) != 0);
+	cJSON *backoff = status_backoff(shm);
+	cJSON_AddBoolToObject(root, "respawn_backoff", backoff != NULL);
+	cJSON_Delete(backoff);
+	cJSON_AddItemToObject(root, "respawn", status_respawn(shm));
 	uint64_t connects = 0, shed = 0, requests = 0;
 	int waiting = 0, by_state[8] = { 0 };
 	cJSON *workers = full ? cJSON_CreateArray() : NULL;
@@ -250,10 +292,18 @@ void status_text(const cJSON *j, FILE *fp)
 {
 	fprintf(fp, "master pid %d, supervisor pid %d, generation %d, up %.0f s\n", (int)num(j, "master_pid"),
 	        (int)num(j, "supervisor_pid"), (int)num(j, "generation"), num(j, "uptime_s"));
-	fprintf(fp, "requests %.0f, connects %.0f, shed (503) %.0f, waiting %d, respawns %.0f%s\n",
+	fprintf(fp, "requests %.0f, connects %.0f, shed (503) %.0f, waiting %d, respawns %.0f\n",
 	        num(j, "requests_total"), num(j, "connects_total"), num(j, "shed_503_total"), (int)num(j, "waiting"),
-	        num(j, "respawns_total"),
-	        cJSON_IsTrue(cJSON_GetObjectItem(j, "crash_loop")) ? ", CRASH LOOP: respawning stopped" : "");
+	        num(j, "respawns_total"));
+	const cJSON *pool;
+	cJSON_ArrayForEach(pool, cJSON_GetObjectItem(j, "respawn"))
+	{
+		if (num(pool, "backoff_ms") > 0)
+			fprintf(fp, "RESPAWN BACKOFF: %s pool %d of %d alive, %d died young in a row, next start in %.1f s "
+			        "(backoff %.1f s)\n", pool->string, (int)num(pool, "alive"), (int)num(pool, "configured"),
+			        (int)num(pool, "young_deaths_in_a_row"), num(pool, "next_start_in_ms") / 1000.0,
+			        num(pool, "backoff_ms") / 1000.0);
+	}
 	const cJSON *ws = cJSON_GetObjectItem(j, "workers_by_state"), *x;
 	fprintf(fp, "workers");
 	cJSON_ArrayForEach(x, ws)

@@ -16,6 +16,9 @@ struct cJSON;
  * warm-up policy and last ping, p50/p95/p99 per route over 1 and 5 minutes. conf may be NULL
  * (then the warm-up policy is not named). NULL when out of memory. */
 struct cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool full);
+/* The pools whose replacements wait (the master's respawn backoff): {"worker": {"alive",
+ * "configured", "backoff_ms"}, ...}; NULL when none does (or out of memory). */
+struct cJSON *status_backoff(const struct np_shm *shm);
 /* The same for humans. */
 void status_text(const struct cJSON *j, FILE *fp);
 

@@ -4,7 +4,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx
 
-np_db_start workers=8 budget=4 min_warm=2 crash_max=1000 crash_window_s=1
+np_db_start workers=8 budget=4 min_warm=2
 kills=${NP_KILLS:-50}
 # the primary's in_use, without a Python start per sample (the first "in_use" of the document is
 # the primary endpoint's): sampling must be fast next to what it measures

@@ -7,7 +7,7 @@ np_require curl nginx
 # generous: the read below waits for a psql start and a new TLS connect, slow on a loaded machine
 acq=$((4000 * NP_TIMEOUT_SCALE))
 np_db_start workers=6 budget=1 min_warm=1 max_waiters=2 acquire_timeout_ms=$acq query_timeout_ms=30000 \
-	client_check_ms=200 crash_max=100
+	client_check_ms=200
 url="http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN"
 
 # np_poll_status EXPR WANT TIMEOUT_MS: poll `neonpoolctl status` until EXPR prints WANT.

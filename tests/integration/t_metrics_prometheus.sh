@@ -9,7 +9,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk prometheus promtool
 
-np_db_start workers=4 budget=2 min_warm=2 crash_max=1000 crash_window_s=1
+np_db_start workers=4 budget=2 min_warm=2
 url=http://127.0.0.1:$NP_HTTP_PORT
 
 # Prometheus in the temp dir, scraping nginx's /metrics every second

@@ -5,7 +5,7 @@
 np_require wrk nginx curl
 
 budget=4
-np_db_start workers=8 budget=$budget min_warm=2 crash_max=100
+np_db_start workers=8 budget=$budget min_warm=2
 reloads=${NP_RELOADS:-20}
 gap_ms=500
 

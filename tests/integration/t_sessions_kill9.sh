@@ -5,7 +5,7 @@
 np_require curl nginx wrk
 
 kills=${NP_KILL9_N:-50}
-np_db_start workers=4 budget=4 min_warm=2 crash_max=1000 crash_window_s=1
+np_db_start workers=4 budget=4 min_warm=2
 
 # the test's own hook, in the database (no debug code in the daemon): an INSERT of a 'crash-'
 # message sleeps 0.4 s inside its statement

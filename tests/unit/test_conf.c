@@ -81,8 +81,8 @@ static void test_defaults(void **state)
 	assert_string_equal(c.log_file, "");
 	assert_int_equal(c.log_level, NP_LOG_INFO);
 	assert_int_equal(c.shutdown_timeout_ms, 10000);
-	assert_int_equal(c.crash_max, 10);
-	assert_int_equal(c.crash_window_s, 60);
+	assert_int_equal(c.respawn_backoff_max_ms, 5000);
+	assert_int_equal(c.respawn_stable_ms, 1000);
 	assert_string_equal(c.listen, "127.0.0.1:9000");
 	assert_int_equal(c.listen_backlog, 4096);
 	assert_int_equal(c.listen_mode, 0660);
@@ -130,7 +130,7 @@ static void test_valid_file(void **state)
 	assert_int_equal(c.max_body_bytes, 67108864);
 	assert_string_equal(c.database_url, "host=db user=app dbname=app");
 	assert_string_equal(c.database_password_file, pw);
-	assert_int_equal(c.crash_max, 10);          /* untouched keys keep their default */
+	assert_int_equal(c.respawn_backoff_max_ms, 5000); /* untouched keys keep their default */
 	assert_non_null(strstr(c.file, "test_conf."));
 	conf_free(&c);
 	free(text);
@@ -207,10 +207,12 @@ static void test_out_of_range(void **state)
 	expect_error("workers = 5000000000L;\n", 1, "workers", "value 5000000000 out of range");
 	expect_error("max_body_bytes = 67108865;\n", 1, "max_body_bytes", "out of range (0..67108864)");
 	expect_error("listen_backlog = 15;\n", 1, "listen_backlog", "out of range (16..65535)");
-	expect_error("crash_window_s = 3601;\n", 1, "crash_window_s", "out of range");
+	expect_error("respawn_backoff_max_ms = 600001;\n", 1, "respawn_backoff_max_ms", "out of range");
+	/* a removed key names what replaced it */
+	expect_error("workers = 2;\ncrash_max = 10;\n", 2, "crash_max", "backs off (respawn_backoff_max_ms)");
 	/* the bounds themselves are accepted */
 	unsetenv("DATABASE_URL");
-	assert_int_equal(load_text("workers = 256;\ncrash_max = 1;\n", &c, &err), 0);
+	assert_int_equal(load_text("workers = 256;\nrespawn_backoff_max_ms = 0;\n", &c, &err), 0);
 	assert_int_equal(c.workers, 256);
 	conf_free(&c);
 }

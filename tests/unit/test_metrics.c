@@ -1,7 +1,8 @@
 /* test_metrics.c - the metrics rows: a request's phases and total land in its route's
  * histograms and ladders, a bound belongs to its own bucket, the queue counts in the total,
  * outside a request the pool route is used, and the exposition of summed rows is cumulative with
- * +Inf = _count and only grows when a row is continued by a successor. */
+ * +Inf = _count and only grows when a row is continued by a successor; the latency windows'
+ * sequence count is even after a publish, also when a writer died between its two steps. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <setjmp.h>
@@ -14,6 +15,7 @@
 #include "expo.h"
 #include "metrics.h"
 #include "shm.h"
+#include "supervisor.h"
 
 static void test_metrics_ladder_bounds(void **state)
 {
@@ -119,12 +121,39 @@ static void test_metrics_expo_rows_continue(void **state)
 	shm_detach(&shm);
 }
 
+/* A supervisor killed between the two steps of its window lock left the count odd; its successor's
+ * publish must leave it even, and readers then see the windows it wrote. */
+static void test_metrics_windows_parity_after_writer_death(void **state)
+{
+	(void)state;
+	struct np_shm shm;
+	memset(&shm, 0, sizeof(shm));
+	assert_int_equal(shm_create(&shm, NULL), 0);
+	snprintf(shm.hdr->route_names[NP_MROUTE_FIRST], sizeof(shm.hdr->route_names[0]), "books.get");
+	metrics_bind(&shm.mrows[2]);
+	for (int i = 0; i < 3; i++) {
+		metrics_begin(0);
+		metrics_set_route(NP_MROUTE_FIRST);
+		metrics_end(200, "", 1000);
+	}
+	metrics_bind(NULL);
+	atomic_store(&shm.hdr->sup_win_seq, 7); /* the previous writer died mid-write */
+	supervisor_windows(&shm, 1000);
+	uint32_t seq = atomic_load(&shm.hdr->sup_win_seq);
+	assert_int_equal(seq & 1u, 0);          /* even again: readers take the windows */
+	supervisor_windows(&shm, 1000 + 10000 + 1);
+	assert_int_equal(atomic_load(&shm.hdr->sup_win_seq) & 1u, 0);
+	assert_true(atomic_load(&shm.hdr->sup_win_seq) > seq);
+	shm_detach(&shm);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metrics_ladder_bounds),
 		cmocka_unit_test(test_metrics_request),
 		cmocka_unit_test(test_metrics_expo_rows_continue),
+		cmocka_unit_test(test_metrics_windows_parity_after_writer_death),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
