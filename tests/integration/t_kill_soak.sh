@@ -83,5 +83,6 @@ np_expect_eq "no answer left streaming past 30 s" 0 "$left"
 np_curl "/api/v1/books/$NP_BOOK_MIN"
 np_expect_eq "still serving reads" 200 "$NP_STATUS"
 np_expect "the master never stopped respawning" bash -c "! grep -qE 'respawning stopped|exiting' '$NP_DAEMON_LOG'"
-echo "RESULT kill soak $secs s: $kills_w worker + $kills_a ask worker kills; min alive $(s 'd["min_workers"]') workers, $(s 'd["min_ask"]') ask workers in $(s 'd["samples"]') samples; reads $reads, failed $failed; budget max $max_conns/$budget; posts acked $(s 'd["posts_acked"]'), not exactly once $(s 'd["posts_not_exactly_once"]'); asks $(s 'd["asks"]'), left streaming $left"
+backoffs=$(grep -c 'respawn backoff:' "$NP_DAEMON_LOG")
+echo "RESULT kill soak $secs s: respawn backoff entered $backoffs times; $kills_w worker + $kills_a ask worker kills; min alive $(s 'd["min_workers"]') workers, $(s 'd["min_ask"]') ask workers in $(s 'd["samples"]') samples; reads $reads, failed $failed; budget max $max_conns/$budget; posts acked $(s 'd["posts_acked"]'), not exactly once $(s 'd["posts_not_exactly_once"]'); asks $(s 'd["asks"]'), left streaming $left"
 np_finish
