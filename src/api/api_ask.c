@@ -94,7 +94,10 @@ static bool ask_row_from_pg(struct ask_row *row, PGresult *r)
 }
 
 /* The ask pool's permit: one internal transaction in flight at a time, so that the readers wait
- * behind at most one of them in the main pool's queue. */
+ * behind at most one of them in the main pool's queue. A holder that dies is freed by the master
+ * when it reaps it (shm_ask_permit_reclaim): only the reaper knows a pid is dead and not yet
+ * reused; kill(pid, 0) here took a zombie for alive and an unrelated process that got the pid
+ * back for the holder, which wedged the permit until that process ended. */
 static bool ask_permit_take(int64_t deadline_ms)
 {
 	_Atomic int32_t *w = &db_shm()->hdr->ask_tx_owner;
@@ -105,10 +108,6 @@ static bool ask_permit_take(int64_t deadline_ms)
 			return true;
 		if (cur == me)
 			return true;
-		if (kill(cur, 0) < 0 && errno == ESRCH) {
-			atomic_compare_exchange_strong(w, &cur, 0); /* its holder died holding it */
-			continue;
-		}
 		if (util_now_ms() >= deadline_ms)
 			return false;
 		/* the waiters are about to wait seconds for the model: they poll slowly (5-15 ms), not

@@ -280,6 +280,8 @@ static void master_reap(void)
 		orphaned += budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
 		if (orphaned > 0)
 			log_kv(NP_LOG_INFO, kv, "reclaiming %d budget token(s) of a dead child", orphaned);
+		if (shm_ask_permit_reclaim(&M.shm, pid))
+			log_kv(NP_LOG_INFO, kv, "freeing the ask pool's permit a dead child held");
 		shm_slot_reclaim(&M.shm, idx);
 		M.kids[idx].pid = 0;
 

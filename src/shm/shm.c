@@ -194,3 +194,9 @@ const char *shm_state_name(uint32_t state)
 	default: return "unknown";
 	}
 }
+
+bool shm_ask_permit_reclaim(struct np_shm *shm, pid_t pid)
+{
+	int32_t held = (int32_t)pid;
+	return atomic_compare_exchange_strong(&shm->hdr->ask_tx_owner, &held, 0);
+}

@@ -140,7 +140,8 @@ struct np_shm_header {
 	_Atomic int64_t started_us;
 	_Atomic int32_t configured_workers;
 	/* the ask pool's permit for its short transactions (run by the main pool, one at a time):
-	 * 0 free, else the pid of the ask worker holding it (CAS; a dead holder's is taken over) */
+	 * 0 free, else the pid of the ask worker holding it (CAS 0 -> pid and back by the holder; the
+	 * master frees a dead holder's when it reaps it: shm_ask_permit_reclaim) */
 	_Atomic int32_t ask_tx_owner;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
@@ -197,5 +198,8 @@ int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generat
 void shm_slot_reclaim(struct np_shm *shm, int idx);
 
 const char *shm_state_name(uint32_t state);
+/* Master, right after reaping pid (before it can fork again, so before any of its children can be
+ * given that pid): frees the ask pool's permit if pid died holding it. Whether it did. */
+bool shm_ask_permit_reclaim(struct np_shm *shm, pid_t pid);
 
 #endif
