@@ -9,7 +9,7 @@
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
 #include <errno.h>
-#include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <time.h>
 #include <stdio.h>
@@ -36,8 +36,7 @@
 #define ASK_ANSWER_MAX 16384       /* characters stored (messages.content's bound) */
 #define ASK_CITES_MAX 32
 #define ASK_KEEPALIVE_MS 5000      /* a comment line to the client after this much silence */
-#define ASK_PROMPT_MAX 16384       /* bytes of llm_system_prompt_file */
-#define ASK_KEY_MAX 512            /* bytes of an API key */
+#define ASK_KEY_MAX NP_LLM_KEY_MAX /* bytes of an API key */
 
 /* The system prompt when llm_system_prompt_file is "". */
 static const char ask_default_prompt[] =
@@ -473,27 +472,15 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 
 /* ---- LLM mode ------------------------------------------------------------------------ */
 
-/* The whole of a small file (the prompt, the key): malloc'd, NUL-terminated, at most max bytes;
- * NULL when unreadable or larger. */
-static char *ask_read_file(const char *path, size_t max)
+/* The whole of a small file (the prompt, the key): util_read_file(), the read `neonpoold -t`
+ * checks; NULL (logged, the path and why, never the content) when it cannot be had. */
+static char *ask_read_file(const char *key, const char *path, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return NULL;
-	char *buf = malloc(max + 2);
-	size_t got = 0;
-	ssize_t n = 0;
-	while (buf && got <= max && (n = read(fd, buf + got, max + 1 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	if (!buf || n < 0 || got > max) {
-		if (buf)
-			explicit_bzero(buf, max + 2);
-		free(buf);
-		return NULL;
-	}
-	buf[got] = '\0';
-	return buf;
+	char err[PATH_MAX + 96];
+	char *text = util_read_file(path, max, err, sizeof(err));
+	if (!text)
+		log_warn("%s: %s", key, err);
+	return text;
 }
 
 /* The API key into key (cap bytes): llm_api_key_file's first line, else NEONPOOL_LLM_API_KEY,
@@ -502,7 +489,7 @@ static int ask_api_key(const struct np_conf *conf, char *key, size_t cap)
 {
 	key[0] = '\0';
 	if (conf->llm_api_key_file[0]) {
-		char *f = ask_read_file(conf->llm_api_key_file, ASK_KEY_MAX);
+		char *f = ask_read_file("llm_api_key_file", conf->llm_api_key_file, NP_LLM_KEY_MAX);
 		if (!f)
 			return -1;
 		size_t l = strcspn(f, "\r\n");
@@ -525,7 +512,7 @@ static int ask_api_key(const struct np_conf *conf, char *key, size_t cap)
 static char *ask_llm_body(const struct np_conf *conf, const struct ask_turn *t, const char *bodies_json,
                           const char *history_json, const char *question)
 {
-	char *prompt = conf->llm_system_prompt_file[0] ? ask_read_file(conf->llm_system_prompt_file, ASK_PROMPT_MAX)
+	char *prompt = conf->llm_system_prompt_file[0] ? ask_read_file("llm_system_prompt_file", conf->llm_system_prompt_file, NP_LLM_PROMPT_MAX)
 	                                               : strdup(ask_default_prompt);
 	if (!prompt)
 		return NULL;
