@@ -212,6 +212,7 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
  * file's two statements with its parameters; answers {"row": [...] or null}. */
 static void ask_tx_serve(struct np_request *req, struct np_response *resp)
 {
+	metrics_set_route(NP_MROUTE_ASK_TX);
 	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_finish };
 	cJSON *o = req->body ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stmt"));
@@ -274,6 +275,8 @@ struct ask_turn {
 	int64_t last_write_ms;     /* the last bytes sent to the client (keepalive) */
 	bool cancelled;            /* the cancel route asked to stop */
 	bool abandoned;            /* the client went away and ask_on_disconnect = abort */
+	int fail_status;           /* the stream ended with an error event of this status (metrics) */
+	char fail_code[40];
 };
 
 /* ---- writing the stream ---------------------------------------------------------------- */
@@ -391,6 +394,8 @@ static void ask_fail_event(struct ask_turn *t, struct np_response *err)
 	}
 	cJSON_AddStringToObject(e, "message_id", t->answer_id);
 	ask_event(t, "error", e);
+	t->fail_status = err->status >= 400 ? err->status : 500;
+	snprintf(t->fail_code, sizeof(t->fail_code), "%s", err->error_code[0] ? err->error_code : "internal");
 }
 
 /* Store the answer (the second short transaction): its text, status and the citations it uses
@@ -836,6 +841,11 @@ void api_ask(struct np_request *req, struct np_response *resp)
 			ask_retrieval(&t, resp, ask_col(r, 8));
 		if (llm)
 			ask_publish(&t, false);
+	}
+	/* a stream is counted with the status its client was told at its end (the head said 200) */
+	if (resp->streamed && t.fail_status) {
+		resp->status = t.fail_status;
+		snprintf(resp->error_code, sizeof(resp->error_code), "%s", t.fail_code);
 	}
 	ask_row_free(r);
 	cJSON_Delete(body);

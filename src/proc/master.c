@@ -723,6 +723,7 @@ static int master_init_shm(void)
 	const struct np_route *routes = api_routes(&nroutes);
 	snprintf(M.shm.hdr->route_names[NP_MROUTE_NONE], sizeof(M.shm.hdr->route_names[0]), "none");
 	snprintf(M.shm.hdr->route_names[NP_MROUTE_POOL], sizeof(M.shm.hdr->route_names[0]), "pool");
+	snprintf(M.shm.hdr->route_names[NP_MROUTE_ASK_TX], sizeof(M.shm.hdr->route_names[0]), "ask.tx");
 	for (size_t i = 0; i < nroutes; i++) {
 		int id = metrics_route_id((int)i);
 		if (id != NP_MROUTE_NONE)
