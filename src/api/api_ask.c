@@ -3,8 +3,9 @@
  *
  * Two short transactions, nothing held between them: np_ask_begin() stores the question and an
  * empty answer row with status 'streaming' (so a cancel or a reload finds it) and returns the
- * passages, the history and, in retrieval mode, the passages' best sentences; db_release() then
- * gives the connection's token back; np_ask_finish() stores the answer with its status and the
+ * passages, the history and, in retrieval mode, the passages' best sentences; in LLM mode
+ * db_release() then gives the connection's token back before the model is called (retrieval mode
+ * keeps it: the answer is made at once); np_ask_finish() stores the answer with its status and the
  * citations its text used. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
@@ -129,7 +130,7 @@ static bool ask_in_pool(void)
 }
 
 /* Run st with params, for the ask route's session (auth: check its bearer token first): on this
- * worker's connection, given back at once (db_release), or, in an ask worker, by the main pool
+ * worker's connection (kept), or, in an ask worker, by the main pool
  * (an internal request, asktx.h), one at a time across the ask pool. true with row filled, or
  * false with resp set to the error. */
 static bool ask_exec(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
@@ -137,13 +138,11 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
 {
 	memset(row, 0, sizeof(*row));
 	if (!ask_in_pool()) {
-		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id"))) {
-			db_release();
+		/* the connection stays with the worker, as after any request: it is given back only
+		 * before a model call (ask_llm), which holds the worker for seconds */
+		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id")))
 			return false;
-		}
 		PGresult *r = db_write(req, resp, st, params);
-		/* nothing of the database is held while the answer is made */
-		db_release();
 		if (!r)
 			return false;
 		bool ok = ask_row_from_pg(row, r);
@@ -640,6 +639,9 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 			.on_delta = ask_on_delta, .tick = ask_tick,
 			.watch_fd = t->req->stream ? t->req->stream->gate_fd : -1, .on_fd = ask_on_gate, .ctx = t,
 		};
+		/* nothing of the database is held while the model answers (a main worker's connection
+		 * goes back to the budget; an ask worker holds none) */
+		db_release();
 		llm_chat(&call, &res);
 		metrics_phase(NP_PHASE_UPSTREAM, (int64_t)res.total_ms * 1000); /* issue 8: the upstream phase */
 	}
