@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 3
+#define NP_SHM_LAYOUT 4 /* 4: two more error names, the ask.tx route id */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
