@@ -3,14 +3,13 @@
  *
  * Two short transactions, nothing held between them: np_ask_begin() stores the question and an
  * empty answer row with status 'streaming' (so a cancel or a reload finds it) and returns the
- * passages, the history and, in retrieval mode, the passages' best sentences; db_release() then
- * gives the connection's token back; np_ask_finish() stores the answer with its status and the
+ * passages, the history and, in retrieval mode, the passages' best sentences; in LLM mode
+ * db_release() then gives the connection's token back before the model is called (retrieval mode
+ * keeps it: the answer is made at once); np_ask_finish() stores the answer with its status and the
  * citations its text used. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
-#include <signal.h>
+#include <limits.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,8 +35,7 @@
 #define ASK_ANSWER_MAX 16384       /* characters stored (messages.content's bound) */
 #define ASK_CITES_MAX 32
 #define ASK_KEEPALIVE_MS 5000      /* a comment line to the client after this much silence */
-#define ASK_PROMPT_MAX 16384       /* bytes of llm_system_prompt_file */
-#define ASK_KEY_MAX 512            /* bytes of an API key */
+#define ASK_KEY_MAX NP_LLM_KEY_MAX /* bytes of an API key */
 
 /* The system prompt when llm_system_prompt_file is "". */
 static const char ask_default_prompt[] =
@@ -94,7 +92,10 @@ static bool ask_row_from_pg(struct ask_row *row, PGresult *r)
 }
 
 /* The ask pool's permit: one internal transaction in flight at a time, so that the readers wait
- * behind at most one of them in the main pool's queue. */
+ * behind at most one of them in the main pool's queue. A holder that dies is freed by the master
+ * when it reaps it (shm_ask_permit_reclaim): only the reaper knows a pid is dead and not yet
+ * reused; kill(pid, 0) here took a zombie for alive and an unrelated process that got the pid
+ * back for the holder, which wedged the permit until that process ended. */
 static bool ask_permit_take(int64_t deadline_ms)
 {
 	_Atomic int32_t *w = &db_shm()->hdr->ask_tx_owner;
@@ -105,10 +106,6 @@ static bool ask_permit_take(int64_t deadline_ms)
 			return true;
 		if (cur == me)
 			return true;
-		if (kill(cur, 0) < 0 && errno == ESRCH) {
-			atomic_compare_exchange_strong(w, &cur, 0); /* its holder died holding it */
-			continue;
-		}
 		if (util_now_ms() >= deadline_ms)
 			return false;
 		/* the waiters are about to wait seconds for the model: they poll slowly (5-15 ms), not
@@ -131,7 +128,7 @@ static bool ask_in_pool(void)
 }
 
 /* Run st with params, for the ask route's session (auth: check its bearer token first): on this
- * worker's connection, given back at once (db_release), or, in an ask worker, by the main pool
+ * worker's connection (kept), or, in an ask worker, by the main pool
  * (an internal request, asktx.h), one at a time across the ask pool. true with row filled, or
  * false with resp set to the error. */
 static bool ask_exec(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
@@ -139,13 +136,11 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
 {
 	memset(row, 0, sizeof(*row));
 	if (!ask_in_pool()) {
-		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id"))) {
-			db_release();
+		/* the connection stays with the worker, as after any request: it is given back only
+		 * before a model call (ask_llm), which holds the worker for seconds */
+		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id")))
 			return false;
-		}
 		PGresult *r = db_write(req, resp, st, params);
-		/* nothing of the database is held while the answer is made */
-		db_release();
 		if (!r)
 			return false;
 		bool ok = ask_row_from_pg(row, r);
@@ -214,6 +209,7 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
  * file's two statements with its parameters; answers {"row": [...] or null}. */
 static void ask_tx_serve(struct np_request *req, struct np_response *resp)
 {
+	metrics_set_route(NP_MROUTE_ASK_TX);
 	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_finish };
 	cJSON *o = req->body ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stmt"));
@@ -276,6 +272,8 @@ struct ask_turn {
 	int64_t last_write_ms;     /* the last bytes sent to the client (keepalive) */
 	bool cancelled;            /* the cancel route asked to stop */
 	bool abandoned;            /* the client went away and ask_on_disconnect = abort */
+	int fail_status;           /* the stream ended with an error event of this status (metrics) */
+	char fail_code[40];
 };
 
 /* ---- writing the stream ---------------------------------------------------------------- */
@@ -393,6 +391,8 @@ static void ask_fail_event(struct ask_turn *t, struct np_response *err)
 	}
 	cJSON_AddStringToObject(e, "message_id", t->answer_id);
 	ask_event(t, "error", e);
+	t->fail_status = err->status >= 400 ? err->status : 500;
+	snprintf(t->fail_code, sizeof(t->fail_code), "%s", err->error_code[0] ? err->error_code : "internal");
 }
 
 /* Store the answer (the second short transaction): its text, status and the citations it uses
@@ -474,27 +474,15 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 
 /* ---- LLM mode ------------------------------------------------------------------------ */
 
-/* The whole of a small file (the prompt, the key): malloc'd, NUL-terminated, at most max bytes;
- * NULL when unreadable or larger. */
-static char *ask_read_file(const char *path, size_t max)
+/* The whole of a small file (the prompt, the key): util_read_file(), the read `neonpoold -t`
+ * checks; NULL (logged, the path and why, never the content) when it cannot be had. */
+static char *ask_read_file(const char *key, const char *path, size_t max)
 {
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		return NULL;
-	char *buf = malloc(max + 2);
-	size_t got = 0;
-	ssize_t n = 0;
-	while (buf && got <= max && (n = read(fd, buf + got, max + 1 - got)) > 0)
-		got += (size_t)n;
-	close(fd);
-	if (!buf || n < 0 || got > max) {
-		if (buf)
-			explicit_bzero(buf, max + 2);
-		free(buf);
-		return NULL;
-	}
-	buf[got] = '\0';
-	return buf;
+	char err[PATH_MAX + 96];
+	char *text = util_read_file(path, max, err, sizeof(err));
+	if (!text)
+		log_warn("%s: %s", key, err);
+	return text;
 }
 
 /* The API key into key (cap bytes): llm_api_key_file's first line, else NEONPOOL_LLM_API_KEY,
@@ -503,7 +491,7 @@ static int ask_api_key(const struct np_conf *conf, char *key, size_t cap)
 {
 	key[0] = '\0';
 	if (conf->llm_api_key_file[0]) {
-		char *f = ask_read_file(conf->llm_api_key_file, ASK_KEY_MAX);
+		char *f = ask_read_file("llm_api_key_file", conf->llm_api_key_file, NP_LLM_KEY_MAX);
 		if (!f)
 			return -1;
 		size_t l = strcspn(f, "\r\n");
@@ -526,7 +514,7 @@ static int ask_api_key(const struct np_conf *conf, char *key, size_t cap)
 static char *ask_llm_body(const struct np_conf *conf, const struct ask_turn *t, const char *bodies_json,
                           const char *history_json, const char *question)
 {
-	char *prompt = conf->llm_system_prompt_file[0] ? ask_read_file(conf->llm_system_prompt_file, ASK_PROMPT_MAX)
+	char *prompt = conf->llm_system_prompt_file[0] ? ask_read_file("llm_system_prompt_file", conf->llm_system_prompt_file, NP_LLM_PROMPT_MAX)
 	                                               : strdup(ask_default_prompt);
 	if (!prompt)
 		return NULL;
@@ -649,6 +637,9 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 			.on_delta = ask_on_delta, .tick = ask_tick,
 			.watch_fd = t->req->stream ? t->req->stream->gate_fd : -1, .on_fd = ask_on_gate, .ctx = t,
 		};
+		/* nothing of the database is held while the model answers (a main worker's connection
+		 * goes back to the budget; an ask worker holds none) */
+		db_release();
 		llm_chat(&call, &res);
 		metrics_phase(NP_PHASE_UPSTREAM, (int64_t)res.total_ms * 1000); /* issue 8: the upstream phase */
 	}
@@ -850,6 +841,11 @@ void api_ask(struct np_request *req, struct np_response *resp)
 			ask_retrieval(&t, resp, ask_col(r, 8));
 		if (llm)
 			ask_publish(&t, false);
+	}
+	/* a stream is counted with the status its client was told at its end (the head said 200) */
+	if (resp->streamed && t.fail_status) {
+		resp->status = t.fail_status;
+		snprintf(resp->error_code, sizeof(resp->error_code), "%s", t.fail_code);
 	}
 	ask_row_free(r);
 	cJSON_Delete(body);

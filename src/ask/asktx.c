@@ -8,6 +8,7 @@
 #include <sys/random.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asktx.h"
@@ -38,6 +39,35 @@ const char *asktx_secret(void)
 	return asktx_key;
 }
 
+/* A connected non-blocking socket to the unix socket sa before deadline_ms, or -1. A unix
+ * socket's connect completes at once or fails with EAGAIN while the listener's backlog is full
+ * (nobody accepts): it cannot be polled for, so it is retried every 5 ms until the deadline. A
+ * blocking connect would wait for ever there, holding the ask pool's permit. */
+static int asktx_connect_unix(const struct sockaddr_un *sa, int64_t deadline_ms, char *err, size_t errlen)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot connect to the main socket: %s", strerror(errno));
+		return -1;
+	}
+	for (;;) {
+		if (connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0)
+			return fd;
+		if (errno != EAGAIN && errno != EINTR) {
+			snprintf(err, errlen, "cannot connect to the main socket: %s", strerror(errno));
+			break;
+		}
+		if (util_now_ms() >= deadline_ms) {
+			snprintf(err, errlen, "cannot connect to the main socket: its backlog stayed full until the deadline");
+			break;
+		}
+		struct timespec ts = { 0, 5000000L };
+		nanosleep(&ts, NULL);
+	}
+	close(fd);
+	return -1;
+}
+
 /* A connected socket to conf->listen, or -1. */
 static int asktx_connect(const char *listen, int64_t deadline_ms, char *err, size_t errlen)
 {
@@ -50,14 +80,7 @@ static int asktx_connect(const char *listen, int64_t deadline_ms, char *err, siz
 			return -1;
 		}
 		memcpy(sa.sun_path, path, strlen(path) + 1);
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-			snprintf(err, errlen, "cannot connect to the main socket: %s", strerror(errno));
-			if (fd >= 0)
-				close(fd);
-			return -1;
-		}
-		return fd;
+		return asktx_connect_unix(&sa, deadline_ms, err, errlen);
 	}
 	if (strcmp(listen, "stdin") == 0) {
 		snprintf(err, errlen, "the main socket is inherited (listen = stdin): an ask worker cannot reach it");

@@ -5,6 +5,7 @@
 #include "conf.h"
 #include "allowlist.h"
 #include "sched.h"
+#include "util.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -69,6 +70,8 @@ struct conf_key {
 static int conf_check_listen(const char *value, char *msg, size_t n);
 static int conf_check_conninfo(const char *value, char *msg, size_t n);
 static int conf_check_readable(const char *value, char *msg, size_t n);
+static int conf_check_llm_key_file(const char *value, char *msg, size_t n);
+static int conf_check_llm_prompt_file(const char *value, char *msg, size_t n);
 static int conf_check_control_listen(const char *value, char *msg, size_t n);
 static int conf_check_allowed_clients(const char *value, char *msg, size_t n);
 static int conf_check_admin_allow(const char *value, char *msg, size_t n);
@@ -146,8 +149,8 @@ static const struct conf_key conf_keys[] = {
 	KEY_INT("ask_workers", ask_workers, 4, 1, 64, RELOAD, "processes", "workers of the ask pool (with ask_listen): one answer each at a time; when all are busy a new ask gets 503 ask_busy at once"),
 	KEY_STR("llm_url", llm_url, "", conf_check_llm_url, RELOAD, "an OpenAI-compatible chat-completions endpoint (http:// or https://, no user:password in it); asks are answered by the model with the passages as context (\"\" = retrieval mode: an extractive answer, no model)"),
 	KEY_STR("llm_model", llm_model, "gpt-4o-mini", NULL, RELOAD, "the model named in each chat-completions request"),
-	KEY_STR("llm_api_key_file", llm_api_key_file, "", conf_check_readable, RELOAD, "the upstream's API key is this file's first line, read at each ask and sent only as a bearer token (\"\" = the environment's NEONPOOL_LLM_API_KEY, or none); never logged or shown"),
-	KEY_STR("llm_system_prompt_file", llm_system_prompt_file, "", conf_check_readable, RELOAD, "the system prompt (up to 16 KiB) put before the numbered passages (\"\" = the built-in one: answer from the passages, cite them as [n])"),
+	KEY_STR("llm_api_key_file", llm_api_key_file, "", conf_check_llm_key_file, RELOAD, "the upstream's API key is this file's first line, read at each ask and sent only as a bearer token (\"\" = the environment's NEONPOOL_LLM_API_KEY, or none); never logged or shown"),
+	KEY_STR("llm_system_prompt_file", llm_system_prompt_file, "", conf_check_llm_prompt_file, RELOAD, "the system prompt (up to 16 KiB) put before the numbered passages (\"\" = the built-in one: answer from the passages, cite them as [n])"),
 	KEY_INT("llm_connect_timeout_ms", llm_connect_timeout_ms, 5000, 100, 60000, RELOAD, "ms", "deadline of the connection to the upstream"),
 	KEY_INT("llm_first_token_timeout_ms", llm_first_token_timeout_ms, 30000, 100, 600000, RELOAD, "ms", "deadline of the first token after the request was sent"),
 	KEY_INT("llm_gap_timeout_ms", llm_gap_timeout_ms, 20000, 100, 600000, RELOAD, "ms", "longest silence between two tokens (libcurl's CURLOPT_LOW_SPEED_TIME is set to the larger of this and the first-token deadline as a backstop)"),
@@ -462,6 +465,30 @@ static int conf_check_readable(const char *path, char *msg, size_t n)
 	}
 	close(fd);
 	return 0;
+}
+
+/* The ask workers read these files at each ask with util_read_file(): the check is that same read
+ * (a regular file, or a symlink to one, within the size the worker takes). */
+static int conf_check_small_file(const char *path, size_t max, char *msg, size_t n)
+{
+	if (*path == '\0')
+		return 0;
+	char *text = util_read_file(path, max, msg, n);
+	if (!text)
+		return -1;
+	explicit_bzero(text, strlen(text));
+	free(text);
+	return 0;
+}
+
+static int conf_check_llm_key_file(const char *path, char *msg, size_t n)
+{
+	return conf_check_small_file(path, NP_LLM_KEY_MAX, msg, n);
+}
+
+static int conf_check_llm_prompt_file(const char *path, char *msg, size_t n)
+{
+	return conf_check_small_file(path, NP_LLM_PROMPT_MAX, msg, n);
 }
 
 /* ---- defaults, free ---- */

@@ -11,6 +11,8 @@
 #define NP_DEFAULT_CONFIG "/etc/neonpool/neonpool.conf"
 #define NP_MAX_WORKERS 256
 #define NP_MAX_BUDGET 256
+#define NP_LLM_KEY_MAX 512        /* bytes of llm_api_key_file */
+#define NP_LLM_PROMPT_MAX 16384   /* bytes of llm_system_prompt_file */
 
 enum np_ask_disconnect { NP_ASK_FINISH = 0, NP_ASK_ABORT };
 enum np_warmup_policy { NP_WARMUP_ALWAYS = 0, NP_WARMUP_WHILE_ACTIVE, NP_WARMUP_NEVER, NP_WARMUP_SCHEDULE };

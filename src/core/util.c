@@ -1,9 +1,11 @@
 /* util.c - small pure helpers: clocks, text validation, quoting, decoding. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -225,4 +227,46 @@ uint64_t util_hash64(const char *s)
 		h *= 0x100000001b3ULL;
 	}
 	return h;
+}
+
+char *util_read_file(const char *path, size_t max, char *err, size_t errlen)
+{
+	int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
+	if (fd < 0) {
+		snprintf(err, errlen, "cannot open '%s': %s", path, strerror(errno));
+		return NULL;
+	}
+	struct stat st;
+	if (fstat(fd, &st) < 0) {
+		snprintf(err, errlen, "cannot stat '%s': %s", path, strerror(errno));
+		close(fd);
+		return NULL;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		snprintf(err, errlen, "'%s' is not a regular file (a %s)", path,
+		         S_ISDIR(st.st_mode) ? "directory" : S_ISFIFO(st.st_mode) ? "FIFO" : S_ISSOCK(st.st_mode) ? "socket" : "device");
+		close(fd);
+		return NULL;
+	}
+	char *buf = malloc(max + 2);
+	size_t got = 0;
+	ssize_t n = 0;
+	while (buf && got <= max && ((n = read(fd, buf + got, max + 1 - got)) > 0 || (n < 0 && errno == EINTR)))
+		got += n > 0 ? (size_t)n : 0;
+	int rerr = errno;
+	close(fd);
+	if (!buf || n < 0 || got > max) {
+		if (!buf)
+			snprintf(err, errlen, "out of memory reading '%s'", path);
+		else if (n < 0)
+			snprintf(err, errlen, "cannot read '%s': %s", path, strerror(rerr));
+		else
+			snprintf(err, errlen, "'%s' is larger than %zu bytes", path, max);
+		if (buf)
+			explicit_bzero(buf, max + 2);
+		free(buf);
+		return NULL;
+	}
+	buf[got] = '\0';
+	return buf;
 }

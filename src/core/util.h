@@ -41,6 +41,13 @@ bool util_fd_closed(int fd);
 /* Jitter: a uniformly random value in [0, range). */
 uint32_t util_random_below(uint32_t range);
 
+/* The whole of a small file that is a regular file (a symlink to one is followed, as a mounted
+ * Kubernetes or Docker secret is): malloc'd, NUL-terminated, at most max bytes. The open does not
+ * wait (O_NONBLOCK: a FIFO is refused at once, never read). NULL with err ("cannot open 'PATH':
+ * ...", "'PATH' is not a regular file", "'PATH' is larger than N bytes") otherwise. The one check
+ * of both `neonpoold -t` and the reader, so that what passes the one is what the other reads. */
+char *util_read_file(const char *path, size_t max, char *err, size_t errlen);
+
 /* FNV-1a 64-bit hash of a string (not cryptographic): tells which configured URL a value is of. */
 uint64_t util_hash64(const char *s);
 

@@ -356,6 +356,8 @@ static void master_reap(void)
 		orphaned += budget_orphan_pid(&M.shm, pid, M.conf.orphan_grace_ms);
 		if (orphaned > 0)
 			log_kv(NP_LOG_INFO, kv, "reclaiming %d budget token(s) of a dead child", orphaned);
+		if (shm_ask_permit_reclaim(&M.shm, pid))
+			log_kv(NP_LOG_INFO, kv, "freeing the ask pool's permit a dead child held");
 		shm_slot_reclaim(&M.shm, idx);
 		M.kids[idx].pid = 0;
 
@@ -803,6 +805,7 @@ static int master_init_shm(void)
 	const struct np_route *routes = api_routes(&nroutes);
 	snprintf(M.shm.hdr->route_names[NP_MROUTE_NONE], sizeof(M.shm.hdr->route_names[0]), "none");
 	snprintf(M.shm.hdr->route_names[NP_MROUTE_POOL], sizeof(M.shm.hdr->route_names[0]), "pool");
+	snprintf(M.shm.hdr->route_names[NP_MROUTE_ASK_TX], sizeof(M.shm.hdr->route_names[0]), "ask.tx");
 	for (size_t i = 0; i < nroutes; i++) {
 		int id = metrics_route_id((int)i);
 		if (id != NP_MROUTE_NONE)

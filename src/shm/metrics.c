@@ -21,7 +21,8 @@ const char *const metrics_errors[NP_MERRORS] = {
 	"uri_too_long", "request_header_fields_too_large", "internal", "invalid_parameter", "invalid_id",
 	"invalid_query", "unsupported_media_type", "invalid_body", "invalid_idempotency_key",
 	"idempotency_in_flight", "idempotency_mismatch", "db_busy", "db_unavailable", "db_outcome_unknown",
-	"db_timeout", "db_error", "not_ready", "forbidden", "ask_busy", "llm_timeout", "other",
+	"db_timeout", "db_error", "not_ready", "forbidden", "ask_busy", "llm_timeout", "llm_unavailable",
+	"llm_busy", "other",
 };
 
 static struct {
@@ -160,7 +161,8 @@ int64_t metrics_end(int status, const char *error_code, int64_t now_us)
 		return total;
 	metrics_phase_route(metrics_self.route, NP_PHASE_TOTAL, total);
 	ladder_record(&r->http[metrics_self.route][metrics_code_index(status)], hist_clamp(total));
-	if (error_code && error_code[0])
+	/* error answers to clients: an internal transaction's error reaches its client as the ask's */
+	if (error_code && error_code[0] && metrics_self.route != NP_MROUTE_ASK_TX)
 		bump(&r->errors[metrics_error_index(error_code)], 1);
 	return total;
 }

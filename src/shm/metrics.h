@@ -20,11 +20,14 @@ enum np_phase {
 };
 
 /* Route ids: 0 no route (unreadable request, 404, 405), 1 the pool's own work outside requests
- * (spares connecting, warm-up pings, probes), then the route table's entries in order
- * (metrics_route_id()). A table longer than that counts its tail as 0. */
+ * (spares connecting, warm-up pings, probes), 2 the ask pool's internal transactions served by
+ * the main pool ("ask.tx": an ask counts once, under "ask", with what its client was told), then
+ * the route table's entries in order (metrics_route_id()). A table longer than that counts its
+ * tail as 0. */
 #define NP_MROUTE_NONE 0
 #define NP_MROUTE_POOL 1
-#define NP_MROUTE_FIRST 2
+#define NP_MROUTE_ASK_TX 2
+#define NP_MROUTE_FIRST 3
 #define NP_MROUTES 24
 
 /* The bucket ladder of the exposition (microseconds; +Inf is the count): 100 us .. 30 s. */
@@ -35,7 +38,7 @@ extern const uint64_t metrics_ladder_us[NP_LADDER];
 #define NP_MCODES 28
 extern const int metrics_codes[NP_MCODES];
 /* Error codes of the envelope (doc/openapi.yaml ErrorCode), then "other". */
-#define NP_MERRORS 26
+#define NP_MERRORS 28
 extern const char *const metrics_errors[NP_MERRORS];
 
 /* Counters that are not per route. */

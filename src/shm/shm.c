@@ -223,3 +223,9 @@ int shm_pool_configured(const struct np_shm *shm, enum np_slot_kind kind)
 	default: return 0;
 	}
 }
+
+bool shm_ask_permit_reclaim(struct np_shm *shm, pid_t pid)
+{
+	int32_t held = (int32_t)pid;
+	return atomic_compare_exchange_strong(&shm->hdr->ask_tx_owner, &held, 0);
+}

@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 4
+#define NP_SHM_LAYOUT 5 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -150,7 +150,8 @@ struct np_shm_header {
 	_Atomic int64_t started_us;
 	_Atomic int32_t configured_workers;
 	/* the ask pool's permit for its short transactions (run by the main pool, one at a time):
-	 * 0 free, else the pid of the ask worker holding it (CAS; a dead holder's is taken over) */
+	 * 0 free, else the pid of the ask worker holding it (CAS 0 -> pid and back by the holder; the
+	 * master frees a dead holder's when it reaps it: shm_ask_permit_reclaim) */
 	_Atomic int32_t ask_tx_owner;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
@@ -214,5 +215,8 @@ const char *shm_kind_name(uint32_t kind);
 int shm_pool_alive(const struct np_shm *shm, enum np_slot_kind kind);
 /* Children the pool should have (workers, 1 supervisor, ask_workers or 0). */
 int shm_pool_configured(const struct np_shm *shm, enum np_slot_kind kind);
+/* Master, right after reaping pid (before it can fork again, so before any of its children can be
+ * given that pid): frees the ask pool's permit if pid died holding it. Whether it did. */
+bool shm_ask_permit_reclaim(struct np_shm *shm, pid_t pid);
 
 #endif

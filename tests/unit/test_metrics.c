@@ -31,6 +31,8 @@ static void test_metrics_ladder_bounds(void **state)
 	assert_int_equal(metrics_codes[metrics_code_index(418)], 0); /* other */
 	assert_string_equal(metrics_errors[metrics_error_index("db_busy")], "db_busy");
 	assert_string_equal(metrics_errors[metrics_error_index("no such code")], "other");
+	assert_string_equal(metrics_errors[metrics_error_index("llm_unavailable")], "llm_unavailable");
+	assert_string_equal(metrics_errors[metrics_error_index("llm_busy")], "llm_busy");
 	assert_int_equal(metrics_route_id(-1), NP_MROUTE_NONE);
 	assert_int_equal(metrics_route_id(0), NP_MROUTE_FIRST);
 	assert_int_equal(metrics_route_id(NP_MROUTES), NP_MROUTE_NONE);
