@@ -266,7 +266,7 @@ int listen_activation_init(char *err, size_t errlen)
 			snprintf(err, errlen, "LISTEN_FDS: fd %d is not a listening socket", fd);
 			return -1;
 		}
-		/* names: "a:b:c"; an empty one, a missing one or "unknown" (systemd's default for
+		/* names: "a:b:c" (names go into logfmt lines: no spaces); an empty one, a missing one or "unknown" (systemd's default for
 		 * sockets passed without a name) is matched by address */
 		char *nm = tok ? strsep(&tok, ":") : NULL;
 		snprintf(listen_act.name[i], sizeof(listen_act.name[i]), "%s",
@@ -402,8 +402,8 @@ static int listen_passed(struct np_listener *l, int i)
 	listen_describe(listen_act.fd[i], addr, sizeof(addr));
 	l->fd = listen_act.fd[i];
 	l->passed = true;
-	snprintf(l->display, sizeof(l->display), "%.120s (systemd fd %d%s%.20s)", addr, listen_act.fd[i],
-	         listen_act.name[i][0] ? " " : "", listen_act.name[i]);
+	snprintf(l->display, sizeof(l->display), "%.120s[systemd:%d%s%.20s]", addr, listen_act.fd[i],
+	         listen_act.name[i][0] ? ":" : "", listen_act.name[i]);
 	return 0;
 }
 
