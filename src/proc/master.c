@@ -405,7 +405,9 @@ static void master_reload_done(const char *refused)
 	if (refused) {
 		atomic_fetch_add(&M.shm.hdr->reloads_refused, 1);
 		log_error("reload rejected, the running configuration stays: %s", refused);
-		notify_send("READY=1\nSTATUS=reload rejected, the running configuration stays: %.200s", refused);
+		/* READY=1 ends the RELOADING=1 (unless the start's READY=1 is still to come) */
+		notify_send("%sSTATUS=reload rejected, the running configuration stays: %.200s",
+		            M.notify_ready ? "READY=1\n" : "", refused);
 	} else {
 		M.notify_ready = false;
 	}

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # t_sd_notify.sh - Type=notify: on NOTIFY_SOCKET (an abstract "@" name) the master sends READY=1 only once every
 # worker accepts and min_warm connections are up; RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a
-# reload; STOPPING=1 at the stop; STATUS= lines with the workers, the budget in use and the database state; and
-# READY=1 with STATUS= saying so when the database is down.
+# reload; STOPPING=1 at the stop; WATCHDOG=1 within WATCHDOG_USEC; STATUS= lines with the workers, the budget in
+# use and the database state; and READY=1 with STATUS= saying so when the database is down.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl
@@ -34,7 +34,7 @@ print(sum(1 for l in open(sys.argv[1]) if json.loads(l).get("msg", {}).get(sys.a
 
 np_db_prepare
 notify_start main "$NP_TMP/neonpoold.conf"
-NOTIFY_SOCKET=@np-notify-main-$$ np_start_db_daemon workers=3 min_warm=2 database_url="$(np_db_url)"
+NOTIFY_SOCKET=@np-notify-main-$$ WATCHDOG_USEC=2000000 np_start_db_daemon workers=3 min_warm=2 database_url="$(np_db_url)"
 notify_wait main 1 READY=1
 np_log "READY=1 after start"
 "$NEONPOOLCTL" -c "$NP_DAEMON_CONF" reload >"$NP_TMP/out/reload.out" 2>&1
@@ -70,10 +70,10 @@ def check(what, ok, detail=""):
     global fails
     print(("ok - " if ok else "not ok - ") + what + (": " + detail if detail and not ok else ""))
     fails += not ok
-kinds = [next((k for k in ("READY", "RELOADING", "STOPPING") if k in r["msg"]), "STATUS") for r in main]
+kinds = [next((k for k in ("READY", "RELOADING", "STOPPING", "WATCHDOG") if k in r["msg"]), "STATUS") for r in main]
 check("every datagram from the master (pid %d)" % mpid, all(r["pid"] == mpid for r in main),
       str([r["pid"] for r in main]))
-check("the order is READY, RELOADING, READY, STOPPING", [k for k in kinds if k != "STATUS"] ==
+check("the order is READY, RELOADING, READY, STOPPING", [k for k in kinds if k not in ("STATUS", "WATCHDOG")] ==
       ["READY", "RELOADING", "READY", "STOPPING"], str(kinds))
 readies = [r for r in main if r["msg"].get("READY") == "1"]
 for i, (r, gen) in enumerate(zip(readies, (1, 2))):
@@ -90,6 +90,10 @@ for i, (r, gen) in enumerate(zip(readies, (1, 2))):
 rel = [r for r in main if "RELOADING" in r["msg"]]
 check("RELOADING=1 carries MONOTONIC_USEC", bool(rel) and rel[0]["msg"].get("MONOTONIC_USEC", "").isdigit())
 check("STATUS= lines besides READY", sum(1 for k in kinds if k == "STATUS") >= 1)
+wd = [r["t"] for r in main if r["msg"].get("WATCHDOG") == "1"]
+# systemd's own deadline: a gap of WATCHDOG_USEC (2 s) would kill the service (sent every 1 s)
+check("WATCHDOG=1 (WATCHDOG_USEC=2000000) never 2 s apart while it ran", len(wd) >= 2 and
+      max(b - a for a, b in zip(wd, wd[1:])) < 2.0, str(wd))
 dr = [r for r in down if r["msg"].get("READY") == "1"]
 check("database down: READY=1 with a STATUS= saying the database is down",
       bool(dr) and "database down" in dr[0]["msg"].get("STATUS", ""), json.dumps(dr)[:400])
