@@ -82,8 +82,10 @@ for i, (r, gen) in enumerate(zip(readies, (1, 2))):
     check("READY=1 #%d: 3 workers of generation %d, none starting" % (i + 1, gen),
           len(ws) == 3 and all(w["state"] in ("idle", "busy", "reading") for w in ws), json.dumps(ws))
     ep = st.get("endpoints", {}).get("primary", {})
-    check("READY=1 #%d: database up with >= 2 connections (min_warm)" % (i + 1),
-          ep.get("health") == "up" and ep.get("connected", 0) >= 2, json.dumps(ep)[:300])
+    # at the start, up means min_warm connections opened; after a reload the new workers reopen the
+    # old ones' connections while the database stays up (a dip is not a readiness change)
+    check("READY=1 #%d: database up%s" % (i + 1, " with >= 2 connections (min_warm)" if gen == 1 else ""),
+          ep.get("health") == "up" and (gen > 1 or ep.get("connected", 0) >= 2), json.dumps(ep)[:300])
     check("READY=1 #%d carries STATUS= with the workers, the budget and the database" % (i + 1),
           all(s in r["msg"].get("STATUS", "") for s in ("workers 3/3 accepting", "budget ", "database up")),
           r["msg"].get("STATUS", ""))
