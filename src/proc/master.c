@@ -992,13 +992,10 @@ static void master_notify(int64_t now)
 		started = master_pool_started(NP_KIND_ASK, &ask_acc, &ask_alive) && started;
 	static const char *const health_names[] = { "starting", "up", "degraded", "down" };
 	const struct np_endpoint_shm *e = &M.shm.hdr->ep[NP_EP_PRIMARY];
-	uint32_t health = M.conf.database_url[0] ? atomic_load(&e->health) : NP_HEALTH_UP;
+	/* an empty database_url is libpq's defaults (PG* variables, the local socket): decided alike */
+	uint32_t health = atomic_load(&e->health);
 	char db[200];
-	if (!M.conf.database_url[0])
-		snprintf(db, sizeof(db), "no database configured");
-	else
-		snprintf(db, sizeof(db), "database %s%s%.150s", health_names[health & 3], e->reason[0] ? ": " : "",
-		         e->reason);
+	snprintf(db, sizeof(db), "database %s%s%.150s", health_names[health & 3], e->reason[0] ? ": " : "", e->reason);
 	/* what is sent on a change: the busy workers and the budget in use move with every request,
 	 * so they ride along but are sent only every MASTER_NOTIFY_STATUS_MS on their own */
 	char key[sizeof(M.notify_status)];
