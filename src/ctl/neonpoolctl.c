@@ -1,5 +1,6 @@
 /* neonpoolctl.c - the command-line tool: configuration check, database commands and the pool's status. */
 #include <getopt.h>
+#include <libconfig.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -10,6 +11,7 @@
 #include "ctl_status.h"
 #include "ctl_db.h"
 #include "ctl_ping.h"
+#include "ctl_service.h"
 #include "passage.h"
 #include "util.h"
 #include "version.h"
@@ -54,6 +56,12 @@ static void usage(FILE *fp)
 	        "                      per route), read out of band like status\n"
 	        "  ping [DSN]          connect once and time each phase (DNS, TCP, TLS, authentication,\n"
 	        "                      first query); classified errors with a hint; exit codes 0-8\n"
+	        "  reload [--timeout S]\n"
+	        "                      SIGHUP the running master and wait until it took the configuration\n"
+	        "                      or refused it: exit 1 with the reason when refused\n"
+	        "  stop [--graceful] [--timeout S]\n"
+	        "                      SIGTERM (--graceful: SIGQUIT) the running master and wait until it\n"
+	        "                      exited\n"
 	        "  help [COMMAND]      this help, or a command's (as COMMAND --help)\n\n"
 	        "The database is database_url (or DATABASE_URL) with database_password_file.\n"
 	        "See neonpoolctl(1).\n",
@@ -113,6 +121,24 @@ static const struct {
 	          "  7  the server refused: too many connections, Neon endpoint id missing (SNI),\n"
 	          "     endpoint disabled or unknown, compute quota, rate limit\n"
 	          "  8  connected, but the first query failed\n" },
+	{ "reload", "Usage: neonpoolctl [-c FILE] reload [--timeout SECONDS]\n"
+	            "Send SIGHUP to the running master (named in status_file, else pid_file) and wait until\n"
+	            "the status file counts the reload. The master re-reads its own configuration file: when\n"
+	            "it refuses it (an invalid file, a changed key that needs a restart, a log_file it cannot\n"
+	            "open) the running configuration stays and the reason is printed. systemd's ExecReload=.\n"
+	            "  --timeout SECONDS  wait at most this long (default 30, 1..3600)\n"
+	            "Exit 0 when reloaded (the new generation is printed), 1 when refused, when no master\n"
+	            "runs or it did not answer in time, 2 on bad arguments or when FILE cannot be read for\n"
+	            "status_file and pid_file. Without a status_file the signal is sent unconfirmed.\n" },
+	{ "stop", "Usage: neonpoolctl [-c FILE] stop [--graceful] [--timeout SECONDS]\n"
+	          "Send SIGTERM to the running master (named in status_file, else pid_file): requests in\n"
+	          "flight get shutdown_timeout_ms; with --graceful, SIGQUIT: they get graceful_timeout_ms.\n"
+	          "Then wait until the master exited (it leaves after its children).\n"
+	          "  --graceful         SIGQUIT instead of SIGTERM\n"
+	          "  --timeout SECONDS  wait at most this long (default: graceful_timeout_ms +\n"
+	          "                     shutdown_timeout_ms + 5 s, 1..3600)\n"
+	          "Exit 0 when it exited, 1 when none runs or it was still running at the timeout, 2 on\n"
+	          "bad arguments or an unreadable FILE.\n" },
 	{ "help", "Usage: neonpoolctl help [COMMAND]\n" },
 };
 
@@ -447,6 +473,96 @@ static int cmd_ping(const char *path, int argc, char **argv)
 	return rc;
 }
 
+/* Where reload and stop find the master. The configuration is loaded in full when it is valid;
+ * when it is not (the very file a reload is about to refuse), status_file and pid_file are read
+ * from it as libconfig parses it, after printing why it is invalid. Returns 0, or -1 when
+ * neither could be read. */
+static int service_target(const char *path, struct np_conf *conf, bool *loaded, struct ctl_service_target *t,
+                          char *status_buf, char *pid_buf, size_t buflen)
+{
+	*loaded = false;
+	struct np_conf_error err;
+	if (conf_load(conf, path, &err) == 0) {
+		*loaded = true;
+		t->status_file = conf->status_file;
+		t->pid_file = conf->pid_file;
+		return 0;
+	}
+	char msg[1024];
+	conf_error_format(&err, msg, sizeof(msg));
+	fprintf(stderr, "neonpoolctl: %s\n", msg);
+	config_t cfg;
+	config_init(&cfg);
+	const char *v;
+	int rc = -1;
+	status_buf[0] = pid_buf[0] = '\0';
+	if (config_read_file(&cfg, path)) {
+		if (config_lookup_string(&cfg, "status_file", &v))
+			snprintf(status_buf, buflen, "%s", v);
+		if (config_lookup_string(&cfg, "pid_file", &v))
+			snprintf(pid_buf, buflen, "%s", v);
+		rc = status_buf[0] || pid_buf[0] ? 0 : -1;
+	}
+	config_destroy(&cfg);
+	t->status_file = status_buf;
+	t->pid_file = pid_buf;
+	return rc;
+}
+
+/* reload [--timeout S] and stop [--graceful] [--timeout S]. */
+static int cmd_service(const char *path, bool stop, int argc, char **argv)
+{
+	static const struct option longopts[] = {
+		{ "timeout", required_argument, NULL, 't' },
+		{ "graceful", no_argument, NULL, 'g' },
+		{ NULL, 0, NULL, 0 },
+	};
+	static char prog_reload[] = "neonpoolctl reload", prog_stop[] = "neonpoolctl stop";
+	const char *use = stop ? "Usage: neonpoolctl [-c FILE] stop [--graceful] [--timeout SECONDS]\n"
+	                       : "Usage: neonpoolctl [-c FILE] reload [--timeout SECONDS]\n";
+	int64_t timeout_s = 0;
+	bool graceful = false;
+	int opt;
+
+	argv[0] = stop ? prog_stop : prog_reload;
+	optind = 0;
+	while ((opt = getopt_long(argc, argv, stop ? "+t:g" : "+t:", longopts, NULL)) != -1) {
+		switch (opt) {
+		case 't':
+			if (util_parse_i64(optarg, 1, 3600, &timeout_s) < 0) {
+				fprintf(stderr, "neonpoolctl: --timeout: expected seconds from 1 to 3600, got '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'g':
+			if (stop) {
+				graceful = true;
+				break;
+			}
+			/* fall through */
+		default: fputs(use, stderr); return 2;
+		}
+	}
+	if (no_more_args(stop ? "stop" : "reload", argc, argv) < 0)
+		return 2;
+	struct np_conf conf;
+	struct ctl_service_target t;
+	char status_buf[512], pid_buf[512];
+	bool loaded;
+	if (service_target(path, &conf, &loaded, &t, status_buf, pid_buf, sizeof(status_buf)) < 0) {
+		fprintf(stderr, "neonpoolctl: cannot read status_file or pid_file from %s: nothing sent\n", path);
+		return 2;
+	}
+	int64_t timeout_ms = timeout_s * 1000;
+	if (!timeout_ms)
+		timeout_ms = !stop ? 30000
+		                   : loaded ? (int64_t)conf.graceful_timeout_ms + conf.shutdown_timeout_ms + 5000 : 90000;
+	int rc = stop ? ctl_service_stop(&t, graceful, (int)timeout_ms) : ctl_service_reload(&t, (int)timeout_ms);
+	if (loaded)
+		conf_free(&conf);
+	return rc;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -501,6 +617,8 @@ int main(int argc, char **argv)
 		return cmd_top(path, cargc, cargv);
 	if (strcmp(cmd, "ping") == 0)
 		return cmd_ping(path, cargc, cargv);
+	if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
+		return cmd_service(path, strcmp(cmd, "stop") == 0, cargc, cargv);
 	fprintf(stderr, "neonpoolctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 1;

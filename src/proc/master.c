@@ -17,6 +17,7 @@
 #include <sys/signalfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "asktx.h"
@@ -27,6 +28,7 @@
 #include "api.h"
 #include "log.h"
 #include "master.h"
+#include "notify.h"
 #include "shm.h"
 #include "supervisor.h"
 #include "util.h"
@@ -40,6 +42,7 @@
 /* a retiring supervisor finishes its tick (a probe: connect <= 2 s, then close) and leaves;
  * past this it is killed, so that its successor can start */
 #define MASTER_SUPERVISOR_RETIRE_MS 5000
+#define MASTER_NOTIFY_STATUS_MS 5000   /* STATUS= to the service manager: on a change, else this often */
 
 enum { STOP_NONE = 0, STOP_GRACEFUL, STOP_FAST };
 
@@ -86,6 +89,11 @@ static struct {
 	int sigfd;
 	int wake[2];                   /* budget_wake() pipe, also published in the shm header */
 	int exit_code;                 /* a failed start step's exit code (0: the default, 1) */
+	/* the service manager (notify.c): READY=1 sent for this generation, the last STATUS= */
+	bool notify_ready;
+	int64_t notify_status_ms;
+	char notify_status[256];
+	int64_t watchdog_next_ms;
 } M;
 
 /* strerror, saying why for a symlink refused with O_NOFOLLOW (started as root, the master never
@@ -390,25 +398,49 @@ static void master_publish_budget(void)
 
 /* ---- reload ----------------------------------------------------------------------------- */
 
+/* The reload's outcome for `neonpoolctl reload` (the reason first, then the count it waits on)
+ * and for the service manager: a refused one is over (READY=1 at once, the old configuration
+ * serves); an accepted one is READY=1 once the new generation's workers accept (master_notify). */
+static void master_reload_done(const char *refused)
+{
+	snprintf(M.shm.hdr->reload_error, sizeof(M.shm.hdr->reload_error), "%s", refused ? refused : "");
+	if (refused) {
+		atomic_fetch_add(&M.shm.hdr->reloads_refused, 1);
+		log_error("reload rejected, the running configuration stays: %s", refused);
+		/* READY=1 ends the RELOADING=1 (unless the start's READY=1 is still to come) */
+		notify_send("%sSTATUS=reload rejected, the running configuration stays: %.200s",
+		            M.notify_ready ? "READY=1\n" : "", refused);
+	} else {
+		M.notify_ready = false;
+	}
+	atomic_fetch_add_explicit(&M.shm.hdr->reload_seq, 1, memory_order_release);
+}
+
 static void master_reload(void)
 {
+	struct timespec mono;
+	clock_gettime(CLOCK_MONOTONIC, &mono);
+	/* systemd >= 253 wants MONOTONIC_USEC with RELOADING=1 (Type=notify-reload) */
+	notify_send("RELOADING=1\nSTATUS=reloading the configuration\nMONOTONIC_USEC=%llu",
+	            (unsigned long long)mono.tv_sec * 1000000ULL + (unsigned long long)mono.tv_nsec / 1000ULL);
 	struct np_conf next;
 	struct np_conf_error err;
+	char msg[1024];
 	if (conf_load(&next, M.conf_path, &err) < 0) {
-		char msg[1024];
 		conf_error_format(&err, msg, sizeof(msg));
-		log_error("reload rejected, the running configuration stays: %s", msg);
+		master_reload_done(msg);
 		return;
 	}
 	char keys[256];
 	if (conf_diff_restart_only(&M.conf, &next, keys, sizeof(keys)) > 0) {
-		log_error("reload rejected, the running configuration stays: changed keys need a restart: %s",
-		          keys);
+		snprintf(msg, sizeof(msg), "changed keys need a restart: %s", keys);
+		master_reload_done(msg);
 		conf_free(&next);
 		return;
 	}
 	if (next.log_file[0] && strcmp(next.log_file, M.conf.log_file) != 0 && log_open(next.log_file) < 0) {
-		log_error("reload rejected: cannot open log_file %s: %s", next.log_file, strerror(errno));
+		snprintf(msg, sizeof(msg), "cannot open log_file %s: %s", next.log_file, strerror(errno));
+		master_reload_done(msg);
 		conf_free(&next);
 		return;
 	}
@@ -437,6 +469,7 @@ static void master_reload(void)
 	char kv[64];
 	snprintf(kv, sizeof(kv), " generation=%u workers=%d", M.generation, M.conf.workers);
 	log_kv(NP_LOG_INFO, kv, "configuration reloaded");
+	master_reload_done(NULL);
 }
 
 /* ---- start and stop --------------------------------------------------------------------- */
@@ -569,6 +602,8 @@ static void master_begin_stop(int how)
 	}
 	if (M.stopping >= how)
 		return;
+	if (!M.stopping)
+		notify_send("STOPPING=1\nSTATUS=stopping (%s)", how == STOP_FAST ? "fast" : "graceful");
 	M.stopping = how;
 	int64_t now = util_now_ms();
 	M.stop_delay_ms = MASTER_STOP_CHECK_MIN_MS;
@@ -737,7 +772,12 @@ static void master_warn_somaxconn(void)
 static int master_init_listeners(void)
 {
 	char err[256];
-	if (listen_open(&M.listener, &M.conf, err, sizeof(err)) < 0) {
+	int passed = listen_activation_init(err, sizeof(err));
+	if (passed < 0) {
+		log_error("socket activation: %s", err);
+		return -1;
+	}
+	if (listen_open(&M.listener, &M.conf, "main", err, sizeof(err)) < 0) {
 		log_error("%s", err);
 		return -1;
 	}
@@ -745,7 +785,7 @@ static int master_init_listeners(void)
 	if (M.conf.control_listen[0]) {
 		struct np_conf cc = M.conf;
 		cc.listen = cc.control_listen;
-		if (listen_open(&M.control, &cc, err, sizeof(err)) < 0) {
+		if (listen_open(&M.control, &cc, "control", err, sizeof(err)) < 0) {
 			log_error("control_listen: %s", err);
 			return -1;
 		}
@@ -753,12 +793,17 @@ static int master_init_listeners(void)
 	if (M.conf.ask_listen[0]) {
 		struct np_conf ac = M.conf;
 		ac.listen = ac.ask_listen;
-		if (listen_open(&M.ask, &ac, err, sizeof(err)) < 0) {
+		if (listen_open(&M.ask, &ac, "ask", err, sizeof(err)) < 0) {
 			log_error("ask_listen: %s", err);
 			return -1;
 		}
 	}
-	master_warn_somaxconn();
+	char left[256];
+	if (passed > 0 && listen_activation_leftover(left, sizeof(left)) > 0)
+		log_warn("socket activation: no listen key takes %s; closed (name a socket main, control or ask, "
+		         "or bind it to the configured address)", left);
+	if (!M.listener.passed)
+		master_warn_somaxconn();
 	return 0;
 }
 
@@ -891,6 +936,93 @@ static void master_log_start(void)
 	log_kv(NP_LOG_INFO, kv, "starting");
 }
 
+static void master_close_notify(void)
+{
+	notify_close();
+}
+
+/* NOTIFY_SOCKET and WATCHDOG_USEC, taken (and unset, so no child sees them) before any fork. */
+static int master_init_notify(void)
+{
+	if (notify_init() < 0) {
+		log_warn("NOTIFY_SOCKET is set but unusable (%s): the service manager will not hear from us",
+		         strerror(errno));
+		return 0;
+	}
+	if (notify_enabled())
+		master_on_cleanup(master_close_notify);
+	return 0;
+}
+
+/* ---- the service manager ------------------------------------------------------------------ */
+
+/* The current generation's children of kind: alive (*alive), accepting (past their start), and
+ * whether one is still starting. */
+static bool master_pool_started(int kind, int *accepting, int *alive)
+{
+	bool starting = false;
+	*accepting = *alive = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		const struct master_child *k = &M.kids[i];
+		if (!k->pid || k->kind != kind || k->retiring || k->generation != M.generation)
+			continue;
+		(*alive)++;
+		uint32_t st = atomic_load(&M.shm.slots[i].state);
+		if (st == NP_SLOT_STARTING || st == NP_SLOT_FREE)
+			starting = true;
+		else if (st != NP_SLOT_EXITING)
+			(*accepting)++;
+	}
+	return !starting && *accepting > 0;
+}
+
+/* Readiness, STATUS= and the watchdog, on every turn of the loop. READY=1 (at start, and after an
+ * accepted reload) once every live worker of the current generation accepts and the supervisor
+ * has decided about the database: up (min_warm connections open), degraded (ready_deadline_ms
+ * passed) or down (the breaker is open: STATUS= says so; requests get 503 db_unavailable). */
+static void master_notify(int64_t now)
+{
+	if (!notify_enabled() || M.stopping)
+		return;
+	int64_t wd = notify_watchdog_ms();
+	if (wd > 0 && now >= M.watchdog_next_ms) {
+		notify_send("WATCHDOG=1");
+		M.watchdog_next_ms = now + wd / 2;
+	}
+	int acc, alive, ask_acc = 0, ask_alive = 0;
+	bool started = master_pool_started(NP_KIND_WORKER, &acc, &alive);
+	if (M.ask.fd >= 0 && M.conf.ask_workers > 0)
+		started = master_pool_started(NP_KIND_ASK, &ask_acc, &ask_alive) && started;
+	static const char *const health_names[] = { "starting", "up", "degraded", "down" };
+	const struct np_endpoint_shm *e = &M.shm.hdr->ep[NP_EP_PRIMARY];
+	/* an empty database_url is libpq's defaults (PG* variables, the local socket): decided alike */
+	uint32_t health = atomic_load(&e->health);
+	char db[200];
+	snprintf(db, sizeof(db), "database %s%s%.150s", health_names[health & 3], e->reason[0] ? ": " : "", e->reason);
+	/* what is sent on a change: the busy workers and the budget in use move with every request,
+	 * so they ride along but are sent only every MASTER_NOTIFY_STATUS_MS on their own */
+	char key[sizeof(M.notify_status)];
+	int n = snprintf(key, sizeof(key), "generation %u, workers %d/%d accepting", M.generation, acc, M.conf.workers);
+	if (M.ask.fd >= 0 && n > 0 && (size_t)n < sizeof(key))
+		snprintf(key + n, sizeof(key) - (size_t)n, ", ask workers %d/%d", ask_acc, M.conf.ask_workers);
+	char status[640];
+	snprintf(status, sizeof(status), "%s, %u busy, budget %d/%d in use, %s%s", key,
+	         atomic_load(&M.shm.hdr->sup_workers_busy), budget_in_use(&M.shm, NP_EP_PRIMARY),
+	         budget_limit(&M.shm, NP_EP_PRIMARY), db, health == NP_HEALTH_DOWN ? " (answering 503 db_unavailable)" : "");
+	snprintf(key + strlen(key), sizeof(key) - strlen(key), ", %.150s", db);
+	bool ready = !M.notify_ready && started && health != NP_HEALTH_STARTING;
+	if (!ready && strcmp(key, M.notify_status) == 0 && now - M.notify_status_ms < MASTER_NOTIFY_STATUS_MS)
+		return;
+	if (ready) {
+		M.notify_ready = true;
+		notify_send("READY=1\nSTATUS=%s\nMAINPID=%d", status, (int)getpid());
+	} else {
+		notify_send("STATUS=%s", status);
+	}
+	snprintf(M.notify_status, sizeof(M.notify_status), "%s", key);
+	M.notify_status_ms = now;
+}
+
 /* ---- the loop ----------------------------------------------------------------------------- */
 
 static void master_on_signal(int sig)
@@ -962,6 +1094,7 @@ static int master_loop(void)
 		master_fill();
 
 		int64_t now = util_now_ms();
+		master_notify(now);
 		int64_t wait_ms = master_backoff_wait(now, master_stop_timer(now, MASTER_TICK_MS));
 		master_wait(wait_ms);
 	}
@@ -974,6 +1107,7 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	int rc;
 	if (0 > master_init_state(conf, conf_path) ||
 	    0 > master_init_log() ||
+	    0 > master_init_notify() ||
 	    0 > master_init_lock() ||
 	    0 > master_init_user() ||
 	    0 > master_init_signals() ||

@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 5 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id */
+#define NP_SHM_LAYOUT 6 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -167,6 +167,11 @@ struct np_shm_header {
 	_Atomic int32_t configured_ask_workers; /* 0 without ask_listen */
 	struct np_respawn respawn[NP_KIND_COUNT]; /* per pool, indexed by enum np_slot_kind */
 	int32_t wake_fd[2];               /* master: pipe; a released token writes a byte to wake spares */
+	/* master: the outcome of the last reload (SIGHUP), for `neonpoolctl reload`: reload_error is
+	 * written first ("" when accepted), then reload_seq counts the attempt */
+	char reload_error[384];
+	_Atomic uint32_t reload_seq;      /* reloads attempted, accepted or refused */
+	_Atomic uint32_t reloads_refused; /* of those, refused (the running configuration stayed) */
 	/* master, before the first fork: the metrics route ids' names (metrics.h) */
 	char route_names[NP_MROUTES][48];
 	/* supervisor: latency windows as differences of snapshots, under a sequence count (odd while

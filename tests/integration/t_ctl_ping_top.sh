@@ -14,7 +14,7 @@ ctl() { "$NEONPOOLCTL" -c "$NP_CTL_CONF" "$@"; }
 out=$NP_TMP/out
 
 # --help for every command, and both programs
-for c in check-config migrate seed import check-db status top ping help; do
+for c in check-config migrate seed import check-db status top ping reload stop help; do
 	"$NEONPOOLCTL" "$c" --help >"$out/help.txt" 2>&1
 	np_expect "neonpoolctl $c --help exits 0 with its usage" \
 		sh -c "[ $? = 0 ] && grep -q '^Usage: neonpoolctl .*$c' '$out/help.txt'"
