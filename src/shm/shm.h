@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 3
+#define NP_SHM_LAYOUT 4
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -142,6 +142,9 @@ struct np_shm_header {
 	/* the ask pool's permit for its short transactions (run by the main pool, one at a time):
 	 * 0 free, else the pid of the ask worker holding it (CAS; a dead holder's is taken over) */
 	_Atomic int32_t ask_tx_owner;
+	/* the sweep of answers past their lease (api_ask_sweep()): when it is next due (monotonic
+	 * ms); a worker holding a connection takes a due sweep by CAS to the next due time */
+	_Atomic int64_t ask_sweep_due_ms;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
 	_Atomic int64_t sup_updated_us;

@@ -8,7 +8,7 @@ Each ask: POST .../ask (SSE); when the citations event names the message, a canc
 after a random 0..MAX_CANCEL_MS (so from the citations event to after done); the stream is read
 to its end; then GET .../messages?limit=1 (the answer is the session's newest message).
 Prints one JSON object: {"asks", "match", "mismatch": [...], "cancelled_kept": n stored stopped
-with the text sent, "stopped", "complete", "failed", "cancel_status": {status: count},
+with the (non-empty) text sent, "stopped", "complete", "failed", "cancel_status": {status: count},
 "search_ok", "search_bad"}.
 """
 import http.client
@@ -135,7 +135,7 @@ def main():
                     out["match"] += 1
                     out[r["stored_status"]] = out.get(r["stored_status"], 0) + 1
                     if r["stored_status"] == "stopped" and r["text"].strip():
-                        out["cancelled_kept"] += 1
+                        out["cancelled_kept"] += 1  # stopped mid-stream, its text as sent
                 else:
                     r["text"] = r.get("text", "")[:120]
                     if isinstance(r.get("stored_content"), str):

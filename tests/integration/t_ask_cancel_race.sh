@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
-# t_ask_cancel_race.sh - a cancel at any moment of an answer, retrieval and LLM mode, with a search load beside: what each client was told at the end of its stream (done's status, the deltas' text) is what GET .../messages shows, and a cancelled answer keeps the text that had been sent. NP_CANCEL_RACE_ASKS asks per mode (default 50: 100 in all, about a minute on 2 shared cores; 100 gives the 200 of the acceptance).
+# t_ask_cancel_race.sh - a cancel at any moment of an answer, retrieval and LLM mode, with a search load beside: what each client was told at the end of its stream (done's status, the deltas' text) is what GET .../messages shows, and a cancelled answer keeps the text that had been sent. NP_CANCEL_RACE_ASKS asks per mode (default 100: 200 in all).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
 
-asks=${NP_CANCEL_RACE_ASKS:-50}
+asks=${NP_CANCEL_RACE_ASKS:-100}
 "$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
 NP_FRONT_PIDS+=("$!")
 for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
@@ -26,7 +26,9 @@ race() { # MODE MAX_CANCEL_MS
 	np_expect_eq "$1: the end of each stream equals GET messages, $asks of $asks" "$asks $asks" \
 		"$(np_json_get "$f" '"%d %d" % (d["asks"], d["match"])')"
 	np_log "first mismatches: $(np_json_get "$f" 'd["mismatch"][:3]')"
-	np_expect "$1: some answers were cancelled and kept their sent text" \
+	# a retrieval answer is made in microseconds: its cancels land after done (the check is then
+	# that done and the stored row agree); an LLM answer's land in the middle too
+	[ "$1" = llm ] && np_expect "$1: answers cancelled mid-stream were stored stopped with the text sent" \
 		test "$(np_json_get "$f" 'd["cancelled_kept"]')" -ge 1
 	np_expect_eq "$1: the searches beside them answered" 0 "$(np_json_get "$f" 'd["search_bad"]')"
 }
