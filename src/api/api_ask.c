@@ -957,6 +957,26 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	free(t.answer);
 }
 
+/* Whether pid runs: a worker killed a moment ago is a zombie until the master reaps it and
+ * clears its slot, and would be told a cancel it can never act on. */
+static bool ask_pid_alive(pid_t pid)
+{
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	char path[32], buf[128];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* no /proc: kill() said it exists */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces and parens */
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
+}
+
 /* POST /api/v1/sessions/{id}/ask/{message_id}/cancel -> 200 {message_id, status}: "stopping" when
  * the worker making the answer was told (it aborts the upstream call at its next tick and stores
  * the text so far as stopped), else the status the answer ended with. */
@@ -989,14 +1009,16 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp)
 		struct np_shm *shm = db_shm();
 		bool told = false;
 		for (int i = 0; i < NP_MAX_SLOTS; i++)
-			if (atomic_load(&shm->slots[i].ask_answer_id) == id) {
+			if (atomic_load(&shm->slots[i].ask_answer_id) == id && ask_pid_alive(atomic_load(&shm->slots[i].pid))) {
 				atomic_store(&shm->slots[i].ask_cancel_id, id);
 				told = true;
 			}
 		if (told) {
 			snprintf(status, sizeof(status), "stopping");
 		} else {
-			/* nobody makes it (its worker died): it ends here, with what it has */
+			/* nobody here makes it (its worker died, or it is made on another host, which
+			 * learns at its next lease renewal): it ends here; its maker, if alive, still
+			 * stores the text it sent (np_ask_store) */
 			const char *fp[4] = { mid, "", "stopped", "{}" };
 			struct np_request *q = req;
 			PGresult *f = db_write(q, resp, &stmt_ask_finish, fp);
