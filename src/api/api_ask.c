@@ -4,8 +4,10 @@
  * Two short transactions, nothing held between them: np_ask_begin() stores the question and an
  * empty answer row with status 'streaming' (so a cancel or a reload finds it) and returns the
  * passages, the history and, in retrieval mode, the passages' best sentences; db_release() then
- * gives the connection's token back; np_ask_finish() stores the answer with its status and the
- * citations its text used. The answer goes out as Server-Sent Events (Accept: text/event-stream)
+ * gives the connection's token back; np_ask_store() stores the answer with its status and the
+ * citations its text used, and says the status the row ended with, which is what the client is
+ * told. The row's lease (renewed while the model streams) lets any process finish it failed
+ * when its maker is gone. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
 #include <errno.h>
