@@ -752,7 +752,8 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 	util_quote_value(res.detail, q, sizeof(q));
 	snprintf(kv, sizeof(kv), " request_id=%s message_id=%s outcome=%s attempts=%d http=%d tokens=%d ttft_ms=%lld total_ms=%lld detail=%s",
 	         t->req->request_id, t->answer_id,
-	         res.status == LLM_DONE ? "complete" : t->cancelled ? "cancelled" : t->abandoned ? "client_gone" : "failed",
+	         res.status == LLM_DONE ? "complete" : t->cancelled ? "cancelled" : t->abandoned ? "client_gone" :
+	         t->ended_elsewhere ? "ended_elsewhere" : "failed",
 	         res.attempts, res.http_status, res.tokens, (long long)res.ttft_ms, (long long)res.total_ms, q);
 	log_kv(res.status == LLM_DONE || res.status == LLM_ABORTED ? NP_LOG_INFO : NP_LOG_WARN, kv, "llm answer");
 	if (res.status == LLM_DONE) {
