@@ -5,8 +5,8 @@
 --
 -- Applied by `neonpoolctl migrate` inside its own transaction: no BEGIN/COMMIT here.
 --
--- lease_until: set by np_ask_begin() and renewed by the worker making the answer (np_ask_lease())
--- while it streams; NULL once that worker stored the answer (np_ask_store()). A 'streaming' row
+-- lease_until: set by np_ask_begin() and renewed while the answer is made (np_ask_renew(), for
+-- every answer of a host at once); NULL once its maker stored the answer (np_ask_store()). A 'streaming' row
 -- whose lease ran out (or that never had one: rows of before this migration) is finished
 -- 'failed' by np_ask_expire(): for a session at its next ask, for every session by a worker's
 -- periodic sweep.
@@ -32,19 +32,18 @@ LANGUAGE sql VOLATILE AS $fn$
 	SELECT count(*)::int FROM done
 $fn$;
 
--- The maker's lease on answer p_answer: p_lease_ms more from now, while it is 'streaming'.
--- Returns the row's status ('streaming' renewed; anything else: someone finished it, the maker
--- stops), no row when the message is gone.
-CREATE FUNCTION np_ask_lease(p_answer bigint, p_lease_ms int) RETURNS TABLE (status text)
+-- The leases of the answers a host is making (p_answers: the ids its slots name), p_lease_ms more
+-- from now, for those still 'streaming'. One statement per host every few seconds, whatever the
+-- number of answers. Returns the ids among p_answers that are not streaming any more (finished
+-- by a cancel served elsewhere, an expired lease, a session erased): their makers are told to
+-- stop.
+CREATE FUNCTION np_ask_renew(p_answers bigint[], p_lease_ms int) RETURNS SETOF bigint
 LANGUAGE sql VOLATILE AS $fn$
 	WITH renewed AS (
 		UPDATE messages m SET lease_until = now() + p_lease_ms * interval '1 millisecond'
-		WHERE m.id = p_answer AND m.role = 'assistant' AND m.status = 'streaming'
-		RETURNING m.status)
-	SELECT r.status FROM renewed r
-	UNION ALL
-	SELECT m.status FROM messages m
-	WHERE m.id = p_answer AND m.role = 'assistant' AND NOT EXISTS (SELECT 1 FROM renewed)
+		WHERE m.id = ANY (p_answers) AND m.role = 'assistant' AND m.status = 'streaming'
+		RETURNING m.id)
+	SELECT a FROM unnest(p_answers) a WHERE NOT EXISTS (SELECT 1 FROM renewed r WHERE r.id = a)
 $fn$;
 
 -- The maker's store of its answer: the text it sent and the [n] it cites, once (lease_until goes

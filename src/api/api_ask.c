@@ -6,7 +6,7 @@
  * passages, the history and, in retrieval mode, the passages' best sentences; db_release() then
  * gives the connection's token back; np_ask_store() stores the answer with its status and the
  * citations its text used, and says the status the row ended with, which is what the client is
- * told. The row's lease (renewed while the model streams) lets any process finish it failed
+ * told. The row's lease (renewed for the host's answers at once) lets any process finish it failed
  * when its maker is gone. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
@@ -41,13 +41,12 @@
 #define ASK_PROMPT_MAX 16384       /* bytes of llm_system_prompt_file */
 #define ASK_KEY_MAX 512            /* bytes of an API key */
 /* An answer being made holds a lease on its row (sql/006_ask_lease.sql): ASK_LEASE_MS from
- * np_ask_begin, renewed every ASK_LEASE_RENEW_MS while the model streams. A row past its lease
- * is finished 'failed' by the session's next ask or by the sweep a worker holding a connection
- * runs every ASK_SWEEP_MS: an orphan ends at most ASK_LEASE_MS + ASK_SWEEP_MS (15 s) after its
- * maker's last renewal, within the 30 s promised, wherever its maker died. */
+ * np_ask_begin, renewed every ASK_SWEEP_MS for every answer the host's slots name, by one worker
+ * holding a connection (api_ask_sweep()), which also finishes 'failed' the rows of any host past
+ * their lease (so does the session's next ask): an orphan ends at most ASK_LEASE_MS +
+ * ASK_SWEEP_MS (13 s) after its last renewal, within the 30 s promised, wherever its maker died. */
 #define ASK_LEASE_MS 10000
-#define ASK_LEASE_RENEW_MS 3000
-#define ASK_SWEEP_MS 5000
+#define ASK_SWEEP_MS 3000
 #define ASK_SWEEP_ROWS 100         /* rows a sweep finishes at most */
 #define ASK_SWEEP_ACTIVE_MS 120000 /* sweep while some request used the database this recently */
 
@@ -67,9 +66,9 @@ static const struct np_stmt stmt_ask_begin = {
 static const struct np_stmt stmt_ask_store = {
 	12, "np_ask_store", "SELECT status FROM np_ask_store($1, $2, $3, $4::int[])", 4
 };
-/* the maker's lease renewed: the row's status ('streaming' when renewed) */
-static const struct np_stmt stmt_ask_lease = {
-	13, "np_ask_lease", "SELECT status FROM np_ask_lease($1, $2)", 2
+/* the leases of the answers this host makes renewed: the ids not streaming any more */
+static const struct np_stmt stmt_ask_renew = {
+	13, "np_ask_renew", "SELECT np_ask_renew($1::bigint[], $2)", 2
 };
 /* the answers of every session past their lease, finished failed: how many */
 static const struct np_stmt stmt_ask_expire = {
@@ -244,7 +243,7 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
  * file's two statements with its parameters; answers {"row": [...] or null}. */
 static void ask_tx_serve(struct np_request *req, struct np_response *resp)
 {
-	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_store, &stmt_ask_lease };
+	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_store };
 	cJSON *o = req->body ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stmt"));
 	cJSON *ps = cJSON_GetObjectItemCaseSensitive(o, "params");
@@ -306,8 +305,6 @@ struct ask_turn {
 	int64_t last_write_ms;     /* the last bytes sent to the client (keepalive) */
 	bool cancelled;            /* the cancel route asked to stop */
 	bool abandoned;            /* the client went away and ask_on_disconnect = abort */
-	bool ended_elsewhere;      /* the row was finished by someone else (a renewal found it so) */
-	int64_t lease_ms;          /* when the lease was last renewed (monotonic) */
 };
 
 /* ---- writing the stream ---------------------------------------------------------------- */
@@ -672,38 +669,11 @@ static int ask_on_delta(void *ctx, const char *text, size_t len)
 	return 0;
 }
 
-/* Every ASK_LEASE_RENEW_MS while the answer is made: its lease renewed. A row found finished
- * (a cancel served where this worker could not be told, an expired lease) ends the answer. A
- * renewal that fails is tried again at the next period: the lease outlasts two of them. */
-static void ask_lease_renew(struct ask_turn *t)
-{
-	int64_t now = util_now_ms();
-	if (now - t->lease_ms < ASK_LEASE_RENEW_MS)
-		return;
-	t->lease_ms = now;
-	char ms[16];
-	snprintf(ms, sizeof(ms), "%d", ASK_LEASE_MS);
-	const char *params[2] = { t->answer_id, ms };
-	struct np_response err = { 0 };
-	struct ask_row row;
-	if (ask_exec(t->req, &err, &stmt_ask_lease, params, false, &row)) {
-		if (row.found && strcmp(ask_col(&row, 0), "streaming") != 0)
-			t->ended_elsewhere = true;
-		ask_row_free(&row);
-	} else {
-		log_warn("the lease of answer %s was not renewed (HTTP %d)", t->answer_id, err.status);
-	}
-	http_response_free(&err);
-}
-
-/* Every LLM_TICK_MS while the model thinks: a cancel, the lease, a keepalive, a client gone. */
+/* Every LLM_TICK_MS while the model thinks: a cancel, a keepalive, a client gone. */
 static int ask_tick(void *ctx)
 {
 	struct ask_turn *t = ctx;
 	if (ask_cancel_seen(t))
-		return 1;
-	ask_lease_renew(t);
-	if (t->ended_elsewhere)
 		return 1;
 	if (t->sse && !t->gone && util_now_ms() - t->last_write_ms >= ASK_KEEPALIVE_MS) {
 		if (ask_write(t, ": keepalive\n\n", 13) == 0 && t->req->stream->flush(t->req->stream->ctx) < 0)
@@ -752,8 +722,7 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 	util_quote_value(res.detail, q, sizeof(q));
 	snprintf(kv, sizeof(kv), " request_id=%s message_id=%s outcome=%s attempts=%d http=%d tokens=%d ttft_ms=%lld total_ms=%lld detail=%s",
 	         t->req->request_id, t->answer_id,
-	         res.status == LLM_DONE ? "complete" : t->cancelled ? "cancelled" : t->abandoned ? "client_gone" :
-	         t->ended_elsewhere ? "ended_elsewhere" : "failed",
+	         res.status == LLM_DONE ? "complete" : t->cancelled ? "cancelled" : t->abandoned ? "client_gone" : "failed",
 	         res.attempts, res.http_status, res.tokens, (long long)res.ttft_ms, (long long)res.total_ms, q);
 	log_kv(res.status == LLM_DONE || res.status == LLM_ABORTED ? NP_LOG_INFO : NP_LOG_WARN, kv, "llm answer");
 	if (res.status == LLM_DONE) {
@@ -937,7 +906,6 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		return;
 	}
 	t.k = cJSON_GetArraySize(t.citations);
-	t.lease_ms = util_now_ms();
 	if (status == 200) {
 		ask_replay(&t, resp, r);
 	} else {
@@ -1040,6 +1008,38 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp)
 	http_respond_json(resp, 200, o);
 }
 
+/* The leases of the answers this host's slots name, renewed; those found finished elsewhere get a
+ * cancel in their slot (the maker stops at its next tick and stores what it sent). */
+static void ask_renew(struct np_shm *shm)
+{
+	char ids[NP_MAX_SLOTS * 22 + 3];
+	size_t len = 0;
+	ids[len++] = '{';
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		int64_t a = atomic_load(&shm->slots[i].ask_answer_id);
+		if (a > 0)
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld", len > 1 ? "," : "", (long long)a);
+	}
+	if (len == 1)
+		return;
+	snprintf(ids + len, sizeof(ids) - len, "}");
+	char ms[16];
+	snprintf(ms, sizeof(ms), "%d", ASK_LEASE_MS);
+	const char *params[2] = { ids, ms };
+	PGresult *r = db_idle_exec(&stmt_ask_renew, params);
+	if (!r)
+		return;
+	for (int k = 0; k < PQntuples(r); k++) {
+		int64_t id;
+		if (util_parse_i64(PQgetvalue(r, k, 0), 1, INT64_MAX, &id) < 0)
+			continue;
+		for (int i = 0; i < NP_MAX_SLOTS; i++)
+			if (atomic_load(&shm->slots[i].ask_answer_id) == id)
+				atomic_store(&shm->slots[i].ask_cancel_id, id);
+	}
+	PQclear(r);
+}
+
 void api_ask_sweep(void)
 {
 	struct np_shm *shm = db_shm();
@@ -1049,6 +1049,7 @@ void api_ask_sweep(void)
 	int64_t now = util_now_ms(), d = atomic_load(due);
 	if (now < d || !atomic_compare_exchange_strong(due, &d, now + ASK_SWEEP_MS))
 		return;
+	ask_renew(shm);
 	/* only while the database is in use: a sweep every 5 s would keep a scale-to-zero server
 	 * awake; an idle pool sweeps again from its next request */
 	int64_t last = 0;
