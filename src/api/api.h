@@ -32,6 +32,10 @@ void api_bytea_param(const uint8_t *d, size_t n, char *out);
 /* Handlers of api_ask.c (issue 9): the ask turn and its cancel. */
 void api_ask(struct np_request *req, struct np_response *resp);
 void api_ask_cancel(struct np_request *req, struct np_response *resp);
+/* Between requests (a worker holding a connection): every few seconds one worker of the pool
+ * renews the leases of the answers this host makes and finishes 'failed' the answers of any
+ * host still streaming past their lease. */
+void api_ask_sweep(void);
 
 /* Handlers of api_chapters.c and api_search.c (issue 7, h7b). */
 void api_chapter_get(struct np_request *req, struct np_response *resp);

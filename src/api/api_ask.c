@@ -5,11 +5,16 @@
  * empty answer row with status 'streaming' (so a cancel or a reload finds it) and returns the
  * passages, the history and, in retrieval mode, the passages' best sentences; in LLM mode
  * db_release() then gives the connection's token back before the model is called (retrieval mode
- * keeps it: the answer is made at once); np_ask_finish() stores the answer with its status and the
- * citations its text used. The answer goes out as Server-Sent Events (Accept: text/event-stream)
+ * keeps it: the answer is made at once); np_ask_store() stores the answer with its status and the
+ * citations its text used, and says the status the row ended with, which is what the client is
+ * told. The row's lease (renewed for the host's answers at once) lets any process finish it failed
+ * when its maker is gone. The answer goes out as Server-Sent Events (Accept: text/event-stream)
  * or as one JSON body, as doc/openapi.yaml describes (the contract shared with the page). */
 #include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
+#include <signal.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -36,6 +41,15 @@
 #define ASK_CITES_MAX 32
 #define ASK_KEEPALIVE_MS 5000      /* a comment line to the client after this much silence */
 #define ASK_KEY_MAX NP_LLM_KEY_MAX /* bytes of an API key */
+/* An answer being made holds a lease on its row (sql/006_ask_lease.sql): ASK_LEASE_MS from
+ * np_ask_begin, renewed every ASK_SWEEP_MS for every answer the host's slots name, by one worker
+ * holding a connection (api_ask_sweep()), which also finishes 'failed' the rows of any host past
+ * their lease (so does the session's next ask): an orphan ends at most ASK_LEASE_MS +
+ * ASK_SWEEP_MS (13 s) after its last renewal, within the 30 s promised, wherever its maker died. */
+#define ASK_LEASE_MS 10000
+#define ASK_SWEEP_MS 3000
+#define ASK_SWEEP_ROWS 100         /* rows a sweep finishes at most */
+#define ASK_SWEEP_ACTIVE_MS 120000 /* sweep while some request used the database this recently */
 
 /* The system prompt when llm_system_prompt_file is "". */
 static const char ask_default_prompt[] =
@@ -43,11 +57,23 @@ static const char ask_default_prompt[] =
 	"statement with the number of its passage in square brackets, like [1] or [2][3]. When the "
 	"passages do not answer the question, say so briefly. Be concise.";
 
-/* Statement ids 27..29 are this file's. */
+/* Statement ids 12..14 and 27..29 are this file's. */
 static const struct np_stmt stmt_ask_begin = {
 	27, "np_ask_begin",
 	"SELECT status, question_id, answer_id, answer_status, answer, citations, citations_used, history, "
-	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8)", 8
+	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9)", 9
+};
+/* the maker's store of its answer: the row's status after it */
+static const struct np_stmt stmt_ask_store = {
+	12, "np_ask_store", "SELECT status FROM np_ask_store($1, $2, $3, $4::int[])", 4
+};
+/* the leases of the answers this host makes renewed: the ids not streaming any more */
+static const struct np_stmt stmt_ask_renew = {
+	13, "np_ask_renew", "SELECT np_ask_renew($1::bigint[], $2)", 2
+};
+/* the answers of every session past their lease, finished failed: how many */
+static const struct np_stmt stmt_ask_expire = {
+	14, "np_ask_expire", "SELECT np_ask_expire(NULL, $1)", 1
 };
 static const struct np_stmt stmt_ask_finish = {
 	28, "np_ask_finish", "SELECT status FROM np_ask_finish($1, $2, $3, $4::int[])", 4
@@ -175,7 +201,13 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
 	free(body);
 	if (rc < 0) {
 		log_warn("ask transaction through the main pool failed: %s", err);
-		http_respond_error(resp, 503, "db_busy", "the main pool did not run the ask's transaction in time; retry later");
+		if (rc == -2)
+			/* sent: it may have committed (a streaming row then ends at its lease) */
+			http_respond_error(resp, 503, "db_outcome_unknown",
+			                   "the main pool ran the ask's transaction but its answer was lost: whether it "
+			                   "committed is unknown; retry with the same Idempotency-Key");
+		else
+			http_respond_error(resp, 503, "db_busy", "the main pool did not run the ask's transaction in time; retry later");
 		resp->retry_after_s = db_retry_after_s();
 		return false;
 	}
@@ -210,7 +242,7 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
 static void ask_tx_serve(struct np_request *req, struct np_response *resp)
 {
 	metrics_set_route(NP_MROUTE_ASK_TX);
-	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_finish };
+	static const struct np_stmt *const stmts[] = { &stmt_ask_begin, &stmt_ask_store };
 	cJSON *o = req->body ? cJSON_ParseWithLength(req->body, req->body_len) : NULL;
 	const char *name = cJSON_GetStringValue(cJSON_GetObjectItemCaseSensitive(o, "stmt"));
 	cJSON *ps = cJSON_GetObjectItemCaseSensitive(o, "params");
@@ -395,34 +427,42 @@ static void ask_fail_event(struct ask_turn *t, struct np_response *err)
 	snprintf(t->fail_code, sizeof(t->fail_code), "%s", err->error_code[0] ? err->error_code : "internal");
 }
 
-/* Store the answer (the second short transaction): its text, status and the citations it uses
- * (used[0..*nused)). false with err set when the database failed. */
-static bool ask_store(struct ask_turn *t, const char *status, struct np_response *err, int *used, size_t *nused)
+/* The status a row ended with, as one of ours (a static string); fallback when it is none. */
+static const char *ask_known_status(const char *s, const char *fallback)
 {
+	static const char *const known[] = { "complete", "stopped", "failed", "streaming" };
+	for (size_t i = 0; i < sizeof(known) / sizeof(known[0]); i++)
+		if (strcmp(s, known[i]) == 0)
+			return known[i];
+	return fallback;
+}
+
+/* Store the answer (the second short transaction, np_ask_store(): the maker's text, even when a
+ * cancel that found no worker or an expired lease finished the row first): its text, status and
+ * the citations it uses (used[0..*nused)). *final: the status the row ended with, which is what
+ * the client is told (status unless someone else finished the row). false with err set when the
+ * database failed. */
+static bool ask_store(struct ask_turn *t, const char *status, struct np_response *err, int *used, size_t *nused,
+                      const char **final)
+{
+	*final = status;
 	*nused = ask_cites_used(t->answer ? t->answer : "", t->k, used, ASK_CITES_MAX);
 	char arr[ASK_CITES_MAX * 4 + 8];
 	if (ask_cites_pg_array(used, *nused, arr, sizeof(arr)) < 0)
 		snprintf(arr, sizeof(arr), "{}");
 	const char *params[4] = { t->answer_id, t->answer ? t->answer : "", status, arr };
 	struct ask_row row;
-	if (!ask_exec(t->req, err, &stmt_ask_finish, params, false, &row))
+	if (!ask_exec(t->req, err, &stmt_ask_store, params, false, &row))
 		return false;
+	if (row.found)
+		*final = ask_known_status(ask_col(&row, 0), status);
 	ask_row_free(&row);
 	return true;
 }
 
-/* Store the answer and finish the stream (done) or the JSON body. */
-static void ask_finish(struct ask_turn *t, struct np_response *resp, const char *status)
+/* The end of the stream (done) or the JSON body, with the status the answer was stored with. */
+static void ask_end(struct ask_turn *t, struct np_response *resp, const char *status, const int *used, size_t nused)
 {
-	int used[ASK_CITES_MAX];
-	size_t nused;
-	struct np_response err = { 0 };
-	if (!ask_store(t, status, t->sse ? &err : resp, used, &nused)) {
-		if (t->sse)
-			ask_fail_event(t, &err);
-		http_response_free(&err);
-		return;
-	}
 	if (t->sse) {
 		cJSON *d = cJSON_CreateObject();
 		if (d && cJSON_AddStringToObject(d, "message_id", t->answer_id) && ask_add_end(d, status, used, nused))
@@ -440,6 +480,30 @@ static void ask_finish(struct ask_turn *t, struct np_response *resp, const char 
 	http_respond_json(resp, 200, o);
 }
 
+/* Store the answer and finish the stream (done) or the JSON body. */
+static void ask_finish(struct ask_turn *t, struct np_response *resp, const char *status)
+{
+	int used[ASK_CITES_MAX];
+	size_t nused;
+	const char *final;
+	struct np_response err = { 0 };
+	if (!ask_store(t, status, t->sse ? &err : resp, used, &nused, &final)) {
+		if (t->sse)
+			ask_fail_event(t, &err);
+		http_response_free(&err);
+		return;
+	}
+	ask_end(t, resp, final, used, nused);
+}
+
+/* Whether the cancel route asked to stop this answer (its mailbox in this worker's slot). */
+static bool ask_cancel_seen(struct ask_turn *t)
+{
+	if (atomic_load(&db_shm()->slots[db_slot()].ask_cancel_id) == t->answer_num)
+		t->cancelled = true;
+	return t->cancelled;
+}
+
 /* Retrieval mode: the extractive answer, a sentence per delta. */
 static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const char *sentences_json)
 {
@@ -451,7 +515,9 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 		struct np_response ignored = { 0 };
 		int used[ASK_CITES_MAX];
 		size_t nused;
-		ask_store(t, "failed", &ignored, used, &nused);
+		const char *final;
+		if (!ask_store(t, "failed", &ignored, used, &nused, &final))
+			log_warn("the failed answer %s could not be stored (its lease ends it)", t->answer_id);
 		http_response_free(&ignored);
 		if (t->sse) {
 			struct np_response err = { 0 };
@@ -464,12 +530,16 @@ static void ask_retrieval(struct ask_turn *t, struct np_response *resp, const ch
 		return;
 	}
 	cJSON_ArrayForEach(it, pieces)
+	{
+		if (ask_cancel_seen(t))
+			break;
 		ask_delta(t, it->valuestring);
+	}
 	cJSON_Delete(pieces);
 	/* the pieces end with a space: the stored answer does not */
 	while (t->len > 0 && t->answer[t->len - 1] == ' ')
 		t->answer[--t->len] = '\0';
-	ask_finish(t, resp, "complete");
+	ask_finish(t, resp, ask_cancel_seen(t) ? "stopped" : "complete");
 }
 
 /* ---- LLM mode ------------------------------------------------------------------------ */
@@ -594,11 +664,8 @@ static int ask_on_delta(void *ctx, const char *text, size_t len)
 static int ask_tick(void *ctx)
 {
 	struct ask_turn *t = ctx;
-	struct np_slot *slot = &db_shm()->slots[db_slot()];
-	if (atomic_load(&slot->ask_cancel_id) == t->answer_num) {
-		t->cancelled = true;
+	if (ask_cancel_seen(t))
 		return 1;
-	}
 	if (t->sse && !t->gone && util_now_ms() - t->last_write_ms >= ASK_KEEPALIVE_MS) {
 		if (ask_write(t, ": keepalive\n\n", 13) == 0 && t->req->stream->flush(t->req->stream->ctx) < 0)
 			t->gone = true;
@@ -668,9 +735,15 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 	struct np_response err = { 0 };
 	int used[ASK_CITES_MAX];
 	size_t nused;
-	ask_store(t, "failed", &err, used, &nused);
+	const char *final = "failed";
+	bool stored = ask_store(t, "failed", &err, used, &nused, &final);
 	http_response_free(&err);
 	memset(&err, 0, sizeof(err));
+	if (stored && strcmp(final, "failed") != 0) {
+		/* finished otherwise meanwhile (a cancel): the client is told what was stored */
+		ask_end(t, resp, final, used, nused);
+		return;
+	}
 	if (t->sse) {
 		http_respond_error(&err, http, code, msg);
 		ask_fail_event(t, &err);
@@ -771,12 +844,13 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	sha256_update(&c, "POST ask", 9);
 	sha256_update(&c, question, strlen(question));
 	sha256_final(&c, fp);
-	char fph[2 + 2 * SHA256_LEN + 1], topk[16], hist[16], nsent[16];
+	char fph[2 + 2 * SHA256_LEN + 1], topk[16], hist[16], nsent[16], lease[16];
 	api_bytea_param(fp, sizeof(fp), fph);
 	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
 	snprintf(nsent, sizeof(nsent), "%d", llm ? 0 : ASK_SENTENCES);
-	const char *params[8] = { id, has_key ? key : NULL, fph, question, topk, hist, nsent, t.mode };
+	snprintf(lease, sizeof(lease), "%d", ASK_LEASE_MS);
+	const char *params[9] = { id, has_key ? key : NULL, fph, question, topk, hist, nsent, t.mode, lease };
 	struct ask_row row;
 	if (!ask_exec(req, resp, &stmt_ask_begin, params, true, &row)) {
 		cJSON_Delete(body);
@@ -829,9 +903,10 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	if (status == 200) {
 		ask_replay(&t, resp, r);
 	} else {
-		/* the cancel route finds the answer by the slot that makes it */
-		if (llm)
-			ask_publish(&t, true);
+		/* the cancel route finds the answer by the slot that makes it, in either mode: a
+		 * retrieval answer in no slot was taken for one whose worker died, stored empty and
+		 * stopped while its client was told complete */
+		ask_publish(&t, true);
 		/* a client gone before the first event still gets its answer made and stored */
 		if (t.sse && ask_sse_head(&t, resp) == 0)
 			ask_event(&t, "citations", ask_head_json(&t));
@@ -839,8 +914,7 @@ void api_ask(struct np_request *req, struct np_response *resp)
 			ask_llm(&t, resp, ask_col(r, 8), ask_col(r, 7), question);
 		else
 			ask_retrieval(&t, resp, ask_col(r, 8));
-		if (llm)
-			ask_publish(&t, false);
+		ask_publish(&t, false);
 	}
 	/* a stream is counted with the status its client was told at its end (the head said 200) */
 	if (resp->streamed && t.fail_status) {
@@ -851,6 +925,26 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	cJSON_Delete(body);
 	cJSON_Delete(t.citations);
 	free(t.answer);
+}
+
+/* Whether pid runs: a worker killed a moment ago is a zombie until the master reaps it and
+ * clears its slot, and would be told a cancel it can never act on. */
+static bool ask_pid_alive(pid_t pid)
+{
+	if (pid <= 0 || (kill(pid, 0) < 0 && errno == ESRCH))
+		return false;
+	char path[32], buf[128];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true; /* no /proc: kill() said it exists */
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return true;
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')'); /* "pid (comm) S ...": comm may hold spaces and parens */
+	return !(p && p[1] == ' ' && (p[2] == 'Z' || p[2] == 'X'));
 }
 
 /* POST /api/v1/sessions/{id}/ask/{message_id}/cancel -> 200 {message_id, status}: "stopping" when
@@ -885,14 +979,16 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp)
 		struct np_shm *shm = db_shm();
 		bool told = false;
 		for (int i = 0; i < NP_MAX_SLOTS; i++)
-			if (atomic_load(&shm->slots[i].ask_answer_id) == id) {
+			if (atomic_load(&shm->slots[i].ask_answer_id) == id && ask_pid_alive(atomic_load(&shm->slots[i].pid))) {
 				atomic_store(&shm->slots[i].ask_cancel_id, id);
 				told = true;
 			}
 		if (told) {
 			snprintf(status, sizeof(status), "stopping");
 		} else {
-			/* nobody makes it (its worker died): it ends here, with what it has */
+			/* nobody here makes it (its worker died, or it is made on another host, which
+			 * learns at its next lease renewal): it ends here; its maker, if alive, still
+			 * stores the text it sent (np_ask_store) */
 			const char *fp[4] = { mid, "", "stopped", "{}" };
 			struct np_request *q = req;
 			PGresult *f = db_write(q, resp, &stmt_ask_finish, fp);
@@ -909,4 +1005,71 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp)
 		return;
 	}
 	http_respond_json(resp, 200, o);
+}
+
+/* The leases of the answers this host's slots name, renewed; those found finished elsewhere get a
+ * cancel in their slot (the maker stops at its next tick and stores what it sent). */
+static void ask_renew(struct np_shm *shm)
+{
+	char ids[NP_MAX_SLOTS * 22 + 3];
+	size_t len = 0;
+	ids[len++] = '{';
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		int64_t a = atomic_load(&shm->slots[i].ask_answer_id);
+		if (a > 0)
+			len += (size_t)snprintf(ids + len, sizeof(ids) - len, "%s%lld", len > 1 ? "," : "", (long long)a);
+	}
+	if (len == 1)
+		return;
+	snprintf(ids + len, sizeof(ids) - len, "}");
+	char ms[16];
+	snprintf(ms, sizeof(ms), "%d", ASK_LEASE_MS);
+	const char *params[2] = { ids, ms };
+	PGresult *r = db_idle_exec(&stmt_ask_renew, params);
+	if (!r)
+		return;
+	for (int k = 0; k < PQntuples(r); k++) {
+		int64_t id;
+		if (util_parse_i64(PQgetvalue(r, k, 0), 1, INT64_MAX, &id) < 0)
+			continue;
+		for (int i = 0; i < NP_MAX_SLOTS; i++)
+			if (atomic_load(&shm->slots[i].ask_answer_id) == id)
+				atomic_store(&shm->slots[i].ask_cancel_id, id);
+	}
+	PQclear(r);
+}
+
+void api_ask_sweep(void)
+{
+	struct np_shm *shm = db_shm();
+	if (!db_holder(NP_EP_PRIMARY))
+		return;
+	_Atomic int64_t *due = &shm->hdr->ask_sweep_due_ms;
+	int64_t now = util_now_ms(), d = atomic_load(due);
+	if (now < d || !atomic_compare_exchange_strong(due, &d, now + ASK_SWEEP_MS))
+		return;
+	ask_renew(shm);
+	/* only while the database is in use: a sweep every 5 s would keep a scale-to-zero server
+	 * awake; an idle pool sweeps again from its next request */
+	int64_t last = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		int64_t l = atomic_load(&shm->slots[i].db_last_request_us);
+		if (l > last)
+			last = l;
+	}
+	if (last == 0 || util_wall_us() - last > (int64_t)ASK_SWEEP_ACTIVE_MS * 1000)
+		return;
+	char rows[16];
+	snprintf(rows, sizeof(rows), "%d", ASK_SWEEP_ROWS);
+	const char *params[1] = { rows };
+	PGresult *r = db_idle_exec(&stmt_ask_expire, params);
+	if (!r)
+		return;
+	int64_t n = 0;
+	if (PQntuples(r) == 1 && util_parse_i64(PQgetvalue(r, 0, 0), 0, INT64_MAX, &n) == 0 && n > 0) {
+		char kv[48];
+		snprintf(kv, sizeof(kv), " answers=%lld", (long long)n);
+		log_kv(NP_LOG_WARN, kv, "answers past their lease finished failed (their worker or host is gone)");
+	}
+	PQclear(r);
 }

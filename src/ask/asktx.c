@@ -241,6 +241,7 @@ int asktx_call(const struct np_conf *conf, const char *uri, const char *body, co
 		return -1;
 	}
 	rc = asktx_io(fd, true, req.d, req.len, deadline_ms);
+	int sent = rc;
 	explicit_bzero(req.d, req.cap);
 	free(req.d);
 	bool ended = false;
@@ -260,10 +261,17 @@ int asktx_call(const struct np_conf *conf, const char *uri, const char *body, co
 		ended = h[1] == 3;
 	}
 	close(fd);
-	if (rc != 0 || asktx_put(&ans, "", 1) < 0) {
-		snprintf(err, errlen, "the main pool did not answer the internal request in time");
+	/* from here the request was sent whole: the main pool may have run (and committed) it */
+	if (sent != 0) {
+		snprintf(err, errlen, "the internal request could not be sent in time");
 		free(ans.d);
 		return -1;
+	}
+	if (rc != 0 || asktx_put(&ans, "", 1) < 0) {
+		snprintf(err, errlen, "the main pool did not answer the internal request in time (or over %u bytes)",
+		         ASKTX_ANSWER_MAX);
+		free(ans.d);
+		return -2;
 	}
 	/* "Status: NNN ...\r\n" headers, an empty line, the body */
 	char *text = (char *)ans.d, *sep = strstr(text, "\r\n\r\n");
@@ -271,14 +279,14 @@ int asktx_call(const struct np_conf *conf, const char *uri, const char *body, co
 	    text[9] > '9' || text[10] < '0' || text[10] > '9') {
 		snprintf(err, errlen, "malformed answer to the internal request");
 		free(ans.d);
-		return -1;
+		return -2;
 	}
 	*status = (text[8] - '0') * 100 + (text[9] - '0') * 10 + (text[10] - '0');
 	*out = strdup(sep + 4);
 	free(ans.d);
 	if (!*out) {
 		snprintf(err, errlen, "out of memory");
-		return -1;
+		return -2;
 	}
 	return 0;
 }

@@ -16,7 +16,9 @@ const char *asktx_secret(void);
 
 /* POST uri with body (JSON) to the main socket (conf->listen) with the secret, the request id and
  * the client's Authorization header (NULL: none), before deadline_ms. Returns 0 with *status and
- * *out (malloc'd body of the answer), or -1 with err (the transport failed: no answer). */
+ * *out (malloc'd body of the answer), or with err: -1 when the request was not sent whole (the
+ * main pool ran nothing), -2 when it was and no answer came back (its outcome is unknown: it may
+ * have committed). */
 int asktx_call(const struct np_conf *conf, const char *uri, const char *body, const char *request_id,
                const char *authorization, int64_t deadline_ms, int *status, char **out, char *err, size_t errlen);
 

@@ -233,6 +233,31 @@ void db_maintain(void)
 	}
 }
 
+PGresult *db_idle_exec(const struct np_stmt *st, const char *const *params)
+{
+	struct np_pgconn *c = &D.conn[NP_EP_PRIMARY];
+	if (c->pg == NULL || PQtransactionStatus(c->pg) != PQTRANS_IDLE)
+		return NULL;
+	struct np_dberr err;
+	PGresult *r = NULL;
+	int64_t used = c->last_used_ms; /* not a use: idle_timeout and warm-up pings go on as before */
+	int rc = pgconn_exec(c, D.conf, D.shm, st, params, &r, &err);
+	c->last_used_ms = used;
+	if (rc < 0) {
+		PQclear(r);
+		db_note_fail(NP_EP_PRIMARY, &err);
+		char kv[400], q[300];
+		util_quote_value(err.message, q, sizeof(q));
+		snprintf(kv, sizeof(kv), " stmt=%s class=%s error=%s", st->name, pgconn_class_name(err.cls), q);
+		log_kv(NP_LOG_WARN, kv, "statement between requests failed");
+		if (err.cls == NP_DB_TRANSIENT || err.cls == NP_DB_TIMEOUT)
+			db_close(NP_EP_PRIMARY, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
+		return NULL;
+	}
+	db_note_ok(NP_EP_PRIMARY);
+	return r;
+}
+
 /* Whether every live connection's holder is in a request. */
 static bool db_holders_all_busy(int ep)
 {

@@ -24,6 +24,10 @@ bool db_accept_main(void);
 
 /* Between requests: bury, expire and close connections, warm-up pings. */
 void db_maintain(void);
+/* Between requests, on this process's primary connection when it holds one (no token is taken,
+ * none is opened): run st. The result, or NULL when no connection is held or the statement
+ * failed (logged, counted; a broken connection is closed). */
+PGresult *db_idle_exec(const struct np_stmt *st, const char *const *params);
 /* A spare decides whether to open a connection now (demand: a request waits in the backlog and
  * every holder is busy, or fewer than min_warm are open) and does it. listen_fd is probed. */
 void db_consider_connect(int listen_fd);

@@ -784,6 +784,8 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 				break;
 		}
 		db_maintain();
+		if (!stopping)
+			api_ask_sweep();
 		if (!stopping && !w.ask && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
 		/* an inbox full of requests that may still come stops accepting for a while */

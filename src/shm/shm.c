@@ -142,11 +142,15 @@ void shm_detach(struct np_shm *shm)
 
 /* The per-request fields a child writes about the request in hand: a child killed in the middle
  * of one leaves them set. The cumulative counters (requests aside, reset on assign) stay: the
- * supervisor's breaker and the status totals sum them across slots. */
+ * supervisor's breaker and the status totals sum them across slots. An ask worker's answer id
+ * and a cancel of it go too: a stale id in a reclaimed slot made a cancel answer "stopping" for
+ * an answer nobody made any more. */
 static void shm_slot_clear_request(struct np_slot *s)
 {
 	atomic_store(&s->waiting, 0);
 	atomic_store(&s->req_start_us, 0);
+	atomic_store(&s->ask_answer_id, 0);
+	atomic_store(&s->ask_cancel_id, 0);
 	memset(s->route, 0, sizeof(s->route));
 }
 

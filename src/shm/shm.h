@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 6 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome */
+#define NP_SHM_LAYOUT 7 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -153,6 +153,9 @@ struct np_shm_header {
 	 * 0 free, else the pid of the ask worker holding it (CAS 0 -> pid and back by the holder; the
 	 * master frees a dead holder's when it reaps it: shm_ask_permit_reclaim) */
 	_Atomic int32_t ask_tx_owner;
+	/* the sweep of answers past their lease (api_ask_sweep()): when it is next due (monotonic
+	 * ms); a worker holding a connection takes a due sweep by CAS to the next due time */
+	_Atomic int64_t ask_sweep_due_ms;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
 	_Atomic int64_t sup_updated_us;
