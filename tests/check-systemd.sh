@@ -27,6 +27,16 @@ if [ -z "$unit" ]; then
 	echo "check-systemd: SKIP: no unit installed (configure --with-systemdsystemunitdir=no)"
 	exit 77
 fi
+# systemd-analyze --root= finds units only in the standard directories: one installed elsewhere
+# (distcheck's prefix) is checked as a copy in /etc/systemd/system of the staged tree.
+case ${unit#"$stage"} in
+/lib/systemd/system/* | /usr/lib/systemd/system/* | /etc/systemd/system/*) ;;
+*)
+	mkdir -p "$stage/etc/systemd/system"
+	cp "$unit" "$stage/etc/systemd/system/neonpoold.service"
+	unit=$stage/etc/systemd/system/neonpoold.service
+	;;
+esac
 # The targets every service depends on by default (sysinit.target, ...), from this machine: the
 # staged tree holds only what neonpool installs.
 mkdir -p "$stage/usr/lib/systemd/system"
