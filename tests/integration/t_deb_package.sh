@@ -106,14 +106,13 @@ T=$1 DEB=$2 PORT=$3 PGPORT=$4
 R=$T/ov/root
 ok() { printf 'ok - %s\n' "$*"; }
 bad() { printf 'not ok - %s\n' "$*"; }
-check() { local what=$1; shift; if "$@"; then ok "$what"; else bad "$what"; fi; }
+check() { local what=$1; shift; if "$@" >>"$T/checks.log" 2>&1; then ok "$what"; else bad "$what"; fi; }
 in_root() { chroot "$R" "$@"; }
 # as systemd runs a unit's command with User=neonpool, Group=neonpool, SupplementaryGroups=www-data:
 # a clean environment with the user's HOME (libpq looks for ~/.postgresql there)
-as_unit() {
-	chroot --userspec=neonpool:neonpool --groups=www-data "$R" env -i HOME=/nonexistent USER=neonpool LOGNAME=neonpool \
-		SHELL=/usr/sbin/nologin PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8 "$@"
-}
+AS_UNIT=(chroot --userspec=neonpool:neonpool --groups=www-data "$R" env -i HOME=/nonexistent USER=neonpool LOGNAME=neonpool
+	SHELL=/usr/sbin/nologin PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
+as_unit() { "${AS_UNIT[@]}" "$@"; }
 cleanup() {
 	[ -n "${dpid:-}" ] && kill -QUIT "$dpid" 2>/dev/null
 	[ -f "$R/run/nginx.pid" ] && kill -QUIT "$(cat "$R/run/nginx.pid")" 2>/dev/null
@@ -148,6 +147,9 @@ check "neonpoolctl -V prints configure.ac's version" sh -c "chroot '$R' /usr/bin
 check "the packaged config passes neonpoold -t" in_root /usr/sbin/neonpoold -t -c /etc/neonpool/neonpool.conf
 check "man neonpoold finds the page" sh -c "chroot '$R' man -w neonpoold >/dev/null 2>&1 || test -f '$R/usr/share/man/man8/neonpoold.8.gz'"
 
+cp "$T/smoke" "$R/tmp/smoke"
+check "debian/tests/smoke (the autopkgtest) passes in the root" sh -c "chroot '$R' sh /tmp/smoke >'$T/smoke.log' 2>&1"
+
 # What the administrator does (README): point database_url at the server, the password in a file of
 # its own readable by the group; the rest of the packaged config stays as shipped.
 cp "$T/pg/server.crt" "$R/etc/neonpool/db-ca.crt"
@@ -163,7 +165,8 @@ exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
 rmode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$unit")
 install -d -m "$rmode" -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/run/neonpool"
 install -d -m 0750 -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/var/log/neonpool"
-(umask 0027; as_unit $exec_start) >"$T/neonpoold.out" 2>&1 &
+# exec: the daemon is this pid (chroot and env exec it), as the unit's main process is
+(umask 0027; exec "${AS_UNIT[@]}" $exec_start) >"$T/neonpoold.out" 2>&1 &
 dpid=$!
 for _ in $(seq 1 100); do [ -S "$R/run/neonpool/neonpool.sock" ] && break; sleep 0.1; done
 check "neonpoold is up as the unit starts it ($exec_start)" test -S "$R/run/neonpool/neonpool.sock"
@@ -227,6 +230,7 @@ check "purge left no file of the package${left:+ (left: $left)}" test -z "$left"
 check "the neonpool user stays after purge" in_root getent passwd neonpool
 EOF
 
+cp "$np_top/debian/tests/smoke" "$NP_TMP/smoke"
 np_log "installing in a throwaway root (mount namespace, overlay over /)"
 VERSION=$version unshare -m --propagation private bash "$NP_TMP/inside.sh" "$NP_TMP" "$deb" "$http_port" "$NP_PG_PORT" \
 	>"$NP_TMP/out/inside.out" 2>&1
@@ -236,7 +240,7 @@ n_ok=$(grep -c '^ok - ' "$NP_TMP/out/inside.out" || true)
 n_bad=$(grep -c '^not ok - ' "$NP_TMP/out/inside.out" || true)
 NP_FAILURES=$((NP_FAILURES + n_bad))
 np_expect "the throwaway root's checks ran to the end (exit $irc, $n_ok ok)" test "$irc" = 0 -a "$n_ok" -ge 25
-[ "$n_bad" -gt 0 ] && for f in dpkg-i.log neonpoold.out migrate.log seed.log nginx.out dpkg-purge.log; do
+[ "$n_bad" -gt 0 ] && for f in dpkg-i.log checks.log smoke.log neonpoold.out migrate.log seed.log nginx.out dpkg-purge.log; do
 	[ -s "$NP_TMP/$f" ] && { echo "==== $f" >&2; tail -n 20 "$NP_TMP/$f" >&2; }
 done
 
