@@ -1,9 +1,14 @@
 #!/usr/bin/env bash
-# install-deps.sh - install the Debian packages neonpool needs to build, test and serve; only what is missing.
+# install-deps.sh - install the Debian 12 packages neonpool needs to build, test and serve; only what is missing.
 #
-# Usage: scripts/install-deps.sh [--bench]
-#   --bench   also the peers bench/run compares neonpool with (PHP-FPM + php-pgsql; FastAPI, uvicorn,
-#             SQLAlchemy and asyncpg from Debian for /usr/bin/python3); not needed to build or test.
+# Usage: scripts/install-deps.sh [--serve | --bench] [--print]
+#   (none)    everything: what serving needs, plus the test suite's tools (clang, valgrind, lighttpd,
+#             pgbouncer, wrk, prometheus, nodejs/npm, chromium, debhelper/lintian, ...)
+#   --serve   only what scripts/serve.sh needs: the build tools and libraries, PostgreSQL 15, nginx
+#             and the PostgreSQL 15 manual it loads as the sample textbook
+#   --bench   everything, plus the peers bench/run compares neonpool with (PHP-FPM + php-pgsql;
+#             FastAPI, uvicorn, SQLAlchemy and asyncpg from Debian for /usr/bin/python3)
+#   --print   print the selected packages, one a line, and exit (installs nothing)
 # Idempotent: when everything is present it prints one line and changes nothing (no apt-get update).
 # As root it installs with apt-get; as another user it uses `sudo -n` when that works, otherwise it
 # prints the missing packages and the command to install them, and exits 1.
@@ -14,7 +19,7 @@ set -euo pipefail
 
 # "package probe": the package is present when the probe (an absolute path) exists, or, when the
 # probe is "-", when dpkg says the package is installed. Probing by path lets any nginx flavour do.
-PACKAGES=(
+SERVE_PACKAGES=(
 	# build
 	"gcc /usr/bin/gcc"
 	"make /usr/bin/make"
@@ -27,36 +32,48 @@ PACKAGES=(
 	"libcjson-dev -"
 	"libconfig-dev -"
 	"libfcgi-dev -"
-	"libcmocka-dev -"
-	# the ask turn's language-model upstream (issue 9)
+	# the ask turn's language-model upstream
 	"libcurl4-openssl-dev -"
-	# fuzzing: clang with its libFuzzer and sanitizer runtimes (tests/fuzz/run.sh, `make fuzz`)
-	"clang /usr/bin/clang"
-	"libclang-rt-14-dev -"
-	# test and serve: real PostgreSQL, front servers, FastCGI client, load, tools
+	# serve: a local PostgreSQL, the front server, the PostgreSQL 15 manual (HTML) that serve.sh
+	# loads as the sample textbook with `neonpoolctl import`; curl checks that nginx answers
 	"postgresql-15 /usr/lib/postgresql/15/bin/initdb"
 	"postgresql-client-15 /usr/lib/postgresql/15/bin/psql"
 	"nginx-light /usr/sbin/nginx"
+	"postgresql-doc-15 /usr/share/doc/postgresql-doc-15/html/index.html"
+	"curl /usr/bin/curl"
+)
+
+# the test suite's tools (tests/run.sh), on top of SERVE_PACKAGES
+TEST_PACKAGES=(
+	"libcmocka-dev -"
+	# fuzzing: clang with its libFuzzer and sanitizer runtimes (tests/fuzz/run.sh, `make fuzz`)
+	"clang /usr/bin/clang"
+	"libclang-rt-14-dev -"
+	# other front servers, FastCGI client, pooler, load, tools
 	"lighttpd /usr/sbin/lighttpd"
 	"spawn-fcgi /usr/bin/spawn-fcgi"
 	"libfcgi-bin /usr/bin/cgi-fcgi"
 	"pgbouncer /usr/sbin/pgbouncer"
 	"wrk /usr/bin/wrk"
-	# issue 8: a real Prometheus scrapes /metrics in t_metrics_prometheus (promtool checks the format)
+	# a real Prometheus scrapes /metrics in t_metrics_prometheus (promtool checks the format)
 	"prometheus /usr/bin/prometheus"
-	"curl /usr/bin/curl"
 	"valgrind /usr/bin/valgrind"
 	"openssl /usr/bin/openssl"
 	"python3 /usr/bin/python3"
 	"procps /usr/bin/ps"
 	"util-linux /usr/sbin/runuser"
-	# sample data: the PostgreSQL 15 manual (HTML), the textbook serve.sh loads with `neonpoolctl import`
-	"postgresql-doc-15 /usr/share/doc/postgresql-doc-15/html/index.html"
 	# OpenAPI lint (tools/openapi/lint.sh: @redocly/cli from npm); any nodejs >= 18.17 with its npm will do
 	"nodejs /usr/bin/node"
 	"npm /usr/bin/npm"
 	# browser tests of the web page (tests/browser: playwright-core drives Debian's chromium)
 	"chromium /usr/bin/chromium"
+	# the Debian package (debian/, t_deb_package): dpkg-buildpackage, dh, lintian; systemd-analyze
+	# checks the units in `make check`
+	"dpkg-dev /usr/bin/dpkg-buildpackage"
+	"debhelper /usr/bin/dh"
+	"fakeroot /usr/bin/fakeroot"
+	"lintian /usr/bin/lintian"
+	"systemd /usr/bin/systemd-analyze"
 )
 
 # bench/run's peers (issue 11)
@@ -71,11 +88,26 @@ BENCH_PACKAGES=(
 	"python3-uvloop -"
 	"python3-httptools -"
 )
-case ${1:-} in
---bench) PACKAGES+=("${BENCH_PACKAGES[@]}") ;;
-"") ;;
-*) echo "usage: install-deps.sh [--bench]" >&2; exit 2 ;;
+usage() { echo "usage: install-deps.sh [--serve | --bench] [--print]" >&2; exit 2; }
+mode=test
+print=0
+for arg in "$@"; do
+	case $arg in
+	--serve) mode=serve ;;
+	--bench) mode=bench ;;
+	--print) print=1 ;;
+	*) usage ;;
+	esac
+done
+PACKAGES=("${SERVE_PACKAGES[@]}")
+case $mode in
+test) PACKAGES+=("${TEST_PACKAGES[@]}") ;;
+bench) PACKAGES+=("${TEST_PACKAGES[@]}" "${BENCH_PACKAGES[@]}") ;;
 esac
+if [ "$print" = 1 ]; then
+	for entry in "${PACKAGES[@]}"; do echo "${entry%% *}"; done
+	exit 0
+fi
 
 missing=()
 for entry in "${PACKAGES[@]}"; do
@@ -95,6 +127,7 @@ done
 npm_deps() {
 	local here
 	here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+	[ "$mode" != serve ] || return 0
 	[ -x /usr/bin/npm ] || return 0
 	"$here/tests/browser/install.sh" || echo "install-deps: warning: the browser tests' npm packages are not installed" >&2
 }

@@ -13,6 +13,14 @@
 # (after stop) to start from scratch. When run as root, PostgreSQL runs as the `postgres` user
 # (initdb refuses root); neonpoold and nginx's master run as the caller.
 #
+# Another database (Neon, say) instead of the local PostgreSQL: DATABASE_URL (a libpq URI, with
+# sslmode=verify-full&sslrootcert=/etc/ssl/certs/ca-certificates.crt for Neon; no password in it)
+# and NEONPOOL_DATABASE_PASSWORD_FILE (a file whose first line is the password). No local
+# PostgreSQL is started then; a Neon -pooler host turns pooler_mode on.
+#
+# Running start again after a rebuild restarts neonpoold when its binary changed (a HUP reload
+# cannot replace the program), and reloads it otherwise.
+#
 # Environment: NEONPOOL_STATE_DIR, NEONPOOL_HTTP_PORT (first port tried, default 8080),
 # NEONPOOL_WORKERS (default 4), NEONPOOL_MANUAL_DIR (the PostgreSQL 15 manual's HTML, default
 # /usr/share/doc/postgresql-doc-15/html), NEONPOOL_SEED=1 (also load `neonpoolctl seed`'s books).
@@ -130,10 +138,27 @@ EOF
 	fi
 }
 
+# The database keys: the local PostgreSQL, or DATABASE_URL (read by neonpoold and neonpoolctl from
+# the environment: the URL is not copied into the config) with NEONPOOL_DATABASE_PASSWORD_FILE.
+db_config() {
+	if [ -z "${DATABASE_URL:-}" ]; then
+		echo "database_url = \"host=$PGDIR/run port=$(pg_port) dbname=neonpool user=neonpool\";"
+		echo "database_password_file = \"$STATE/db-password\";"
+		return
+	fi
+	if [ -n "${NEONPOOL_DATABASE_PASSWORD_FILE:-}" ]; then
+		echo "database_password_file = \"$(realpath "$NEONPOOL_DATABASE_PASSWORD_FILE")\";"
+	fi
+	case $DATABASE_URL in
+	*-pooler.*) echo "pooler_mode = true;   # a transaction-mode pooler (Neon's -pooler endpoint)" ;;
+	esac
+}
+
 write_config() {
 	cat >"$STATE/neonpool.conf" <<EOF
 # neonpool.conf written by scripts/serve.sh (rewritten at each start); every key is
 # documented in etc/neonpool.conf.sample.
+$(db_config)
 workers = $WORKERS;
 listen = "$STATE/run/neonpool.sock";
 # nginx's workers (user nobody when started as root) must reach the socket; it serves
@@ -151,19 +176,24 @@ status_file = "$STATE/run/neonpool.status";
 log_file = "$STATE/log/neonpoold.log";
 log_level = "info";
 shutdown_timeout_ms = 10000;
-database_url = "host=$PGDIR/run port=$(pg_port) dbname=neonpool user=neonpool";
-database_password_file = "$STATE/db-password";
 EOF
 	"$NEONPOOLD" -t -c "$STATE/neonpool.conf" >/dev/null 2>"$STATE/log/config-test.log" ||
 		{ cat "$STATE/log/config-test.log" >&2; die "the generated config was refused"; }
 }
 
 start_daemon() {
+	local sum
+	sum=$(sha256sum <"$NEONPOOLD" | cut -d' ' -f1)
 	if running "$STATE/run/neonpoold.pid"; then
-		say "neonpoold already running (pid $(cat "$STATE/run/neonpoold.pid")): reloading its config"
-		kill -HUP "$(cat "$STATE/run/neonpoold.pid")"
-		return
+		if [ "$sum" = "$(cat "$STATE/run/neonpoold.sha256" 2>/dev/null)" ]; then
+			say "neonpoold already running (pid $(cat "$STATE/run/neonpoold.pid")): reloading its config"
+			kill -HUP "$(cat "$STATE/run/neonpoold.pid")"
+			return
+		fi
+		say "neonpoold's binary changed since it started: restarting it"
+		stop_pidfile neonpoold "$STATE/run/neonpoold.pid" QUIT
 	fi
+	echo "$sum" >"$STATE/run/neonpoold.sha256"
 	rm -f "$STATE/run/neonpool.sock" "$STATE/run/control.sock" "$STATE/run/ask.sock"
 	(cd "$STATE" && exec setsid "$NEONPOOLD" -c "$STATE/neonpool.conf") </dev/null >>"$STATE/log/neonpoold.out" 2>&1 &
 	local i
@@ -241,12 +271,16 @@ load_data() {
 do_start() {
 	mkdir -p "$STATE/run" "$STATE/log"
 	chmod 0755 "$STATE"
-	"$top/scripts/install-deps.sh"
+	"$top/scripts/install-deps.sh" --serve
 	build
 	PGDIR=$(pg_dir)
-	mkdir -p "$(dirname "$PGDIR")"
-	echo "$PGDIR" >"$STATE/pgdir"
-	start_pg
+	if [ -z "${DATABASE_URL:-}" ]; then
+		mkdir -p "$(dirname "$PGDIR")"
+		echo "$PGDIR" >"$STATE/pgdir"
+		start_pg
+	else
+		say "database: DATABASE_URL (host $(printf '%s' "$DATABASE_URL" | sed -n 's|^[a-z]*://\([^@/]*@\)\{0,1\}\([^/:?]*\).*|\2|p')); no local PostgreSQL"
+	fi
 	if running "$STATE/nginx/nginx.pid"; then
 		HTTP_PORT=$(sed -n 's/^ *listen 127\.0\.0\.1:\([0-9]*\);.*/\1/p' "$STATE/nginx/neonpool.conf")
 	else
@@ -263,7 +297,10 @@ do_start() {
 
 neonpool is running:  http://127.0.0.1:$HTTP_PORT/   (try: curl http://127.0.0.1:$HTTP_PORT/api/v1/version)
   config   $STATE/neonpool.conf   (reload: kill -HUP \$(cat $STATE/run/neonpoold.pid))
-  logs     $STATE/log/neonpoold.log, $STATE/nginx/access.log, $PGDIR/postgresql.log
+  logs     $STATE/log/neonpoold.log, $STATE/nginx/access.log
+EOF
+	[ -n "${DATABASE_URL:-}" ] || cat <<EOF
+  postgres $PGDIR/postgresql.log
   database psql "host=$PGDIR/run port=$(pg_port) dbname=neonpool user=neonpool" (password in $STATE/db-password)
 EOF
 	echo "  books    curl http://127.0.0.1:$HTTP_PORT/api/v1/books ; curl http://127.0.0.1:$HTTP_PORT/api/v1/books/$MANUAL_ID  (the PostgreSQL 15 manual)"

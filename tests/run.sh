@@ -162,7 +162,7 @@ build() {
 		./autogen.sh || return 1
 	fi
 	if [ ! -f Makefile ] || [ ! -f config.status ] || [ configure -nt config.status ]; then
-		./configure || return 1
+		./configure --enable-werror || return 1
 	fi
 	make -j$JOBS
 }
@@ -246,7 +246,7 @@ asan_build() (
 		make distdir distdir="$dst" top_distdir="$dst" || return 1
 	fi
 	cd "$dst" || return 1
-	./configure --enable-sanitizers CFLAGS="-O1 -g" || return 1
+	./configure --enable-werror --enable-sanitizers CFLAGS="-O1 -g" || return 1
 	make -j$JOBS
 )
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1

@@ -8,7 +8,12 @@
 
 #include "log.h"
 
-#define NP_DEFAULT_CONFIG "/etc/neonpool/neonpool.conf"
+/* $(sysconfdir)/neonpool/neonpool.conf (Makefile.am passes SYSCONFDIR: /etc with the Debian
+ * package's --sysconfdir=/etc, /usr/local/etc with the default prefix) */
+#ifndef SYSCONFDIR
+#define SYSCONFDIR "/etc"
+#endif
+#define NP_DEFAULT_CONFIG SYSCONFDIR "/neonpool/neonpool.conf"
 #define NP_MAX_WORKERS 256
 #define NP_MAX_BUDGET 256
 #define NP_LLM_KEY_MAX 512        /* bytes of llm_api_key_file */

@@ -29,7 +29,7 @@ check_bad() {
 
 	np_capture "start-$1" timeout 10 "$NEONPOOLD" -c "$f"
 	np_expect "neonpoold -c $1 (start): fails ($NP_RC)" test "$NP_RC" -ne 0 -a "$NP_RC" -ne 124
-	np_expect_eq "neonpoold -c $1 (start): exit status 1" 1 "$NP_RC"
+	np_expect_eq "neonpoold -c $1 (start): exit status 78 (EX_CONFIG)" 78 "$NP_RC"
 	np_expect "neonpoold -c $1 (start): says $want" grep -qF "$want" "$NP_TMP/out/start-$1.out"
 	[ -n "$key" ] && np_expect "neonpoold -c $1 (start): names key '$key'" grep -qF "key '$key'" "$NP_TMP/out/start-$1.out"
 	np_expect "neonpoold -c $1 (start): left no socket" test ! -e "$d/${1:0:1}.sock"
