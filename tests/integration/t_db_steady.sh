@@ -4,6 +4,7 @@
 # Both stacks (daemon + nginx) run side by side for the whole test and are measured in
 # alternating short rounds, so that what else the 2 cores do falls on both alike: one 15 s round
 # each varied by ±15% from run to run on a quiet machine (CI failed once at 0.849).
+# np: serial (the throughput ratio of two stacks side by side: a concurrent test would load one round more than the other)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_reload_one_supervisor.sh - 20 SIGHUP reloads under wrk load: never two supervisors alive at once (one janitor, one breaker writing the shared state), and the pool's server connections sampled every 50 ms never above the budget.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
