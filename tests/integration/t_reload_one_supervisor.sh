@@ -68,7 +68,13 @@ overlap=$(awk '
 	END { print n + 0 }' "$NP_DAEMON_LOG")
 started=$(grep -c 'msg="supervisor started"' "$NP_DAEMON_LOG")
 np_expect_eq "supervisors started while another was alive (master log, $started started)" 0 "$overlap"
-np_expect "a new supervisor per reload ($started started)" test "$started" -ge $((reloads + 1))
+# reloads that come while a handover is pending share its new supervisor (how many there are depends
+# on how fast the old one leaves, i.e. on the machine's load): the one alive at the end is of the
+# last reload's generation
+last_gen=$(grep 'msg="configuration reloaded"' "$NP_DAEMON_LOG" | tail -n 1 | sed -n 's/.* generation=\([0-9]*\).*/\1/p')
+sup_gen=$(grep 'msg="supervisor started"' "$NP_DAEMON_LOG" | tail -n 1 | sed -n 's/.* generation=\([0-9]*\).*/\1/p')
+np_expect "new supervisors across the reloads ($started started)" test "$started" -ge 2
+np_expect_eq "the last supervisor started is of the last reload's generation" "$last_gen" "$sup_gen"
 live=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
 np_expect_eq "one supervisor at the end" 1 "$(echo "$live" | wc -w)"
 np_expect_eq "the status names it" "$live" "$(np_status_json 'd["supervisor_pid"]')"
