@@ -6,16 +6,21 @@
 #   t_name    run only these integration tests (in every step that runs integration tests);
 #             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
-# one line: "PASS name (Ns)", "FAIL name (Ns)" followed by its output, or "SKIP name: reason".
-# The last line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
+# one line: "PASS name (Ns)", "FAIL name (Ns)" followed by its output, or "SKIP name: reason",
+# in the order below whatever order they ran in; then the total time and the 10 slowest. The last
+# line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
-# Steps
+# Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (2) at a time: a test holding a line
+# "# np: serial" runs with no other test beside it (first), the builds (fuzz targets, the sanitizer
+# build, distcheck) run one at a time beside the tests under nice 19.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
 #   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (10), one test each
 #   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
-#   4 tests/integration/t_*.sh                    one test each, 300 s timeout each
+#   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
+#                                                 "# np: shared-pg" get a database of their own in one
+#                                                 PostgreSQL cluster (tests/integration/shared_pg.sh)
 #   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
 #     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
 #     t_deployments and the database tests t_db_routes, t_db_terminate, t_db_crash_midquery and
@@ -33,7 +38,7 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac
 done

@@ -6,6 +6,12 @@
 # database password appears in any log or captured output, when a sanitizer or valgrind
 # reported an error, and which prints the last 60 lines of every server log on failure.
 #
+# tests/run.sh runs two tests at a time (ports are locked per test, everything else lives in its temp
+# dir). Two lines a test may hold, read by tests/run.sh and np_start_pg:
+#   # np: serial (why)    run it with no other test beside it: its assertions are ratios or counts
+#                         that a concurrent test would disturb
+#   # np: shared-pg       its database may live in the suite's shared cluster (np_start_pg)
+#
 # Daemons and front servers are background children of the test's shell (so that their exit
 # status can be had): never call a bare `wait` in a test, it would wait for them forever;
 # wait for your own pids.
