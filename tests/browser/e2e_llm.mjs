@@ -72,7 +72,8 @@ await run('Stop mid-stream: the upstream sees it', async () => {
 
 await run('reload mid-stream: the complete answer appears', async () => {
   await mock('/_reset');
-  await mock('/_control', { tokens: 60, tokens_per_s: 25 }); // about 2.4 s
+  // about 6 s: the reload must come back before the end, on a loaded machine too
+  await mock('/_control', { tokens: 150, tokens_per_s: 25 });
   const ctx = await newContext(browser, desktop);
   const p = await ctx.newPage();
   await p.goto(BASE + '/', { waitUntil: 'load' });
@@ -82,10 +83,10 @@ await run('reload mid-stream: the complete answer appears', async () => {
   await p.waitForSelector('.answer', { timeout: ms(10000) });
   const during = await p.evaluate(() => ({ status: document.querySelector('.answer .turn-status').textContent, state: document.querySelector('.answer').dataset.state || '' }));
   check(during.state === '' && /still being written/.test(during.status), 'after the reload the answer shows as still being written', during.status);
-  await p.waitForSelector('.answer[data-state]', { timeout: ms(15000) });
+  await p.waitForSelector('.answer[data-state]', { timeout: ms(20000) });
   const text = await answerText(p);
   const log = await mockLog();
-  check(await answerState(p) === 'complete' && log.length === 1 && log[0].tokens_sent === 60 && text.split(/\s+/).length >= 50,
+  check(await answerState(p) === 'complete' && log.length === 1 && log[0].tokens_sent === 150 && text.split(/\s+/).length >= 125,
     'then the complete answer, all the tokens the model sent', `${text.split(/\s+/).length} words, ${log[0] && log[0].tokens_sent} tokens sent`);
   check(await visibleSpinners(p) === 0, 'no spinner once it is there');
   await ctx.close();

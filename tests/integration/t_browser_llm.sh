@@ -31,7 +31,7 @@ art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
 mkdir -p "$art"
 np_now_ms; t0=$NP_NOW
 NP_BASE=http://127.0.0.1:$NP_HTTP_PORT NP_MOCK=http://127.0.0.1:$mport NP_WORD=$word NP_ARTIFACTS=$art \
-	NP_SCALE=$NP_TIMEOUT_SCALE timeout $((120 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e_llm.mjs" >"$NP_TMP/out/e2e.out" 2>&1
+	NP_SCALE=$NP_TIMEOUT_SCALE timeout $((240 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e_llm.mjs" >"$NP_TMP/out/e2e.out" 2>&1
 rc=$?
 np_now_ms
 cat "$NP_TMP/out/e2e.out"
