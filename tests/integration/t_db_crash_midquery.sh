@@ -22,17 +22,20 @@ np_expect "its backend waits on the lock ($backend)" test -n "$backend"
 kill -KILL "$victim"
 np_now_ms; t0=$NP_NOW
 np_sampler_start
+# the backend is a process of this machine: watched in /proc (a psql per sample took longer than
+# what it measures on a loaded machine)
 freed=0
 while :; do
-	in_use=$(np_status_json 'd["endpoints"]["primary"]["in_use"]')
-	alive=$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${backend:-0}")
 	np_now_ms
-	if [ "$alive" = 0 ]; then freed=1; break; fi
-	[ $((NP_NOW - t0)) -gt 5000 ] && break
-	sleep 0.02
+	if ! np_alive "${backend:-0}"; then freed=1; break; fi
+	[ $((NP_NOW - t0)) -gt $((5000 * NP_TIMEOUT_SCALE)) ] && break
+	sleep 0.01
 done
 gone_ms=$((NP_NOW - t0))
-np_expect "the backend of the dead worker is gone within 1 s ($gone_ms ms)" test "$freed" = 1 -a "$gone_ms" -le 1000
+np_expect "the backend of the dead worker is gone within 1 s (client_check_ms 300; $gone_ms ms)" \
+	test "$freed" = 1 -a "$gone_ms" -le $((1000 * NP_TIMEOUT_SCALE))
+np_expect_eq "and the server no longer lists it" 0 \
+	"$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE pid = ${backend:-0}")"
 # its token: freed once the server closed, then counted again only by live connections
 for _ in $(seq 1 50); do
 	orphaned=$(np_status_json 'd["endpoints"]["primary"]["orphaned"]')
@@ -41,7 +44,7 @@ for _ in $(seq 1 50); do
 done
 np_now_ms
 np_expect_eq "no orphaned token left ($((NP_NOW - t0)) ms after the kill)" 0 "$orphaned"
-np_expect "token freed within 1 s of the kill" test $((NP_NOW - t0)) -le 1000
+np_expect "token freed within 1 s of the backend's exit" test $((NP_NOW - t0 - gone_ms)) -le $((1000 * NP_TIMEOUT_SCALE))
 read -r max samples < <(np_sampler_stop)
 np_expect "never above the budget of 2 meanwhile (max $max over $samples samples)" test "$max" -le 2
 np_expect "the master said so" grep -q "server closed a dead worker's connection" "$NP_DAEMON_LOG"
