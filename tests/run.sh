@@ -11,8 +11,8 @@
 # line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (2) at a time: a test holding a line
-# "# np: serial" runs with no other test beside it (first), the builds (fuzz targets, the sanitizer
-# build, distcheck) run one at a time beside the tests under nice 19.
+# "# np: serial" runs alone (these first), then the builds (the sanitizer build first, the fuzz
+# targets, distcheck) run one at a time beside the other jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
@@ -115,9 +115,10 @@ summary() {
 
 # ---- jobs ---------------------------------------------------------------------------------
 # job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
-#   KIND   par: up to JOBS at once; serial: with no par job beside it (the tests whose assertions
-#          are ratios or counts a concurrent test would disturb); bg: a build, one at a time, under
-#          nice 19 (it takes the CPU the tests leave idle, beside serial tests too)
+#   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
+#          a concurrent test would disturb); bg: a build, one at a time beside the par jobs, under
+#          nice 5 (the tests leave CPU idle while they wait; niced further, a build starved on a
+#          machine loaded by others and ended on the critical path)
 #   PRIO   start order: 0 first (the serial tests, the first builds), then 1, 2 and 3 (the short jobs
 #          last); the output keeps the queue order
 #   AFTER  - or the NAME of a queued job that must pass first (when it fails, this one does not run)
@@ -144,7 +145,7 @@ jobs_ready() {
 jobs_start() {
 	local i=$1 out=$RUN_DIR/jobs/$1
 	if [ "${J_KIND[i]}" = bg ]; then
-		( RES=$out.res; : >"$RES"; renice -n 19 -p $BASHPID >/dev/null 2>&1; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
+		( RES=$out.res; : >"$RES"; renice -n 5 -p $BASHPID >/dev/null 2>&1; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
 	else
 		( RES=$out.res; : >"$RES"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
 	fi
@@ -174,8 +175,8 @@ jobs_run() {
 			2) J_STATE[i]=skipped; : >"$RUN_DIR/jobs/$i.out"; : >"$RUN_DIR/jobs/$i.res"; continue ;;
 			esac
 			case ${J_KIND[i]} in
-			bg) [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
-			serial) [ $serial = 0 ] && [ $par -eq 0 ] || continue; serial=1 ;;
+			bg) [ $serial = 0 ] && [ $sw = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
+			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
 			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
 			esac
 			jobs_start "$i"
@@ -336,9 +337,9 @@ fuzz_targets() {
 		result fuzz-build fail 0 "$probe"
 		return 1
 	fi
-	job bg 0 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
+	job bg 1 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
 	for n in "${names[@]}"; do
-		job par 3 fuzz-build "fuzz:$n" fuzz_one "$n"
+		job par 1 fuzz-build "fuzz:$n" fuzz_one "$n"
 	done
 }
 fuzz_targets
@@ -400,7 +401,7 @@ asan_build() (
 	./configure --enable-sanitizers CFLAGS="-O1 -g" || return 1
 	make -j$JOBS
 )
-# the sanitizer build runs beside the integration tests (a bg job: nice, one build at a time)
+# the sanitizer build runs beside the integration tests (a bg job), first: its tests wait for it
 job bg 0 - asan-build step asan-build asan_build
 asan_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
@@ -424,7 +425,7 @@ PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
 	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 
 # ---- 7. distcheck (a bg job beside the tests: it builds a copy of its own) -------------------
-job bg 1 - distcheck step distcheck make -j$JOBS distcheck
+job bg 2 - distcheck step distcheck make -j$JOBS distcheck
 
 jobs_run
 summary

@@ -82,19 +82,27 @@ np_pool_conns() {
 }
 
 # np_sampler_start: count the pool's server connections every 50 ms into out/samples.txt
-# (one psql session with \watch, so the sampler adds no connection churn of its own).
+# (one psql session with \watch, so the sampler adds no connection churn of its own). It connects
+# to the test's database: in the shared cluster the teardown's DROP DATABASE ... FORCE ends it even
+# when the test did not get to np_sampler_stop.
 np_sampler_start() {
 	: >"$NP_TMP/out/samples.txt"
 	printf "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%%'%s \\\\watch 0.05\n" "$(np_pg_scope)" |
-		np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d postgres \
+		np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d "$NP_PG_DB" \
 		>"$NP_TMP/out/samples.txt" 2>"$NP_TMP/out/sampler.err" &
 	NP_SAMPLER_PID=$!
 }
 
+# np__kill_tree PID: SIGTERM to PID and all its descendants (psql under runuser under a subshell).
+np__kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do np__kill_tree "$c"; done
+	kill "$1" 2>/dev/null
+}
+
 # np_sampler_stop: prints "max samples".
 np_sampler_stop() {
-	kill "$NP_SAMPLER_PID" 2>/dev/null
-	pkill -P "$NP_SAMPLER_PID" 2>/dev/null
+	np__kill_tree "$NP_SAMPLER_PID"
 	wait "$NP_SAMPLER_PID" 2>/dev/null
 	awk 'NF { n++; if ($1 > m) m = $1 } END { print m + 0, n + 0 }' "$NP_TMP/out/samples.txt"
 }
