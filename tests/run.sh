@@ -52,11 +52,21 @@ mkdir -p "$RUN_DIR/jobs"
 T_START=$SECONDS
 JOBS=${NP_JOBS:-2}
 declare -A J_PIDS=()
+# kill_tree PID: SIGTERM to PID and every descendant (a test's bash runs its teardown once its
+# foreground child has gone too)
+kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+	kill -TERM "$1" 2>/dev/null
+}
 cleanup() {
-	local p
-	for p in "${!J_PIDS[@]}"; do
-		pkill -TERM -P "$p" 2>/dev/null
-		kill -TERM "$p" 2>/dev/null
+	local p i
+	for p in "${!J_PIDS[@]}"; do kill_tree "$p"; done
+	# the tests' teardowns stop what they started
+	for i in $(seq 1 100); do
+		for p in "${!J_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+		[ -z "${p:-}" ] && break
+		sleep 0.2
 	done
 	[ -n "${SHARED_PG_DIR:-}" ] && tests/integration/shared_pg.sh stop "$SHARED_PG_DIR" >/dev/null 2>&1
 	rm -rf "$RUN_DIR"
