@@ -26,7 +26,7 @@ np_expect_eq "requests answered" 200 "$NP_STATUS"
 np_expect "two connections held" wait_pool
 holder=$(np_status_json "d['endpoints']['primary']['tokens'][0]['pid']")
 kill -KILL "$holder"
-np_wait_gone "$holder" 2 || np_fail "worker $holder did not die"
+np_wait_gone "$holder" $((2000 * NP_TIMEOUT_SCALE)) || np_fail "worker $holder did not die"
 for _ in $(seq 1 100); do
 	[ "$(np_worker_pids | wc -w)" = 3 ] && break
 	sleep 0.05
