@@ -10,7 +10,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
 
-np_db_start workers=2 budget=2 min_warm=2 query_timeout_ms=$((6000 * NP_TIMEOUT_SCALE))
+np_db_start workers=2 budget=2 min_warm=2 query_timeout_ms=$((30000 * NP_TIMEOUT_SCALE))
 ctl() { "$NEONPOOLCTL" -c "$NP_CTL_CONF" "$@"; }
 out=$NP_TMP/out
 
@@ -58,10 +58,15 @@ ctl ping a b >/dev/null 2>&1
 np_expect_eq "bad arguments exit 2" 2 "$?"
 
 # every worker stuck: the table locked, both holders inside a read
-np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" \
+# the lock holds until the checks are done (cancelled then: a fixed 3 s ran out before `top` on a
+# loaded machine)
+np_psql_super -d neonpool -c "SET application_name = 't_ctl_lock'; BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" \
 	>/dev/null 2>&1 &
 locker=$!
-sleep 0.3
+for _ in $(seq 1 100); do
+	[ "$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 't_ctl_lock' AND wait_event = 'PgSleep'$(np_pg_scope)")" = 1 ] && break
+	sleep 0.05
+done
 np_curl "/api/v1/books/$NP_BOOK_MIN" &
 r1=$!
 np_curl "/api/v1/books/$NP_BOOK_MAX" &
@@ -88,6 +93,7 @@ np_measure top_ms "$top_ms" "neonpoolctl top -n 1 with both workers stuck"
 np_expect_eq "top shows both workers busy in books.get with an age (answered in $top_ms ms)" 2 \
 	"$(grep -cE '^ +[0-9]+ +[0-9]+ busy +[0-9]+ +[0-9]{3,}\.[0-9]  books\.get$' "$out/top.txt")"
 np_expect "top shows the budget" grep -qE "^primary +budget 2/2 in use" "$out/top.txt"
+np_psql_super -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 't_ctl_lock'$(np_pg_scope)" >/dev/null
 timeout 5 "$NEONPOOLCTL" -c "$NP_CTL_CONF" status --watch 1 >"$out/watch.txt" 2>&1
 np_expect "status --watch refreshed at least 3 times in 5 s" test "$(grep -c '^master pid' "$out/watch.txt")" -ge 3
 wait "$locker" "$r1" "$r2"
