@@ -6,16 +6,21 @@
 #   t_name    run only these integration tests (in every step that runs integration tests);
 #             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
-# one line: "PASS name (Ns)", "FAIL name (Ns)" followed by its output, or "SKIP name: reason".
-# The last line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
+# one line: "PASS name (Ns)", "FAIL name (Ns)" followed by its output, or "SKIP name: reason",
+# in the order below whatever order they ran in; then the total time and the 10 slowest. The last
+# line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
-# Steps
+# Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (2) at a time: a test holding a line
+# "# np: serial" runs alone (these first), then the builds (the sanitizer build first, the fuzz
+# targets, distcheck) run one at a time beside the other jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
 #   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (10), one test each
 #   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
-#   4 tests/integration/t_*.sh                    one test each, 300 s timeout each
+#   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
+#                                                 "# np: shared-pg" get a database of their own in one
+#                                                 PostgreSQL cluster (tests/integration/shared_pg.sh)
 #   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
 #     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
 #     t_deployments and the database tests t_db_routes, t_db_terminate, t_db_crash_midquery and
@@ -33,26 +38,51 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	-h | --help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac
 done
 
-PASSED=0 FAILED=0 SKIPPED=0
-FAILED_NAMES=()
 RUN_DIR=$(mktemp -d "${TMPDIR:-/tmp}/np-run.XXXXXX") || exit 1
-trap 'rm -rf "$RUN_DIR"' EXIT
+chmod 0755 "$RUN_DIR"   # the shared PostgreSQL cluster lives under it and runs as `postgres` when we are root
+LEDGER=$RUN_DIR/ledger  # one line per result, in the order printed: "pass|fail|skip SECONDS NAME"
+RES=$LEDGER             # where result() records; a job records into a file of its own
+: >"$LEDGER"
+mkdir -p "$RUN_DIR/jobs"
 T_START=$SECONDS
-JOBS=2
+JOBS=${NP_JOBS:-2}
+declare -A J_PIDS=()
+# kill_tree PID: SIGTERM to PID and every descendant (a test's bash runs its teardown once its
+# foreground child has gone too)
+kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do kill_tree "$c"; done
+	kill -TERM "$1" 2>/dev/null
+}
+cleanup() {
+	local p i
+	for p in "${!J_PIDS[@]}"; do kill_tree "$p"; done
+	# the tests' teardowns stop what they started
+	for i in $(seq 1 100); do
+		for p in "${!J_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
+		[ -z "${p:-}" ] && break
+		sleep 0.2
+	done
+	[ -n "${SHARED_PG_DIR:-}" ] && tests/integration/shared_pg.sh stop "$SHARED_PG_DIR" >/dev/null 2>&1
+	rm -rf "$RUN_DIR"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
 
 # result NAME STATUS SECONDS [REASON] [LOG]
 result() {
 	local name=$1 st=$2 secs=$3 reason=${4:-} log=${5:-}
 	case $st in
-	pass) PASSED=$((PASSED + 1)); echo "PASS $name (${secs}s)" ;;
-	skip) SKIPPED=$((SKIPPED + 1)); echo "SKIP $name: ${reason:-no reason given}" ;;
+	pass) echo "PASS $name (${secs}s)" ;;
+	skip) echo "SKIP $name: ${reason:-no reason given}" ;;
 	*)
-		FAILED=$((FAILED + 1)); FAILED_NAMES+=("$name")
+		st=fail
 		echo "FAIL $name (${secs}s)${reason:+: $reason}"
 		if [ -n "$log" ] && [ -s "$log" ]; then
 			# the failed checks first: the server logs dumped at teardown can be long
@@ -63,12 +93,13 @@ result() {
 		fi
 		;;
 	esac
+	printf '%s %s %s\n' "$st" "$secs" "$name" >>"$RES"
 }
 
 # step NAME CMD...: run CMD as one test, output to a log shown only on failure.
 step() {
 	local name=$1; shift
-	local log=$RUN_DIR/$name.log t0=$SECONDS rc
+	local log=$RUN_DIR/${name//[:\/]/_}.log t0=$SECONDS rc
 	"$@" >"$log" 2>&1
 	rc=$?
 	if [ $rc -eq 0 ]; then result "$name" pass $((SECONDS - t0)); else result "$name" fail $((SECONDS - t0)) "exit status $rc" "$log"; fi
@@ -76,16 +107,106 @@ step() {
 }
 
 summary() {
+	local passed failed skipped
+	passed=$(grep -c '^pass ' "$LEDGER") failed=$(grep -c '^fail ' "$LEDGER") skipped=$(grep -c '^skip ' "$LEDGER")
 	echo
 	echo "total time: $((SECONDS - T_START)) s"
-	[ ${#FAILED_NAMES[@]} -gt 0 ] && echo "failed: ${FAILED_NAMES[*]}"
-	if [ "$SKIPPED" -gt 0 ]; then
-		echo "$PASSED passed, $FAILED failed, $SKIPPED skipped"
+	if [ "$failed" -gt 0 ]; then echo "failed: $(awk '$1 == "fail" { printf "%s%s", s, $3; s = " " }' "$LEDGER")"; fi
+	echo "slowest:"
+	grep -v '^skip ' "$LEDGER" | sort -k2,2nr -k3,3 | head -n 10 | awk '{ printf "  %4d s  %s\n", $2, $3 }'
+	if [ "$skipped" -gt 0 ]; then
+		echo "$passed passed, $failed failed, $skipped skipped"
 	else
-		echo "$PASSED passed, $FAILED failed"
+		echo "$passed passed, $failed failed"
 	fi
-	[ "$FAILED" -eq 0 ]
+	[ "$failed" -eq 0 ]
 	exit $?
+}
+
+# ---- jobs ---------------------------------------------------------------------------------
+# job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
+#   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
+#          a concurrent test would disturb); bg: a build, one at a time beside the par jobs, under
+#          nice 5 (the tests leave CPU idle while they wait; niced further, a build starved on a
+#          machine loaded by others and ended on the critical path)
+#   PRIO   start order: 0 first (the serial tests, the first builds), then 1, 2 and 3 (the short jobs
+#          last); the output keeps the queue order
+#   AFTER  - or the NAME of a queued job that must pass first (when it fails, this one does not run)
+# jobs_run runs the queue and prints each job's output in queue order as soon as it and every job
+# queued before it are done.
+declare -a J_KIND=() J_PRIO=() J_AFTER=() J_NAME=() J_CMD=() J_STATE=()
+job() {
+	J_KIND+=("$1"); J_PRIO+=("$2"); J_AFTER+=("$3"); J_NAME+=("$4"); shift 4
+	J_CMD+=("$(printf '%q ' "$@")"); J_STATE+=(queued)
+}
+
+
+# jobs_ready I: 0 when job I's AFTER has passed (or it has none), 1 while it has not run yet, 2 when
+# it failed or was skipped.
+jobs_ready() {
+	[ "${J_AFTER[$1]}" = - ] && return 0
+	case ${J_STATE[${J_INDEX[${J_AFTER[$1]}]:-x}]:-failed} in
+	ok) return 0 ;;
+	failed | skipped) return 2 ;;
+	esac
+	return 1
+}
+
+jobs_start() {
+	local i=$1 out=$RUN_DIR/jobs/$1
+	if [ "${J_KIND[i]}" = bg ]; then
+		( RES=$out.res; : >"$RES"; renice -n 5 -p $BASHPID >/dev/null 2>&1; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
+	else
+		( RES=$out.res; : >"$RES"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
+	fi
+	J_PIDS[$!]=$i
+	J_STATE[i]=running
+}
+
+jobs_run() {
+	local n=${#J_NAME[@]} printed=0 par=0 bg=0 serial=0 i p pid rc sw
+	local -a order=()
+	declare -gA J_INDEX=()
+	for ((i = 0; i < n; i++)); do J_INDEX[${J_NAME[i]}]=$i; done
+	for p in 0 1 2 3; do
+		for ((i = 0; i < n; i++)); do [ "${J_PRIO[i]}" = "$p" ] && order+=("$i"); done
+	done
+	while [ $printed -lt "$n" ]; do
+		# a serial job ready to run: no par job starts (the par jobs drain for it)
+		sw=0
+		for i in "${order[@]}"; do
+			[ "${J_KIND[i]}" = serial ] && [ "${J_STATE[i]}" = queued ] && jobs_ready "$i" && { sw=1; break; }
+		done
+		for i in "${order[@]}"; do
+			[ "${J_STATE[i]}" = queued ] || continue
+			jobs_ready "$i"
+			case $? in
+			1) continue ;;
+			2) J_STATE[i]=skipped; : >"$RUN_DIR/jobs/$i.out"; : >"$RUN_DIR/jobs/$i.res"; continue ;;
+			esac
+			case ${J_KIND[i]} in
+			bg) [ $serial = 0 ] && [ $sw = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
+			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
+			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
+			esac
+			jobs_start "$i"
+		done
+		while [ $printed -lt "$n" ]; do
+			case ${J_STATE[printed]} in queued | running) break ;; esac
+			cat "$RUN_DIR/jobs/$printed.out"
+			cat "$RUN_DIR/jobs/$printed.res" >>"$LEDGER"
+			printed=$((printed + 1))
+		done
+		[ $printed -lt "$n" ] || break
+		[ ${#J_PIDS[@]} -gt 0 ] || { echo "run.sh: no job can run (a job waits for one that is not queued)"; break; }
+		wait -n -p pid "${!J_PIDS[@]}"
+		rc=$?
+		i=${J_PIDS[$pid]}
+		unset "J_PIDS[$pid]"
+		case ${J_KIND[i]} in serial) serial=0 ;; bg) bg=$((bg - 1)) ;; *) par=$((par - 1)) ;; esac
+		if [ $rc -eq 0 ]; then J_STATE[i]=ok; else J_STATE[i]=failed; fi
+	done
+	J_KIND=() J_PRIO=() J_AFTER=() J_NAME=() J_CMD=() J_STATE=()
 }
 
 # unit_results PREFIX DIR STAMP: one test per automake .trs written after STAMP under DIR.
@@ -108,7 +229,7 @@ unit_results() {
 # unit_check PREFIX DIR: `make check` in DIR, each .trs one test.
 unit_check() {
 	local prefix=$1 dir=$2 log=$RUN_DIR/${1//[:\/]/_}make-check.log rc
-	local stamp=$RUN_DIR/stamp.$RANDOM
+	local stamp=$RUN_DIR/stamp.${1//[:\/]/_}$RANDOM
 	touch "$stamp"; sleep 1   # .trs newer than the stamp, even on coarse timestamps
 	(cd "$dir" && make -j$JOBS check) >"$log" 2>&1
 	rc=$?
@@ -119,32 +240,51 @@ unit_check() {
 	fi
 }
 
-# integration PREFIX [ENV=VALUE...] -- TEST...: run integration tests with extra environment.
+# selected NAME: the test is one of the t_name arguments (or there were none).
+selected() { [ ${#ONLY[@]} -eq 0 ] || [[ " ${ONLY[*]} " == *" $1 "* ]]; }
+
+# itest PREFIX ENVS TEST: run one integration test (300 s timeout) with the extra environment ENVS
+# (NAME=VALUE words separated by newlines); returns 1 when it failed.
+itest() {
+	local prefix=$1 envs=$2 t=$3 name log t0 rc reason
+	local -a env=()
+	[ -n "$envs" ] && mapfile -t env <<<"$envs"
+	name=$(basename "$t" .sh)
+	log=$RUN_DIR/${prefix//[:\/]/_}$name.log
+	t0=$SECONDS
+	env "${env[@]}" timeout -k 10 300 bash "$t" >"$log" 2>&1
+	rc=$?
+	case $rc in
+	0)
+		result "$prefix$name" pass $((SECONDS - t0))
+		sed -n 's/^RESULT /  result: /p' "$log"
+		;;
+	77)
+		reason=$(sed -n 's/^SKIP: *//p' "$log" | head -n 1)
+		result "$prefix$name" skip $((SECONDS - t0)) "$reason"
+		;;
+	124 | 137) result "$prefix$name" fail $((SECONDS - t0)) "timed out after 300 s" "$log"; return 1 ;;
+	*) result "$prefix$name" fail $((SECONDS - t0)) "exit status $rc" "$log"; return 1 ;;
+	esac
+	return 0
+}
+
+# integration PREFIX [ENV=VALUE...] -- TEST...: queue integration tests with extra environment; a test
+# holding a line "# np: serial" runs alone (with --fast or an asan:/valgrind: prefix too).
 integration() {
 	local prefix=$1; shift
-	local -a envs=()
-	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+=("$1"); shift; done
+	local envs="" t name
+	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+="$1"$'\n'; shift; done
 	shift
-	local t name log t0 rc reason
+	envs=${envs%$'\n'}
 	for t in "$@"; do
 		name=$(basename "$t" .sh)
-		if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" $name "* ]]; then continue; fi
-		log=$RUN_DIR/$prefix$name.log
-		t0=$SECONDS
-		env "${envs[@]}" timeout -k 10 300 bash "$t" >"$log" 2>&1
-		rc=$?
-		case $rc in
-		0)
-			result "$prefix$name" pass $((SECONDS - t0))
-			sed -n 's/^RESULT /  result: /p' "$log"
-			;;
-		77)
-			reason=$(sed -n 's/^SKIP: *//p' "$log" | head -n 1)
-			result "$prefix$name" skip $((SECONDS - t0)) "$reason"
-			;;
-		124 | 137) result "$prefix$name" fail $((SECONDS - t0)) "timed out after 300 s" "$log" ;;
-		*) result "$prefix$name" fail $((SECONDS - t0)) "exit status $rc" "$log" ;;
-		esac
+		selected "$name" || continue
+		if grep -q '^# np: serial' "$t"; then
+			job serial 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+		else
+			job par "${PRIO:-1}" "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+		fi
 	done
 }
 
@@ -176,10 +316,20 @@ unit_check "" "$top"
 
 # ---- 3b. fuzz targets ---------------------------------------------------------------------
 # A short run of each libFuzzer target (tests/fuzz/fuzz_NAME.c, one test "fuzz:NAME" each, NP_FUZZ_SECONDS,
-# default 10) after one build; skipped with the reason when clang or its libFuzzer runtime is missing.
-# With t_name arguments, only the targets named there (fuzz:NAME) run.
+# default 10) after one build, two at a time; skipped with the reason when clang or its libFuzzer runtime
+# is missing. With t_name arguments, only the targets named there (fuzz:NAME) run.
+fuzz_one() {
+	local n=$1 log=$RUN_DIR/fuzz_$1.log t0=$SECONDS
+	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-10}" "$n" >"$log" 2>&1; then
+		result "fuzz:$n" pass $((SECONDS - t0))
+		sed -n "s/^fuzz_$n: /  result: /p" "$log"
+	else
+		result "fuzz:$n" fail $((SECONDS - t0)) "$(sed -n "s/^fuzz_$n: //p" "$log")" "$log"
+		return 1
+	fi
+}
 fuzz_targets() {
-	local probe rc f n t0 log
+	local probe rc f n
 	local -a names=()
 	for f in tests/fuzz/fuzz_*.c; do
 		[ -e "$f" ] || continue
@@ -197,15 +347,9 @@ fuzz_targets() {
 		result fuzz-build fail 0 "$probe"
 		return 1
 	fi
-	step fuzz-build tests/fuzz/run.sh --build || return 1
+	job bg 1 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
 	for n in "${names[@]}"; do
-		log=$RUN_DIR/fuzz_$n.log t0=$SECONDS
-		if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-10}" "$n" >"$log" 2>&1; then
-			result "fuzz:$n" pass $((SECONDS - t0))
-			sed -n "s/^fuzz_$n: /  result: /p" "$log"
-		else
-			result "fuzz:$n" fail $((SECONDS - t0)) "$(sed -n "s/^fuzz_$n: //p" "$log")" "$log"
-		fi
+		job par 1 fuzz-build "fuzz:$n" fuzz_one "$n"
 	done
 }
 fuzz_targets
@@ -218,16 +362,34 @@ openapi_lint() {
 	case $rc in
 	0) result openapi-lint pass $((SECONDS - t0)) ;;
 	77) result openapi-lint skip $((SECONDS - t0)) "$(sed -n '1s/^openapi-lint: //p' "$log")" ;;
-	*) result openapi-lint fail $((SECONDS - t0)) "exit status $rc" "$log" ;;
+	*) result openapi-lint fail $((SECONDS - t0)) "exit status $rc" "$log"; return 1 ;;
 	esac
+	return 0
 }
-openapi_lint
+# it installs the pinned tools t_openapi_contract uses: that test waits for it
+job par 1 - openapi-lint openapi_lint
 
 # ---- 4. integration tests -----------------------------------------------------------------
+# One PostgreSQL cluster for the tests that hold a line "# np: shared-pg" (each gets a database of its
+# own, copied from a migrated and seeded template: tests/integration/shared_pg.sh); every other test
+# starts a private one.
+SHARED_PG_DIR=$RUN_DIR/pg
+if tests/integration/shared_pg.sh start "$SHARED_PG_DIR" >"$RUN_DIR/shared-pg.log" 2>&1; then
+	export NP_SHARED_PG=$SHARED_PG_DIR/env
+else
+	echo "note: no shared PostgreSQL cluster (each test starts its own): $(tail -n 1 "$RUN_DIR/shared-pg.log")"
+	SHARED_PG_DIR=
+fi
 TESTS=(tests/integration/t_*.sh)
 integration "" -- "${TESTS[@]}"
+for i in "${!J_NAME[@]}"; do
+	[ "${J_NAME[i]}" = t_openapi_contract ] && J_AFTER[i]=openapi-lint
+done
 
-[ "$FAST" = 1 ] && summary
+if [ "$FAST" = 1 ]; then
+	jobs_run
+	summary
+fi
 
 # ---- 5. sanitizers ------------------------------------------------------------------------
 SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/integration/t_deployments.sh
@@ -249,27 +411,31 @@ asan_build() (
 	./configure --enable-werror --enable-sanitizers CFLAGS="-O1 -g" || return 1
 	make -j$JOBS
 )
-export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-if step asan-build asan_build; then
-	unit_check "asan:" "$top/build-asan/neonpool"
-	integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
-		NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 -- "${SAN_TESTS[@]}"
-fi
-unset ASAN_OPTIONS UBSAN_OPTIONS
+# the sanitizer build runs beside the integration tests (a bg job), first: its tests wait for it
+job bg 0 - asan-build step asan-build asan_build
+asan_env() {
+	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+	"$@"
+}
+job par 2 asan-build asan:make-check asan_env unit_check "asan:" "$top/build-asan/neonpool"
+PRIO=2 AFTER=asan-build integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
+	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
+	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "${SAN_TESTS[@]}"
 
 # ---- 6. valgrind --------------------------------------------------------------------------
 for bin in tests/unit/test_*; do
 	[ -x "$bin" ] && [ -f "$bin" ] || continue
 	case $bin in *.*) continue ;; esac
-	step "valgrind:$(basename "$bin")" valgrind -q --leak-check=full --errors-for-leak-kinds=definite,possible \
-		--error-exitcode=1 "$bin"
+	job par 3 - "valgrind:$(basename "$bin")" step "valgrind:$(basename "$bin")" valgrind -q --leak-check=full \
+		--errors-for-leak-kinds=definite,possible --error-exitcode=1 "$bin"
 done
-integration "valgrind:" NP_TIMEOUT_SCALE=10 \
-	NP_DAEMON_WRAPPER="valgrind --trace-children=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible --log-file=@TMP@/vg.%p" \
+PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
+	"NP_DAEMON_WRAPPER=valgrind --trace-children=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible --log-file=@TMP@/vg.%p" \
 	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 
-# ---- 7. distcheck -------------------------------------------------------------------------
-step distcheck make -j$JOBS distcheck
+# ---- 7. distcheck (a bg job beside the tests: it builds a copy of its own) -------------------
+job bg 2 - distcheck step distcheck make -j$JOBS distcheck
 
+jobs_run
 summary

@@ -8,7 +8,7 @@ import { readFileSync, writeFileSync, existsSync, rmSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
-  BASE, ART, SCALE, ms, sleep, ok, notOk, check, skip, result, run, launch, newContext as newCtx,
+  BASE, ART, SCALE, ms, sleep, ok, notOk, check, skip, result, measure, run, launch, newContext as newCtx,
   desktop, visibleSpinners, apiJson, finish,
 } from './lib.mjs';
 
@@ -69,8 +69,8 @@ let sessionA = null;
 
 // First contentful paint with an empty HTTP cache (a new context each time) in a browser that is
 // already running with a renderer for the origin (a first navigation to /healthz). Five loads: the
-// fastest must be under 300 ms (stalls of a shared machine only ever add time, so the fastest is
-// the page's own cost), the median is reported.
+// fastest is the page's own cost (stalls of a shared machine only ever add time): bench/latency
+// holds it to its goal (300 ms); the median is reported.
 await run('first contentful paint and page weight', async () => {
   const fcps = [];
   let m = null;
@@ -99,7 +99,8 @@ await run('first contentful paint and page weight', async () => {
   }
   const sorted = fcps.slice().sort((x, y) => x - y);
   const median = sorted[2];
-  check(sorted[0] < 300 * SCALE, `first contentful paint under ${300 * SCALE} ms on loopback (the fastest of 5 cold-cache loads)`, `${fcps.join(', ')} ms`);
+  measure('fcp_ms', sorted[0], 'first contentful paint on loopback, the fastest of 5 cold-cache loads');
+  check(Number.isFinite(sorted[0]), 'the page paints (first contentful paint of 5 cold-cache loads)', `${fcps.join(', ')} ms`);
   check(m.bytes < 100 * 1024 && m.fetched === m.files - 1, 'the page weighs under 100 KiB before compression', `${m.bytes} bytes in ${m.files} files`);
   result(`first contentful paint ${sorted[0]} ms fastest, ${median} ms median (${fcps.join(', ')}), page ${m.bytes} bytes in ${m.files} files (cold cache)`);
   // a second load: the versioned assets come from the cache, index.html is revalidated

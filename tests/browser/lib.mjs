@@ -16,6 +16,8 @@ export const notOk = (name, detail) => { stats.failed++; console.log(`not ok - $
 export const check = (cond, name, detail) => (cond ? ok(name, detail) : notOk(name, detail));
 export const skip = (name, reason) => console.log(`# SKIP ${name}: ${reason}`);
 export const result = (s) => console.log(`RESULT ${s}`);
+// a figure for bench/latency (the goals a quiet machine should meet are its, not the tests')
+export const measure = (key, value, what) => console.log(`MEASURE ${key} ${value}${what ? ' ' + what : ''}`);
 
 // run(name, fn): one test; an exception is a "not ok" and the next test runs.
 export async function run(name, fn) {

@@ -114,13 +114,15 @@ build() {
 	# The router target matches the real route table: the entries of src/api/*.c, with a stub handler
 	# (the handlers need libpq). No entry found means the table's shape changed: fail loudly.
 	sed -n -E 's/^[[:space:]]*\{ *("[A-Z]+"), *("\/[^"]*"), *[A-Za-z_0-9]+, *[^,]*, *("[^"]*") *\},?.*$/\t{ \1, \2, fuzz_route_handler, 0, \3 },/p' \
-		"$top"/src/api/*.c >"$B/api_routes.inc.new" || return 1
-	if [ ! -s "$B/api_routes.inc.new" ]; then
+		"$top"/src/api/*.c >"$B/api_routes.inc.new.$$" || return 1
+	if [ ! -s "$B/api_routes.inc.new.$$" ]; then
+		rm -f "$B/api_routes.inc.new.$$"
 		echo "run.sh: no route entry found in src/api/*.c (the table's shape changed: update the sed in $0)" >&2
 		return 1
 	fi
-	if cmp -s "$B/api_routes.inc.new" "$B/api_routes.inc"; then rm -f "$B/api_routes.inc.new"
-	else mv "$B/api_routes.inc.new" "$B/api_routes.inc"; fi
+	# a file of its own per run and an atomic rename: tests/run.sh runs two targets at once
+	if cmp -s "$B/api_routes.inc.new.$$" "$B/api_routes.inc"; then rm -f "$B/api_routes.inc.new.$$"
+	else mv "$B/api_routes.inc.new.$$" "$B/api_routes.inc"; fi
 	for f in "$src"/fuzz_*.c; do
 		[ -e "$f" ] || continue
 		name=$(basename "$f" .c)

@@ -4,10 +4,25 @@
 # neonpoolctl, then neonpoold with a status file and a control socket, and nginx in front with
 # the project's config. The password travels in a file, never in the URL.
 
-np_db_url() { echo "postgresql://neonpool@127.0.0.1:$NP_PG_PORT/neonpool?sslmode=verify-full&sslrootcert=$NP_PG_CA"; }
+np_db_url() { echo "postgresql://neonpool@127.0.0.1:$NP_PG_PORT/$NP_PG_DB?sslmode=verify-full&sslrootcert=$NP_PG_CA"; }
 
+# np_db_prepare: np_start_pg, then the schema (neonpoolctl migrate) and the sample data (seed,
+# NP_SEED_BOOKS books of 10 chapters of 10 passages). In the shared cluster (np_pg_shared) the
+# database is a copy of the suite's migrated and seeded template when the seed is the same:
+# migrate then only checks it is up to date.
 np_db_prepare() {
-	np_start_pg
+	local seeded=0
+	if np_pg_shared; then
+		np__shared_db_env
+		if [ "${NP_SEED_BOOKS:-50}" = "$NP_SHARED_PG_SEED" ]; then
+			np__shared_db neonpool
+			seeded=1
+		else
+			np__shared_db template1
+		fi
+	else
+		np_start_pg
+	fi
 	printf '%s\n' "$NP_TEST_PASSWORD" >"$NP_TMP/db.password"
 	chmod 0644 "$NP_TMP/db.password"
 	np_secret_exempt "$NP_TMP/db.password"
@@ -16,12 +31,14 @@ np_db_prepare() {
 		"status_file=$NP_TMP/status"
 	"$NEONPOOLCTL" -c "$NP_CTL_CONF" migrate --dir "$np_top/sql" >"$NP_TMP/out/migrate.out" 2>&1 ||
 		np_fail "migrate failed: $(cat "$NP_TMP/out/migrate.out")"
-	"$NEONPOOLCTL" -c "$NP_CTL_CONF" seed --books "${NP_SEED_BOOKS:-50}" --chapters 10 --passages 10 \
-		>"$NP_TMP/out/seed.out" 2>&1 || np_fail "seed failed: $(cat "$NP_TMP/out/seed.out")"
-	NP_BOOK_MIN=$(np_psql_super -d neonpool -At -c "SELECT min(id) FROM books")
-	NP_BOOK_MAX=$(np_psql_super -d neonpool -At -c "SELECT max(id) FROM books")
-	NP_PASSAGE_MIN=$(np_psql_super -d neonpool -At -c "SELECT min(id) FROM passages")
-	NP_PASSAGE_MAX=$(np_psql_super -d neonpool -At -c "SELECT max(id) FROM passages")
+	if [ "$seeded" = 0 ]; then
+		"$NEONPOOLCTL" -c "$NP_CTL_CONF" seed --books "${NP_SEED_BOOKS:-50}" --chapters 10 --passages 10 \
+			>"$NP_TMP/out/seed.out" 2>&1 || np_fail "seed failed: $(cat "$NP_TMP/out/seed.out")"
+	fi
+	NP_BOOK_MIN=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT min(id) FROM books")
+	NP_BOOK_MAX=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT max(id) FROM books")
+	NP_PASSAGE_MIN=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT min(id) FROM passages")
+	NP_PASSAGE_MAX=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT max(id) FROM passages")
 }
 
 np_db_start() {
@@ -61,23 +78,31 @@ LUA
 
 # np_pool_conns: server connections of the pool right now (application_name neonpool/...).
 np_pool_conns() {
-	np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'"
+	np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'$(np_pg_scope)"
 }
 
 # np_sampler_start: count the pool's server connections every 50 ms into out/samples.txt
-# (one psql session with \watch, so the sampler adds no connection churn of its own).
+# (one psql session with \watch, so the sampler adds no connection churn of its own). It connects
+# to the test's database: in the shared cluster the teardown's DROP DATABASE ... FORCE ends it even
+# when the test did not get to np_sampler_stop.
 np_sampler_start() {
 	: >"$NP_TMP/out/samples.txt"
-	printf "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%%' \\\\watch 0.05\n" |
-		np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d postgres \
+	printf "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%%'%s \\\\watch 0.05\n" "$(np_pg_scope)" |
+		np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d "$NP_PG_DB" \
 		>"$NP_TMP/out/samples.txt" 2>"$NP_TMP/out/sampler.err" &
 	NP_SAMPLER_PID=$!
 }
 
+# np__kill_tree PID: SIGTERM to PID and all its descendants (psql under runuser under a subshell).
+np__kill_tree() {
+	local c
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do np__kill_tree "$c"; done
+	kill "$1" 2>/dev/null
+}
+
 # np_sampler_stop: prints "max samples".
 np_sampler_stop() {
-	kill "$NP_SAMPLER_PID" 2>/dev/null
-	pkill -P "$NP_SAMPLER_PID" 2>/dev/null
+	np__kill_tree "$NP_SAMPLER_PID"
 	wait "$NP_SAMPLER_PID" 2>/dev/null
 	awk 'NF { n++; if ($1 > m) m = $1 } END { print m + 0, n + 0 }' "$NP_TMP/out/samples.txt"
 }
@@ -211,7 +236,7 @@ SH
 # np_db_url_host HOST [PARAMS]: the test database's URL with HOST as the host name (verify-full
 # against the test CA unless PARAMS replaces the query string).
 np_db_url_host() {
-	echo "postgresql://neonpool@$1:$NP_PG_PORT/neonpool?${2:-sslmode=verify-full&sslrootcert=$NP_PG_CA}"
+	echo "postgresql://neonpool@$1:$NP_PG_PORT/$NP_PG_DB?${2:-sslmode=verify-full&sslrootcert=$NP_PG_CA}"
 }
 
 # np_start_db_daemon [key=value...]: neonpoold on the prepared database (np_db_prepare) with the

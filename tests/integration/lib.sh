@@ -6,6 +6,12 @@
 # database password appears in any log or captured output, when a sanitizer or valgrind
 # reported an error, and which prints the last 60 lines of every server log on failure.
 #
+# tests/run.sh runs two tests at a time (ports are locked per test, everything else lives in its temp
+# dir). Two lines a test may hold, read by tests/run.sh and np_start_pg:
+#   # np: serial (why)    run it with no other test beside it: its assertions are ratios or counts
+#                         that a concurrent test would disturb
+#   # np: shared-pg       its database may live in the suite's shared cluster (np_start_pg)
+#
 # Daemons and front servers are background children of the test's shell (so that their exit
 # status can be had): never call a bare `wait` in a test, it would wait for them forever;
 # wait for your own pids.
@@ -17,6 +23,9 @@
 #   NP_TIMEOUT_SCALE        multiply start/stop timeouts (e.g. 10 under valgrind; default 1)
 #   NP_KEEP_TMP=1           keep the temp dir (its path is printed)
 #   PGBIN                   PostgreSQL binaries (default /usr/lib/postgresql/15/bin)
+#   NP_SHARED_PG            the env file of a suite-wide cluster (tests/integration/shared_pg.sh, set by
+#                           tests/run.sh): a test holding the line "# np: shared-pg" gets a database of its
+#                           own there instead of a private cluster (see np_start_pg)
 
 set -u
 set -o pipefail
@@ -51,6 +60,11 @@ np_expect() {
 np_expect_eq() {
 	if [ "$2" = "$3" ]; then np_ok "$1"; else np_not_ok "$1 (expected '$2', got '$3')"; fi
 }
+# np_measure KEY VALUE [WHAT]: print one figure ("MEASURE KEY VALUE WHAT"). The test asserts only what
+# the daemon guarantees (no error, no answer past a deadline it enforces, ratios measured side by
+# side); the latency goals a quiet machine should meet are bench/latency's, which runs the test
+# and holds each KEY against its goal.
+np_measure() { printf 'MEASURE %s %s%s\n' "$1" "$2" "${3:+ $3}"; }
 # np_finish: end the test; fails when any check failed.
 np_finish() {
 	if [ "$NP_FAILURES" -gt 0 ]; then
@@ -92,6 +106,8 @@ declare -a NP_D_NAMES=()        # daemons started (names)
 declare -A NP_D_PID=() NP_D_ADDR=() NP_D_LOG=() NP_D_CONF=()
 declare -a NP_FRONT_PIDS=()     # nginx / lighttpd masters
 NP_PG_STARTED=0
+NP_PG_SHARED=0                  # 1: this test's database lives in the suite's shared cluster
+NP_PG_DB=neonpool               # the application database (another name in the shared cluster)
 
 # np_secret_exempt FILE...: files allowed to hold the password (configs, password files).
 np_secret_exempt() { local f; for f in "$@"; do printf '%s\n' "$f" >>"$NP_TMP/.secret-exempt"; done; }
@@ -171,6 +187,7 @@ np__teardown() {
 		kill -KILL -- "-$pid" 2>/dev/null
 	done
 	[ "$NP_PG_STARTED" = 1 ] && np__stop_pg
+	[ "$NP_PG_SHARED" = 1 ] && np__drop_shared_db
 	if [ "$rc" -ne 77 ]; then
 		np_check_no_secret || rc=1
 		np_check_sanitizers || rc=1
@@ -293,16 +310,85 @@ np__stop_pg() {
 	return 0
 }
 
-# np_psql_super [psql args...]: psql as superuser `postgres` over the unix socket.
+# np_psql_super [psql args...]: psql as superuser `postgres` over the unix socket. In the shared
+# cluster, `-d neonpool` names this test's database.
 np_psql_super() {
+	local -a args=()
+	local a prev=""
+	for a in "$@"; do
+		if [ "$NP_PG_DB" != neonpool ]; then
+			case $prev/$a in
+			-d/neonpool) a=$NP_PG_DB ;;
+			*/--dbname=neonpool) a=--dbname=$NP_PG_DB ;;
+			esac
+		fi
+		args+=("$a"); prev=$a
+	done
 	np_pg_run "$PGBIN/psql" -X -q -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" \
-		-U postgres -d postgres "$@"
+		-U postgres -d postgres "${args[@]}"
+}
+
+# np_pg_shared: whether this test uses the suite's shared cluster: NP_SHARED_PG names one and the
+# test's file holds the line "# np: shared-pg" (opt-in: a test that stops, kills, pauses or
+# reconfigures the server, changes a role, fills max_connections or reads the server's log must
+# keep a private cluster, so it must not carry the line).
+np_pg_shared() {
+	[ -n "${NP_SHARED_PG:-}" ] && [ -r "$NP_SHARED_PG" ] && grep -q '^# np: shared-pg' "$0" 2>/dev/null
+}
+
+# np__shared_db_env: read the shared cluster's NP_SHARED_PG_* settings.
+np__shared_db_env() {
+	local line k
+	while IFS= read -r line; do
+		k=${line%%=*}
+		case $k in NP_SHARED_PG_*) printf -v "$k" '%s' "${line#*=}" ;; esac
+	done <"$NP_SHARED_PG"
+}
+
+# np__shared_db TEMPLATE: a database of this test's own in the shared cluster, owned by the shared
+# role neonpool, copied from TEMPLATE (template1: empty; neonpool: migrated and seeded). Sets what
+# np_start_pg sets.
+np__shared_db() {
+	np__shared_db_env
+	mkdir -p "$NP_TMP/pg"
+	np_is_root && chown postgres: "$NP_TMP/pg"
+	NP_PG_PORT=$NP_SHARED_PG_PORT
+	NP_PG_SOCKDIR=$NP_SHARED_PG_SOCKDIR
+	NP_PG_CA=$NP_SHARED_PG_CA
+	NP_TEST_PASSWORD=$NP_SHARED_PG_PASSWORD
+	NP_PG_DB=$(printf '%s_%s' "$NP_TEST" "${NP_TMP##*.}" | tr 'A-Z' 'a-z' | tr -c 'a-z0-9_\n' _)
+	NP_PG_DB=np_${NP_PG_DB:0:50}
+	np_psql_super -d postgres -c "CREATE DATABASE \"$NP_PG_DB\" OWNER neonpool TEMPLATE $1" \
+		>"$NP_TMP/out/createdb.out" 2>&1 || np_fail "CREATE DATABASE $NP_PG_DB failed: $(cat "$NP_TMP/out/createdb.out")"
+	NP_PG_SHARED=1
+	NP_DATABASE_URL="postgresql://neonpool:$NP_TEST_PASSWORD@127.0.0.1:$NP_PG_PORT/$NP_PG_DB?sslmode=require"
+	export NP_PG_PORT NP_PG_SOCKDIR NP_PG_CA NP_TEST_PASSWORD NP_DATABASE_URL NP_PG_DB
+	np_log "database $NP_PG_DB (from $1) in the shared PostgreSQL 15 on 127.0.0.1:$NP_PG_PORT"
+}
+
+# np__drop_shared_db: drop this test's database (its sessions are ended first).
+np__drop_shared_db() {
+	np_psql_super -d postgres -c "DROP DATABASE IF EXISTS \"$NP_PG_DB\" WITH (FORCE)" >/dev/null 2>&1
+	return 0
+}
+
+# np_pg_scope: an SQL condition limiting pg_stat_activity to this test's database in the shared
+# cluster (" AND datname = '...'"), nothing in a private one (every database there is this test's).
+np_pg_scope() {
+	[ "$NP_PG_SHARED" = 1 ] && printf " AND datname = '%s'" "$NP_PG_DB"
+	return 0
 }
 
 # np_start_pg: start a private PostgreSQL 15 with TLS on 127.0.0.1:free port and a unix socket
 # in the temp dir, a role `neonpool` (scram-sha-256, random password) owning database
-# `neonpool`. Exports NP_PG_PORT, NP_PG_SOCKDIR, NP_PG_CA, NP_TEST_PASSWORD, NP_DATABASE_URL.
+# `neonpool`. Exports NP_PG_PORT, NP_PG_SOCKDIR, NP_PG_CA, NP_TEST_PASSWORD, NP_DATABASE_URL
+# and NP_PG_DB (the database's name). With np_pg_shared: an empty database of the test's own in
+# the shared cluster instead (NP_PG_DB names it; `np_psql_super -d neonpool` reaches it).
 np_start_pg() {
+	if np_pg_shared; then
+		np__shared_db template1
+		return 0
+	fi
 	[ -x "$PGBIN/initdb" ] || np_skip "PostgreSQL 15 is not installed ($PGBIN; run scripts/install-deps.sh)"
 	np_require openssl
 	local pg=$NP_TMP/pg me
@@ -375,7 +461,7 @@ EOF
 # prints the unaligned result.
 np_pg_query() {
 	PGPASSWORD=$NP_TEST_PASSWORD PGSSLROOTCERT=$NP_PG_CA "$PGBIN/psql" -X -A -t -v ON_ERROR_STOP=1 \
-		"host=127.0.0.1 port=$NP_PG_PORT dbname=neonpool user=neonpool sslmode=verify-full" -c "$1"
+		"host=127.0.0.1 port=$NP_PG_PORT dbname=$NP_PG_DB user=neonpool sslmode=verify-full" -c "$1"
 }
 
 # ---------------------------------------------------------------------------------------------

@@ -7,11 +7,13 @@ STATUS_CMD: a shell command printing `neonpoolctl status --json`. PSQL_CMD: psql
 the test database (stdin SQL, -At rows).
 
 The test installed a trigger that makes an INSERT of a message whose content starts with 'crash-'
-sleep 0.4 s inside the statement, so that the write is caught in the act:
-  begin:  kill -9 of the worker while its statement runs (between BEGIN and COMMIT);
-  commit: SIGSTOP of the worker while its statement runs, wait until the row is committed (seen
-          from another session), then kill -9: between the commit and the response;
-  lost:   pg_terminate_backend of the worker's backend while the statement runs: the worker must
+wait inside the statement for a gate (advisory lock GATE, held by a session of this script) that
+opens only once the worker was dealt with, so that the write is caught in the act however slow the
+machine (a fixed sleep in the trigger was missed under load: the request answered 201):
+  begin:  kill -9 of the worker while its statement waits (between BEGIN and COMMIT);
+  commit: SIGSTOP of the worker while its statement waits, open the gate, wait until the row is
+          committed (seen from another session), then kill -9: between the commit and the response;
+  lost:   pg_terminate_backend of the worker's backend while the statement waits: the worker must
           answer 503 db_outcome_unknown, never retry it itself.
 Then the client retries with the same Idempotency-Key until it gets 201: exactly one row, the
 answer is the stored one, nothing half-written.
@@ -32,6 +34,7 @@ assert sys.argv[4] == "--"
 PSQL = sys.argv[5:]
 FAILS = 0
 STATS = {}
+GATE = 7317001  # the advisory lock key of the trigger (t_sessions_kill9.sh)
 
 
 def ok(cond, what):
@@ -42,12 +45,26 @@ def ok(cond, what):
     return cond
 
 
+# one psql session for every query (a psql start per query made an iteration take seconds on a
+# loaded machine); ARGS become :'v0', :'v1'... and the answer ends at a marker line
+SQL_SESSION = subprocess.Popen(PSQL, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+
+
 def sql(q, *args):
-    cmd = list(PSQL)
-    for i, a in enumerate(args):
-        cmd += ["-v", "v%d=%s" % (i, a)]
-    return subprocess.run(cmd, input=q.encode(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                          check=True).stdout.decode().strip()
+    buf = "".join("\\set v%d '%s'\n" % (i, str(a).replace("\\", "\\\\").replace("'", "''"))
+                  for i, a in enumerate(args))
+    buf += q.strip().rstrip(";") + ";\n\\echo __np_sql_end__\n"
+    SQL_SESSION.stdin.write(buf.encode())
+    SQL_SESSION.stdin.flush()
+    out = []
+    while True:
+        line = SQL_SESSION.stdout.readline()
+        if not line:
+            raise SystemExit("the psql session ended (a query failed): %s" % q)
+        line = line.decode().rstrip("\n")
+        if line == "__np_sql_end__":
+            return "\n".join(out).strip()
+        out.append(line)
 
 
 def req(method, path, body=None, token=None, key=None):
@@ -88,15 +105,33 @@ def worker_of_backend(bpid):
 
 
 def sleeping_backend(content):
-    """The backend running the INSERT of content, while it sleeps in the trigger."""
+    """The backend running the INSERT of content, while it waits at the gate in the trigger."""
     deadline = time.time() + 10
     while time.time() < deadline:
-        p = sql("SELECT pid FROM pg_stat_activity WHERE wait_event = 'PgSleep' "
-                "AND application_name LIKE 'neonpool/%%' AND query LIKE '%%np_post_message%%' LIMIT 1")
+        p = sql("SELECT pid FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND wait_event = 'advisory' "
+                "AND application_name LIKE 'neonpool/%%' AND query LIKE '%%np_post_message%%' "
+                "AND datname = current_database() LIMIT 1")
         if p:
             return int(p)
         time.sleep(0.005)
     return None
+
+
+# the gate: one psql session of ours holds the advisory lock GATE while a write is to be caught
+gate = subprocess.Popen(PSQL, stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
+
+def gate_set(closed):
+    gate.stdin.write(("SELECT pg_advisory_%s(%d);\n" % ("lock" if closed else "unlock", GATE)).encode())
+    gate.stdin.flush()
+    deadline = time.time() + 10
+    while time.time() < deadline:
+        held = sql("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND objid = %d AND mode = 'ExclusiveLock' "
+                   "AND granted" % GATE)
+        if held == ("1" if closed else "0"):
+            return
+        time.sleep(0.01)
+    raise SystemExit("the gate did not %s" % ("close" if closed else "open"))
 
 
 s = req("POST", "/api/v1/sessions")
@@ -109,14 +144,17 @@ def one(mode, i):
     content = "crash-%s-%d " % (mode, i) + "x" * 200 + " 😀 ' ; --"
     key = "k-%s-%d" % (mode, i)
     res = {}
+    gate_set(True)
     t = threading.Thread(target=lambda: res.setdefault("r", req("POST", P, {"role": "user", "content": content}, tok, key)))
     t.start()
     bpid = sleeping_backend(content)
     if not ok(bpid is not None, "%s %d: the write was seen in its statement" % (mode, i)):
+        gate_set(False)
         t.join(30)
         return
     if mode == "lost":
         sql("SELECT pg_terminate_backend(:'v0')", bpid)
+        gate_set(False)
     else:
         wpid = None
         deadline = time.time() + 5
@@ -125,16 +163,26 @@ def one(mode, i):
             if wpid is None:
                 time.sleep(0.01)
         if not ok(wpid is not None, "%s %d: found the worker of backend %d" % (mode, i, bpid)):
+            gate_set(False)
             t.join(30)
             return
         if mode == "commit":
             os.kill(wpid, signal.SIGSTOP)
+            gate_set(False)
             deadline = time.time() + 10
             while time.time() < deadline and sql("SELECT count(*) FROM messages WHERE content = :'v0'", content) != "1":
                 time.sleep(0.01)
             ok(sql("SELECT count(*) FROM messages WHERE content = :'v0'", content) == "1",
                "commit %d: the row committed while the worker was stopped" % i)
         os.kill(wpid, signal.SIGKILL)
+        if mode == "begin":
+            # every other time the gate stays shut until the server ended the orphan (its client
+            # check aborts the wait: rolled back, the retry writes); else it opens at once and the
+            # orphaned statement may finish and commit (replayed to the retry)
+            deadline = time.time() + (5 if i % 2 else 0)
+            while time.time() < deadline and sql("SELECT count(*) FROM pg_stat_activity WHERE pid = :'v0'", bpid) != "0":
+                time.sleep(0.05)
+            gate_set(False)
     kill_ts = sql("SELECT clock_timestamp()")
     t.join(30)
     first = res.get("r", (0, None, b""))
@@ -184,6 +232,8 @@ ok(half == "0", "no message without its idempotency record (got %s)" % half)
 dups = sql("SELECT count(*) FROM (SELECT content FROM messages WHERE content LIKE 'crash-%%' GROUP BY content HAVING count(*) > 1) d")
 ok(dups == "0", "no duplicate message (got %s)" % dups)
 total = sql("SELECT count(*) FROM messages WHERE content LIKE 'crash-%%'")
+gate.stdin.close()
+gate.wait(10)
 print("# stats: %s" % json.dumps(STATS, sort_keys=True))
 print("# crash messages in the table: %s" % total)
 sys.exit(min(FAILS, 100))

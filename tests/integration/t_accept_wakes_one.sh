@@ -3,6 +3,8 @@
 # idle holders and one request at a time through nginx (a new upstream connection each), the
 # workers' voluntary context switches per request stay under 3 (when every holder polled the
 # listening socket, each connection woke all 8 and 7 of them found EAGAIN: about 9 per request).
+# np: shared-pg
+# np: serial (voluntary context switches per request and a minimum of requests in 3 s)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# t_browser_llm.sh - the web page's ask flow in chromium with a language model (the stand-in tests/tools/llm_mock.py of issue 9 behind llm_url, the ask pool, nginx): Stop mid-stream stops the upstream within 1.5 s and stores the answer stopped; a reload mid-stream shows the complete answer; a model error fails the turn calmly and Retry works; a busy model is waited for (tests/browser/e2e_llm.mjs).
+# t_browser_llm.sh - the web page's ask flow in chromium with a language model (the stand-in tests/tools/llm_mock.py of issue 9 behind llm_url, the ask pool, nginx): Stop mid-stream stops the upstream long before the answer's end and stores the answer stopped; a reload mid-stream shows the complete answer; a model error fails the turn calmly and Retry works; a busy model is waited for (tests/browser/e2e_llm.mjs).
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx node
@@ -30,7 +31,7 @@ art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
 mkdir -p "$art"
 np_now_ms; t0=$NP_NOW
 NP_BASE=http://127.0.0.1:$NP_HTTP_PORT NP_MOCK=http://127.0.0.1:$mport NP_WORD=$word NP_ARTIFACTS=$art \
-	NP_SCALE=$NP_TIMEOUT_SCALE timeout $((120 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e_llm.mjs" >"$NP_TMP/out/e2e.out" 2>&1
+	NP_SCALE=$NP_TIMEOUT_SCALE timeout $((240 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e_llm.mjs" >"$NP_TMP/out/e2e.out" 2>&1
 rc=$?
 np_now_ms
 cat "$NP_TMP/out/e2e.out"

@@ -65,7 +65,7 @@ art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
 mkdir -p "$art"
 np_now_ms; t0=$NP_NOW
 NP_BASE=$base NP_CTL_DIR=$ctl NP_ARTIFACTS=$art NP_SCALE=$NP_TIMEOUT_SCALE \
-	timeout $((180 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e.mjs" >"$NP_TMP/out/e2e.out" 2>&1
+	timeout $((240 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e.mjs" >"$NP_TMP/out/e2e.out" 2>&1
 rc=$?
 np_now_ms
 kill "$ctl_pid" 2>/dev/null; wait "$ctl_pid" 2>/dev/null

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_child_fds_minimal.sh - children hold only the descriptors they use: after requests and a worker kill (the master then holds the sibling workers' database sockets), a worker and the supervisor inherit neither the signalfd, nor the keeper's receiving end, nor a sibling's database socket; the master holds one duplicate per live connection.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -25,7 +26,7 @@ np_expect_eq "requests answered" 200 "$NP_STATUS"
 np_expect "two connections held" wait_pool
 holder=$(np_status_json "d['endpoints']['primary']['tokens'][0]['pid']")
 kill -KILL "$holder"
-np_wait_gone "$holder" 2 || np_fail "worker $holder did not die"
+np_wait_gone "$holder" $((2000 * NP_TIMEOUT_SCALE)) || np_fail "worker $holder did not die"
 for _ in $(seq 1 100); do
 	[ "$(np_worker_pids | wc -w)" = 3 ] && break
 	sleep 0.05

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_db_chapter_get.sh - GET /api/v1/books/{id}/chapters/{n}: a chapter with its passages a page at a time (limit, offset, keyset after), exact ids, text verbatim, every 400 naming its field, 404 for a missing book or chapter.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

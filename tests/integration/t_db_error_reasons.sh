@@ -3,6 +3,7 @@
 # a host name that does not resolve, a certificate that fails verify-full (wrong CA; a host name
 # the certificate does not carry) and a refused port give different reasons in /readyz and the
 # log, with the class names `neonpoolctl check-db` prints.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require nginx curl openssl

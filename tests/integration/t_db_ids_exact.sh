@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_db_ids_exact.sh - ids above 2^53 come back exactly in every route (JSON numbers never go through a double).
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

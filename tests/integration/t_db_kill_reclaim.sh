@@ -1,15 +1,32 @@
 #!/usr/bin/env bash
 # t_db_kill_reclaim.sh - invariant 2: 50 kill -9 of random workers under load; each time the budget's in-use count equals the server's count of pool connections within 1 s.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx
 
 np_db_start workers=8 budget=4 min_warm=2
 kills=${NP_KILLS:-50}
-# the primary's in_use, without a Python start per sample (the first "in_use" of the document is
-# the primary endpoint's): sampling must be fast next to what it measures
+# the primary's in_use into IN_USE, without a Python start per sample (the first "in_use" of the
+# document is the primary endpoint's): sampling must be fast next to what it measures
 in_use_now() {
-	"$NEONPOOLCTL" -c "$NP_CTL_CONF" status --json 2>/dev/null | grep -o '"in_use":[0-9]*' | head -n 1 | cut -d: -f2
+	local out
+	out=$("$NEONPOOLCTL" -c "$NP_CTL_CONF" status --json 2>/dev/null)
+	IN_USE=""
+	[[ $out =~ \"in_use\":([0-9]+) ]] && IN_USE=${BASH_REMATCH[1]}
+}
+# the server's count of pool connections into SERVER, from one psql session kept open (a psql
+# start per sample took longer than the 1 s it measures on a loaded machine)
+coproc PGQ { np_pg_run "$PGBIN/psql" -X -q -At -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d "$NP_PG_DB" 2>&1; }
+pgq_in=${PGQ[1]} pgq_out=${PGQ[0]}
+server_now() {
+	local l
+	printf "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%%'%s;\n\\\\echo __end__\n" "$(np_pg_scope)" >&"$pgq_in"
+	SERVER=""
+	while read -r -t 10 l <&"$pgq_out"; do
+		[ "$l" = __end__ ] && break
+		SERVER=$l
+	done
 }
 wrk -t2 -c64 -d600s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
 wrk_pid=$!
@@ -25,10 +42,10 @@ for i in $(seq 1 "$kills"); do
 		# in_use before and after the server's count: when all three agree, they agreed at the
 		# moment the server was asked (t_srv); that moment is what is measured, not how long the
 		# sampling tools took to start on a loaded machine
-		in_use=$(in_use_now)
+		in_use_now; in_use=$IN_USE
 		np_now_ms; t_srv=$NP_NOW
-		server=$(np_pool_conns)
-		in_use2=$(in_use_now)
+		server_now; server=$SERVER
+		in_use_now; in_use2=$IN_USE
 		np_now_ms
 		trace="$trace $((t_srv - t0))ms:$in_use/$server/$in_use2"
 		# equal on both sides of the server's count: not a coincidence of a moving target
@@ -51,6 +68,7 @@ for i in $(seq 1 "$kills"); do
 done
 kill "$wrk_pid" 2>/dev/null
 wait "$wrk_pid" 2>/dev/null
+exec {pgq_in}>&-   # psql ends on its stdin's EOF
 np_log "slowest: $worst_trace"
 np_expect_eq "in_use equals the server's count within 1 s after each of $kills kills" 0 "$late"
 echo "RESULT $kills x kill -9 under load: in_use == pg_stat_activity within 1 s every time ($late late); worst ${worst} ms, mean $((total / kills)) ms"

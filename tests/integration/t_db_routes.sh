@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_db_routes.sh - the textbook read routes against a real PostgreSQL, through nginx and directly; bad input gets 4xx JSON.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx cgi-fcgi
@@ -47,7 +48,7 @@ np_fcgi -a "$NP_TMP/control.sock" GET /healthz >/dev/null
 np_expect_eq "/healthz on the control socket" 200 "$NP_STATUS"
 
 # Who holds what: application_name names the pool and the worker.
-names=$(np_psql_super -d postgres -At -c "SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'")
+names=$(np_psql_super -d postgres -At -c "SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'$(np_pg_scope)")
 np_expect "pg_stat_activity shows neonpool/wN ($names)" bash -c "[[ '$names' =~ neonpool/w[0-9]+ ]]"
 np_expect "the pool holds at most its budget of 2" test "$(np_pool_conns)" -le 2
 np_expect_eq "status: budget limit 2" 2 "$(np_status_json 'd["endpoints"]["primary"]["limit"]')"

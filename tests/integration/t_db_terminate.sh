@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_db_terminate.sh - pg_terminate_backend on every pool backend every 2 s under read load (what a Neon suspend looks like): 0 non-2xx on idempotent reads.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx
@@ -11,7 +12,7 @@ wrk_pid=$!
 terminated=0
 for i in $(seq 1 $((duration / 2 - 1))); do
 	sleep 2
-	n=$(np_psql_super -d postgres -At -c "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%') t")
+	n=$(np_psql_super -d postgres -At -c "SELECT count(*) FROM (SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%'$(np_pg_scope)) t")
 	terminated=$((terminated + n))
 done
 wait "$wrk_pid"

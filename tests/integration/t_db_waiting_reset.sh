@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_db_waiting_reset.sh - workers killed while waiting for a token leave no `waiting` mark behind: afterwards a request that must wait still waits (200 once the token frees) instead of an immediate 503 because max_waiters looks full.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -58,7 +59,7 @@ early=$(cat "$NP_TMP/out/d.txt")
 np_expect_eq "the read waits for the token (no answer within 0.5 s)" "" "$early"
 # free the token: the holder dies (its backend aborts within client_check_ms), then the lock goes
 # (psql starts in the background meanwhile: its start-up is slow on a loaded machine)
-(sleep 0.3; np_psql_super -d postgres -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'np_lock'" >/dev/null) &
+(sleep 0.3; np_psql_super -d postgres -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'np_lock'$(np_pg_scope)" >/dev/null) &
 term_pid=$!
 kill -KILL "$holder"
 wait "$term_pid"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_deployments.sh - nginx (unix socket and TCP), lighttpd and spawn-fcgi deployments each answer 50 concurrent requests, all 200.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require curl nginx lighttpd spawn-fcgi cgi-fcgi
 

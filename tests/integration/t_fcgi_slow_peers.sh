@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200 with p99 < 50 ms, and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; a stalled body gets 408 at the deadline; kept connections work; listen_allowed_clients closes a peer outside the list at once; a graceful stop does not wait for parked peers.
+# t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200, none waiting for a peer's cut-off (their p99 is measured for bench/latency), and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; a stalled body gets 408 at the deadline; kept connections work; listen_allowed_clients closes a peer outside the list at once; a graceful stop does not wait for parked peers.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -38,7 +39,10 @@ ok=$(grep -c '^200 ' "$NP_TMP/out/reads.txt")
 p99=$(awk '{print $2 * 1000}' "$NP_TMP/out/reads.txt" | sort -n | awk '{ v[NR] = $1 } END { i = int(NR * 0.99 + 0.999); print v[i] }')
 max=$(awk '{print $2 * 1000}' "$NP_TMP/out/reads.txt" | sort -n | tail -n 1)
 np_expect_eq "100 reads through nginx with $silent silent peers and a truncated record: all 200" 100 "$ok"
-np_expect "read p99 $p99 ms < $((50 * NP_TIMEOUT_SCALE)) ms" awk -v m="$p99" -v l=$((50 * NP_TIMEOUT_SCALE)) 'BEGIN { exit !(m < l) }'
+np_measure reads_p99_ms "$p99" "book reads with $silent silent peers and a truncated record connected"
+# a read pinned behind a silent peer would wait for its cut-off (request_read_timeout_ms)
+np_expect "no read waited for a peer's cut-off: slowest $max ms < request_read_timeout_ms $timeout_ms" \
+	awk -v m="$max" -v l="$timeout_ms" 'BEGIN { exit !(m < l) }'
 wait "$peers_pid"
 np_log "peers: $(cat "$NP_TMP/out/peers.json")"
 lo=$(awk -v t="$timeout_ms" 'BEGIN { print (t - 100) / 1000 }')

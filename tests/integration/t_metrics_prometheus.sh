@@ -5,6 +5,7 @@
 # made (nginx's access log counts them, those cut off at wrk's end included), histogram_quantile
 # (0.99) over the run agrees with the p99 of nginx's $request_time within one bucket; then the
 # counters stay monotonic on consecutive scrapes across 20 kill -9 of workers and a reload.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk prometheus promtool

@@ -3,6 +3,7 @@
 # counter that rises by exactly the requests made), GET /status (JSON, ?format=text, ?full),
 # admin_allow (403 forbidden for another client, through nginx only from localhost) and the
 # slow-request log line with its request id and phases.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -90,14 +91,26 @@ np_expect_eq "a unix-socket client without REMOTE_ADDR matches unix" 200 "$NP_ST
 np_fcgi -a "$ctl" GET /healthz - REMOTE_ADDR=10.9.8.7 >/dev/null
 np_expect_eq "health routes are not admin routes" 200 "$NP_STATUS"
 
-# the slow log (slow_request_ms = 200): a read waits 0.6 s on a lock; its line names the request
+# the slow log (slow_request_ms = 200): a read waits 0.4 s on a lock; its line names the request
 # id, the route and the phases, and the query phase holds the wait
-np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(0.6); COMMIT;" \
+# (the lock holds until the read has waited 0.4 s in its query, then it is cancelled: a fixed 0.6 s
+# ran out before the read came on a loaded machine)
+np_psql_super -d neonpool -c "SET application_name = 't_metrics_lock'; BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" \
 	>/dev/null 2>&1 &
 locker=$!
-sleep 0.2
-np_curl "/api/v1/books/$NP_BOOK_MIN"
-wait "$locker"
+for _ in $(seq 1 100); do
+	[ "$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 't_metrics_lock' AND wait_event = 'PgSleep'$(np_pg_scope)")" = 1 ] && break
+	sleep 0.05
+done
+np_curl "/api/v1/books/$NP_BOOK_MIN" &
+reader=$!
+for _ in $(seq 1 100); do
+	[ "$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND wait_event_type = 'Lock'$(np_pg_scope)")" -ge 1 ] && break
+	sleep 0.05
+done
+sleep 0.4   # the read waits on the lock: past slow_request_ms
+np_psql_super -d postgres -c "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE application_name = 't_metrics_lock'$(np_pg_scope)" >/dev/null
+wait "$reader" "$locker"
 rid=$(np_http_header X-Request-Id)
 sleep 0.2
 line=$(grep "slow request" "$NP_TMP/neonpoold.log" | grep -F "request_id=$rid" | head -n 1)

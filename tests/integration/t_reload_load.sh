@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_reload_load.sh - SIGHUP three times under wrk load behind nginx: no failed request, and the workers are replaced.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require wrk nginx curl
 

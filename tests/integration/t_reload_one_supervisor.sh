@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_reload_one_supervisor.sh - 20 SIGHUP reloads under wrk load: never two supervisors alive at once (one janitor, one breaker writing the shared state), and the pool's server connections sampled every 50 ms never above the budget.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
@@ -67,7 +68,13 @@ overlap=$(awk '
 	END { print n + 0 }' "$NP_DAEMON_LOG")
 started=$(grep -c 'msg="supervisor started"' "$NP_DAEMON_LOG")
 np_expect_eq "supervisors started while another was alive (master log, $started started)" 0 "$overlap"
-np_expect "a new supervisor per reload ($started started)" test "$started" -ge $((reloads + 1))
+# reloads that come while a handover is pending share its new supervisor (how many there are depends
+# on how fast the old one leaves, i.e. on the machine's load): the one alive at the end is of the
+# last reload's generation
+last_gen=$(grep 'msg="configuration reloaded"' "$NP_DAEMON_LOG" | tail -n 1 | sed -n 's/.* generation=\([0-9]*\).*/\1/p')
+sup_gen=$(grep 'msg="supervisor started"' "$NP_DAEMON_LOG" | tail -n 1 | sed -n 's/.* generation=\([0-9]*\).*/\1/p')
+np_expect "new supervisors across the reloads ($started started)" test "$started" -ge 2
+np_expect_eq "the last supervisor started is of the last reload's generation" "$last_gen" "$sup_gen"
 live=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
 np_expect_eq "one supervisor at the end" 1 "$(echo "$live" | wc -w)"
 np_expect_eq "the status names it" "$live" "$(np_status_json 'd["supervisor_pid"]')"

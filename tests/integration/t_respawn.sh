@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_respawn.sh - kill -9 of a worker and of the supervisor is repaired at once; kill -9 of the master takes its children with it.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi
 

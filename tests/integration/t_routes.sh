@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_routes.sh - /healthz, /api/v1/version, 404, 405 (Allow), 413, HEAD of a GET route, X-Content-Type-Options: through nginx with curl and straight to the daemon with cgi-fcgi.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi curl nginx
 

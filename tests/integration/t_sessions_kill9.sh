@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_sessions_kill9.sh - kill -9 of the worker between a message POST's BEGIN and COMMIT and between its COMMIT and its response (and its backend terminated mid-write), under load: never a half-written message, never a duplicate after a retry with the same Idempotency-Key, the budget exact.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk
@@ -8,15 +9,15 @@ kills=${NP_KILL9_N:-50}
 np_db_start workers=4 budget=4 min_warm=2
 
 # the test's own hook, in the database (no debug code in the daemon): an INSERT of a 'crash-'
-# message sleeps 0.4 s inside its statement
+# message waits inside its statement at a gate sessions_crash.py opens (the advisory lock 7317001)
 np_psql_super -d neonpool >/dev/null <<'SQL'
 CREATE FUNCTION t_crash_sleep() RETURNS trigger LANGUAGE plpgsql AS
-$$ BEGIN PERFORM pg_sleep(0.4); RETURN NEW; END $$;
+$$ BEGIN PERFORM pg_advisory_lock_shared(7317001); PERFORM pg_advisory_unlock_shared(7317001); RETURN NEW; END $$;
 CREATE TRIGGER t_crash_sleep BEFORE INSERT ON messages FOR EACH ROW
 	WHEN (NEW.content LIKE 'crash-%') EXECUTE FUNCTION t_crash_sleep();
 SQL
 
-NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
+NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d "$NP_PG_DB")
 np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
 
 # a write on a connection the server closed while it was idle: found dead before sending (a poll
@@ -26,7 +27,7 @@ sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin
 tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 bad=0
 for i in 1 2 3 4 5; do
-	np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND state = 'idle'" >/dev/null
+	np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND state = 'idle'$(np_pg_scope)" >/dev/null
 	sleep 0.2
 	code=$(curl -s -o "$NP_TMP/out/idle.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
 		-H "Authorization: Bearer $tok" -H "Idempotency-Key: idle-$i" --data "{\"role\":\"user\",\"content\":\"idle $i\"}" \

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # t_stop.sh - SIGTERM (fast) and SIGQUIT (graceful) stop the master and every child with status 0, removing the unix socket and the pid file.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi
 
