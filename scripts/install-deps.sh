@@ -74,6 +74,8 @@ TEST_PACKAGES=(
 	"fakeroot /usr/bin/fakeroot"
 	"lintian /usr/bin/lintian"
 	"systemd /usr/bin/systemd-analyze"
+	# t_deb_package: every system call of the daemon under strace -f is inside @system-service
+	"strace /usr/bin/strace"
 )
 
 # bench/run's peers (issue 11)

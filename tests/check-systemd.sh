@@ -27,14 +27,16 @@ if [ -z "$unit" ]; then
 	echo "check-systemd: SKIP: no unit installed (configure --with-systemdsystemunitdir=no)"
 	exit 77
 fi
-# systemd-analyze --root= finds units only in the standard directories: one installed elsewhere
-# (distcheck's prefix) is checked as a copy in /etc/systemd/system of the staged tree.
+# systemd-analyze --root= finds units only in the standard directories: ones installed elsewhere
+# (distcheck's prefix) are checked as copies in /etc/systemd/system of the staged tree.
+unitdir=$(dirname "$unit")
 case ${unit#"$stage"} in
 /lib/systemd/system/* | /usr/lib/systemd/system/* | /etc/systemd/system/*) ;;
 *)
 	mkdir -p "$stage/etc/systemd/system"
-	cp "$unit" "$stage/etc/systemd/system/neonpoold.service"
-	unit=$stage/etc/systemd/system/neonpoold.service
+	cp "$unitdir"/neonpoold*.service "$unitdir"/neonpoold*.socket "$stage/etc/systemd/system/"
+	unitdir=$stage/etc/systemd/system
+	unit=$unitdir/neonpoold.service
 	;;
 esac
 # The targets every service depends on by default (sysinit.target, ...), from this machine: the
@@ -48,10 +50,18 @@ man8=$(find "$stage" -name neonpoold.8 -type f | head -n 1)
 MANPATH=$(dirname "$(dirname "$man8")")
 export MANPATH
 rc=0
-if "$SYSTEMD_ANALYZE" verify --root="$stage" "$unit"; then
-	echo "check-systemd: systemd-analyze verify ${unit#"$stage"}: ok"
-else
-	echo "check-systemd: FAIL: systemd-analyze verify ${unit#"$stage"}" >&2
+# the service and its socket units (Sockets=, Service= and Requires= must name installed units)
+for u in "$unit" "$unitdir"/neonpoold*.socket; do
+	if "$SYSTEMD_ANALYZE" verify --root="$stage" "$u"; then
+		echo "check-systemd: systemd-analyze verify ${u#"$stage"}: ok"
+	else
+		echo "check-systemd: FAIL: systemd-analyze verify ${u#"$stage"}" >&2
+		rc=1
+	fi
+done
+n_sockets=$(ls "$unitdir"/neonpoold*.socket 2>/dev/null | wc -l)
+if [ "$n_sockets" -ne 3 ]; then
+	echo "check-systemd: FAIL: $n_sockets socket units installed beside the service, 3 expected (main, control, ask)" >&2
 	rc=1
 fi
 out=$("$SYSTEMD_ANALYZE" security --offline=true --root="$stage" --threshold=$THRESHOLD "$unit" 2>&1) || {

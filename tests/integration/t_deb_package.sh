@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# t_deb_package.sh - the Debian package: dpkg-buildpackage builds it from the tree, lintian finds no error and no warning, its files and modes are as packaged; installed in a throwaway root (a mount namespace with an overlay over /), it creates the neonpool user and a 0640 root:neonpool config, the daemon started as the unit starts it (its user, groups, the packaged config) serves GET /api/v1/books/N through the distribution's nginx with the packaged example in conf.d, and dpkg --purge leaves only the user; the machine is left as it was.
+# t_deb_package.sh - the Debian package: dpkg-buildpackage builds it from the tree, lintian finds no error and no warning, its files and modes are as packaged; installed in a throwaway root (a mount namespace with an overlay over /), it creates the neonpool user and a 0640 root:neonpool config, the daemon started as the units start it (its user, groups, the packaged config, the socket units' sockets passed by LISTEN_FDS, NOTIFY_SOCKET) sends READY=1 and serves GET /api/v1/books/N through the distribution's nginx with the packaged example in conf.d, ExecReload (neonpoolctl reload) and neonpoolctl stop exit 0, every system call it made under strace -f is in @system-service, and dpkg --purge leaves only the user; the machine is left as it was.
 #
 # Environment: NP_DEB=/path/neonpool_X_ARCH.deb reuses a built package (with its .changes beside it
 # for lintian) instead of building one (dpkg-buildpackage takes 1-2 min on 2 cores).
@@ -76,6 +76,9 @@ want_entry -rw-r--r-- root/root /usr/share/man/man8/neonpoold.8.gz
 want_entry -rw-r--r-- root/root /usr/share/man/man1/neonpoolctl.1.gz
 want_entry -rw-r--r-- root/root /etc/neonpool/neonpool.conf
 want_entry -rw-r--r-- root/root /lib/systemd/system/neonpoold.service
+want_entry -rw-r--r-- root/root /lib/systemd/system/neonpoold.socket
+want_entry -rw-r--r-- root/root /lib/systemd/system/neonpoold-control.socket
+want_entry -rw-r--r-- root/root /lib/systemd/system/neonpoold-ask.socket
 want_entry -rw-r--r-- root/root /usr/lib/sysusers.d/neonpool.conf
 want_entry -rw-r--r-- root/root /usr/lib/tmpfiles.d/neonpool.conf
 want_entry -rw-r--r-- root/root /usr/share/neonpool/sql/001_textbooks.sql
@@ -114,6 +117,7 @@ AS_UNIT=(chroot --userspec=neonpool:neonpool --groups=www-data "$R" env -i HOME=
 	SHELL=/usr/sbin/nologin PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin LANG=C.UTF-8)
 as_unit() { "${AS_UNIT[@]}" "$@"; }
 cleanup() {
+	[ -z "${dpid:-}" ] && [ -n "${hpid:-}" ] && dpid=$(cat "$T/holder/pid" 2>/dev/null)
 	[ -n "${dpid:-}" ] && kill -QUIT "$dpid" 2>/dev/null
 	[ -f "$R/run/nginx.pid" ] && kill -QUIT "$(cat "$R/run/nginx.pid")" 2>/dev/null
 	for _ in $(seq 1 50); do
@@ -142,6 +146,9 @@ check "its shell is nologin and home /nonexistent" sh -c "chroot '$R' getent pas
 mode=$(in_root stat -c '%a %U:%G' /etc/neonpool/neonpool.conf)
 check "/etc/neonpool/neonpool.conf is 640 root:neonpool ($mode)" test "$mode" = "640 root:neonpool"
 check "the unit is enabled (deb-systemd-helper)" test -L "$R/etc/systemd/system/multi-user.target.wants/neonpoold.service"
+for u in neonpoold neonpoold-control neonpoold-ask; do
+	check "$u.socket is enabled" test -L "$R/etc/systemd/system/sockets.target.wants/$u.socket"
+done
 check "neonpoold -V prints configure.ac's version" sh -c "chroot '$R' /usr/sbin/neonpoold -V | grep -qx 'neonpoold $VERSION'"
 check "neonpoolctl -V prints configure.ac's version" sh -c "chroot '$R' /usr/bin/neonpoolctl -V | grep -qx 'neonpoolctl $VERSION'"
 check "the packaged config passes neonpoold -t" in_root /usr/sbin/neonpoold -t -c /etc/neonpool/neonpool.conf
@@ -158,20 +165,43 @@ sed -i "s|^database_url = .*|database_url = \"postgresql://neonpool@127.0.0.1:$P
 	"$R/etc/neonpool/neonpool.conf"
 check "the edited config passes neonpoold -t" in_root /usr/sbin/neonpoold -t -c /etc/neonpool/neonpool.conf
 
-# The unit's start: RuntimeDirectory=neonpool (0755), User=neonpool, Group=neonpool,
-# SupplementaryGroups=www-data, UMask=0027, ExecStart as written in the installed unit.
+# The unit's start: the socket units' sockets (bound by a stand-in for systemd, sd_holder.py, from
+# the installed neonpoold*.socket: path, mode, group, backlog) passed by the LISTEN_FDS protocol by
+# name; the runtime directory as tmpfiles.d and RuntimeDirectory= leave it (0755 neonpool);
+# User=neonpool, Group=neonpool, SupplementaryGroups=www-data, UMask=0027, NOTIFY_SOCKET and
+# WATCHDOG_USEC (Type=notify, WatchdogSec=), ExecStart as written in the installed unit.
 unit=$R/lib/systemd/system/neonpoold.service
 exec_start=$(sed -n 's/^ExecStart=//p' "$unit")
+exec_reload=$(sed -n 's/^ExecReload=//p' "$unit")
 rmode=$(sed -n 's/^RuntimeDirectoryMode=//p' "$unit")
+check "the unit is Type=notify, NotifyAccess=all, with the three socket units" \
+	sh -c "grep -qx Type=notify '$unit' && grep -qx NotifyAccess=all '$unit' && grep -qx 'Sockets=neonpoold.socket neonpoold-control.socket neonpoold-ask.socket' '$unit'"
+check "the unit keeps /run/neonpool at stop (the socket units' files are there)" grep -qx RuntimeDirectoryPreserve=yes "$unit"
 install -d -m "$rmode" -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/run/neonpool"
 install -d -m 0750 -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/var/log/neonpool"
-# exec: the daemon is this pid (chroot and env exec it), as the unit's main process is
-(umask 0027; exec "${AS_UNIT[@]}" $exec_start) >"$T/neonpoold.out" 2>&1 &
-dpid=$!
-for _ in $(seq 1 100); do [ -S "$R/run/neonpool/neonpool.sock" ] && break; sleep 0.1; done
-check "neonpoold is up as the unit starts it ($exec_start)" test -S "$R/run/neonpool/neonpool.sock"
+mkdir -p "$T/holder"
+# under strace -f when there is one (-D: the daemon keeps the started pid, LISTEN_PID's; -s 0: no
+# data in the trace, the password file is read)
+STRACE=()
+command -v strace >/dev/null && STRACE=(strace -D -f -qq -s 0 -o "$T/strace.out")
+(umask 0027; exec python3 "$T/sd_holder.py" "$R" "$R/lib/systemd/system" "$T/holder" "${STRACE[@]}" "${AS_UNIT[@]}" @ENV@ $exec_start) \
+	>"$T/neonpoold.out" 2>&1 &
+hpid=$!
+sockets_ino() { stat -c %i "$R"/run/neonpool/neonpool.sock "$R"/run/neonpool/control.sock "$R"/run/neonpool/ask.sock 2>/dev/null | tr '\n' ' '; }
+for _ in $(seq 1 100); do [ -f "$T/holder/pid" ] && break; sleep 0.1; done
+ino_before=$(sockets_ino)
+for _ in $(seq 1 300); do grep -qx 'READY=1' "$T/holder/notify.log" 2>/dev/null && break; kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+dpid=$(cat "$T/holder/pid" 2>/dev/null)
+check "neonpoold sent READY=1 on NOTIFY_SOCKET, as Type=notify waits for ($exec_start)" grep -qx 'READY=1' "$T/holder/notify.log"
+check "... and STATUS= lines" grep -q '^STATUS=' "$T/holder/notify.log"
 smode=$(stat -c '%a %G' "$R/run/neonpool/neonpool.sock" 2>/dev/null)
-check "its socket is 660 group www-data ($smode), in a 755 directory" test "$smode" = "660 www-data" -a "$(stat -c %a "$R/run/neonpool")" = 755
+check "its socket is the socket unit's: 660 group www-data ($smode), in a 755 directory" test "$smode" = "660 www-data" -a "$(stat -c %a "$R/run/neonpool")" = 755
+for n in main control; do
+	check "neonpoold took the passed socket named $n" grep -q "\[systemd:[0-9]*:$n\]" "$T/neonpoold.out"
+done
+# none bound anew (a socket of its own would replace the file: another inode) and none left over
+check "the three socket files are the holder's (inodes $ino_before)" test "$(sockets_ino)" = "$ino_before"
+check "no passed socket left over (no 'no listen key takes')" sh -c "! grep -q 'no listen key takes' '$T/neonpoold.out'"
 
 as_unit /usr/bin/neonpoolctl migrate >"$T/migrate.log" 2>&1
 rc=$?
@@ -203,12 +233,74 @@ check "... a book as JSON" grep -q '"title"' "$T/book.json"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/")
 check "GET / (the page from /usr/share/neonpool/www): 200 ($code)" test "$code" = 200
 
-# stop as the unit stops it (KillSignal=SIGQUIT to the master)
-kill -QUIT "$dpid"
-for _ in $(seq 1 150); do kill -0 "$dpid" 2>/dev/null || break; sleep 0.1; done
-wait "$dpid"; drc=$?
-check "SIGQUIT: neonpoold exits 0 ($drc)" test "$drc" = 0
-dpid=
+# systemctl reload: the unit's ExecReload (neonpoolctl reload waits for the outcome), as the unit's user
+as_unit $exec_reload >"$T/reload.log" 2>&1
+rc=$?
+check "ExecReload ($exec_reload): exit $rc" test "$rc" = 0
+# READY=1 follows once the new workers accept and the database is asked up: shortly after the
+# new generation that neonpoolctl waits for
+reloaded() { grep -x -e RELOADING=1 -e READY=1 "$T/holder/notify.log" | tr '\n' ' ' | grep -q 'RELOADING=1 READY=1'; }
+for _ in $(seq 1 100); do reloaded && break; sleep 0.1; done
+check "... RELOADING=1 then READY=1 on NOTIFY_SOCKET" reloaded
+code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/v1/books/$id")
+check "GET /api/v1/books/$id through nginx after the reload: 200 ($code)" test "$code" = 200
+
+# neonpoolctl stop: returns once the master and its children exited
+as_unit /usr/bin/neonpoolctl -c /etc/neonpool/neonpool.conf stop >"$T/stop.log" 2>&1
+rc=$?
+check "neonpoolctl stop: exit $rc" test "$rc" = 0
+for _ in $(seq 1 150); do kill -0 "$hpid" 2>/dev/null || break; sleep 0.1; done
+wait "$hpid"; drc=$?
+check "neonpoold exited 0 ($drc), STOPPING=1 sent" sh -c "test '$drc' = 0 && grep -qx STOPPING=1 '$T/holder/notify.log'"
+dpid= hpid=
+check "the socket units' files stay after the stop (systemd keeps them)" test -S "$R/run/neonpool/neonpool.sock"
+
+# SystemCallFilter=@system-service exercised: every system call the daemon and its children made
+# under strace -f (start, requests, reload, stop), from the exec of neonpoold on (what chroot and
+# env do before it is systemd's part), is in the set `systemd-analyze syscall-filter` expands
+if [ -s "$T/strace.out" ] && command -v systemd-analyze >/dev/null; then
+	systemd-analyze syscall-filter >"$T/syscall-filter.txt" 2>/dev/null
+	python3 - "$T/strace.out" "$T/syscall-filter.txt" >"$T/syscalls.txt" 2>&1 <<'PY'
+import re, sys
+groups, cur = {}, None
+for line in open(sys.argv[2]):
+    if re.match(r'^@[a-z-]+', line):
+        cur = line.split()[0]; groups[cur] = []
+    elif cur and line.strip() and not line.strip().startswith('#'):
+        groups[cur].append(line.split()[0])
+def expand(g, seen=None):
+    seen = seen or set(); out = set()
+    for m in groups.get(g, []):
+        if m.startswith('@'):
+            if m not in seen:
+                seen.add(m); out |= expand(m, seen)
+        else:
+            out.add(m)
+    return out
+allowed = expand('@system-service')
+seen, started = {}, False
+for line in open(sys.argv[1]):
+    if not started:
+        started = 'execve("/usr/sbin/neonpoold"' in line
+        if not started:
+            continue
+    m = re.match(r'^\d+ +([a-z_0-9]+)\(', line)
+    if m:
+        seen[m.group(1)] = seen.get(m.group(1), 0) + 1
+outside = sorted(n for n in seen if n not in allowed)
+with open(sys.argv[1] + '.names', 'w') as f:
+    f.write(' '.join(sorted(seen)) + '\n')
+print('%d distinct system calls, %d calls; outside @system-service: %s'
+      % (len(seen), sum(seen.values()), ' '.join(outside) or 'none'))
+sys.exit(1 if outside or not started or not allowed else 0)
+PY
+	rc=$?
+	check "every system call under strace -f is in @system-service: $(cat "$T/syscalls.txt")" test "$rc" = 0
+	echo "# the daemon's system calls: $(cat "$T/strace.out.names")"
+	rm -f "$T/strace.out"
+else
+	echo "# strace or systemd-analyze not installed: system calls not checked against @system-service"
+fi
 kill -QUIT "$(cat "$R/run/nginx.pid")" 2>/dev/null
 for _ in $(seq 1 50); do [ -f "$R/run/nginx.pid" ] || break; sleep 0.1; done
 
@@ -224,13 +316,15 @@ rm -f "$R/etc/neonpool/db-password" "$R/etc/neonpool/db-ca.crt"
 in_root dpkg --purge neonpool >"$T/dpkg-purge.log" 2>&1
 check "dpkg --purge" test "$(in_root dpkg-query -W -f='${Status}' neonpool 2>/dev/null)" = ""
 left=$(cd "$T/ov/upper" && find etc/neonpool usr/sbin/neonpoold usr/bin/neonpoolctl usr/share/neonpool usr/share/doc/neonpool \
-	lib/systemd/system/neonpoold.service usr/lib/sysusers.d/neonpool.conf etc/systemd/system/multi-user.target.wants/neonpoold.service \
+	lib/systemd/system/neonpoold.service lib/systemd/system/neonpoold*.socket usr/lib/sysusers.d/neonpool.conf \
+	etc/systemd/system/multi-user.target.wants/neonpoold.service etc/systemd/system/sockets.target.wants/neonpoold*.socket \
 	var/log/neonpool ! -type c 2>/dev/null | head -n 5)
 check "purge left no file of the package${left:+ (left: $left)}" test -z "$left"
 check "the neonpool user stays after purge" in_root getent passwd neonpool
 EOF
 
 cp "$np_top/debian/tests/smoke" "$NP_TMP/smoke"
+cp "$np_top/tests/tools/sd_holder.py" "$NP_TMP/sd_holder.py"
 np_log "installing in a throwaway root (mount namespace, overlay over /)"
 VERSION=$version unshare -m --propagation private bash "$NP_TMP/inside.sh" "$NP_TMP" "$deb" "$http_port" "$NP_PG_PORT" \
 	>"$NP_TMP/out/inside.out" 2>&1
@@ -240,7 +334,7 @@ n_ok=$(grep -c '^ok - ' "$NP_TMP/out/inside.out" || true)
 n_bad=$(grep -c '^not ok - ' "$NP_TMP/out/inside.out" || true)
 NP_FAILURES=$((NP_FAILURES + n_bad))
 np_expect "the throwaway root's checks ran to the end (exit $irc, $n_ok ok)" test "$irc" = 0 -a "$n_ok" -ge 25
-[ "$n_bad" -gt 0 ] && for f in dpkg-i.log checks.log smoke.log neonpoold.out migrate.log seed.log nginx.out dpkg-purge.log; do
+[ "$n_bad" -gt 0 ] && for f in dpkg-i.log checks.log smoke.log neonpoold.out holder/notify.log reload.log stop.log migrate.log seed.log nginx.out dpkg-purge.log; do
 	[ -s "$NP_TMP/$f" ] && { echo "==== $f" >&2; tail -n 20 "$NP_TMP/$f" >&2; }
 done
 
