@@ -159,9 +159,10 @@ class Handler(BaseHTTPRequestHandler):
                     self.wait(1.0 / b["tokens_per_s"], rec)
                 obj = {"id": "mock-1", "object": "chat.completion.chunk",
                        "choices": [{"index": 0, "delta": {"content": t}, "finish_reason": None}]}
-                self.chunk("data: " + json.dumps(obj) + "\n\n")
+                # stamped before the write: a client may read the chunk before this thread runs again
                 if rec["t_first_token"] is None:
                     rec["t_first_token"] = now()
+                self.chunk("data: " + json.dumps(obj) + "\n\n")
                 rec["tokens_sent"] = i + 1
             self.chunk("data: " + json.dumps({"id": "mock-1", "object": "chat.completion.chunk",
                                               "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]}) + "\n\n")
