@@ -153,11 +153,14 @@ await run('browse books and chapters', async () => {
 
 await run('start a session and ask', async () => {
   await page.goto(BASE + '/#/', { waitUntil: 'load' });
-  // count the answer's text additions while it streams
+  // count the answer's text additions (one per delta event; a JSON answer is one). Not only while
+  // the turn is busy: the observer runs after the task that read the events, and when the deltas and
+  // `done` arrive in one read (retrieval mode answers in microseconds and stores on the connection it
+  // kept) the turn is already over when the additions are seen.
   await page.evaluate(() => {
     window.__deltas = 0;
     new MutationObserver((ms) => {
-      for (const m of ms) if (m.target.classList && m.target.classList.contains('text') && m.target.closest('.answer[aria-busy="true"]')) window.__deltas += m.addedNodes.length;
+      for (const m of ms) if (m.target.classList && m.target.classList.contains('text') && m.target.closest('.answer')) window.__deltas += m.addedNodes.length;
     }).observe(document.getElementById('main'), { childList: true, subtree: true });
   });
   await page.fill('#question', 'How does VACUUM reclaim space?');
