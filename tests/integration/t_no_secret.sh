@@ -46,7 +46,7 @@ for url in "${bad[@]}"; do
 	absent "$NP_TMP/out/bad$i-t.out" "bad URL $i: neonpoold -t"
 	printf '    %s\n' "$(head -n 1 "$NP_TMP/out/bad$i-t.out")"
 	np_capture "bad$i-start" timeout 10 "$NEONPOOLD" -c "$f"
-	np_expect_eq "bad URL $i: neonpoold start exit status" 1 "$NP_RC"
+	np_expect_eq "bad URL $i: neonpoold start exit status (78, EX_CONFIG)" 78 "$NP_RC"
 	absent "$NP_TMP/out/bad$i-start.out" "bad URL $i: neonpoold start"
 	np_capture "bad$i-ctl" "$NEONPOOLCTL" -c "$f" check-config
 	absent "$NP_TMP/out/bad$i-ctl.out" "bad URL $i: neonpoolctl check-config"
