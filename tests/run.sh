@@ -16,7 +16,7 @@
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
-#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (10), one test each
+#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (5), one test each
 #   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
 #                                                 "# np: shared-pg" get a database of their own in one
@@ -316,11 +316,11 @@ unit_check "" "$top"
 
 # ---- 3b. fuzz targets ---------------------------------------------------------------------
 # A short run of each libFuzzer target (tests/fuzz/fuzz_NAME.c, one test "fuzz:NAME" each, NP_FUZZ_SECONDS,
-# default 10) after one build, two at a time; skipped with the reason when clang or its libFuzzer runtime
+# default 5) after one build, two at a time; skipped with the reason when clang or its libFuzzer runtime
 # is missing. With t_name arguments, only the targets named there (fuzz:NAME) run.
 fuzz_one() {
 	local n=$1 log=$RUN_DIR/fuzz_$1.log t0=$SECONDS
-	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-10}" "$n" >"$log" 2>&1; then
+	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-5}" "$n" >"$log" 2>&1; then
 		result "fuzz:$n" pass $((SECONDS - t0))
 		sed -n "s/^fuzz_$n: /  result: /p" "$log"
 	else
