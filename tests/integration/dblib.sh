@@ -246,3 +246,13 @@ np_start_db_daemon() {
 		control_listen="$NP_TMP/control.sock" log_level=info acquire_timeout_ms=$((500 * NP_TIMEOUT_SCALE)) "$@"
 	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
 }
+
+# np_session: a chat session through nginx: its id in sid, its token in tok (the token is added to
+# out/tokens, which the teardown's secret check reads).
+np_session() {
+	local sess
+	sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
+	sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
+	tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
+	echo "$tok" >>"$NP_TMP/out/tokens"
+}

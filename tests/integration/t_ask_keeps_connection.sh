@@ -5,10 +5,7 @@
 np_require curl nginx
 
 np_db_start workers=1 budget=2 min_warm=1 acquire_timeout_ms=$((2000 * NP_TIMEOUT_SCALE))
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 ask() { # ask N: the status of one JSON ask
 	curl -s -m 30 -o "$NP_TMP/out/ask$1.json" -w '%{http_code}' -X POST \
 		-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \

@@ -23,10 +23,7 @@ np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock
 np_wait_db_ready
 for _ in $(seq 50); do [ "$(np_child_pids "$NP_DAEMON_PID" np-ask | wc -w)" -ge 50 ] && break; sleep 0.1; done
 
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 word=$(np_psql_super -d neonpool -At -c "SELECT w FROM (SELECT regexp_split_to_table(body, '\s+') w FROM passages LIMIT 5) x WHERE length(w) > 5 LIMIT 1")
 
 # reads paced every 20 ms for 14 s, one keep-alive connection to nginx: each latency in ms

@@ -18,10 +18,7 @@ np_wait_db_ready
 
 master=$(ps -o pid= --ppid "$NP_DAEMON_PID" | tr -d ' ')
 nspid() { sed -n 's/^NSpid:[[:space:]]*[0-9]*[[:space:]]*\([0-9]*\)$/\1/p' "/proc/$1/status"; }
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 ask() { # ask N: the status of one JSON ask
 	curl -s -m 30 -o "$NP_TMP/out/ask$1.json" -w '%{http_code}' -X POST \
 		-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \

@@ -19,10 +19,7 @@ np_wait_db_ready
 	np_fail "import failed: $(tail -n 5 "$NP_TMP/out/import.out")"
 np_psql_super -d neonpool -c "ANALYZE" >/dev/null
 
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 ask() { "$NP_PYTHON" "$np_top/tests/integration/ask_client.py" "$NP_HTTP_PORT" "$sid" "$tok" "$@"; }
 q="How does VACUUM reclaim the disk space of dead rows?"
 

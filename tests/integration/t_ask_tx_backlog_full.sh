@@ -12,10 +12,7 @@ np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.p
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wait_db_ready
 
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 ask() { # ask N: the status of one JSON ask (curl gives up after 20 s: "000")
 	curl -s -m 20 -o "$NP_TMP/out/ask$1.json" -w '%{http_code}' -X POST \
 		-H "Authorization: Bearer $tok" -H 'Content-Type: application/json' \

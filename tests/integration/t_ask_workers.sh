@@ -15,10 +15,7 @@ np_wait_db_ready
 np_expect_eq "two np-ask workers" 2 "$(np_child_pids "$NP_DAEMON_PID" np-ask | wc -w)"
 np_expect_eq "two np-worker workers" 2 "$(np_worker_pids | wc -w)"
 
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 word=$(np_psql_super -d neonpool -At -c "SELECT w FROM (SELECT regexp_split_to_table(body, '\s+') w FROM passages LIMIT 5) x WHERE length(w) > 5 LIMIT 1")
 np_log "asking about '$word'"
 

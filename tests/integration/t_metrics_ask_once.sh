@@ -18,10 +18,7 @@ np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.p
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wait_db_ready
 
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 ask() { "$NP_PYTHON" "$np_top/tests/integration/ask_client.py" "$NP_HTTP_PORT" "$sid" "$tok" "$@"; }
 # metric NAME LABELS: the sample's value in the last scrape (0 when absent)
 scrape() { np_curl /metrics; cp "$NP_TMP/http.body" "$NP_TMP/out/$1.txt"; }

@@ -29,10 +29,7 @@ np_fcgi POST /api/v1/sessions/1/messages "$NP_TMP/small.json" CONTENT_TYPE= >/de
 np_expect_eq "no CONTENT_TYPE over FastCGI: 415" 415 "$NP_STATUS"
 
 # a figure: message writes under wrk (one session, no key), then reads of the pages
-sess=$(curl -s -X POST "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions")
-sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["id"])')
-tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
-echo "$tok" >>"$NP_TMP/out/tokens"
+np_session
 cat >"$NP_TMP/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
