@@ -111,6 +111,8 @@ summary() {
 	passed=$(grep -c '^pass ' "$LEDGER") failed=$(grep -c '^fail ' "$LEDGER") skipped=$(grep -c '^skip ' "$LEDGER")
 	echo
 	echo "total time: $((SECONDS - T_START)) s"
+	# NP_TIMELINE=FILE: each job's start and end (seconds from the start), its kind and name
+	[ -n "${NP_TIMELINE:-}" ] && [ -f "$RUN_DIR/timeline" ] && sort -n "$RUN_DIR/timeline" >"$NP_TIMELINE"
 	if [ "$failed" -gt 0 ]; then echo "failed: $(awk '$1 == "fail" { printf "%s%s", s, $3; s = " " }' "$LEDGER")"; fi
 	echo "slowest:"
 	grep -v '^skip ' "$LEDGER" | sort -k2,2nr -k3,3 | head -n 10 | awk '{ printf "  %4d s  %s\n", $2, $3 }'
@@ -134,7 +136,7 @@ summary() {
 #   AFTER  - or the NAME of a queued job that must pass first (when it fails, this one does not run)
 # jobs_run runs the queue and prints each job's output in queue order as soon as it and every job
 # queued before it are done.
-declare -a J_KIND=() J_PRIO=() J_AFTER=() J_NAME=() J_CMD=() J_STATE=()
+declare -a J_KIND=() J_PRIO=() J_AFTER=() J_NAME=() J_CMD=() J_STATE=() J_T0=()
 job() {
 	J_KIND+=("$1"); J_PRIO+=("$2"); J_AFTER+=("$3"); J_NAME+=("$4"); shift 4
 	J_CMD+=("$(printf '%q ' "$@")"); J_STATE+=(queued)
@@ -161,6 +163,7 @@ jobs_start() {
 	fi
 	J_PIDS[$!]=$i
 	J_STATE[i]=running
+	J_T0[i]=$SECONDS
 }
 
 jobs_run() {
@@ -205,6 +208,7 @@ jobs_run() {
 		unset "J_PIDS[$pid]"
 		case ${J_KIND[i]} in serial) serial=0 ;; bg) bg=$((bg - 1)) ;; *) par=$((par - 1)) ;; esac
 		if [ $rc -eq 0 ]; then J_STATE[i]=ok; else J_STATE[i]=failed; fi
+		printf '%4d %4d %-6s %s\n' $((J_T0[i] - T_START)) $((SECONDS - T_START)) "${J_KIND[i]}" "${J_NAME[i]}" >>"$RUN_DIR/timeline"
 	done
 	J_KIND=() J_PRIO=() J_AFTER=() J_NAME=() J_CMD=() J_STATE=()
 }
