@@ -66,14 +66,38 @@ np_wait_db_ready() {
 	done
 }
 
-# np_wrk_script: a wrk Lua script reading random existing books (primary-key reads).
+# np_wait_lock TABLE [DB]: wait (10 s, scaled) until another session holds a granted lock on TABLE in
+# the test's database (or DB): a test that starts a locking psql in the background and slept 0.3 s
+# bet on a window, and lost it on a loaded machine (the request went through before the lock).
+np_wait_lock() {
+	local i n
+	for i in $(seq 1 $((200 * NP_TIMEOUT_SCALE))); do
+		n=$(np_psql_super -d "${2:-neonpool}" -At -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
+			WHERE c.relname = '$1' AND l.granted AND l.pid <> pg_backend_pid()
+			AND l.mode IN ('ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
+			AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())")
+		[ "$n" -gt 0 ] 2>/dev/null && return 0
+		sleep 0.05
+	done
+	np_fail "no session took its lock on $1 within 10 s"
+}
+
+# np_wrk_script: a wrk Lua script reading random existing books (primary-key reads), books.lua, and
+# paced.lua for wrk's default request. With NP_WRK_DELAY_MS > 0 each connection waits that long
+# before each request: a background load in a correctness test keeps requests in flight without
+# taking both cores from the tests beside it (unpaced, one such load made every concurrent test
+# 3-8 times slower). Throughput tests leave it unset.
 np_wrk_script() {
+	local pace=""
+	[ "${NP_WRK_DELAY_MS:-0}" -gt 0 ] && pace="delay = function() return $NP_WRK_DELAY_MS end"
 	cat >"$NP_TMP/books.lua" <<LUA
 math.randomseed(os.time())
 request = function()
   return wrk.format("GET", "/api/v1/books/" .. math.random($NP_BOOK_MIN, $NP_BOOK_MAX))
 end
+$pace
 LUA
+	printf '%s\n' "$pace" >"$NP_TMP/paced.lua"
 }
 
 # np_pool_conns: server connections of the pool right now (application_name neonpool/...).

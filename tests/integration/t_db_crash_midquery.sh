@@ -8,7 +8,7 @@ np_db_start workers=3 budget=2 min_warm=1 query_timeout_ms=20000 client_check_ms
 # The next book read blocks on a lock held by a foreign session for 10 s.
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(10); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock books
 curl -s -o /dev/null --max-time 15 "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN" &
 curl_pid=$!
 for _ in $(seq 1 50); do

@@ -3,6 +3,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=20}"; export NP_WRK_DELAY_MS
 
 np_db_start workers=8 budget=4 min_warm=2
 wrk -t2 -c${NP_WRK_CONNS:-16} -d600s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &

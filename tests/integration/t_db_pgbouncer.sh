@@ -3,6 +3,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl pgbouncer
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=100}"; export NP_WRK_DELAY_MS
 
 np_db_prepare
 np_start_pgbouncer neonpool 4
@@ -36,7 +38,7 @@ np_expect_eq "a search through PgBouncer: 5 hits with snippets" "200 5 True" \
 # wait past query_timeout_ms = 700 and the server cancels it (504 db_timeout, not a hang)
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock books
 np_curl /api/v1/books/$NP_BOOK_MIN
 np_expect_eq "a read blocked by a lock: 504 db_timeout" "504 db_timeout" \
 	"$NP_STATUS $(np_json_get "$NP_TMP/http.body" 'd["error"]["code"]')"

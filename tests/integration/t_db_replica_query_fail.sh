@@ -36,7 +36,7 @@ qt=300
 np_psql_super -d neonpool_replica -c "BEGIN; LOCK TABLE books, chapters, passages IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT" \
 	>/dev/null 2>&1 &
 LOCKER=$!
-sleep 0.5
+np_wait_lock passages neonpool_replica
 replica="host=$NP_PG_SOCKDIR port=$NP_PG_PORT dbname=neonpool_replica user=neonpool"
 np_start_daemon --name locked database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
 	status_file="$NP_TMP/status-locked" workers=3 budget=2 min_warm=1 query_timeout_ms=$qt \

@@ -10,8 +10,8 @@
 np_require wrk nginx
 
 budget=4
-secs=${NP_WRK_SECONDS:-5}
-rounds=${NP_ROUNDS:-6}
+secs=${NP_WRK_SECONDS:-4}
+rounds=${NP_ROUNDS:-5}
 np_db_prepare
 np_wrk_script
 declare -A port=() rps_sum=() conf=() rps_round=()

@@ -27,7 +27,7 @@ np_poll_status() {
 # A foreign session locks the books for long: the one holder's read blocks on it.
 np_psql_super -d neonpool -c "SET application_name = 'np_lock'; BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock books
 curl -s -o /dev/null -w '%{http_code}\n' --max-time 60 "$url" >"$NP_TMP/out/a.txt" &
 a_pid=$!
 # the holder has been inside its request longer than acquire_timeout_ms: spares let requests in

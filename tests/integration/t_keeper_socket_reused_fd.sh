@@ -21,7 +21,7 @@ np_expect_eq "reads work through the two-host conninfo" 200 "$NP_STATUS"
 hold_s=$(np_scaled 4)
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($hold_s); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock books
 curl -s -o /dev/null --max-time 20 "http://127.0.0.1:$NP_HTTP_PORT/api/v1/books/$NP_BOOK_MIN" &
 curl_pid=$!
 for _ in $(seq 1 50); do

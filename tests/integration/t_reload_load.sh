@@ -3,6 +3,8 @@
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require wrk nginx curl
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=200}"; export NP_WRK_DELAY_MS
 
 np_start_pg
 np_start_daemon workers=4
@@ -11,7 +13,8 @@ before=$(np_child_pids "$NP_DAEMON_PID" np-worker)
 np_log "workers before: $before"
 
 duration=${NP_WRK_SECONDS:-20}
-wrk -t2 -c200 -d"${duration}s" --latency "http://127.0.0.1:$NP_HTTP_PORT/healthz" >"$NP_TMP/out/wrk.out" 2>&1 &
+echo "delay = function() return $NP_WRK_DELAY_MS end" >"$NP_TMP/paced.lua"
+wrk -t2 -c200 -d"${duration}s" --latency -s "$NP_TMP/paced.lua" "http://127.0.0.1:$NP_HTTP_PORT/healthz" >"$NP_TMP/out/wrk.out" 2>&1 &
 wrk_pid=$!
 np_now_ms; t0=$NP_NOW
 hups=0

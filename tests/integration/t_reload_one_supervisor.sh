@@ -4,6 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=100}"; export NP_WRK_DELAY_MS
 
 budget=4
 np_db_start workers=8 budget=$budget min_warm=2

@@ -4,6 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=30}"; export NP_WRK_DELAY_MS
 
 np_db_start workers=4 budget=2 min_warm=2
 first=$NP_DAEMON_PID

@@ -28,19 +28,22 @@ printf '{"role":"user","content":"x"}' >"$NP_TMP/small.json"
 np_fcgi POST /api/v1/sessions/1/messages "$NP_TMP/small.json" CONTENT_TYPE= >/dev/null
 np_expect_eq "no CONTENT_TYPE over FastCGI: 415" 415 "$NP_STATUS"
 
-# a figure: message writes under wrk (one session, no key), then reads of the pages
+# message writes under a paced wrk (one session, no key; each connection waits NP_WRK_DELAY_MS
+# between requests: the throughput figures are bench/'s), then reads of the pages
 np_session
 cat >"$NP_TMP/post.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Authorization"] = "Bearer $tok"
 wrk.body = '{"role":"user","content":"load test message with some text in it"}'
+delay = function() return ${NP_WRK_DELAY_MS:-10} end
 LUA
 cat >"$NP_TMP/get.lua" <<LUA
 wrk.headers["Authorization"] = "Bearer $tok"
+delay = function() return ${NP_WRK_DELAY_MS:-10} end
 LUA
-wrk -t2 -c20 -d"${NP_WRK_SECONDS:-5}s" --latency -s "$NP_TMP/post.lua" "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages" >"$NP_TMP/out/wrk-post.out" 2>&1
-wrk -t2 -c20 -d"${NP_WRK_SECONDS:-5}s" --latency -s "$NP_TMP/get.lua" "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages?limit=20" >"$NP_TMP/out/wrk-get.out" 2>&1
+wrk -t2 -c20 -d"${NP_WRK_SECONDS:-3}s" --latency -s "$NP_TMP/post.lua" "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages" >"$NP_TMP/out/wrk-post.out" 2>&1
+wrk -t2 -c20 -d"${NP_WRK_SECONDS:-3}s" --latency -s "$NP_TMP/get.lua" "http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages?limit=20" >"$NP_TMP/out/wrk-get.out" 2>&1
 np_expect "message writes under load: no non-2xx" bash -c "! grep -q 'Non-2xx' '$NP_TMP/out/wrk-post.out'"
 np_expect "message pages under load: no non-2xx" bash -c "! grep -q 'Non-2xx' '$NP_TMP/out/wrk-get.out'"
 written=$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM messages WHERE session_id = $sid")
@@ -55,5 +58,5 @@ np_expect "no write_outcome or db_error in the log" bash -c "! grep -Eq 'outcome
 np_expect "the tokens were written for the log check" test -s "$NP_TMP/out/tokens"
 np_expect "no session token in the daemon's, nginx's or PostgreSQL's logs" \
 	bash -c "grep -rqF -f '$NP_TMP/out/tokens' '$NP_DAEMON_LOG' '$NP_TMP/nginx' '$NP_TMP/pg/postgresql.log'; [ \$? = 1 ]"
-echo "RESULT sessions API: $(grep -c '^ok - ' "$NP_TMP/out/api.txt") checks passed, $(grep -c '^not ok - ' "$NP_TMP/out/api.txt") failed; wrk -c20 (workers=4 budget=4): POST a message $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk-post.out") req/s p99 $(awk '$1 == "99%" {print $2}' "$NP_TMP/out/wrk-post.out"), GET a page of 20 $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk-get.out") req/s p99 $(awk '$1 == "99%" {print $2}' "$NP_TMP/out/wrk-get.out")"
+echo "RESULT sessions API: $(grep -c '^ok - ' "$NP_TMP/out/api.txt") checks passed, $(grep -c '^not ok - ' "$NP_TMP/out/api.txt") failed; wrk -c20 paced ${NP_WRK_DELAY_MS:-10} ms (workers=4 budget=4): POST a message $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk-post.out") req/s p99 $(awk '$1 == "99%" {print $2}' "$NP_TMP/out/wrk-post.out"), GET a page of 20 $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk-get.out") req/s p99 $(awk '$1 == "99%" {print $2}' "$NP_TMP/out/wrk-get.out")"
 np_finish

@@ -4,6 +4,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=10}"; export NP_WRK_DELAY_MS
 
 kills=${NP_KILL9_N:-50}
 np_db_start workers=4 budget=4 min_warm=2

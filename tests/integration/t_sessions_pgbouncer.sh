@@ -34,7 +34,7 @@ post() {
 }
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock messages
 code=$(post)
 np_expect_eq "a write blocked by a lock: 504 db_timeout" "504 db_timeout" \
 	"$code $(np_json_get "$NP_TMP/out/post.body" 'd["error"]["code"]')"

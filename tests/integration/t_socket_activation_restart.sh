@@ -6,6 +6,8 @@
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
+# a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
+: "${NP_WRK_DELAY_MS:=50}"; export NP_WRK_DELAY_MS
 
 cycles=${NP_ACT_CYCLES:-11}  # 11 starts: 10 stops and restarts
 run_s=${NP_ACT_RUN_S:-2}

@@ -18,7 +18,7 @@ done
 # A foreign session locks the books for 30 s: the read below waits on it (query_timeout_ms 60 s).
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep(30); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
-sleep 0.3
+np_wait_lock books
 np_fcgi GET "/api/v1/books/$NP_BOOK_MIN" >/dev/null &
 req_pid=$!
 sleep 0.5
