@@ -414,16 +414,20 @@ SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/in
 	tests/integration/t_db_replica.sh)
 # The source tree is configured in place, and automake refuses a VPATH build beside an
 # in-place one: build a copy of the sources (git's file list, or `make distdir` outside git).
+# tree_copy DST: the sources into DST (git's tracked and new files, or `make distdir` outside git)
+tree_copy() {
+	mkdir -p "$1"
+	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
+		git -C "$top" ls-files -z -co --exclude-standard | (cd "$top" && tar --null -T - -cf -) | tar -xf - -C "$1" || return 1
+		(cd "$1" && ./autogen.sh) || return 1
+	else
+		make distdir distdir="$1" top_distdir="$1" || return 1
+	fi
+}
 asan_build() (
 	local dst=$top/build-asan/neonpool
 	rm -rf build-asan
-	mkdir -p "$dst"
-	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
-		git -C "$top" ls-files -z -co --exclude-standard | (cd "$top" && tar --null -T - -cf -) | tar -xf - -C "$dst" || return 1
-		(cd "$dst" && ./autogen.sh) || return 1
-	else
-		make distdir distdir="$dst" top_distdir="$dst" || return 1
-	fi
+	tree_copy "$dst" || return 1
 	cd "$dst" || return 1
 	./configure --enable-werror --enable-sanitizers CFLAGS="-O1 -g" || return 1
 	make -j$JOBS
@@ -440,11 +444,28 @@ PRIO=2 AFTER=asan-build integration "asan:" NEONPOOLD="$top/build-asan/neonpool/
 	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "${SAN_TESTS[@]}"
 
+# ---- 5b. the Debian package, built beside the tests (a bg job); t_deb_package checks and installs it
+# (run alone, the test builds one itself: NP_DEB unset)
+deb_build() (
+	local dst=$RUN_DIR/deb/neonpool
+	rm -rf "$RUN_DIR/deb"
+	tree_copy "$dst" || return 1
+	cd "$dst" && DEB_BUILD_OPTIONS="nocheck parallel=$JOBS" DEB_BUILD_PROFILES=nocheck dpkg-buildpackage -us -uc -b
+)
+if [ "$(id -u)" = 0 ] && command -v dpkg-buildpackage >/dev/null && selected t_deb_package; then
+	job bg 0 - deb-build step deb-build deb_build
+	for i in "${!J_NAME[@]}"; do
+		[ "${J_NAME[i]}" = t_deb_package ] || continue
+		J_AFTER[i]=deb-build
+		J_CMD[i]=$(printf '%q ' itest "" "NP_DEB=$RUN_DIR/deb/neonpool_$(sed -n '1s/^neonpool (\([^)]*\)).*/\1/p' debian/changelog)_$(dpkg --print-architecture).deb" tests/integration/t_deb_package.sh)
+	done
+fi
+
 # ---- 6. valgrind --------------------------------------------------------------------------
 for bin in tests/unit/test_*; do
 	[ -x "$bin" ] && [ -f "$bin" ] || continue
 	case $bin in *.*) continue ;; esac
-	job par 3 - "valgrind:$(basename "$bin")" step "valgrind:$(basename "$bin")" valgrind -q --leak-check=full \
+	job par 3 - "valgrind:$(basename "$bin")" step "valgrind:$(basename "$bin")" env NP_VALGRIND=1 valgrind -q --leak-check=full \
 		--errors-for-leak-kinds=definite,possible --error-exitcode=1 "$bin"
 done
 PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
@@ -452,7 +473,9 @@ PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
 	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 
 # ---- 7. distcheck (a bg job beside the tests: it builds a copy of its own) -------------------
-job bg 2 - distcheck step distcheck make -j$JOBS distcheck
+# (at -O0: it checks the tarball, the VPATH build, install and uninstall, not the optimiser; -O2 is the
+# main build's)
+job bg 2 - distcheck step distcheck make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="CFLAGS=-O0"
 
 jobs_run
 summary
