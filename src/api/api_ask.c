@@ -25,12 +25,12 @@
 #include "ask_text.h"
 #include "asktx.h"
 #include "db.h"
+#include "digest.h"
 #include "http.h"
 #include "input.h"
 #include "llm.h"
 #include "log.h"
 #include "metrics.h"
-#include "sha256.h"
 #include "util.h"
 
 #define ASK_QUESTION_MAX 2000      /* characters (code points) */
@@ -812,7 +812,7 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	if (!api_session_path_id(req, resp, "session"))
 		return;
 	if (req->ask_tx && asktx_secret()[0] && strlen(req->ask_tx) == strlen(asktx_secret()) &&
-	    sha256_equal_ct((const uint8_t *)req->ask_tx, (const uint8_t *)asktx_secret(), strlen(asktx_secret()))) {
+	    digest_equal_ct(req->ask_tx, asktx_secret(), strlen(asktx_secret()))) {
 		ask_tx_serve(req, resp);
 		return;
 	}
@@ -838,13 +838,14 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept),
 	                      .mode = llm ? "llm" : "retrieval" };
 	/* the fingerprint for Idempotency-Key: the question */
-	uint8_t fp[SHA256_LEN];
-	struct sha256_ctx c;
-	sha256_init(&c);
-	sha256_update(&c, "POST ask", 9);
-	sha256_update(&c, question, strlen(question));
-	sha256_final(&c, fp);
-	char fph[2 + 2 * SHA256_LEN + 1], topk[16], hist[16], nsent[16], lease[16];
+	uint8_t fp[DIGEST_SHA256_LEN];
+	const struct digest_part parts[2] = { { "POST ask", 9 }, { question, strlen(question) } };
+	if (digest_sha256_parts(parts, 2, fp) < 0) {
+		cJSON_Delete(body);
+		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
+		return;
+	}
+	char fph[2 + 2 * DIGEST_SHA256_LEN + 1], topk[16], hist[16], nsent[16], lease[16];
 	api_bytea_param(fp, sizeof(fp), fph);
 	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);

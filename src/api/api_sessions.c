@@ -3,7 +3,7 @@
  *
  * Authentication: the token is 32 bytes from getrandom(2), shown once as base64url; the database
  * keeps only its SHA-256. A route fetches the stored hash and compares it with the hash of the
- * presented token in constant time (sha256_equal_ct), in C. A missing, malformed or wrong token
+ * presented token in constant time (digest_equal_ct), in C. A missing, malformed or wrong token
  * is 404 not_found exactly like a session that does not exist.
  *
  * Read-your-writes: every statement here runs on the primary (db_read_primary / db_write), never
@@ -18,9 +18,9 @@
 
 #include "api.h"
 #include "db.h"
+#include "digest.h"
 #include "http.h"
 #include "input.h"
-#include "sha256.h"
 #include "util.h"
 
 /* Field limits (characters), kept equal to the CHECKs of sql/003_sessions.sql. */
@@ -113,10 +113,10 @@ static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
  * wherever the hashes differ. */
 static bool sess_token_matches(const struct np_request *req, const char *stored)
 {
-	uint8_t tok[INPUT_TOKEN_BYTES], want[SHA256_LEN], got[SHA256_LEN];
-	if (stored == NULL || strlen(stored) != 2 * SHA256_LEN)
+	uint8_t tok[INPUT_TOKEN_BYTES], want[DIGEST_SHA256_LEN], got[DIGEST_SHA256_LEN];
+	if (stored == NULL || strlen(stored) != 2 * DIGEST_SHA256_LEN)
 		return false;
-	for (int i = 0; i < SHA256_LEN; i++) {
+	for (int i = 0; i < DIGEST_SHA256_LEN; i++) {
 		int hi = util_hex_digit(stored[2 * i]), lo = util_hex_digit(stored[2 * i + 1]);
 		if (hi < 0 || lo < 0)
 			return false;
@@ -124,8 +124,7 @@ static bool sess_token_matches(const struct np_request *req, const char *stored)
 	}
 	if (input_bearer(req->authorization, tok) < 0)
 		return false;
-	sha256(tok, sizeof(tok), got);
-	return sha256_equal_ct(got, want, SHA256_LEN);
+	return digest_sha256(tok, sizeof(tok), got) == 0 && digest_equal_ct(got, want, DIGEST_SHA256_LEN);
 }
 
 /* The authorised session of a write route: fetches the stored hash of {id} (on the primary) and
@@ -191,14 +190,18 @@ void api_session_create(struct np_request *req, struct np_response *resp)
 		sess_reject(resp, &e);
 		return;
 	}
-	uint8_t tok[INPUT_TOKEN_BYTES], h[SHA256_LEN];
+	uint8_t tok[INPUT_TOKEN_BYTES], h[DIGEST_SHA256_LEN];
 	/* blocking flags: a token is never made from anything but the kernel's CSPRNG */
 	if (getrandom(tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
 		http_respond_error(resp, 500, "internal", "no randomness for a session token");
 		return;
 	}
-	sha256(tok, sizeof(tok), h);
-	char hp[2 + 2 * SHA256_LEN + 1];
+	if (digest_sha256(tok, sizeof(tok), h) < 0) {
+		explicit_bzero(tok, sizeof(tok));
+		http_respond_error(resp, 500, "internal", "could not hash the session token");
+		return;
+	}
+	char hp[2 + 2 * DIGEST_SHA256_LEN + 1];
 	sess_bytea_param(h, sizeof(h), hp);
 	const char *params[1] = { hp };
 	PGresult *r = db_write(req, resp, &stmt_session_create, params);
@@ -301,14 +304,15 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 	}
 	/* the request's fingerprint for Idempotency-Key: what it asks for, not how the JSON was
 	 * spelled (member order and whitespace do not matter) */
-	uint8_t fp[SHA256_LEN];
-	struct sha256_ctx c;
-	sha256_init(&c);
-	sha256_update(&c, "POST messages", 14);
-	sha256_update(&c, role, strlen(role) + 1);
-	sha256_update(&c, content, strlen(content));
-	sha256_final(&c, fp);
-	char fph[2 + 2 * SHA256_LEN + 1];
+	uint8_t fp[DIGEST_SHA256_LEN];
+	const struct digest_part parts[3] = { { "POST messages", 14 }, { role, strlen(role) + 1 },
+	                                      { content, strlen(content) } };
+	if (digest_sha256_parts(parts, 3, fp) < 0) {
+		cJSON_Delete(body);
+		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
+		return;
+	}
+	char fph[2 + 2 * DIGEST_SHA256_LEN + 1];
 	sess_bytea_param(fp, sizeof(fp), fph);
 	const char *params[5] = { id, has_key ? key : NULL, fph, role, content };
 	PGresult *r = db_write(req, resp, &stmt_message_post, params);
