@@ -21,13 +21,11 @@ void api_message_post(struct np_request *req, struct np_response *resp);
 void api_feedback_post(struct np_request *req, struct np_response *resp);
 
 /* Shared by api_ask.c: the session id of the path (400 invalid_id), the session's bearer token
- * checked on the primary (404 like a missing session), the JSON object body (415/400), and a
- * bytea parameter ("\x" and hex: 2 + 2n + 1 bytes). */
+ * checked on the primary (404 like a missing session), the JSON object body (415/400). */
 struct cJSON;
 bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what);
 bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id);
 struct cJSON *api_session_body(struct np_request *req, struct np_response *resp);
-void api_bytea_param(const uint8_t *d, size_t n, char *out);
 
 /* Handlers of api_ask.c (issue 9): the ask turn and its cancel. */
 void api_ask(struct np_request *req, struct np_response *resp);
@@ -64,6 +62,8 @@ int api_str_param(struct np_request *req, struct np_response *resp, const char *
 /* Add key: the integer in a column's text, exactly (never through a double). false when the text
  * is not an integer or out of memory. */
 bool api_add_int(struct cJSON *o, const char *key, const char *text);
+/* d[0..n) as a bytea parameter in text form: "\x" and hex into out (2 + 2n + 1 bytes). */
+void api_bytea_param(const uint8_t *d, size_t n, char *out);
 
 /* The application's routes. */
 const struct np_route *api_routes(size_t *n);

@@ -61,26 +61,26 @@ static const char ask_default_prompt[] =
 static const struct np_stmt stmt_ask_begin = {
 	27, "np_ask_begin",
 	"SELECT status, question_id, answer_id, answer_status, answer, citations, citations_used, history, "
-	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9)", 9
+	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9)", 9, 0
 };
 /* the maker's store of its answer: the row's status after it */
 static const struct np_stmt stmt_ask_store = {
-	12, "np_ask_store", "SELECT status FROM np_ask_store($1, $2, $3, $4::int[])", 4
+	12, "np_ask_store", "SELECT status FROM np_ask_store($1, $2, $3, $4::int[])", 4, 0
 };
 /* the leases of the answers this host makes renewed: the ids not streaming any more */
 static const struct np_stmt stmt_ask_renew = {
-	13, "np_ask_renew", "SELECT np_ask_renew($1::bigint[], $2)", 2
+	13, "np_ask_renew", "SELECT np_ask_renew($1::bigint[], $2)", 2, 0
 };
 /* the answers of every session past their lease, finished failed: how many */
 static const struct np_stmt stmt_ask_expire = {
-	14, "np_ask_expire", "SELECT np_ask_expire(NULL, $1)", 1
+	14, "np_ask_expire", "SELECT np_ask_expire(NULL, $1)", 1, 0
 };
 static const struct np_stmt stmt_ask_finish = {
-	28, "np_ask_finish", "SELECT status FROM np_ask_finish($1, $2, $3, $4::int[])", 4
+	28, "np_ask_finish", "SELECT status FROM np_ask_finish($1, $2, $3, $4::int[])", 4, 0
 };
 /* the answer of session $2 named $1: its status */
 static const struct np_stmt stmt_ask_status = {
-	29, "np_ask_status", "SELECT status FROM messages WHERE id = $1 AND session_id = $2 AND role = 'assistant'", 2
+	29, "np_ask_status", "SELECT status FROM messages WHERE id = $1 AND session_id = $2 AND role = 'assistant'", 2, 0
 };
 
 /* ---- the two short transactions --------------------------------------------------------- */

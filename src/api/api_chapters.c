@@ -27,7 +27,7 @@ static const struct np_stmt stmt_chapter_get = {
 	"  WHERE chapter_id = c.id AND ($3::int IS NULL OR position > $3) "
 	"  ORDER BY position LIMIT $4 OFFSET $5) p ON true "
 	"WHERE b.id = $1 ORDER BY p.position",
-	5
+	5, 0
 };
 
 static cJSON *api_passage_row(PGresult *r, int row)

@@ -56,3 +56,10 @@ bool api_add_int(cJSON *o, const char *key, const char *text)
 	int64_t v;
 	return util_parse_i64(text, INT64_MIN, INT64_MAX, &v) == 0 && http_json_add_int64(o, key, v);
 }
+
+void api_bytea_param(const uint8_t *d, size_t n, char *out)
+{
+	out[0] = '\\';
+	out[1] = 'x';
+	util_hex_encode(d, n, out + 2);
+}

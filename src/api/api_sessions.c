@@ -32,28 +32,32 @@
 /* Statement ids 20..26 are this file's (bits of the per-connection prepared mask). */
 static const struct np_stmt stmt_session_create = {
 	20, "np_session_create",
-	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1
+	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1, 0
 };
+/* The statements that read token_hash take every column in binary (result_format 1): bytea comes as
+ * its bytes whatever bytea_output the role, the database or a pooler sets (its "escape" text form
+ * once made every session route 404), and nothing is parsed. Their other columns are text or
+ * cast to text, whose binary form is the text itself. */
 static const struct np_stmt stmt_session_auth = {
-	21, "np_session_auth", "SELECT encode(token_hash, 'hex') FROM sessions WHERE id = $1", 1
+	21, "np_session_auth", "SELECT token_hash FROM sessions WHERE id = $1", 1, 1
 };
 /* the page and the hash in one round trip: nothing of it is shown before the token matched */
 static const struct np_stmt stmt_messages_page = {
 	22, "np_messages_page",
 	"WITH page AS (SELECT * FROM messages WHERE session_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807) "
 	"ORDER BY id DESC LIMIT $3) "
-	"SELECT encode(s.token_hash, 'hex'), "
+	"SELECT s.token_hash, "
 	"COALESCE((SELECT json_agg(np_message_json(p) ORDER BY p.id DESC) FROM page p), '[]'::json)::text, "
-	"(SELECT min(id) FROM page), "
-	"EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)) "
-	"FROM sessions s WHERE s.id = $1", 3
+	"(SELECT min(id) FROM page)::text, "
+	"(EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)))::text "
+	"FROM sessions s WHERE s.id = $1", 3, 1
 };
 static const struct np_stmt stmt_message_post = {
-	23, "np_message_post", "SELECT status, body, replayed FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5
+	23, "np_message_post", "SELECT status, body, replayed FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5, 0
 };
 static const struct np_stmt stmt_message_auth = {
 	24, "np_message_auth",
-	"SELECT encode(s.token_hash, 'hex') FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1
+	"SELECT s.token_hash FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1, 1
 };
 /* one feedback per message: a second POST replaces it (xmax = 0: the row was inserted) */
 static const struct np_stmt stmt_feedback_put = {
@@ -62,10 +66,10 @@ static const struct np_stmt stmt_feedback_put = {
 	"SELECT m.id, $2, $3 FROM messages m WHERE m.id = $1 FOR KEY SHARE "
 	"ON CONFLICT (message_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now() "
 	"RETURNING (xmax = 0), json_build_object('id', id, 'message_id', message_id, 'rating', rating, "
-	"'comment', comment, 'created_at', np_api_time(created_at), 'updated_at', np_api_time(updated_at))::text", 3
+	"'comment', comment, 'created_at', np_api_time(created_at), 'updated_at', np_api_time(updated_at))::text", 3, 0
 };
 static const struct np_stmt stmt_session_delete = {
-	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1
+	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1, 0
 };
 
 /* A path id: a positive decimal without sign or leading zero that fits a bigint. */
@@ -93,38 +97,20 @@ static void sess_not_found(struct np_response *resp, const char *what)
 	http_respond_error(resp, 404, "not_found", msg);
 }
 
-/* bytea as a text parameter: "\x" and hex */
-static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
+/* Whether the request's bearer token hashes to the stored hash: column col of row 0 of r, read in
+ * binary (the hash's 32 bytes). The comparison takes the same time wherever the hashes differ. */
+static bool sess_token_matches(const struct np_request *req, const PGresult *r, int col)
 {
-	static const char hx[] = "0123456789abcdef";
-	out[0] = '\\';
-	out[1] = 'x';
-	for (size_t i = 0; i < n; i++) {
-		out[2 + 2 * i] = hx[d[i] >> 4];
-		out[3 + 2 * i] = hx[d[i] & 15];
-	}
-	out[2 + 2 * n] = '\0';
-}
-
-
-/* Whether the request's bearer token hashes to the stored hash, selected as
- * encode(token_hash, 'hex'): plain hex whatever bytea_output the role, the database or a pooler
- * sets (its "escape" form once made every session route 404). The comparison takes the same time
- * wherever the hashes differ. */
-static bool sess_token_matches(const struct np_request *req, const char *stored)
-{
-	uint8_t tok[INPUT_TOKEN_BYTES], want[DIGEST_SHA256_LEN], got[DIGEST_SHA256_LEN];
-	if (stored == NULL || strlen(stored) != 2 * DIGEST_SHA256_LEN)
+	uint8_t tok[INPUT_TOKEN_BYTES], got[DIGEST_SHA256_LEN];
+	if (PQntuples(r) != 1 || PQfformat(r, col) != 1 || PQgetisnull(r, 0, col) ||
+	    PQgetlength(r, 0, col) != DIGEST_SHA256_LEN)
 		return false;
-	for (int i = 0; i < DIGEST_SHA256_LEN; i++) {
-		int hi = util_hex_digit(stored[2 * i]), lo = util_hex_digit(stored[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		want[i] = (uint8_t)(hi << 4 | lo);
-	}
 	if (input_bearer(req->authorization, tok) < 0)
 		return false;
-	return digest_sha256(tok, sizeof(tok), got) == 0 && digest_equal_ct(got, want, DIGEST_SHA256_LEN);
+	bool ok = digest_sha256(tok, sizeof(tok), got) == 0 &&
+	          digest_equal_ct(got, PQgetvalue(r, 0, col), DIGEST_SHA256_LEN);
+	explicit_bzero(tok, sizeof(tok));
+	return ok;
 }
 
 /* The authorised session of a write route: fetches the stored hash of {id} (on the primary) and
@@ -141,7 +127,7 @@ static bool sess_authorize(struct np_request *req, struct np_response *resp, con
 	PGresult *r = db_read_primary(req, resp, st, params);
 	if (r == NULL)
 		return false;
-	bool ok = PQntuples(r) == 1 && sess_token_matches(req, PQgetvalue(r, 0, 0));
+	bool ok = sess_token_matches(req, r, 0);
 	PQclear(r);
 	if (!ok)
 		sess_not_found(resp, what);
@@ -202,7 +188,7 @@ void api_session_create(struct np_request *req, struct np_response *resp)
 		return;
 	}
 	char hp[2 + 2 * DIGEST_SHA256_LEN + 1];
-	sess_bytea_param(h, sizeof(h), hp);
+	api_bytea_param(h, sizeof(h), hp);
 	const char *params[1] = { hp };
 	PGresult *r = db_write(req, resp, &stmt_session_create, params);
 	if (r == NULL)
@@ -248,13 +234,13 @@ void api_messages_list(struct np_request *req, struct np_response *resp)
 	PGresult *r = db_read_primary(req, resp, &stmt_messages_page, params);
 	if (r == NULL)
 		return;
-	if (PQntuples(r) != 1 || !sess_token_matches(req, PQgetvalue(r, 0, 0))) {
+	if (!sess_token_matches(req, r, 0)) {
 		PQclear(r);
 		sess_not_found(resp, "session");
 		return;
 	}
 	int64_t next = 0;
-	bool more = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	bool more = strcmp(PQgetvalue(r, 0, 3), "true") == 0;
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o && cJSON_AddRawToObject(o, "messages", PQgetvalue(r, 0, 1)) &&
 	          (more ? util_parse_i64(PQgetvalue(r, 0, 2), 1, INT64_MAX, &next) == 0 &&
@@ -313,7 +299,7 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 		return;
 	}
 	char fph[2 + 2 * DIGEST_SHA256_LEN + 1];
-	sess_bytea_param(fp, sizeof(fp), fph);
+	api_bytea_param(fp, sizeof(fp), fph);
 	const char *params[5] = { id, has_key ? key : NULL, fph, role, content };
 	PGresult *r = db_write(req, resp, &stmt_message_post, params);
 	cJSON_Delete(body);
@@ -427,7 +413,3 @@ cJSON *api_session_body(struct np_request *req, struct np_response *resp)
 	return sess_body(req, resp, false);
 }
 
-void api_bytea_param(const uint8_t *d, size_t n, char *out)
-{
-	sess_bytea_param(d, n, out);
-}

@@ -458,7 +458,7 @@ static int pgconn_exec_direct(struct np_pgconn *c, const struct np_stmt *st, con
 		c->prepared |= bit;
 	}
 	err->sent = true;
-	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0))
+	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, st->result_format))
 		return pgconn_fail_result(c, NULL, 2, err);
 	PGresult *ok = NULL, *bad = NULL, *r;
 	while ((r = pgconn_next(c->pg, deadline, &state)) != NULL) {
@@ -499,7 +499,7 @@ static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, c
 	                                    2, NULL, tp, NULL, NULL, 0)
 	                : PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, true)", 1, NULL,
 	                                    tp, NULL, NULL, 0)) &&
-	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, 0) &&
+	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, st->result_format) &&
 	         PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c->pg);
 	if (!ok)
 		return pgconn_fail_result(c, NULL, 2, err);
@@ -561,7 +561,7 @@ int pgconn_exec(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 
 int pgconn_ping(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, struct np_dberr *err)
 {
-	static const struct np_stmt ping = { 31, "np_ping", "SELECT 1", 0 };
+	static const struct np_stmt ping = { 31, "np_ping", "SELECT 1", 0, 0 };
 	PGresult *r = NULL;
 	int rc = pgconn_exec(c, conf, shm, &ping, NULL, &r, err);
 	PQclear(r);
