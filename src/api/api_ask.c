@@ -4,7 +4,7 @@
  * Two short transactions, nothing held between them: np_ask_begin() stores the question and an
  * empty answer row with status 'streaming' (so a cancel or a reload finds it) and returns the
  * passages, the history and, in retrieval mode, the passages' best sentences; in LLM mode
- * db_release() then gives the connection's token back before the model is called (retrieval mode
+ * db_close_held() then gives the connection's token back before the model is called (retrieval mode
  * keeps it: the answer is made at once); np_ask_store() stores the answer with its status and the
  * citations its text used, and says the status the row ended with, which is what the client is
  * told. The row's lease (renewed for the host's answers at once) lets any process finish it failed
@@ -164,7 +164,7 @@ static bool ask_exec(struct np_request *req, struct np_response *resp, const str
 	if (!ask_in_pool()) {
 		/* the connection stays with the worker, as after any request: it is given back only
 		 * before a model call (ask_llm), which holds the worker for seconds */
-		if (auth && !api_session_authorize(req, resp, router_param(&req->match, "id")))
+		if (auth && !api_session_authorize(req, resp, API_OWNER_SESSION, router_param(&req->match, "id")))
 			return false;
 		PGresult *r = db_write(req, resp, st, params);
 		if (!r)
@@ -262,7 +262,7 @@ static void ask_tx_serve(struct np_request *req, struct np_response *resp)
 		http_respond_error(resp, 400, "bad_request", "malformed internal ask transaction");
 		return;
 	}
-	if (st == &stmt_ask_begin && !api_session_authorize(req, resp, router_param(&req->match, "id"))) {
+	if (st == &stmt_ask_begin && !api_session_authorize(req, resp, API_OWNER_SESSION, router_param(&req->match, "id"))) {
 		cJSON_Delete(o);
 		return;
 	}
@@ -706,7 +706,7 @@ static void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bo
 		};
 		/* nothing of the database is held while the model answers (a main worker's connection
 		 * goes back to the budget; an ask worker holds none) */
-		db_release();
+		db_close_held();
 		llm_chat(&call, &res);
 		metrics_phase(NP_PHASE_UPSTREAM, (int64_t)res.total_ms * 1000); /* issue 8: the upstream phase */
 	}
@@ -809,7 +809,8 @@ void api_ask(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "question", NULL };
 	const struct np_conf *conf = db_conf();
-	if (!api_session_path_id(req, resp, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL)
 		return;
 	if (req->ask_tx && asktx_secret()[0] && strlen(req->ask_tx) == strlen(asktx_secret()) &&
 	    digest_equal_ct(req->ask_tx, asktx_secret(), strlen(asktx_secret()))) {
@@ -818,22 +819,17 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	}
 	struct input_err e;
 	char key[INPUT_KEY_MAX + 1];
-	int has_key = input_idempotency_key(req->idempotency_key, key, &e);
-	if (has_key < 0) {
-		http_respond_error_field(resp, e.status, e.code, e.message, e.field);
-		return;
-	}
-	cJSON *body = api_session_body(req, resp);
+	bool has_key;
+	cJSON *body = api_keyed_body(req, resp, key, &has_key);
 	if (body == NULL)
 		return;
 	const char *question;
 	if (input_only_fields(body, allowed, &e) < 0 ||
 	    input_string(body, "question", true, 1, ASK_QUESTION_MAX, &question, &e) < 0) {
 		cJSON_Delete(body);
-		http_respond_error_field(resp, e.status, e.code, e.message, e.field);
+		api_input_error(resp, &e);
 		return;
 	}
-	const char *id = router_param(&req->match, "id");
 	bool llm = conf->llm_url[0] != '\0';
 	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept),
 	                      .mode = llm ? "llm" : "retrieval" };
@@ -872,16 +868,8 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		cJSON_Delete(body);
 		return;
 	case 409:
-		http_respond_error_field(resp, 409, "idempotency_in_flight",
-		                         "a request with this Idempotency-Key is still in progress; retry later",
-		                         "Idempotency-Key");
-		resp->retry_after_s = 1;
-		ask_row_free(r);
-		cJSON_Delete(body);
-		return;
 	case 422:
-		http_respond_error_field(resp, 422, "idempotency_mismatch",
-		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
+		api_idempotency_conflict(resp, status);
 		ask_row_free(r);
 		cJSON_Delete(body);
 		return;
@@ -953,16 +941,10 @@ static bool ask_pid_alive(pid_t pid)
  * the text so far as stopped), else the status the answer ended with. */
 void api_ask_cancel(struct np_request *req, struct np_response *resp)
 {
-	if (!api_session_path_id(req, resp, "session"))
-		return;
-	const char *mid = router_param(&req->match, "message_id");
 	int64_t id;
-	if (!mid || mid[0] == '+' || mid[0] == '0' || util_parse_i64(mid, 1, INT64_MAX, &id) < 0) {
-		http_respond_error(resp, 400, "invalid_id", "message id must be a positive integer");
-		return;
-	}
-	const char *sid = router_param(&req->match, "id");
-	if (!api_session_authorize(req, resp, sid))
+	const char *sid = api_path_id(req, resp, "id", "session", NULL), *mid;
+	if (sid == NULL || (mid = api_path_id(req, resp, "message_id", "message", &id)) == NULL ||
+	    !api_session_authorize(req, resp, API_OWNER_SESSION, sid))
 		return;
 	const char *params[2] = { mid, sid };
 	PGresult *r = db_read_primary(req, resp, &stmt_ask_status, params);

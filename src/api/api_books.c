@@ -91,12 +91,9 @@ static PGresult *api_row_by_id(struct np_request *req, struct np_response *resp,
                                const char *what)
 {
 	char msg[64];
-	const char *id = router_param(&req->match, "id");
-	if (!api_path_int(id, INT64_MAX, NULL)) {
-		snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
-		http_respond_error(resp, 400, "invalid_id", msg);
+	const char *id = api_path_id(req, resp, "id", what, NULL);
+	if (id == NULL)
 		return NULL;
-	}
 	const char *params[1] = { id };
 	PGresult *r = db_query(req, resp, st, params);
 	if (r && PQntuples(r) == 0) {

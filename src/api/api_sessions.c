@@ -52,8 +52,10 @@ static const struct np_stmt stmt_messages_page = {
 	"(EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)))::text "
 	"FROM sessions s WHERE s.id = $1", 3, 1
 };
+/* np_post_message() also returns a column replayed that nothing reads any more: it is dropped in a
+ * later release, once no build that reads it can be running (a rolling upgrade runs both). */
 static const struct np_stmt stmt_message_post = {
-	23, "np_message_post", "SELECT status, body, replayed FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5, 0
+	23, "np_message_post", "SELECT status, body FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5, 0
 };
 static const struct np_stmt stmt_message_auth = {
 	24, "np_message_auth",
@@ -71,24 +73,6 @@ static const struct np_stmt stmt_feedback_put = {
 static const struct np_stmt stmt_session_delete = {
 	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1, 0
 };
-
-/* A path id: a positive decimal without sign or leading zero that fits a bigint. */
-static bool sess_path_id(struct np_request *req, struct np_response *resp, const char *what)
-{
-	const char *s = router_param(&req->match, "id");
-	int64_t v;
-	if (s && s[0] != '+' && s[0] != '0' && util_parse_i64(s, 1, INT64_MAX, &v) == 0)
-		return true;
-	char msg[64];
-	snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
-	http_respond_error(resp, 400, "invalid_id", msg);
-	return false;
-}
-
-static void sess_reject(struct np_response *resp, const struct input_err *e)
-{
-	http_respond_error_field(resp, e->status, e->code, e->message, e->field);
-}
 
 static void sess_not_found(struct np_response *resp, const char *what)
 {
@@ -113,11 +97,10 @@ static bool sess_token_matches(const struct np_request *req, const PGresult *r, 
 	return ok;
 }
 
-/* The authorised session of a write route: fetches the stored hash of {id} (on the primary) and
- * checks the token. false with resp set (404, or the database's error). */
-static bool sess_authorize(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
-                           const char *id, const char *what)
+bool api_session_authorize(struct np_request *req, struct np_response *resp, enum api_owner of, const char *id)
 {
+	const struct np_stmt *st = of == API_OWNER_MESSAGE ? &stmt_message_auth : &stmt_session_auth;
+	const char *what = of == API_OWNER_MESSAGE ? "message" : "session";
 	uint8_t tok[INPUT_TOKEN_BYTES];
 	if (input_bearer(req->authorization, tok) < 0) {
 		sess_not_found(resp, what);
@@ -132,23 +115,6 @@ static bool sess_authorize(struct np_request *req, struct np_response *resp, con
 	if (!ok)
 		sess_not_found(resp, what);
 	return ok;
-}
-
-/* The JSON object body of a write: Content-Type first (415), then the body (400). NULL with resp
- * set. An absent body is allowed when empty_ok (the object is then {}). */
-static cJSON *sess_body(struct np_request *req, struct np_response *resp, bool empty_ok)
-{
-	struct input_err e;
-	if (empty_ok && req->body_len == 0)
-		return cJSON_CreateObject();
-	if (!input_content_type_json(req->content_type)) {
-		http_respond_error(resp, 415, "unsupported_media_type", "the body must be sent as Content-Type: application/json");
-		return NULL;
-	}
-	cJSON *o = input_json_object(req->body, req->body_len, &e);
-	if (o == NULL)
-		sess_reject(resp, &e);
-	return o;
 }
 
 /* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. An
@@ -167,13 +133,13 @@ void api_session_create(struct np_request *req, struct np_response *resp)
 		                         "Idempotency-Key");
 		return;
 	}
-	cJSON *body = sess_body(req, resp, true);
+	cJSON *body = api_json_body(req, resp, true);
 	if (body == NULL)
 		return;
 	int rc = input_only_fields(body, allowed, &e);
 	cJSON_Delete(body);
 	if (rc < 0) {
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
 	uint8_t tok[INPUT_TOKEN_BYTES], h[DIGEST_SHA256_LEN];
@@ -215,7 +181,8 @@ void api_session_create(struct np_request *req, struct np_response *resp)
  * first; next_before is the id to pass as before for the next page, null on the last. */
 void api_messages_list(struct np_request *req, struct np_response *resp)
 {
-	if (!sess_path_id(req, resp, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL)
 		return;
 	int64_t before, limit; /* before: 0 when absent (a given one is at least 1) */
 	if (api_int_param(req, resp, "before", 0, 1, INT64_MAX, &before) < 0 ||
@@ -230,7 +197,7 @@ void api_messages_list(struct np_request *req, struct np_response *resp)
 	char b[24], l[24];
 	snprintf(b, sizeof(b), "%lld", (long long)before);
 	snprintf(l, sizeof(l), "%lld", (long long)limit);
-	const char *params[3] = { router_param(&req->match, "id"), has_before ? b : NULL, l };
+	const char *params[3] = { id, has_before ? b : NULL, l };
 	PGresult *r = db_read_primary(req, resp, &stmt_messages_page, params);
 	if (r == NULL)
 		return;
@@ -259,23 +226,20 @@ void api_messages_list(struct np_request *req, struct np_response *resp)
 void api_message_post(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "role", "content", NULL };
-	if (!sess_path_id(req, resp, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL)
 		return;
 	struct input_err e;
 	char key[INPUT_KEY_MAX + 1];
-	int has_key = input_idempotency_key(req->idempotency_key, key, &e);
-	if (has_key < 0) {
-		sess_reject(resp, &e);
-		return;
-	}
-	cJSON *body = sess_body(req, resp, false);
+	bool has_key;
+	cJSON *body = api_keyed_body(req, resp, key, &has_key);
 	if (body == NULL)
 		return;
 	const char *role, *content;
 	if (input_only_fields(body, allowed, &e) < 0 || input_string(body, "role", true, 1, 16, &role, &e) < 0 ||
 	    input_string(body, "content", true, 1, SESS_CONTENT_MAX, &content, &e) < 0) {
 		cJSON_Delete(body);
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
 	if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "system") != 0) {
@@ -283,8 +247,7 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 		http_respond_error_field(resp, 400, "invalid_body", "'role' must be one of user, assistant, system", "role");
 		return;
 	}
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session")) {
+	if (!api_session_authorize(req, resp, API_OWNER_SESSION, id)) {
 		cJSON_Delete(body);
 		return;
 	}
@@ -311,25 +274,10 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 		http_respond_error(resp, 500, "internal", "malformed answer from np_post_message");
 		return;
 	}
-	switch (status) {
-	case 404:
+	if (status == 404)
 		sess_not_found(resp, "session");
-		break;
-	case 409:
-		http_respond_error_field(resp, 409, "idempotency_in_flight",
-		                         "a request with this Idempotency-Key is still in progress; retry later",
-		                         "Idempotency-Key");
-		resp->retry_after_s = 1;
-		break;
-	case 422:
-		http_respond_error_field(resp, 422, "idempotency_mismatch",
-		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
-		break;
-	default:
-		/* the stored (or new) answer, byte for byte */
-		http_respond_raw(resp, (int)status, PQgetvalue(r, 0, 1));
-		break;
-	}
+	else if (!api_idempotency_conflict(resp, status))
+		http_respond_raw(resp, (int)status, PQgetvalue(r, 0, 1)); /* the stored (or new) answer, byte for byte */
 	PQclear(r);
 }
 
@@ -337,9 +285,10 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 void api_feedback_post(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "rating", "comment", NULL };
-	if (!sess_path_id(req, resp, "message"))
+	const char *id = api_path_id(req, resp, "id", "message", NULL);
+	if (id == NULL)
 		return;
-	cJSON *body = sess_body(req, resp, false);
+	cJSON *body = api_json_body(req, resp, false);
 	if (body == NULL)
 		return;
 	struct input_err e;
@@ -350,7 +299,7 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 	    input_int(body, "rating", true, -1, 1, &has_rating, &rating, &e) < 0 ||
 	    input_string(body, "comment", false, 0, SESS_COMMENT_MAX, &comment, &e) < 0) {
 		cJSON_Delete(body);
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
 	if (rating == 0) {
@@ -358,8 +307,7 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 		http_respond_error_field(resp, 400, "invalid_body", "'rating' must be -1 or 1", "rating");
 		return;
 	}
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_message_auth, id, "message")) {
+	if (!api_session_authorize(req, resp, API_OWNER_MESSAGE, id)) {
 		cJSON_Delete(body);
 		return;
 	}
@@ -380,10 +328,8 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 /* DELETE /api/v1/sessions/{id} -> 204: the session, its messages, their feedback, its keys. */
 void api_session_delete(struct np_request *req, struct np_response *resp)
 {
-	if (!sess_path_id(req, resp, "session"))
-		return;
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL || !api_session_authorize(req, resp, API_OWNER_SESSION, id))
 		return;
 	const char *params[1] = { id };
 	PGresult *r = db_write(req, resp, &stmt_session_delete, params);
@@ -395,21 +341,3 @@ void api_session_delete(struct np_request *req, struct np_response *resp)
 		http_respond_raw(resp, 204, "");
 	PQclear(r);
 }
-
-/* ---- for the ask turn (api_ask.c) ---- */
-
-bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what)
-{
-	return sess_path_id(req, resp, what);
-}
-
-bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id)
-{
-	return sess_authorize(req, resp, &stmt_session_auth, id, "session");
-}
-
-cJSON *api_session_body(struct np_request *req, struct np_response *resp)
-{
-	return sess_body(req, resp, false);
-}
-

@@ -157,7 +157,7 @@ void db_close_all(int wait_ms)
 	}
 }
 
-void db_release(void)
+void db_close_held(void)
 {
 	for (int ep = 0; ep < NP_EP_COUNT; ep++)
 		if (D.conn[ep].pg) {

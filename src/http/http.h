@@ -91,11 +91,11 @@ void http_respond_error(struct np_response *resp, int status, const char *code, 
 /* The same with "field": the member or header the rejection is about (omitted when empty). */
 void http_respond_error_field(struct np_response *resp, int status, const char *code, const char *message,
                               const char *field);
-/* Set resp to status with json (already serialized: a body the database built or stored) as the
- * body; 204 has none. */
 /* Answer status with body (taken over: freed with the response) of len bytes as content_type (a
  * string that outlives the response). body NULL: 500 with the fixed out-of-memory envelope. */
 void http_respond_text(struct np_response *resp, int status, char *body, size_t len, const char *content_type);
+/* Set resp to status with json (already serialized: a body the database built or stored) as the
+ * body; 204 has none. */
 void http_respond_raw(struct np_response *resp, int status, const char *json);
 void http_response_free(struct np_response *resp);
 

@@ -234,17 +234,28 @@ size_t input_utf8_chars(const char *s)
 	return n;
 }
 
+/* Member name of obj, or NULL when absent or null: then *rc is 0 when it may be, else -1 with e filled. */
+static const cJSON *input_member(const cJSON *obj, const char *name, bool required, struct input_err *e, int *rc)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (v != NULL && !cJSON_IsNull(v))
+		return v;
+	*rc = 0;
+	if (required) {
+		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
+		*rc = -1;
+	}
+	return NULL;
+}
+
 int input_string(const cJSON *obj, const char *name, bool required, size_t min_chars, size_t max_chars,
                  const char **out, struct input_err *e)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	int rc;
+	const cJSON *v = input_member(obj, name, required, e, &rc);
 	*out = NULL;
-	if (v == NULL || cJSON_IsNull(v)) {
-		if (!required)
-			return 0;
-		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	if (!cJSON_IsString(v) || v->valuestring == NULL) {
 		input_fail(e, 400, "invalid_body", name, "'%s' must be a string", name);
 		return -1;
@@ -261,14 +272,11 @@ int input_string(const cJSON *obj, const char *name, bool required, size_t min_c
 int input_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max, bool *present,
               int64_t *out, struct input_err *e)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	int rc;
+	const cJSON *v = input_member(obj, name, required, e, &rc);
 	*present = false;
-	if (v == NULL || cJSON_IsNull(v)) {
-		if (!required)
-			return 0;
-		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
 	if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
 		input_fail(e, 400, "invalid_body", name, "'%s' must be an integer from %lld to %lld", name, (long long)min,
