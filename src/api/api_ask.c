@@ -297,11 +297,77 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, const struc
 	http_respond_json(resp, 200, o);
 }
 
+/* np_ask_begin() for the question of session id (key: its Idempotency-Key, or NULL): the
+ * request's fingerprint (the question), the retrieval's sizes, the lease. true with row filled, or
+ * false with resp set. */
+static bool ask_begin(struct np_request *req, struct np_response *resp, const char *id, const char *key,
+                      const char *question, const char *mode, struct ask_row *row)
+{
+	const struct np_conf *conf = db_conf();
+	uint8_t fp[DIGEST_SHA256_LEN];
+	const struct digest_part parts[2] = { { "POST ask", 9 }, { question, strlen(question) } };
+	if (digest_sha256_parts(parts, 2, fp) < 0) {
+		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
+		return false;
+	}
+	char fph[2 + 2 * DIGEST_SHA256_LEN + 1], topk[16], hist[16], nsent[16], lease[16];
+	api_bytea_param(fp, sizeof(fp), fph);
+	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
+	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
+	snprintf(nsent, sizeof(nsent), "%d", strcmp(mode, "llm") == 0 ? 0 : ASK_SENTENCES);
+	snprintf(lease, sizeof(lease), "%d", ASK_LEASE_MS);
+	const char *params[9] = { id, key, fph, question, topk, hist, nsent, mode, lease };
+	return ask_exec(req, resp, &stmt_ask_begin, params, true, row);
+}
+
+/* What np_ask_begin() answered: the turn's ids, citations and mode into t, and the status (201 a
+ * new answer, 200 a replay) into *status. false with resp set: 404, 409/422, or a malformed row. */
+static bool ask_begun(struct ask_turn *t, struct np_response *resp, const struct ask_row *r, int64_t *status)
+{
+	if (!r->found || util_parse_i64(ask_col(r, 0), 100, 599, status) < 0) {
+		http_respond_error(resp, 500, "internal", "malformed answer from np_ask_begin");
+		return false;
+	}
+	if (*status == 404) {
+		http_respond_error(resp, 404, "not_found", "no such session");
+		return false;
+	}
+	if (api_idempotency_conflict(resp, *status))
+		return false;
+	snprintf(t->question_id, sizeof(t->question_id), "%s", ask_col(r, 1));
+	snprintf(t->answer_id, sizeof(t->answer_id), "%s", ask_col(r, 2));
+	t->citations = cJSON_Parse(r->v[5] ? r->v[5] : "[]");
+	if (r->v[9] && strcmp(r->v[9], "llm") == 0)
+		t->mode = "llm";
+	if (!t->citations || util_parse_i64(t->answer_id, 1, INT64_MAX, &t->answer_num) < 0) {
+		http_respond_error(resp, 500, "internal", "malformed citations from np_ask_begin");
+		return false;
+	}
+	t->k = cJSON_GetArraySize(t->citations);
+	return true;
+}
+
+/* A new answer made: named in the slot for the cancel route (in either mode: a retrieval answer
+ * in no slot was taken for one whose worker died, stored empty and stopped while its client was
+ * told complete), the SSE head and citations (a client gone before the first event still gets
+ * its answer made and stored), then the answer in the configured mode. */
+static void ask_answer(struct ask_turn *t, struct np_response *resp, const struct ask_row *r, bool llm,
+                       const char *question)
+{
+	ask_publish(t, true);
+	if (t->sse && ask_sse_head(t, resp) == 0)
+		ask_event(t, "citations", ask_head_json(t));
+	if (llm)
+		ask_llm(t, resp, ask_col(r, 8), ask_col(r, 7), question);
+	else
+		ask_retrieval(t, resp, ask_col(r, 8));
+	ask_publish(t, false);
+}
+
 /* POST /api/v1/sessions/{id}/ask {question} */
 void api_ask(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "question", NULL };
-	const struct np_conf *conf = db_conf();
 	const char *id = api_path_id(req, resp, "id", "session", NULL);
 	if (id == NULL)
 		return;
@@ -323,87 +389,24 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		api_input_error(resp, &e);
 		return;
 	}
-	bool llm = conf->llm_url[0] != '\0';
+	bool llm = db_conf()->llm_url[0] != '\0';
 	struct ask_turn t = { .req = req, .sse = req->stream && http_accepts_sse(req->accept),
 	                      .mode = llm ? "llm" : "retrieval" };
-	/* the fingerprint for Idempotency-Key: the question */
-	uint8_t fp[DIGEST_SHA256_LEN];
-	const struct digest_part parts[2] = { { "POST ask", 9 }, { question, strlen(question) } };
-	if (digest_sha256_parts(parts, 2, fp) < 0) {
-		cJSON_Delete(body);
-		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
-		return;
-	}
-	char fph[2 + 2 * DIGEST_SHA256_LEN + 1], topk[16], hist[16], nsent[16], lease[16];
-	api_bytea_param(fp, sizeof(fp), fph);
-	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
-	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
-	snprintf(nsent, sizeof(nsent), "%d", llm ? 0 : ASK_SENTENCES);
-	snprintf(lease, sizeof(lease), "%d", ASK_LEASE_MS);
-	const char *params[9] = { id, has_key ? key : NULL, fph, question, topk, hist, nsent, t.mode, lease };
-	struct ask_row row;
-	if (!ask_exec(req, resp, &stmt_ask_begin, params, true, &row)) {
-		cJSON_Delete(body);
-		return;
-	}
-	struct ask_row *r = &row;
+	struct ask_row row = { 0 };
 	int64_t status = 0;
-	if (!row.found || util_parse_i64(ask_col(r, 0), 100, 599, &status) < 0) {
-		ask_row_free(r);
-		cJSON_Delete(body);
-		http_respond_error(resp, 500, "internal", "malformed answer from np_ask_begin");
-		return;
-	}
-	switch (status) {
-	case 404:
-		http_respond_error(resp, 404, "not_found", "no such session");
-		ask_row_free(r);
-		cJSON_Delete(body);
-		return;
-	case 409:
-	case 422:
-		api_idempotency_conflict(resp, status);
-		ask_row_free(r);
-		cJSON_Delete(body);
-		return;
-	default:
-		break;
-	}
-	snprintf(t.question_id, sizeof(t.question_id), "%s", ask_col(r, 1));
-	snprintf(t.answer_id, sizeof(t.answer_id), "%s", ask_col(r, 2));
-	t.citations = cJSON_Parse(r->v[5] ? r->v[5] : "[]");
-	if (r->v[9] && strcmp(r->v[9], "llm") == 0)
-		t.mode = "llm";
-	if (!t.citations || util_parse_i64(t.answer_id, 1, INT64_MAX, &t.answer_num) < 0) {
-		ask_row_free(r);
-		cJSON_Delete(body);
-		cJSON_Delete(t.citations);
-		http_respond_error(resp, 500, "internal", "malformed citations from np_ask_begin");
-		return;
-	}
-	t.k = cJSON_GetArraySize(t.citations);
-	if (status == 200) {
-		ask_replay(&t, resp, r);
-	} else {
-		/* the cancel route finds the answer by the slot that makes it, in either mode: a
-		 * retrieval answer in no slot was taken for one whose worker died, stored empty and
-		 * stopped while its client was told complete */
-		ask_publish(&t, true);
-		/* a client gone before the first event still gets its answer made and stored */
-		if (t.sse && ask_sse_head(&t, resp) == 0)
-			ask_event(&t, "citations", ask_head_json(&t));
-		if (llm)
-			ask_llm(&t, resp, ask_col(r, 8), ask_col(r, 7), question);
+	if (ask_begin(req, resp, id, has_key ? key : NULL, question, t.mode, &row) &&
+	    ask_begun(&t, resp, &row, &status)) {
+		if (status == 200)
+			ask_replay(&t, resp, &row);
 		else
-			ask_retrieval(&t, resp, ask_col(r, 8));
-		ask_publish(&t, false);
+			ask_answer(&t, resp, &row, llm, question);
+		/* a stream is counted with the status its client was told at its end (the head said 200) */
+		if (resp->streamed && t.fail_status) {
+			resp->status = t.fail_status;
+			snprintf(resp->error_code, sizeof(resp->error_code), "%s", t.fail_code);
+		}
 	}
-	/* a stream is counted with the status its client was told at its end (the head said 200) */
-	if (resp->streamed && t.fail_status) {
-		resp->status = t.fail_status;
-		snprintf(resp->error_code, sizeof(resp->error_code), "%s", t.fail_code);
-	}
-	ask_row_free(r);
+	ask_row_free(&row);
 	cJSON_Delete(body);
 	cJSON_Delete(t.citations);
 	free(t.answer);

@@ -462,44 +462,40 @@ static void worker_expire(struct worker_ctx *w)
 		         "(%u more not logged)", k, (long long)oldest, skipped);
 }
 
-void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
-                 pid_t master_pid)
+/* The worker's context: its request buffer, epoll set and inbox, allow-lists, metrics row, the
+ * deadline's alarm handler, the database side and libfcgi. Exits (1; 2 for a configuration error)
+ * when one of them cannot be had. */
+static void worker_init(struct worker_ctx *w, const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd,
+                        bool ask)
 {
-	char role[32];
-	bool ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
-	snprintf(role, sizeof(role), "%s.%d", ask ? "ask" : "worker", slot);
-	if (child_setup(ask ? "np-ask" : "np-worker", role, master_pid) < 0)
-		_exit(0);
-
-	struct worker_ctx w;
-	memset(&w, 0, sizeof(w));
-	w.conf = conf;
-	w.shm = shm;
-	w.slot_idx = slot;
-	w.slot = &shm->slots[slot];
-	w.ask = ask;
-	w.listen_fd = listen_fd;
-	w.routes = api_routes(&w.nroutes);
-	w.lim.max_params = (size_t)conf->max_params_bytes;
-	w.lim.stdin_ready = WORKER_STDIN_READY;
-	w.lim.cap = w.lim.max_params + WORKER_STDIN_READY + WORKER_HEAD_SLACK;
-	w.peek = malloc(w.lim.cap);
+	memset(w, 0, sizeof(*w));
+	w->conf = conf;
+	w->shm = shm;
+	w->slot_idx = slot;
+	w->slot = &shm->slots[slot];
+	w->ask = ask;
+	w->listen_fd = listen_fd;
+	w->routes = api_routes(&w->nroutes);
+	w->lim.max_params = (size_t)conf->max_params_bytes;
+	w->lim.stdin_ready = WORKER_STDIN_READY;
+	w->lim.cap = w->lim.max_params + WORKER_STDIN_READY + WORKER_HEAD_SLACK;
+	w->peek = malloc(w->lim.cap);
 	char msg[160];
-	if (!w.peek) {
+	if (!w->peek) {
 		log_error("out of memory for the request buffer");
 		_exit(1);
 	}
 	struct epoll_event iev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_INBOX, 0) };
-	if (inbox_init(&w.inbox) < 0 || (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    epoll_ctl(w.ep, EPOLL_CTL_ADD, w.inbox.epfd, &iev) < 0) {
+	if (inbox_init(&w->inbox) < 0 || (w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->inbox.epfd, &iev) < 0) {
 		log_error("epoll: %s", strerror(errno));
 		_exit(1);
 	}
-	if (allowlist_parse(conf->listen_allowed_clients, &w.allow, msg, sizeof(msg)) < 0) {
+	if (allowlist_parse(conf->listen_allowed_clients, &w->allow, msg, sizeof(msg)) < 0) {
 		log_error("listen_allowed_clients: %s", msg);
 		_exit(2);
 	}
-	if (allowlist_parse_admin(conf->admin_allow, &w.admin, &w.admin_unix, msg, sizeof(msg)) < 0) {
+	if (allowlist_parse_admin(conf->admin_allow, &w->admin, &w->admin_unix, msg, sizeof(msg)) < 0) {
 		log_error("admin_allow: %s", msg);
 		_exit(2);
 	}
@@ -513,13 +509,96 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	char tag[16];
 	snprintf(tag, sizeof(tag), "w%d", slot);
 	db_init(conf, shm, slot, tag);
-
 	/* no listen socket for libfcgi: it reads only the connections we hand it, and a failed
 	 * request head makes FCGX_Accept_r return instead of accepting (blocking) on its own */
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, -1, 0) != 0) {
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&w->fcgx, -1, 0) != 0) {
 		log_error("libfcgi initialisation failed");
 		_exit(1);
 	}
+}
+
+/* What one wait of the loop woke for. */
+struct worker_wake {
+	bool inbox, main, control;
+};
+
+/* One wait of the loop: the listening sockets registered as far as the worker may take from them
+ * now (an inbox full of requests that may still come stops accepting for a while; a stop stops
+ * it), the database layer's descriptors for this wait only, and the nearest inbox deadline. The
+ * number of events (0 or less: none), and what they were in *wk. */
+static int worker_wait(struct worker_ctx *w, int listen_fd, int control_fd, bool stopping, struct worker_wake *wk)
+{
+	const struct np_conf *conf = w->conf;
+	int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
+	bool room = inbox_has_room(&w->inbox, util_now_ms(), min_age);
+	bool main_open = !stopping && room && (w->ask || db_accept_main());
+	worker_watch(w, listen_fd, WORKER_EV_MAIN,
+	             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w->ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
+	worker_watch(w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
+	/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
+	 * for a holder, so registered for this wait only */
+	int extra[14];
+	int ne = db_poll_fds(extra, 14);
+	for (int k = 0; k < ne; k++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_EXTRA, extra[k]) };
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
+			log_warn("epoll_ctl: %s", strerror(errno));
+	}
+	int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
+	int64_t next = inbox_next_ms(&w->inbox, util_now_ms());
+	if (next >= 0 && next < timeout)
+		timeout = next + 1;
+	struct epoll_event evs[20];
+	int rc = child_epoll(w->ep, evs, 20, (int)timeout);
+	for (int k = 0; k < ne; k++)
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, extra[k], NULL);
+	*wk = (struct worker_wake){ false, false, false };
+	for (int k = 0; k < rc; k++) {
+		int fd = (int)(uint32_t)evs[k].data.u64;
+		switch ((int)(evs[k].data.u64 >> 32)) {
+		case WORKER_EV_INBOX: wk->inbox = true; break;
+		case WORKER_EV_MAIN: wk->main = true; break;
+		case WORKER_EV_CONTROL: wk->control = true; break;
+		default:
+			if (fd == w->shm->hdr->wake_fd[0])
+				db_on_wake();
+		}
+	}
+	return rc;
+}
+
+/* Act on what woke the worker: parked connections first (they were accepted before anything
+ * waiting in the backlogs), expiries, then new connections. */
+static void worker_on_wake(struct worker_ctx *w, int listen_fd, int control_fd, const struct worker_wake *wk)
+{
+	if (wk->inbox) {
+		int fds[INBOX_MAX];
+		int nready = inbox_ready(&w->inbox, fds);
+		for (int k = 0; k < nready; k++)
+			worker_on_parked(w, fds[k]);
+	}
+	/* after the news: a request that arrived while this worker was busy is served, not expired */
+	worker_expire(w);
+	/* woken through an exclusive registration: take it, even if a stop came meanwhile (the
+	 * stop's grace serves it), since no other worker was woken for it. A spare that was let
+	 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
+	 * holder (woken too) should take the request. */
+	if (wk->main && (w->watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && (w->ask || db_accept_main()))))
+		worker_accept(w, listen_fd, INBOX_MAIN);
+	if (wk->control)
+		worker_accept(w, control_fd, INBOX_CONTROL);
+}
+
+void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
+                 pid_t master_pid)
+{
+	char role[32];
+	bool ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
+	snprintf(role, sizeof(role), "%s.%d", ask ? "ask" : "worker", slot);
+	if (child_setup(ask ? "np-ask" : "np-worker", role, master_pid) < 0)
+		_exit(0);
+	struct worker_ctx w;
+	worker_init(&w, conf, shm, slot, listen_fd, ask);
 	atomic_store(&w.slot->state, NP_SLOT_IDLE);
 	log_debug("worker started");
 
@@ -539,63 +618,11 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			api_ask_sweep();
 		if (!stopping && !w.ask && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
-		/* an inbox full of requests that may still come stops accepting for a while */
-		int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
-		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
-		bool main_open = !stopping && room && (w.ask || db_accept_main());
-		int fds[INBOX_MAX];
-		worker_watch(&w, listen_fd, WORKER_EV_MAIN,
-		             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w.ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
-		worker_watch(&w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
-		/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
-		 * for a holder, so registered for this wait only */
-		int extra[14];
-		int ne = db_poll_fds(extra, 14);
-		for (int k = 0; k < ne; k++) {
-			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_EXTRA, extra[k]) };
-			if (epoll_ctl(w.ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
-				log_warn("epoll_ctl: %s", strerror(errno));
-		}
-		int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
-		int64_t next = inbox_next_ms(&w.inbox, util_now_ms());
-		if (next >= 0 && next < timeout)
-			timeout = next + 1;
-		struct epoll_event evs[20];
-		int rc = child_epoll(w.ep, evs, 20, (int)timeout);
-		for (int k = 0; k < ne; k++)
-			epoll_ctl(w.ep, EPOLL_CTL_DEL, extra[k], NULL);
-		if (rc <= 0) {
+		struct worker_wake wk;
+		if (worker_wait(&w, listen_fd, control_fd, stopping, &wk) <= 0)
 			worker_expire(&w);
-			continue;
-		}
-		bool ev_inbox = false, ev_main = false, ev_ctl = false;
-		for (int k = 0; k < rc; k++) {
-			int fd = (int)(uint32_t)evs[k].data.u64;
-			switch ((int)(evs[k].data.u64 >> 32)) {
-			case WORKER_EV_INBOX: ev_inbox = true; break;
-			case WORKER_EV_MAIN: ev_main = true; break;
-			case WORKER_EV_CONTROL: ev_ctl = true; break;
-			default:
-				if (fd == shm->hdr->wake_fd[0])
-					db_on_wake();
-			}
-		}
-		/* parked connections first: they were accepted before anything waiting in the backlogs */
-		if (ev_inbox) {
-			int nready = inbox_ready(&w.inbox, fds);
-			for (int k = 0; k < nready; k++)
-				worker_on_parked(&w, fds[k]);
-		}
-		/* after the news: a request that arrived while this worker was busy is served, not expired */
-		worker_expire(&w);
-		/* woken through an exclusive registration: take it, even if a stop came meanwhile (the
-		 * stop's grace serves it), since no other worker was woken for it. A spare that was let
-		 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
-		 * holder (woken too) should take the request. */
-		if (ev_main && (w.watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && (w.ask || db_accept_main()))))
-			worker_accept(&w, listen_fd, INBOX_MAIN);
-		if (ev_ctl)
-			worker_accept(&w, control_fd, INBOX_CONTROL);
+		else
+			worker_on_wake(&w, listen_fd, control_fd, &wk);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
 	inbox_close_all(&w.inbox);
@@ -604,4 +631,3 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	log_debug("worker exiting");
 	_exit(0);
 }
-
