@@ -281,20 +281,8 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, const struc
 			return;
 		if (ask_col(r, 4)[0])
 			ask_delta(t, ask_col(r, 4));
-		cJSON *d = cJSON_CreateObject();
-		if (d && cJSON_AddStringToObject(d, "message_id", t->answer_id) && ask_add_end(d, status, u, nu))
-			ask_event(t, "done", d);
-		else
-			cJSON_Delete(d);
-		return;
 	}
-	cJSON *o = ask_head_json(t);
-	if (!o || !cJSON_AddStringToObject(o, "answer", ask_col(r, 4)) || !ask_add_end(o, status, u, nu)) {
-		cJSON_Delete(o);
-		http_respond_error(resp, 500, "internal", "could not build the answer");
-		return;
-	}
-	http_respond_json(resp, 200, o);
+	ask_end(t, resp, status, ask_col(r, 4), u, nu);
 }
 
 /* np_ask_begin() for the question of session id (key: its Idempotency-Key, or NULL): the

@@ -87,7 +87,7 @@ cJSON *ask_head_json(const struct ask_turn *t)
 }
 
 /* Add "status" and "citations_used" (used[0..n)) to o. */
-bool ask_add_end(cJSON *o, const char *status, const int *used, size_t n)
+static bool ask_add_end(cJSON *o, const char *status, const int *used, size_t n)
 {
 	cJSON *arr = cJSON_CreateIntArray(used, (int)n);
 	if (!arr || !cJSON_AddStringToObject(o, "status", status) || !cJSON_AddItemToObject(o, "citations_used", arr)) {
@@ -184,8 +184,10 @@ static bool ask_store(struct ask_turn *t, const char *status, struct np_response
 	return true;
 }
 
-/* The end of the stream (done) or the JSON body, with the status the answer was stored with. */
-static void ask_end(struct ask_turn *t, struct np_response *resp, const char *status, const int *used, size_t nused)
+/* The end of the stream (done) or the JSON body (with answer, the text), with the status the
+ * answer was stored with and the citations it uses. */
+void ask_end(struct ask_turn *t, struct np_response *resp, const char *status, const char *answer, const int *used,
+             size_t nused)
 {
 	if (t->sse) {
 		cJSON *d = cJSON_CreateObject();
@@ -196,7 +198,7 @@ static void ask_end(struct ask_turn *t, struct np_response *resp, const char *st
 		return;
 	}
 	cJSON *o = ask_head_json(t);
-	if (!o || !cJSON_AddStringToObject(o, "answer", t->answer ? t->answer : "") || !ask_add_end(o, status, used, nused)) {
+	if (!o || !cJSON_AddStringToObject(o, "answer", answer) || !ask_add_end(o, status, used, nused)) {
 		cJSON_Delete(o);
 		http_respond_error(resp, 500, "internal", "could not build the answer");
 		return;
@@ -217,7 +219,7 @@ static void ask_finish(struct ask_turn *t, struct np_response *resp, const char 
 		http_response_free(&err);
 		return;
 	}
-	ask_end(t, resp, final, used, nused);
+	ask_end(t, resp, final, t->answer ? t->answer : "", used, nused);
 }
 
 /* Whether the cancel route asked to stop this answer (its mailbox in this worker's slot). */
@@ -369,6 +371,14 @@ out:
 	return body;
 }
 
+/* Whether the answer is abandoned: its client went away and ask_on_disconnect = abort. */
+static bool ask_abandon(struct ask_turn *t)
+{
+	if (t->gone && db_conf()->ask_on_disconnect == NP_ASK_ABORT)
+		t->abandoned = true;
+	return t->abandoned;
+}
+
 static int ask_on_delta(void *ctx, const char *text, size_t len)
 {
 	struct ask_turn *t = ctx;
@@ -377,11 +387,7 @@ static int ask_on_delta(void *ctx, const char *text, size_t len)
 		return 1;
 	ask_delta(t, s);
 	free(s);
-	if (t->gone && db_conf()->ask_on_disconnect == NP_ASK_ABORT) {
-		t->abandoned = true;
-		return 1;
-	}
-	return 0;
+	return ask_abandon(t) ? 1 : 0;
 }
 
 /* Every LLM_TICK_MS while the model thinks: a cancel, a keepalive, a client gone. */
@@ -395,11 +401,7 @@ static int ask_tick(void *ctx)
 			t->gone = true;
 		t->last_write_ms = util_now_ms();
 	}
-	if (t->gone && db_conf()->ask_on_disconnect == NP_ASK_ABORT) {
-		t->abandoned = true;
-		return 1;
-	}
-	return 0;
+	return ask_abandon(t) ? 1 : 0;
 }
 
 static void ask_on_gate(void *ctx)
@@ -465,7 +467,7 @@ void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bodies, c
 	memset(&err, 0, sizeof(err));
 	if (stored && strcmp(final, "failed") != 0) {
 		/* finished otherwise meanwhile (a cancel): the client is told what was stored */
-		ask_end(t, resp, final, used, nused);
+		ask_end(t, resp, final, t->answer ? t->answer : "", used, nused);
 		return;
 	}
 	if (t->sse) {

@@ -70,14 +70,15 @@ const char *ask_col(const struct ask_row *r, int i);
 bool ask_exec(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
               const char *const *params, bool auth, struct ask_row *row);
 
-/* api_ask_answer.c: the SSE head and events (-1 once the client is gone), the answer's head object
- * and end members, a piece of the answer's text, and the two ways of making the answer (each
- * stores it and tells the client how it ended). */
+/* api_ask_answer.c: the SSE head and events (-1 once the client is gone), the answer's head object,
+ * a piece of the answer's text, the end (done event or JSON body), and the two ways of making the
+ * answer (each stores it and tells the client how it ended). */
 int ask_sse_head(struct ask_turn *t, struct np_response *resp);
 int ask_event(struct ask_turn *t, const char *name, cJSON *data);
 cJSON *ask_head_json(const struct ask_turn *t);
-bool ask_add_end(cJSON *o, const char *status, const int *used, size_t n);
 void ask_delta(struct ask_turn *t, const char *s);
+void ask_end(struct ask_turn *t, struct np_response *resp, const char *status, const char *answer, const int *used,
+             size_t nused);
 void ask_retrieval(struct ask_turn *t, struct np_response *resp, const char *sentences_json);
 void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bodies, const char *history,
              const char *question);
