@@ -34,6 +34,8 @@ SERVE_PACKAGES=(
 	"libfcgi-dev -"
 	# the ask turn's language-model upstream
 	"libcurl4-openssl-dev -"
+	# SHA-256, constant-time compares, base64 (libcrypto)
+	"libssl-dev -"
 	# serve: a local PostgreSQL, the front server, the PostgreSQL 15 manual (HTML) that serve.sh
 	# loads as the sample textbook with `neonpoolctl import`; curl checks that nginx answers
 	"postgresql-15 /usr/lib/postgresql/15/bin/initdb"

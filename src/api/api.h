@@ -20,14 +20,11 @@ void api_messages_list(struct np_request *req, struct np_response *resp);
 void api_message_post(struct np_request *req, struct np_response *resp);
 void api_feedback_post(struct np_request *req, struct np_response *resp);
 
-/* Shared by api_ask.c: the session id of the path (400 invalid_id), the session's bearer token
- * checked on the primary (404 like a missing session), the JSON object body (415/400), and a
- * bytea parameter ("\x" and hex: 2 + 2n + 1 bytes). */
-struct cJSON;
-bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what);
-bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id);
-struct cJSON *api_session_body(struct np_request *req, struct np_response *resp);
-void api_bytea_param(const uint8_t *d, size_t n, char *out);
+/* The bearer token of a write route checked on the primary against the session that owns path id
+ * id: the session itself, or the session of the message id. false with resp set (404 like a
+ * missing session or message, or the database's error). Used by api_ask.c too. */
+enum api_owner { API_OWNER_SESSION, API_OWNER_MESSAGE };
+bool api_session_authorize(struct np_request *req, struct np_response *resp, enum api_owner of, const char *id);
 
 /* Handlers of api_ask.c (issue 9): the ask turn and its cancel. */
 void api_ask(struct np_request *req, struct np_response *resp);
@@ -50,6 +47,11 @@ void api_status(struct np_request *req, struct np_response *resp);
 
 /* api_params.c: parameters shared by the handlers. */
 struct cJSON;
+struct input_err;
+/* The path parameter param as an id (api_path_int up to INT64_MAX; *out, may be NULL, gets its
+ * value), or NULL with resp set to 400 invalid_id ("<what> id must be a positive integer"). */
+const char *api_path_id(struct np_request *req, struct np_response *resp, const char *param, const char *what,
+                        int64_t *out);
 /* A path integer: decimal digits without sign or leading zero, from 1 to max; *out (may be NULL)
  * gets it. */
 bool api_path_int(const char *s, int64_t max, int64_t *out);
@@ -64,6 +66,20 @@ int api_str_param(struct np_request *req, struct np_response *resp, const char *
 /* Add key: the integer in a column's text, exactly (never through a double). false when the text
  * is not an integer or out of memory. */
 bool api_add_int(struct cJSON *o, const char *key, const char *text);
+/* resp set to the input error e (its status, code, message and field). */
+void api_input_error(struct np_response *resp, const struct input_err *e);
+/* The JSON object body of a write: Content-Type first (415), then the body (400). NULL with resp
+ * set. An absent body is allowed when empty_ok (the object is then {}). */
+struct cJSON *api_json_body(struct np_request *req, struct np_response *resp, bool empty_ok);
+/* A keyed write's Idempotency-Key (into key, INPUT_KEY_MAX + 1 bytes; *has_key false when absent)
+ * and its JSON object body. NULL with resp set: 400 for a malformed key, then as api_json_body. */
+struct cJSON *api_keyed_body(struct np_request *req, struct np_response *resp, char *key, bool *has_key);
+/* The answers of a keyed write that np_post_message() or np_ask_begin() refused: 409
+ * idempotency_in_flight (Retry-After: 1) or 422 idempotency_mismatch. true with resp set when
+ * status is one of them, false otherwise. */
+bool api_idempotency_conflict(struct np_response *resp, int64_t status);
+/* d[0..n) as a bytea parameter in text form: "\x" and hex into out (2 + 2n + 1 bytes). */
+void api_bytea_param(const uint8_t *d, size_t n, char *out);
 
 /* The application's routes. */
 const struct np_route *api_routes(size_t *n);

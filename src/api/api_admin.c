@@ -1,5 +1,6 @@
-/* api_admin.c - the admin routes of the control socket: GET /metrics (Prometheus) and GET /status
- * (JSON, or text), both read from the shared memory; admin_allow is checked by the worker. */
+/* api_admin.c - the admin routes: GET /metrics (Prometheus) and GET /status (JSON, or text), both
+ * read from the shared memory, served on every socket a worker answers (the main one and the
+ * control one) to the peers admin_allow admits (the worker checks, before the handler runs). */
 #include <cjson/cJSON.h>
 #include <stdio.h>
 #include <stdlib.h>

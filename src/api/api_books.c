@@ -11,7 +11,7 @@
 
 static const struct np_stmt stmt_books_list = {
 	0, "np_books_list",
-	"SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2", 2
+	"SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2", 2, 0
 };
 /* the book and its chapters in one round trip. The chapter list is PostgreSQL's JSON, put into the
  * answer as it is (cJSON raw): a bigint id comes out of json_build_object as exact digits, and
@@ -22,12 +22,12 @@ static const struct np_stmt stmt_book_get = {
 	"SELECT b.id, b.slug, b.title, b.author, b.language, "
 	"COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
 	"ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
-	"FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id", 1
+	"FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id", 1, 0
 };
 static const struct np_stmt stmt_passage_get = {
 	2, "np_passage_get",
 	"SELECT p.id, p.chapter_id, c.book_id, p.position, p.body FROM passages p "
-	"JOIN chapters c ON c.id = p.chapter_id WHERE p.id = $1", 1
+	"JOIN chapters c ON c.id = p.chapter_id WHERE p.id = $1", 1, 0
 };
 
 /* A book row as JSON; NULL when out of memory or the id is not an integer. */
@@ -91,12 +91,9 @@ static PGresult *api_row_by_id(struct np_request *req, struct np_response *resp,
                                const char *what)
 {
 	char msg[64];
-	const char *id = router_param(&req->match, "id");
-	if (!api_path_int(id, INT64_MAX, NULL)) {
-		snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
-		http_respond_error(resp, 400, "invalid_id", msg);
+	const char *id = api_path_id(req, resp, "id", what, NULL);
+	if (id == NULL)
 		return NULL;
-	}
 	const char *params[1] = { id };
 	PGresult *r = db_query(req, resp, st, params);
 	if (r && PQntuples(r) == 0) {

@@ -27,7 +27,7 @@ static const struct np_stmt stmt_chapter_get = {
 	"  WHERE chapter_id = c.id AND ($3::int IS NULL OR position > $3) "
 	"  ORDER BY position LIMIT $4 OFFSET $5) p ON true "
 	"WHERE b.id = $1 ORDER BY p.position",
-	5
+	5, 0
 };
 
 static cJSON *api_passage_row(PGresult *r, int row)
@@ -45,12 +45,10 @@ static cJSON *api_passage_row(PGresult *r, int row)
 
 void api_chapter_get(struct np_request *req, struct np_response *resp)
 {
-	const char *id = router_param(&req->match, "id"), *n = router_param(&req->match, "n");
+	const char *id = api_path_id(req, resp, "id", "book", NULL), *n = router_param(&req->match, "n");
 	int64_t position, limit, offset, after;
-	if (!api_path_int(id, INT64_MAX, NULL)) {
-		http_respond_error(resp, 400, "invalid_id", "book id must be a positive integer");
+	if (id == NULL)
 		return;
-	}
 	if (!api_path_int(n, CHAPTER_POSITION_MAX, &position)) {
 		http_respond_error(resp, 400, "invalid_parameter",
 		                   "chapter number 'n' must be an integer from 1 to 2147483647");

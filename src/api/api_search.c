@@ -38,7 +38,7 @@ static const struct np_stmt stmt_search = {
 	"FROM (SELECT 1) a LEFT JOIN (page g JOIN passages p ON p.id = g.id "
 	"  JOIN chapters c ON c.id = g.chapter_id JOIN books b ON b.id = c.book_id CROSS JOIN q) ON true "
 	"ORDER BY g.n",
-	4
+	4, 0
 };
 
 /* Code points of a valid UTF-8 string. */

@@ -3,7 +3,7 @@
  *
  * Authentication: the token is 32 bytes from getrandom(2), shown once as base64url; the database
  * keeps only its SHA-256. A route fetches the stored hash and compares it with the hash of the
- * presented token in constant time (sha256_equal_ct), in C. A missing, malformed or wrong token
+ * presented token in constant time (digest_equal_ct), in C. A missing, malformed or wrong token
  * is 404 not_found exactly like a session that does not exist.
  *
  * Read-your-writes: every statement here runs on the primary (db_read_primary / db_write), never
@@ -18,9 +18,9 @@
 
 #include "api.h"
 #include "db.h"
+#include "digest.h"
 #include "http.h"
 #include "input.h"
-#include "sha256.h"
 #include "util.h"
 
 /* Field limits (characters), kept equal to the CHECKs of sql/003_sessions.sql. */
@@ -32,28 +32,34 @@
 /* Statement ids 20..26 are this file's (bits of the per-connection prepared mask). */
 static const struct np_stmt stmt_session_create = {
 	20, "np_session_create",
-	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1
+	"INSERT INTO sessions (token_hash) VALUES ($1::bytea) RETURNING id, np_api_time(created_at)", 1, 0
 };
+/* The statements that read token_hash take every column in binary (result_format 1): bytea comes as
+ * its bytes whatever bytea_output the role, the database or a pooler sets (its "escape" text form
+ * once made every session route 404), and nothing is parsed. Their other columns are text or
+ * cast to text, whose binary form is the text itself. */
 static const struct np_stmt stmt_session_auth = {
-	21, "np_session_auth", "SELECT encode(token_hash, 'hex') FROM sessions WHERE id = $1", 1
+	21, "np_session_auth", "SELECT token_hash FROM sessions WHERE id = $1", 1, 1
 };
 /* the page and the hash in one round trip: nothing of it is shown before the token matched */
 static const struct np_stmt stmt_messages_page = {
 	22, "np_messages_page",
 	"WITH page AS (SELECT * FROM messages WHERE session_id = $1 AND id < COALESCE($2::bigint, 9223372036854775807) "
 	"ORDER BY id DESC LIMIT $3) "
-	"SELECT encode(s.token_hash, 'hex'), "
+	"SELECT s.token_hash, "
 	"COALESCE((SELECT json_agg(np_message_json(p) ORDER BY p.id DESC) FROM page p), '[]'::json)::text, "
-	"(SELECT min(id) FROM page), "
-	"EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)) "
-	"FROM sessions s WHERE s.id = $1", 3
+	"(SELECT min(id) FROM page)::text, "
+	"(EXISTS (SELECT 1 FROM messages x WHERE x.session_id = $1 AND x.id < (SELECT min(id) FROM page)))::text "
+	"FROM sessions s WHERE s.id = $1", 3, 1
 };
+/* np_post_message() also returns a column replayed that nothing reads any more: it is dropped in a
+ * later release, once no build that reads it can be running (a rolling upgrade runs both). */
 static const struct np_stmt stmt_message_post = {
-	23, "np_message_post", "SELECT status, body, replayed FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5
+	23, "np_message_post", "SELECT status, body FROM np_post_message($1, $2, $3::bytea, $4, $5)", 5, 0
 };
 static const struct np_stmt stmt_message_auth = {
 	24, "np_message_auth",
-	"SELECT encode(s.token_hash, 'hex') FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1
+	"SELECT s.token_hash FROM messages m JOIN sessions s ON s.id = m.session_id WHERE m.id = $1", 1, 1
 };
 /* one feedback per message: a second POST replaces it (xmax = 0: the row was inserted) */
 static const struct np_stmt stmt_feedback_put = {
@@ -62,29 +68,11 @@ static const struct np_stmt stmt_feedback_put = {
 	"SELECT m.id, $2, $3 FROM messages m WHERE m.id = $1 FOR KEY SHARE "
 	"ON CONFLICT (message_id) DO UPDATE SET rating = EXCLUDED.rating, comment = EXCLUDED.comment, updated_at = now() "
 	"RETURNING (xmax = 0), json_build_object('id', id, 'message_id', message_id, 'rating', rating, "
-	"'comment', comment, 'created_at', np_api_time(created_at), 'updated_at', np_api_time(updated_at))::text", 3
+	"'comment', comment, 'created_at', np_api_time(created_at), 'updated_at', np_api_time(updated_at))::text", 3, 0
 };
 static const struct np_stmt stmt_session_delete = {
-	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1
+	26, "np_session_delete", "DELETE FROM sessions WHERE id = $1 RETURNING id", 1, 0
 };
-
-/* A path id: a positive decimal without sign or leading zero that fits a bigint. */
-static bool sess_path_id(struct np_request *req, struct np_response *resp, const char *what)
-{
-	const char *s = router_param(&req->match, "id");
-	int64_t v;
-	if (s && s[0] != '+' && s[0] != '0' && util_parse_i64(s, 1, INT64_MAX, &v) == 0)
-		return true;
-	char msg[64];
-	snprintf(msg, sizeof(msg), "%s id must be a positive integer", what);
-	http_respond_error(resp, 400, "invalid_id", msg);
-	return false;
-}
-
-static void sess_reject(struct np_response *resp, const struct input_err *e)
-{
-	http_respond_error_field(resp, e->status, e->code, e->message, e->field);
-}
 
 static void sess_not_found(struct np_response *resp, const char *what)
 {
@@ -93,46 +81,26 @@ static void sess_not_found(struct np_response *resp, const char *what)
 	http_respond_error(resp, 404, "not_found", msg);
 }
 
-/* bytea as a text parameter: "\x" and hex */
-static void sess_bytea_param(const uint8_t *d, size_t n, char *out)
+/* Whether the request's bearer token hashes to the stored hash: column col of row 0 of r, read in
+ * binary (the hash's 32 bytes). The comparison takes the same time wherever the hashes differ. */
+static bool sess_token_matches(const struct np_request *req, const PGresult *r, int col)
 {
-	static const char hx[] = "0123456789abcdef";
-	out[0] = '\\';
-	out[1] = 'x';
-	for (size_t i = 0; i < n; i++) {
-		out[2 + 2 * i] = hx[d[i] >> 4];
-		out[3 + 2 * i] = hx[d[i] & 15];
-	}
-	out[2 + 2 * n] = '\0';
-}
-
-
-/* Whether the request's bearer token hashes to the stored hash, selected as
- * encode(token_hash, 'hex'): plain hex whatever bytea_output the role, the database or a pooler
- * sets (its "escape" form once made every session route 404). The comparison takes the same time
- * wherever the hashes differ. */
-static bool sess_token_matches(const struct np_request *req, const char *stored)
-{
-	uint8_t tok[INPUT_TOKEN_BYTES], want[SHA256_LEN], got[SHA256_LEN];
-	if (stored == NULL || strlen(stored) != 2 * SHA256_LEN)
+	uint8_t tok[INPUT_TOKEN_BYTES], got[DIGEST_SHA256_LEN];
+	if (PQntuples(r) != 1 || PQfformat(r, col) != 1 || PQgetisnull(r, 0, col) ||
+	    PQgetlength(r, 0, col) != DIGEST_SHA256_LEN)
 		return false;
-	for (int i = 0; i < SHA256_LEN; i++) {
-		int hi = util_hex_digit(stored[2 * i]), lo = util_hex_digit(stored[2 * i + 1]);
-		if (hi < 0 || lo < 0)
-			return false;
-		want[i] = (uint8_t)(hi << 4 | lo);
-	}
 	if (input_bearer(req->authorization, tok) < 0)
 		return false;
-	sha256(tok, sizeof(tok), got);
-	return sha256_equal_ct(got, want, SHA256_LEN);
+	bool ok = digest_sha256(tok, sizeof(tok), got) == 0 &&
+	          digest_equal_ct(got, PQgetvalue(r, 0, col), DIGEST_SHA256_LEN);
+	explicit_bzero(tok, sizeof(tok));
+	return ok;
 }
 
-/* The authorised session of a write route: fetches the stored hash of {id} (on the primary) and
- * checks the token. false with resp set (404, or the database's error). */
-static bool sess_authorize(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
-                           const char *id, const char *what)
+bool api_session_authorize(struct np_request *req, struct np_response *resp, enum api_owner of, const char *id)
 {
+	const struct np_stmt *st = of == API_OWNER_MESSAGE ? &stmt_message_auth : &stmt_session_auth;
+	const char *what = of == API_OWNER_MESSAGE ? "message" : "session";
 	uint8_t tok[INPUT_TOKEN_BYTES];
 	if (input_bearer(req->authorization, tok) < 0) {
 		sess_not_found(resp, what);
@@ -142,28 +110,11 @@ static bool sess_authorize(struct np_request *req, struct np_response *resp, con
 	PGresult *r = db_read_primary(req, resp, st, params);
 	if (r == NULL)
 		return false;
-	bool ok = PQntuples(r) == 1 && sess_token_matches(req, PQgetvalue(r, 0, 0));
+	bool ok = sess_token_matches(req, r, 0);
 	PQclear(r);
 	if (!ok)
 		sess_not_found(resp, what);
 	return ok;
-}
-
-/* The JSON object body of a write: Content-Type first (415), then the body (400). NULL with resp
- * set. An absent body is allowed when empty_ok (the object is then {}). */
-static cJSON *sess_body(struct np_request *req, struct np_response *resp, bool empty_ok)
-{
-	struct input_err e;
-	if (empty_ok && req->body_len == 0)
-		return cJSON_CreateObject();
-	if (!input_content_type_json(req->content_type)) {
-		http_respond_error(resp, 415, "unsupported_media_type", "the body must be sent as Content-Type: application/json");
-		return NULL;
-	}
-	cJSON *o = input_json_object(req->body, req->body_len, &e);
-	if (o == NULL)
-		sess_reject(resp, &e);
-	return o;
 }
 
 /* POST /api/v1/sessions -> 201 {id, token, created_at}. The body is empty or {}. An
@@ -182,24 +133,28 @@ void api_session_create(struct np_request *req, struct np_response *resp)
 		                         "Idempotency-Key");
 		return;
 	}
-	cJSON *body = sess_body(req, resp, true);
+	cJSON *body = api_json_body(req, resp, true);
 	if (body == NULL)
 		return;
 	int rc = input_only_fields(body, allowed, &e);
 	cJSON_Delete(body);
 	if (rc < 0) {
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
-	uint8_t tok[INPUT_TOKEN_BYTES], h[SHA256_LEN];
+	uint8_t tok[INPUT_TOKEN_BYTES], h[DIGEST_SHA256_LEN];
 	/* blocking flags: a token is never made from anything but the kernel's CSPRNG */
 	if (getrandom(tok, sizeof(tok), 0) != (ssize_t)sizeof(tok)) {
 		http_respond_error(resp, 500, "internal", "no randomness for a session token");
 		return;
 	}
-	sha256(tok, sizeof(tok), h);
-	char hp[2 + 2 * SHA256_LEN + 1];
-	sess_bytea_param(h, sizeof(h), hp);
+	if (digest_sha256(tok, sizeof(tok), h) < 0) {
+		explicit_bzero(tok, sizeof(tok));
+		http_respond_error(resp, 500, "internal", "could not hash the session token");
+		return;
+	}
+	char hp[2 + 2 * DIGEST_SHA256_LEN + 1];
+	api_bytea_param(h, sizeof(h), hp);
 	const char *params[1] = { hp };
 	PGresult *r = db_write(req, resp, &stmt_session_create, params);
 	if (r == NULL)
@@ -226,7 +181,8 @@ void api_session_create(struct np_request *req, struct np_response *resp)
  * first; next_before is the id to pass as before for the next page, null on the last. */
 void api_messages_list(struct np_request *req, struct np_response *resp)
 {
-	if (!sess_path_id(req, resp, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL)
 		return;
 	int64_t before, limit; /* before: 0 when absent (a given one is at least 1) */
 	if (api_int_param(req, resp, "before", 0, 1, INT64_MAX, &before) < 0 ||
@@ -241,17 +197,17 @@ void api_messages_list(struct np_request *req, struct np_response *resp)
 	char b[24], l[24];
 	snprintf(b, sizeof(b), "%lld", (long long)before);
 	snprintf(l, sizeof(l), "%lld", (long long)limit);
-	const char *params[3] = { router_param(&req->match, "id"), has_before ? b : NULL, l };
+	const char *params[3] = { id, has_before ? b : NULL, l };
 	PGresult *r = db_read_primary(req, resp, &stmt_messages_page, params);
 	if (r == NULL)
 		return;
-	if (PQntuples(r) != 1 || !sess_token_matches(req, PQgetvalue(r, 0, 0))) {
+	if (!sess_token_matches(req, r, 0)) {
 		PQclear(r);
 		sess_not_found(resp, "session");
 		return;
 	}
 	int64_t next = 0;
-	bool more = strcmp(PQgetvalue(r, 0, 3), "t") == 0;
+	bool more = strcmp(PQgetvalue(r, 0, 3), "true") == 0;
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o && cJSON_AddRawToObject(o, "messages", PQgetvalue(r, 0, 1)) &&
 	          (more ? util_parse_i64(PQgetvalue(r, 0, 2), 1, INT64_MAX, &next) == 0 &&
@@ -270,23 +226,20 @@ void api_messages_list(struct np_request *req, struct np_response *resp)
 void api_message_post(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "role", "content", NULL };
-	if (!sess_path_id(req, resp, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL)
 		return;
 	struct input_err e;
 	char key[INPUT_KEY_MAX + 1];
-	int has_key = input_idempotency_key(req->idempotency_key, key, &e);
-	if (has_key < 0) {
-		sess_reject(resp, &e);
-		return;
-	}
-	cJSON *body = sess_body(req, resp, false);
+	bool has_key;
+	cJSON *body = api_keyed_body(req, resp, key, &has_key);
 	if (body == NULL)
 		return;
 	const char *role, *content;
 	if (input_only_fields(body, allowed, &e) < 0 || input_string(body, "role", true, 1, 16, &role, &e) < 0 ||
 	    input_string(body, "content", true, 1, SESS_CONTENT_MAX, &content, &e) < 0) {
 		cJSON_Delete(body);
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
 	if (strcmp(role, "user") != 0 && strcmp(role, "assistant") != 0 && strcmp(role, "system") != 0) {
@@ -294,22 +247,22 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 		http_respond_error_field(resp, 400, "invalid_body", "'role' must be one of user, assistant, system", "role");
 		return;
 	}
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session")) {
+	if (!api_session_authorize(req, resp, API_OWNER_SESSION, id)) {
 		cJSON_Delete(body);
 		return;
 	}
 	/* the request's fingerprint for Idempotency-Key: what it asks for, not how the JSON was
 	 * spelled (member order and whitespace do not matter) */
-	uint8_t fp[SHA256_LEN];
-	struct sha256_ctx c;
-	sha256_init(&c);
-	sha256_update(&c, "POST messages", 14);
-	sha256_update(&c, role, strlen(role) + 1);
-	sha256_update(&c, content, strlen(content));
-	sha256_final(&c, fp);
-	char fph[2 + 2 * SHA256_LEN + 1];
-	sess_bytea_param(fp, sizeof(fp), fph);
+	uint8_t fp[DIGEST_SHA256_LEN];
+	const struct digest_part parts[3] = { { "POST messages", 14 }, { role, strlen(role) + 1 },
+	                                      { content, strlen(content) } };
+	if (digest_sha256_parts(parts, 3, fp) < 0) {
+		cJSON_Delete(body);
+		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
+		return;
+	}
+	char fph[2 + 2 * DIGEST_SHA256_LEN + 1];
+	api_bytea_param(fp, sizeof(fp), fph);
 	const char *params[5] = { id, has_key ? key : NULL, fph, role, content };
 	PGresult *r = db_write(req, resp, &stmt_message_post, params);
 	cJSON_Delete(body);
@@ -321,25 +274,10 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 		http_respond_error(resp, 500, "internal", "malformed answer from np_post_message");
 		return;
 	}
-	switch (status) {
-	case 404:
+	if (status == 404)
 		sess_not_found(resp, "session");
-		break;
-	case 409:
-		http_respond_error_field(resp, 409, "idempotency_in_flight",
-		                         "a request with this Idempotency-Key is still in progress; retry later",
-		                         "Idempotency-Key");
-		resp->retry_after_s = 1;
-		break;
-	case 422:
-		http_respond_error_field(resp, 422, "idempotency_mismatch",
-		                         "this Idempotency-Key was used with a different request", "Idempotency-Key");
-		break;
-	default:
-		/* the stored (or new) answer, byte for byte */
-		http_respond_raw(resp, (int)status, PQgetvalue(r, 0, 1));
-		break;
-	}
+	else if (!api_idempotency_conflict(resp, status))
+		http_respond_raw(resp, (int)status, PQgetvalue(r, 0, 1)); /* the stored (or new) answer, byte for byte */
 	PQclear(r);
 }
 
@@ -347,9 +285,10 @@ void api_message_post(struct np_request *req, struct np_response *resp)
 void api_feedback_post(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "rating", "comment", NULL };
-	if (!sess_path_id(req, resp, "message"))
+	const char *id = api_path_id(req, resp, "id", "message", NULL);
+	if (id == NULL)
 		return;
-	cJSON *body = sess_body(req, resp, false);
+	cJSON *body = api_json_body(req, resp, false);
 	if (body == NULL)
 		return;
 	struct input_err e;
@@ -360,7 +299,7 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 	    input_int(body, "rating", true, -1, 1, &has_rating, &rating, &e) < 0 ||
 	    input_string(body, "comment", false, 0, SESS_COMMENT_MAX, &comment, &e) < 0) {
 		cJSON_Delete(body);
-		sess_reject(resp, &e);
+		api_input_error(resp, &e);
 		return;
 	}
 	if (rating == 0) {
@@ -368,8 +307,7 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 		http_respond_error_field(resp, 400, "invalid_body", "'rating' must be -1 or 1", "rating");
 		return;
 	}
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_message_auth, id, "message")) {
+	if (!api_session_authorize(req, resp, API_OWNER_MESSAGE, id)) {
 		cJSON_Delete(body);
 		return;
 	}
@@ -390,10 +328,8 @@ void api_feedback_post(struct np_request *req, struct np_response *resp)
 /* DELETE /api/v1/sessions/{id} -> 204: the session, its messages, their feedback, its keys. */
 void api_session_delete(struct np_request *req, struct np_response *resp)
 {
-	if (!sess_path_id(req, resp, "session"))
-		return;
-	const char *id = router_param(&req->match, "id");
-	if (!sess_authorize(req, resp, &stmt_session_auth, id, "session"))
+	const char *id = api_path_id(req, resp, "id", "session", NULL);
+	if (id == NULL || !api_session_authorize(req, resp, API_OWNER_SESSION, id))
 		return;
 	const char *params[1] = { id };
 	PGresult *r = db_write(req, resp, &stmt_session_delete, params);
@@ -404,26 +340,4 @@ void api_session_delete(struct np_request *req, struct np_response *resp)
 	else
 		http_respond_raw(resp, 204, "");
 	PQclear(r);
-}
-
-/* ---- for the ask turn (api_ask.c) ---- */
-
-bool api_session_path_id(struct np_request *req, struct np_response *resp, const char *what)
-{
-	return sess_path_id(req, resp, what);
-}
-
-bool api_session_authorize(struct np_request *req, struct np_response *resp, const char *id)
-{
-	return sess_authorize(req, resp, &stmt_session_auth, id, "session");
-}
-
-cJSON *api_session_body(struct np_request *req, struct np_response *resp)
-{
-	return sess_body(req, resp, false);
-}
-
-void api_bytea_param(const uint8_t *d, size_t n, char *out)
-{
-	sess_bytea_param(d, n, out);
 }

@@ -24,12 +24,7 @@ int asktx_init_secret(void)
 	uint8_t r[32];
 	if (getrandom(r, sizeof(r), 0) != (ssize_t)sizeof(r))
 		return -1;
-	static const char hx[] = "0123456789abcdef";
-	for (size_t i = 0; i < sizeof(r); i++) {
-		asktx_key[2 * i] = hx[r[i] >> 4];
-		asktx_key[2 * i + 1] = hx[r[i] & 15];
-	}
-	asktx_key[64] = '\0';
+	util_hex_encode(r, sizeof(r), asktx_key);
 	explicit_bzero(r, sizeof(r));
 	return 0;
 }

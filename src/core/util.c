@@ -172,12 +172,18 @@ void util_random_hex(char *out, size_t bytes)
 			buf[i] = (unsigned char)x;
 		}
 	}
+	util_hex_encode(buf, bytes, out);
+}
+
+void util_hex_encode(const void *data, size_t n, char *out)
+{
 	static const char digits[] = "0123456789abcdef";
-	for (size_t i = 0; i < bytes; i++) {
-		out[2 * i] = digits[buf[i] >> 4];
-		out[2 * i + 1] = digits[buf[i] & 15];
+	const unsigned char *d = data;
+	for (size_t i = 0; i < n; i++) {
+		out[2 * i] = digits[d[i] >> 4];
+		out[2 * i + 1] = digits[d[i] & 15];
 	}
-	out[2 * bytes] = '\0';
+	out[2 * n] = '\0';
 }
 
 int util_parse_i64(const char *s, int64_t min, int64_t max, int64_t *out)

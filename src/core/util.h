@@ -27,6 +27,10 @@ int util_percent_decode(const char *src, size_t len, char *dst, size_t cap);
  * "quoted" with \" \\ \n escapes and control chars as \xHH. Always NUL-terminates. */
 void util_quote_value(const char *s, char *out, size_t n);
 
+/* The n bytes at data as 2*n lowercase hex digits and a NUL in out (2*n+1 bytes): the one hex
+ * encoder (digests in logs and checksums, bytea parameters after "\\x", secrets). */
+void util_hex_encode(const void *data, size_t n, char *out);
+
 /* Fill out with 2*bytes lowercase hex digits of randomness (getrandom, else a counter mix). */
 void util_random_hex(char *out, size_t bytes);
 

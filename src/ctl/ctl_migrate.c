@@ -13,7 +13,7 @@
 #include <cjson/cJSON.h>
 
 #include "ctl_db.h"
-#include "sha256.h"
+#include "digest.h"
 #include "util.h"
 
 /* The pg_advisory_xact_lock key that serializes `migrate` on every host: "neonpool" in ASCII.
@@ -22,7 +22,7 @@
 #define CTL_DB_MAX_MIGRATION_BYTES (64L * 1024 * 1024)
 #define CTL_DB_MIGRATION_NAME_MAX 256
 
-#define CTL_DB_SUM_HEX (SHA256_LEN * 2 + 1)
+#define CTL_DB_SUM_HEX (DIGEST_SHA256_LEN * 2 + 1)
 /* How much of a checksum the lines of --status show (the errors show all of it). */
 #define CTL_DB_SUM_SHORT 12
 
@@ -226,14 +226,16 @@ static void ctl_db_migrations_free(struct ctl_db_migration *m, size_t n)
 static int ctl_db_load(const char *dir, struct ctl_db_migration *m, size_t n)
 {
 	for (size_t i = 0; i < n; i++) {
-		uint8_t digest[SHA256_LEN];
+		uint8_t digest[DIGEST_SHA256_LEN];
 
 		m[i].sql = ctl_db_read_file(dir, m[i].file);
 		if (!m[i].sql)
 			return -1;
-		sha256(m[i].sql, strlen(m[i].sql), digest);
-		for (size_t j = 0; j < SHA256_LEN; j++)
-			snprintf(m[i].sum + 2 * j, 3, "%02x", digest[j]);
+		if (digest_sha256(m[i].sql, strlen(m[i].sql), digest) < 0) {
+			fprintf(stderr, "neonpoolctl: migrate: cannot compute the sha256 of %s\n", m[i].file);
+			return -1;
+		}
+		util_hex_encode(digest, sizeof(digest), m[i].sum);
 	}
 	return 0;
 }

@@ -110,7 +110,9 @@ static void ping_target(const char *conninfo, char *host, size_t hn, char *port,
 		host[0] = '\0';
 }
 
-int ctl_ping(const char *conninfo, const char *password)
+/* Check the DSN and find the secret to mask in every message: the one given, else the DSN's own
+ * (into dsn_pw). 0, or CTL_PING_EXIT_USAGE after saying why. */
+static int ping_secret(const char *conninfo, const char *password, char *dsn_pw, size_t n)
 {
 	char *errmsg = NULL;
 	PQconninfoOption *check = PQconninfoParse(conninfo, &errmsg);
@@ -121,76 +123,84 @@ int ctl_ping(const char *conninfo, const char *password)
 		PQfreemem(errmsg);
 		return CTL_PING_EXIT_USAGE;
 	}
-	/* the secret to mask in every message: the one given, else the DSN's own */
-	char dsn_pw[256] = "";
+	dsn_pw[0] = '\0';
 	for (PQconninfoOption *o = check; o->keyword; o++)
 		if (strcmp(o->keyword, "password") == 0 && o->val)
-			snprintf(dsn_pw, sizeof(dsn_pw), "%s", o->val);
+			snprintf(dsn_pw, n, "%s", o->val);
 	PQconninfoFree(check);
-	if (!password || !password[0])
-		password = dsn_pw;
-	char red[1024];
-	conf_redact_conninfo(conninfo, red, sizeof(red));
-	printf("ping %s\n", red);
+	return 0;
+}
 
-	/* DNS, on its own: libpq would do it inside its connect */
-	char host[256], port[32], addr[INET6_ADDRSTRLEN] = "";
+/* DNS, on its own (libpq would do it inside its connect): the address into addr ("" when libpq
+ * is left to it: hostaddr given, several hosts, a unix socket). 0, or the exit code of a failure. */
+static int ping_dns(const char *conninfo, const char *password, char *addr, size_t an)
+{
+	char host[256], port[32];
 	bool has_hostaddr;
 	ping_target(conninfo, host, sizeof(host), port, sizeof(port), &has_hostaddr);
-	int64_t t_start = util_now_us(), t0 = t_start;
-	bool numeric = false;
-	if (host[0] && !has_hostaddr) {
-		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
-		int rc = getaddrinfo(host, port, &hints, &ai);
-		if (rc != 0) {
-			char m[sizeof(host) + 128];
-			snprintf(m, sizeof(m), "could not translate host name \"%s\" to address: %s", host, gai_strerror(rc));
-			return ping_fail("dns", NP_ERR_DNS, m, password);
-		}
-		void *a = ai->ai_family == AF_INET ? (void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr
-		                                   : (void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
-		inet_ntop(ai->ai_family, a, addr, sizeof(addr));
-		freeaddrinfo(ai);
-		struct in6_addr tmp;
-		numeric = inet_pton(AF_INET, host, &tmp) == 1 || inet_pton(AF_INET6, host, &tmp) == 1;
-		char what[sizeof(host) + sizeof(addr) + 32];
-		snprintf(what, sizeof(what), "%s -> %s%s", host, addr, numeric ? " (an address: no lookup)" : "");
-		ping_phase("dns", util_now_us() - t0, what);
-	} else {
+	addr[0] = '\0';
+	if (!host[0] || has_hostaddr) {
 		printf("  %-12s %12s  %s\n", "dns", "-", host[0] ? "hostaddr given" : "several hosts or a unix socket: inside tcp");
+		return 0;
 	}
+	int64_t t0 = util_now_us();
+	struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *ai = NULL;
+	int rc = getaddrinfo(host, port, &hints, &ai);
+	if (rc != 0) {
+		char m[sizeof(host) + 128];
+		snprintf(m, sizeof(m), "could not translate host name \"%s\" to address: %s", host, gai_strerror(rc));
+		return ping_fail("dns", NP_ERR_DNS, m, password);
+	}
+	void *a = ai->ai_family == AF_INET ? (void *)&((struct sockaddr_in *)(void *)ai->ai_addr)->sin_addr
+	                                   : (void *)&((struct sockaddr_in6 *)(void *)ai->ai_addr)->sin6_addr;
+	inet_ntop(ai->ai_family, a, addr, (socklen_t)an);
+	freeaddrinfo(ai);
+	struct in6_addr tmp;
+	bool numeric = inet_pton(AF_INET, host, &tmp) == 1 || inet_pton(AF_INET6, host, &tmp) == 1;
+	char what[sizeof(host) + INET6_ADDRSTRLEN + 32];
+	snprintf(what, sizeof(what), "%s -> %s%s", host, addr, numeric ? " (an address: no lookup)" : "");
+	ping_phase("dns", util_now_us() - t0, what);
+	return 0;
+}
 
-	/* TCP, TLS, authentication: libpq's state machine, timed at each change of state */
+/* When libpq's connect changed state (us; 0: not seen). */
+struct ping_times {
+	int64_t start, tcp, tls0, tls1, auth, conn;
+};
+
+/* TCP, TLS, authentication: libpq's state machine, timed at each change of state. 0 with *out
+ * connected, or the exit code of a failure (said, classified). */
+static int ping_connect(const char *conninfo, const char *password, bool own_password, const char *addr,
+                        struct ping_times *t, PGconn **out)
+{
 	const char *keys[6], *vals[6];
 	int k = 0;
 	keys[k] = "dbname", vals[k++] = conninfo;
 	if (addr[0])
 		keys[k] = "hostaddr", vals[k++] = addr; /* the address looked up above; host stays for TLS */
-	if (password[0] && password != dsn_pw)
+	if (password[0] && own_password)
 		keys[k] = "password", vals[k++] = password;
 	keys[k] = "application_name", vals[k++] = "neonpoolctl/ping";
 	keys[k] = NULL, vals[k] = NULL;
-	t0 = util_now_us();
+	t->start = util_now_us();
 	PGconn *conn = PQconnectStartParams(keys, vals, 1);
 	if (!conn) {
 		fprintf(stderr, "neonpoolctl: ping: out of memory\n");
 		return CTL_PING_EXIT_OTHER;
 	}
 	int64_t deadline = util_now_ms() + PING_TIMEOUT_MS;
-	int64_t t_tcp = 0, t_tls0 = 0, t_tls1 = 0, t_auth = 0;
 	PostgresPollingStatusType ps = PGRES_POLLING_WRITING;
 	ConnStatusType last = PQstatus(conn);
 	const char *phase = "tcp";
 	while (ps != PGRES_POLLING_OK && ps != PGRES_POLLING_FAILED) {
 		int fd = PQsocket(conn);
 		int64_t left = deadline - util_now_ms();
-		if (left <= 0 || fd < 0) {
-			if (left <= 0) {
-				PQfinish(conn);
-				return ping_fail(phase, NP_ERR_TIMEOUT, "no answer within 10 s", password);
-			}
-			break;
+		if (left <= 0) {
+			PQfinish(conn);
+			return ping_fail(phase, NP_ERR_TIMEOUT, "no answer within 10 s", password);
 		}
+		if (fd < 0)
+			break;
 		struct pollfd p = { .fd = fd, .events = ps == PGRES_POLLING_READING ? POLLIN : POLLOUT };
 		if (poll(&p, 1, (int)left) == 0)
 			continue;
@@ -198,19 +208,19 @@ int ctl_ping(const char *conninfo, const char *password)
 		ConnStatusType st = PQstatus(conn);
 		int64_t now = util_now_us();
 		if (st != last) {
-			if (last == CONNECTION_STARTED && !t_tcp)
-				t_tcp = now;
-			if (st == CONNECTION_SSL_STARTUP && !t_tls0)
-				t_tls0 = t_tcp ? t_tcp : now;
-			if (last == CONNECTION_SSL_STARTUP && !t_tls1)
-				t_tls1 = now;
-			if (st == CONNECTION_AUTH_OK && !t_auth)
-				t_auth = now;
+			if (last == CONNECTION_STARTED && !t->tcp)
+				t->tcp = now;
+			if (st == CONNECTION_SSL_STARTUP && !t->tls0)
+				t->tls0 = t->tcp ? t->tcp : now;
+			if (last == CONNECTION_SSL_STARTUP && !t->tls1)
+				t->tls1 = now;
+			if (st == CONNECTION_AUTH_OK && !t->auth)
+				t->auth = now;
 			last = st;
 		}
-		phase = !t_tcp ? "tcp" : (t_tls0 && !t_tls1) ? "tls" : "auth";
+		phase = !t->tcp ? "tcp" : (t->tls0 && !t->tls1) ? "tls" : "auth";
 	}
-	int64_t t_conn = util_now_us();
+	t->conn = util_now_us();
 	if (PQstatus(conn) != CONNECTION_OK) {
 		char m[1024];
 		ctl_db_conn_message(conn, m, sizeof(m));
@@ -227,25 +237,35 @@ int ctl_ping(const char *conninfo, const char *password)
 		PQfinish(conn);
 		return rc;
 	}
-	if (!t_tcp)
-		t_tcp = t_conn;
-	ping_phase("tcp", t_tcp - t0, addr[0] ? addr : NULL);
-	bool ssl = PQsslInUse(conn) != 0;
-	if (ssl && t_tls0 && t_tls1) {
+	if (!t->tcp)
+		t->tcp = t->conn;
+	*out = conn;
+	return 0;
+}
+
+/* The connect's phases as timed: tcp, tls (or not encrypted), auth, the backend's startup. */
+static void ping_print_connect(PGconn *conn, const struct ping_times *t, const char *addr)
+{
+	ping_phase("tcp", t->tcp - t->start, addr[0] ? addr : NULL);
+	if (PQsslInUse(conn) && t->tls0 && t->tls1) {
 		char what[160];
 		const char *proto = PQsslAttribute(conn, "protocol"), *cipher = PQsslAttribute(conn, "cipher");
 		snprintf(what, sizeof(what), "%s %s", proto ? proto : "?", cipher ? cipher : "?");
-		ping_phase("tls", t_tls1 - t_tls0, what);
+		ping_phase("tls", t->tls1 - t->tls0, what);
 	} else {
 		printf("  %-12s %12s  %s\n", "tls", "-", "not encrypted");
 	}
-	int64_t a0 = t_tls1 ? t_tls1 : t_tcp;
-	ping_phase("auth", (t_auth ? t_auth : t_conn) - a0, PQuser(conn));
-	if (t_auth)
-		ping_phase("startup", t_conn - t_auth, "backend start until ready for query");
+	int64_t a0 = t->tls1 ? t->tls1 : t->tcp;
+	ping_phase("auth", (t->auth ? t->auth : t->conn) - a0, PQuser(conn));
+	if (t->auth)
+		ping_phase("startup", t->conn - t->auth, "backend start until ready for query");
+}
 
-	/* the first query */
-	t0 = util_now_us();
+/* The first query, then the total since t_start and the server's and TLS's versions. 0, or
+ * CTL_PING_EXIT_QUERY after saying why. */
+static int ping_first_query(PGconn *conn, const char *password, int64_t t_start)
+{
+	int64_t t0 = util_now_us();
 	PGresult *res = PQexecParams(conn, "SELECT version()", 0, NULL, NULL, NULL, NULL, 0);
 	int64_t q = util_now_us() - t0;
 	if (!res || PQresultStatus(res) != PGRES_TUPLES_OK) {
@@ -258,20 +278,44 @@ int ctl_ping(const char *conninfo, const char *password)
 		enum np_errkind kind = errclass_sqlstate(state, PQstatus(conn) != CONNECTION_OK, NULL);
 		PQclear(res);
 		ping_fail("first query", kind, m, password);
-		PQfinish(conn);
 		return CTL_PING_EXIT_QUERY;
 	}
 	ping_phase("first query", q, "SELECT version()");
 	ping_phase("total", util_now_us() - t_start, NULL);
 	printf("server      %s (%s)\n", PQparameterStatus(conn, "server_version") ? PQparameterStatus(conn, "server_version") : "?",
 	       PQgetvalue(res, 0, 0));
-	if (ssl)
+	if (PQsslInUse(conn))
 		printf("tls         %s, cipher %s\n", PQsslAttribute(conn, "protocol") ? PQsslAttribute(conn, "protocol") : "?",
 		       PQsslAttribute(conn, "cipher") ? PQsslAttribute(conn, "cipher") : "?");
 	else
 		printf("tls         none: the connection is not encrypted (Neon requires TLS)\n");
 	PQclear(res);
-	PQfinish(conn);
-	explicit_bzero(dsn_pw, sizeof(dsn_pw));
 	return 0;
+}
+
+int ctl_ping(const char *conninfo, const char *password)
+{
+	char dsn_pw[256];
+	int rc = ping_secret(conninfo, password, dsn_pw, sizeof(dsn_pw));
+	if (rc != 0)
+		return rc;
+	bool own_password = password && password[0];
+	if (!own_password)
+		password = dsn_pw;
+	char red[1024], addr[INET6_ADDRSTRLEN];
+	conf_redact_conninfo(conninfo, red, sizeof(red));
+	printf("ping %s\n", red);
+	int64_t t_start = util_now_us();
+	struct ping_times t = { 0 };
+	PGconn *conn = NULL;
+	rc = ping_dns(conninfo, password, addr, sizeof(addr));
+	if (rc == 0)
+		rc = ping_connect(conninfo, password, own_password, addr, &t, &conn);
+	if (rc == 0) {
+		ping_print_connect(conn, &t, addr);
+		rc = ping_first_query(conn, password, t_start);
+		PQfinish(conn);
+	}
+	explicit_bzero(dsn_pw, sizeof(dsn_pw));
+	return rc;
 }

@@ -157,7 +157,7 @@ void db_close_all(int wait_ms)
 	}
 }
 
-void db_release(void)
+void db_close_held(void)
 {
 	for (int ep = 0; ep < NP_EP_COUNT; ep++)
 		if (D.conn[ep].pg) {
@@ -485,6 +485,37 @@ static int db_after_error(int ep, const struct np_dberr *err, bool keep)
  * (db_read_primary), or as a write (db_write). */
 enum db_mode { DB_MODE_ROUTE, DB_MODE_READ_PRIMARY, DB_MODE_WRITE };
 
+/* The answer to a statement that failed and is not tried again, by the failure's class (logged
+ * with kv, the request's and the error's fields). */
+static void db_answer_error(struct np_response *resp, enum np_db_class cls, const char *kv)
+{
+	switch (cls) {
+	case NP_DB_TRANSIENT:
+		log_kv(NP_LOG_WARN, kv, "connection lost");
+		db_respond(resp, 503, "db_unavailable", "the database connection was lost; retry later");
+		break;
+	case NP_DB_TIMEOUT:
+		log_kv(NP_LOG_WARN, kv, "database did not answer before the deadline");
+		db_respond(resp, 504, "db_timeout", "the database did not answer in time");
+		break;
+	case NP_DB_CANCELED:
+		log_kv(NP_LOG_WARN, kv, "statement_timeout");
+		db_respond(resp, 504, "db_timeout", "the query took longer than query_timeout_ms");
+		break;
+	case NP_DB_BUSY:
+		db_respond(resp, 503, "db_busy", "the database has no free connection slot; retry later");
+		break;
+	case NP_DB_DOWN:
+	case NP_DB_CONFIG:
+		db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
+		break;
+	default:
+		log_kv(NP_LOG_ERROR, kv, "query failed");
+		db_respond(resp, 500, "db_error", "the query failed");
+		break;
+	}
+}
+
 static PGresult *db_run(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
                         const char *const *params, enum db_mode mode)
 {
@@ -564,31 +595,8 @@ static PGresult *db_run(struct np_request *req, struct np_response *resp, const 
 			log_kv(NP_LOG_INFO, kv, "connection lost; retrying once on a fresh connection");
 			continue;
 		}
-		switch (err.cls) {
-		case NP_DB_TRANSIENT:
-			log_kv(NP_LOG_WARN, kv, "connection lost");
-			db_respond(resp, 503, "db_unavailable", "the database connection was lost; retry later");
-			return NULL;
-		case NP_DB_TIMEOUT:
-			log_kv(NP_LOG_WARN, kv, "database did not answer before the deadline");
-			db_respond(resp, 504, "db_timeout", "the database did not answer in time");
-			return NULL;
-		case NP_DB_CANCELED:
-			log_kv(NP_LOG_WARN, kv, "statement_timeout");
-			db_respond(resp, 504, "db_timeout", "the query took longer than query_timeout_ms");
-			return NULL;
-		case NP_DB_BUSY:
-			db_respond(resp, 503, "db_busy", "the database has no free connection slot; retry later");
-			return NULL;
-		case NP_DB_DOWN:
-		case NP_DB_CONFIG:
-			db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
-			return NULL;
-		default:
-			log_kv(NP_LOG_ERROR, kv, "query failed");
-			db_respond(resp, 500, "db_error", "the query failed");
-			return NULL;
-		}
+		db_answer_error(resp, err.cls, kv);
+		return NULL;
 	}
 	db_respond(resp, 503, "db_unavailable", "the database is unavailable; retry later");
 	return NULL;

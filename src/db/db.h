@@ -52,7 +52,7 @@ int db_retry_after_s(void);
 /* In a long request (an ask): close the connections this process holds, so that their tokens go
  * back to the budget while the request waits for something else than the database; the next
  * query connects again under a new token. */
-void db_release(void);
+void db_close_held(void);
 
 /* Close everything, waiting up to wait_ms each for the server to see it. */
 void db_close_all(int wait_ms);

@@ -271,32 +271,33 @@ static void pgconn_hand_over(PGconn *pg, struct pgconn_sock_id *kept, int ep, in
 	keeper_send(fd, ep, tok);
 }
 
-int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot, int ep,
-                int tok, const char *appname, int64_t deadline_ms, struct np_dberr *err)
+/* A connect that failed before the server saw a socket of ours: the token goes back at once. */
+static int pgconn_give_back(struct np_pgconn *c, struct np_shm *shm)
 {
-	memset(c, 0, sizeof(*c));
-	c->ep = ep;
-	c->tok = tok;
+	budget_release(shm, c->ep, c->tok);
+	c->tok = -1;
+	return -1;
+}
+
+/* Start libpq's connect to url: the password read, the host names looked up within our deadline
+ * (libpq would block on DNS outside it; it gets the addresses as hostaddr and keeps the names in
+ * host for SNI and verify-full), keepalives set. The connection, or NULL with err filled. */
+static PGconn *pgconn_start(const struct np_conf *conf, const char *url, const char *appname,
+                            int64_t deadline_ms, struct np_dberr *err)
+{
 	char password[1024] = "";
 	struct np_conf_error cerr;
 	if (conf->database_password_file[0] && conf_read_password(conf, password, sizeof(password), &cerr) < 0) {
 		pgconn_set_err(err, NP_DB_CONFIG, NP_ERR_CONFIG, NULL, cerr.message);
-		budget_release(shm, ep, tok);
-		c->tok = -1;
-		return -1;
+		return NULL;
 	}
-	/* the host names, looked up within our deadline (libpq would block on DNS outside it);
-	 * libpq gets the addresses as hostaddr and keeps the names in host for SNI and verify-full */
-	const char *url = ep == NP_EP_REPLICA ? conf->replica_url : conf->database_url;
 	struct np_resolved rs;
 	char rerr[256];
 	if (resolve_conninfo(url, deadline_ms, &rs, rerr, sizeof(rerr)) < 0) {
 		const struct np_errclass *ec = errclass_connect(rerr);
 		pgconn_set_err(err, ec->cls, ec->kind, NULL, rerr);
 		explicit_bzero(password, sizeof(password));
-		budget_release(shm, ep, tok);
-		c->tok = -1;
-		return -1;
+		return NULL;
 	}
 	/* keywords after dbname override what the URL says (PQconnectStartParams, expand_dbname) */
 	const char *kw[16], *val[16];
@@ -317,26 +318,25 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	kw[n] = "keepalives_count", val[n++] = "3";
 	kw[n] = "tcp_user_timeout", val[n++] = "30000";
 	kw[n] = NULL, val[n] = NULL;
-
-	int64_t t0 = util_now_ms();
 	PGconn *pg = PQconnectStartParams(kw, val, 1);
 	explicit_bzero(password, sizeof(password));
-	if (pg == NULL) {
+	if (pg == NULL)
 		pgconn_set_err(err, NP_DB_DOWN, NP_ERR_OTHER, NULL, "out of memory");
-		budget_release(shm, ep, tok);
-		c->tok = -1;
-		return -1;
-	}
-	c->pg = pg;
-	PostgresPollingStatusType st = PGRES_POLLING_WRITING;
-	if (PQstatus(pg) == CONNECTION_BAD)
-		st = PGRES_POLLING_FAILED;
-	struct pgconn_sock_id kept = { 0 };
+	return pg;
+}
+
+/* libpq's handshake on c->pg until it is connected or failed, within deadline_ms. 0, or -1 with
+ * err filled and c closed (its token released as pgconn_close says). */
+static int pgconn_handshake(struct np_pgconn *c, struct np_shm *shm, struct pgconn_sock_id *kept,
+                            int64_t deadline_ms, struct np_dberr *err)
+{
+	PGconn *pg = c->pg;
+	PostgresPollingStatusType st = PQstatus(pg) == CONNECTION_BAD ? PGRES_POLLING_FAILED : PGRES_POLLING_WRITING;
 	while (st != PGRES_POLLING_OK && st != PGRES_POLLING_FAILED) {
 		/* the master keeps a duplicate of the socket from its first byte: if we die, even in
 		 * the middle of the handshake, it closes it and frees the token when the server closed
 		 * (libpq may open a new socket per address: each one is handed over) */
-		pgconn_hand_over(pg, &kept, ep, tok);
+		pgconn_hand_over(pg, kept, c->ep, c->tok);
 		int rc = pgconn_wait_fd(PQsocket(pg), st == PGRES_POLLING_READING ? POLLIN : POLLOUT, deadline_ms);
 		if (rc == 0) {
 			pgconn_set_err(err, NP_DB_DOWN, NP_ERR_TIMEOUT, NULL, "connect timed out (deadline enforced by neonpool)");
@@ -352,16 +352,22 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		/* libpq already dropped the socket: the server side is closing on its own */
 		PQfinish(pg);
 		c->pg = NULL;
-		budget_release(shm, ep, tok);
-		c->tok = -1;
-		return -1;
+		return pgconn_give_back(c, shm);
 	}
 	PQsetnonblocking(pg, 1);
 	PQsetNoticeReceiver(pg, pgconn_notice, NULL);
+	return 0;
+}
 
-	/* one round trip: the session's statement_timeout (not through a pooler), the backend's
-	 * check that we are still there (client_connection_check_interval, PostgreSQL >= 14: a
-	 * statement of a worker that died is aborted within it), and the server's limits */
+/* One round trip: the session's statement_timeout (not through a pooler), the backend's check
+ * that we are still there (client_connection_check_interval, PostgreSQL >= 14: a statement of a
+ * worker that died is aborted within it), and the server's limits, published in the slot with
+ * which server and when (the supervisor shows the newest for the current URL). 0, or -1 with err
+ * filled and c closed. */
+static int pgconn_session_setup(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot,
+                                const char *url, int64_t deadline_ms, struct np_dberr *err)
+{
+	PGconn *pg = c->pg;
 	char tmo[16], chk[16];
 	snprintf(tmo, sizeof(tmo), "%d", conf->query_timeout_ms);
 	snprintf(chk, sizeof(chk), "%d", conf->client_check_ms);
@@ -393,15 +399,31 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 		pgconn_close(c, shm, state == 1 ? 0 : 200);
 		return -1;
 	}
-	/* the values, then which server and when: the supervisor shows the newest for the current URL */
 	struct np_slot *s = &shm->slots[slot];
-	atomic_store(&s->server_max_conn[ep], atoi(PQgetvalue(r, 0, 0)));
-	atomic_store(&s->server_reserved[ep], atoi(PQgetvalue(r, 0, 1)));
-	atomic_store(&s->server_url_hash[ep], util_hash64(url));
-	atomic_store(&s->server_limits_us[ep], util_wall_us());
+	atomic_store(&s->server_max_conn[c->ep], atoi(PQgetvalue(r, 0, 0)));
+	atomic_store(&s->server_reserved[c->ep], atoi(PQgetvalue(r, 0, 1)));
+	atomic_store(&s->server_url_hash[c->ep], util_hash64(url));
+	atomic_store(&s->server_limits_us[c->ep], util_wall_us());
 	c->backend_pid = atoi(PQgetvalue(r, 0, 2));
 	PQclear(r);
+	return 0;
+}
 
+int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, int slot, int ep,
+                int tok, const char *appname, int64_t deadline_ms, struct np_dberr *err)
+{
+	memset(c, 0, sizeof(*c));
+	c->ep = ep;
+	c->tok = tok;
+	const char *url = ep == NP_EP_REPLICA ? conf->replica_url : conf->database_url;
+	int64_t t0 = util_now_ms();
+	c->pg = pgconn_start(conf, url, appname, deadline_ms, err);
+	if (c->pg == NULL)
+		return pgconn_give_back(c, shm);
+	struct pgconn_sock_id kept = { 0 };
+	if (pgconn_handshake(c, shm, &kept, deadline_ms, err) < 0 ||
+	    pgconn_session_setup(c, conf, shm, slot, url, deadline_ms, err) < 0)
+		return -1;
 	c->opened_ms = c->last_used_ms = util_now_ms();
 	if (conf->max_lifetime_s > 0) {
 		int64_t life = (int64_t)conf->max_lifetime_s * 1000;
@@ -409,8 +431,8 @@ int pgconn_open(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 	}
 	budget_set_backend(shm, ep, tok, c->backend_pid);
 	budget_set_phase(shm, ep, tok, NP_TOK_CONNECTED);
-	pgconn_hand_over(pg, &kept, ep, tok);
-	atomic_fetch_add(&s->connects, 1);
+	pgconn_hand_over(c->pg, &kept, ep, tok);
+	atomic_fetch_add(&shm->slots[slot].connects, 1);
 	char kv[96];
 	snprintf(kv, sizeof(kv), " endpoint=%d token=%d backend_pid=%d connect_ms=%lld", ep, tok,
 	         c->backend_pid, (long long)(util_now_ms() - t0));
@@ -458,7 +480,7 @@ static int pgconn_exec_direct(struct np_pgconn *c, const struct np_stmt *st, con
 		c->prepared |= bit;
 	}
 	err->sent = true;
-	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, 0))
+	if (!PQsendQueryPrepared(c->pg, st->name, st->nparams, params, NULL, NULL, st->result_format))
 		return pgconn_fail_result(c, NULL, 2, err);
 	PGresult *ok = NULL, *bad = NULL, *r;
 	while ((r = pgconn_next(c->pg, deadline, &state)) != NULL) {
@@ -499,7 +521,7 @@ static int pgconn_exec_pooled(struct np_pgconn *c, const struct np_conf *conf, c
 	                                    2, NULL, tp, NULL, NULL, 0)
 	                : PQsendQueryParams(c->pg, "SELECT set_config('statement_timeout', $1, true)", 1, NULL,
 	                                    tp, NULL, NULL, 0)) &&
-	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, 0) &&
+	         PQsendQueryParams(c->pg, st->sql, st->nparams, NULL, params, NULL, NULL, st->result_format) &&
 	         PQsendQueryParams(c->pg, "COMMIT", 0, NULL, NULL, NULL, NULL, 0) && PQpipelineSync(c->pg);
 	if (!ok)
 		return pgconn_fail_result(c, NULL, 2, err);
@@ -561,7 +583,7 @@ int pgconn_exec(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *
 
 int pgconn_ping(struct np_pgconn *c, const struct np_conf *conf, struct np_shm *shm, struct np_dberr *err)
 {
-	static const struct np_stmt ping = { 31, "np_ping", "SELECT 1", 0 };
+	static const struct np_stmt ping = { 31, "np_ping", "SELECT 1", 0, 0 };
 	PGresult *r = NULL;
 	int rc = pgconn_exec(c, conf, shm, &ping, NULL, &r, err);
 	PQclear(r);

@@ -25,6 +25,7 @@ struct np_stmt {
 	const char *name;         /* server-side name when prepared */
 	const char *sql;
 	int nparams;
+	int result_format;        /* 0: every column as text; 1: every column in binary (bytea as its bytes) */
 };
 
 struct np_pgconn {

@@ -6,6 +6,7 @@
  * would keep the first, another parser the last). */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <openssl/evp.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
@@ -233,17 +234,28 @@ size_t input_utf8_chars(const char *s)
 	return n;
 }
 
+/* Member name of obj, or NULL when absent or null: then *rc is 0 when it may be, else -1 with e filled. */
+static const cJSON *input_member(const cJSON *obj, const char *name, bool required, struct input_err *e, int *rc)
+{
+	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	if (v != NULL && !cJSON_IsNull(v))
+		return v;
+	*rc = 0;
+	if (required) {
+		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
+		*rc = -1;
+	}
+	return NULL;
+}
+
 int input_string(const cJSON *obj, const char *name, bool required, size_t min_chars, size_t max_chars,
                  const char **out, struct input_err *e)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	int rc;
+	const cJSON *v = input_member(obj, name, required, e, &rc);
 	*out = NULL;
-	if (v == NULL || cJSON_IsNull(v)) {
-		if (!required)
-			return 0;
-		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	if (!cJSON_IsString(v) || v->valuestring == NULL) {
 		input_fail(e, 400, "invalid_body", name, "'%s' must be a string", name);
 		return -1;
@@ -260,14 +272,11 @@ int input_string(const cJSON *obj, const char *name, bool required, size_t min_c
 int input_int(const cJSON *obj, const char *name, bool required, int64_t min, int64_t max, bool *present,
               int64_t *out, struct input_err *e)
 {
-	const cJSON *v = cJSON_GetObjectItemCaseSensitive(obj, name);
+	int rc;
+	const cJSON *v = input_member(obj, name, required, e, &rc);
 	*present = false;
-	if (v == NULL || cJSON_IsNull(v)) {
-		if (!required)
-			return 0;
-		input_fail(e, 400, "invalid_body", name, "'%s' is required", name);
-		return -1;
-	}
+	if (v == NULL)
+		return rc;
 	double d = cJSON_IsNumber(v) ? v->valuedouble : NAN;
 	if (!(d >= (double)min && d <= (double)max) || d != floor(d)) {
 		input_fail(e, 400, "invalid_body", name, "'%s' must be an integer from %lld to %lld", name, (long long)min,
@@ -279,39 +288,23 @@ int input_int(const cJSON *obj, const char *name, bool required, int64_t min, in
 	return 0;
 }
 
+/* base64url (RFC 4648 section 5) through libcrypto's base64: EVP_EncodeBlock and EVP_DecodeBlock
+ * speak the standard alphabet with padding, so the two characters that differ and the padding
+ * are translated here, and the input is checked strictly before libcrypto sees it (the decoder
+ * skips surrounding white space and does not look at the unused bits). */
 static const char input_b64url[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* 32 bytes are 43 characters and one '=' in standard base64 */
+#define INPUT_TOKEN_B64 (4 * ((INPUT_TOKEN_BYTES + 2) / 3))
 
 void input_token_encode(const uint8_t tok[INPUT_TOKEN_BYTES], char *out)
 {
-	size_t o = 0;
-	uint32_t acc = 0;
-	int bits = 0;
-	for (size_t i = 0; i < INPUT_TOKEN_BYTES; i++) {
-		acc = (acc << 8) | tok[i];
-		bits += 8;
-		while (bits >= 6) {
-			bits -= 6;
-			out[o++] = input_b64url[(acc >> bits) & 63];
-		}
-	}
-	if (bits > 0)
-		out[o++] = input_b64url[(acc << (6 - bits)) & 63];
-	out[o] = '\0';
-}
-
-static int input_b64url_value(char c)
-{
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	unsigned char b64[INPUT_TOKEN_B64 + 1];
+	EVP_EncodeBlock(b64, tok, INPUT_TOKEN_BYTES);
+	for (size_t i = 0; i < INPUT_TOKEN_CHARS; i++)
+		out[i] = b64[i] == '+' ? '-' : b64[i] == '/' ? '_' : (char)b64[i];
+	out[INPUT_TOKEN_CHARS] = '\0';
+	explicit_bzero(b64, sizeof(b64));
 }
 
 int input_bearer(const char *authorization, uint8_t tok[INPUT_TOKEN_BYTES])
@@ -326,25 +319,27 @@ int input_bearer(const char *authorization, uint8_t tok[INPUT_TOKEN_BYTES])
 		len--;
 	if (len != INPUT_TOKEN_CHARS)
 		return -1;
-	uint32_t acc = 0;
-	int bits = 0;
-	size_t o = 0;
+	unsigned char b64[INPUT_TOKEN_B64 + 1], raw[INPUT_TOKEN_B64 / 4 * 3];
 	for (size_t i = 0; i < len; i++) {
-		int v = input_b64url_value(p[i]);
-		if (v < 0)
+		const char *at = p[i] ? strchr(input_b64url, p[i]) : NULL;
+		if (at == NULL)
 			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (o < INPUT_TOKEN_BYTES)
-				tok[o++] = (uint8_t)(acc >> bits);
-		}
+		b64[i] = p[i] == '-' ? '+' : p[i] == '_' ? '/' : (unsigned char)p[i];
+		/* the unused low bits of the last character must be zero: one encoding per token */
+		if (i == len - 1 && ((at - input_b64url) & 3) != 0)
+			return -1;
 	}
-	/* the unused low bits of the last character must be zero: one encoding per token */
-	if (o != INPUT_TOKEN_BYTES || (acc & ((1u << bits) - 1)) != 0)
-		return -1;
-	return 0;
+	for (size_t i = len; i < INPUT_TOKEN_B64; i++)
+		b64[i] = '=';
+	b64[INPUT_TOKEN_B64] = '\0';
+	/* the decoder counts the padding as zero bytes: 33 for 43 characters and one '=' */
+	int n = EVP_DecodeBlock(raw, b64, INPUT_TOKEN_B64);
+	bool ok = n == (int)sizeof(raw);
+	if (ok)
+		memcpy(tok, raw, INPUT_TOKEN_BYTES);
+	explicit_bzero(b64, sizeof(b64));
+	explicit_bzero(raw, sizeof(raw));
+	return ok ? 0 : -1;
 }
 
 int input_idempotency_key(const char *header, char *out, struct input_err *e)

@@ -252,15 +252,10 @@ static bool sup_probe(int ep, struct np_dberr *err)
 	return ok;
 }
 
-static void sup_endpoint(int ep)
+/* The breaker: consecutive failures across the pool, from the slots' counters; it opens past
+ * breaker_failures. Its state now. */
+static uint32_t sup_breaker(int ep, struct np_endpoint_shm *e, int64_t now)
 {
-	struct np_endpoint_shm *e = &S.shm->hdr->ep[ep];
-	if (atomic_load(&e->configured) == 0)
-		return;
-	sup_limit(ep);
-	int64_t now = util_now_ms();
-
-	/* the breaker: consecutive failures across the pool, from the slots' counters */
 	uint64_t ok = 0, fail = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		ok += atomic_load(&S.shm->slots[i].db_ok[ep]);
@@ -291,16 +286,24 @@ static void sup_endpoint(int ep)
 		log_error("endpoint %d: %s; requests get 503 db_unavailable until a probe succeeds", ep, reason);
 		breaker = NP_BREAKER_OPEN;
 	}
+	return breaker;
+}
+
+/* A probe when one is due: the breaker is open, or nothing ever connected and nothing is kept
+ * warm to find out. A success closes the breaker; a failure names the newest reason. The breaker's
+ * state after it (*now advanced past the probe). */
+static uint32_t sup_probe_due(int ep, struct np_endpoint_shm *e, uint32_t breaker, int64_t *now)
+{
 	bool need_probe = breaker == NP_BREAKER_OPEN ||
 	                  (!S.ever_ok[ep] && budget_connected(S.shm, ep) == 0 && S.conf->min_warm == 0);
-	if (need_probe && now >= S.next_probe_ms[ep]) {
+	if (need_probe && *now >= S.next_probe_ms[ep]) {
 		struct np_dberr err;
 		if (sup_probe(ep, &err)) {
 			S.ever_ok[ep] = true;
 			S.fail_run[ep] = 0;
 			if (breaker == NP_BREAKER_OPEN) {
 				atomic_store(&e->breaker, NP_BREAKER_CLOSED);
-				S.recovered_ms[ep] = now;
+				S.recovered_ms[ep] = *now;
 				log_info("endpoint %d: probe succeeded; circuit closed", ep);
 			}
 		} else {
@@ -317,10 +320,15 @@ static void sup_endpoint(int ep)
 		}
 		S.next_probe_ms[ep] = util_now_ms() + S.conf->breaker_probe_ms;
 		breaker = atomic_load(&e->breaker);
-		now = util_now_ms();
+		*now = util_now_ms();
 	}
+	return breaker;
+}
 
-	/* shed: nobody can take requests from the main socket within acquire_timeout_ms */
+/* Shed (the primary only): nobody can take requests from the main socket within
+ * acquire_timeout_ms. The number of connected tokens. */
+static int sup_shed(int ep, struct np_endpoint_shm *e, int64_t now)
+{
 	int connected = 0;
 	bool all_stuck = true;
 	int64_t wall = util_wall_us();
@@ -347,10 +355,12 @@ static void sup_endpoint(int ep)
 		bool starved = connected == 0 && now - S.no_conn_since_ms >= S.conf->acquire_timeout_ms;
 		atomic_store(&e->shed, (starved || (connected > 0 && all_stuck)) ? 1u : 0u);
 	}
+	return connected;
+}
 
-	/* health for /readyz */
-	if (breaker == NP_BREAKER_OPEN)
-		return; /* stays DOWN with its reason */
+/* Health for /readyz, with the breaker closed (open, it stays DOWN with its reason). */
+static void sup_health(int ep, struct np_endpoint_shm *e, int connected, int64_t now)
+{
 	int limit = budget_limit(S.shm, ep);
 	int warm = S.conf->min_warm < limit ? S.conf->min_warm : limit;
 	if (ep == NP_EP_REPLICA)
@@ -366,6 +376,19 @@ static void sup_endpoint(int ep)
 		sup_set_degraded(e, ep);
 	else
 		sup_set_health(e, NP_HEALTH_STARTING, "opening connections");
+}
+
+static void sup_endpoint(int ep)
+{
+	struct np_endpoint_shm *e = &S.shm->hdr->ep[ep];
+	if (atomic_load(&e->configured) == 0)
+		return;
+	sup_limit(ep);
+	int64_t now = util_now_ms();
+	uint32_t breaker = sup_probe_due(ep, e, sup_breaker(ep, e, now), &now);
+	int connected = sup_shed(ep, e, now);
+	if (breaker != NP_BREAKER_OPEN)
+		sup_health(ep, e, connected, now);
 }
 
 void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, pid_t master_pid)

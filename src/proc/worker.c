@@ -3,7 +3,8 @@
  * The worker accepts itself and serves a connection only once its request head is in the socket
  * buffer (fcgirec_scan over a MSG_PEEK); until then the connection waits in the worker's inbox.
  * libfcgi's blocking reads then find their bytes, and the rest of the body is read under a
- * deadline (an ITIMER_REAL whose handler shuts the socket down for reading). */
+ * deadline (an ITIMER_REAL whose handler shuts the socket down for reading). Accepting, parking
+ * and refusing connections is worker_conn.c. */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcgiapp.h>
@@ -33,56 +34,7 @@
 #include "metrics.h"
 #include "util.h"
 #include "worker.h"
-
-#define WORKER_POLL_MS 1000          /* how often a holder checks its master and connections */
-#define WORKER_SPARE_POLL_MS 100     /* how often a spare looks for demand */
-#define WORKER_DRAIN_MAX (64u << 20) /* body bytes read and dropped after a 413, at most */
-#define WORKER_STDIN_READY 16384     /* body bytes that must be there before a request is served */
-#define WORKER_HEAD_SLACK 4096       /* record headers, padding and BEGIN_REQUEST around the params */
-#define WORKER_ACCEPT_GRACE_US 5000  /* a new connection's request may take this long before it is parked */
-#define WORKER_STOP_GRACE_MS 1000    /* on a stop, parked requests get at most this long to arrive */
-#define WORKER_LINGER_MS 2000        /* after a 431, the connection waits this long at most for the peer's close */
-
-/* Log at most once a second per kind, with the number of events not logged. */
-struct worker_ratelog {
-	int64_t last_ms;
-	unsigned skipped;
-};
-
-/* How a listening socket is in the worker's epoll set. */
-enum worker_watch_how { WATCH_OFF = 0, WATCH_SHARED, WATCH_EXCLUSIVE };
-
-struct worker_ctx {
-	const struct np_conf *conf;
-	struct np_shm *shm;
-	struct np_slot *slot;
-	int slot_idx;
-	FCGX_Request fcgx;           /* the request being served; its fd comes from our own accept */
-	FCGX_Request *cur;
-	const struct np_route *routes;
-	size_t nroutes;
-	struct inbox inbox;          /* accepted connections not ready to be served */
-	uint8_t *peek;               /* MSG_PEEK buffer of fcgirec_scan */
-	size_t peeked;               /* bytes in it after the last look */
-	struct fcgirec_limits lim;
-	struct allowlist allow;      /* listen_allowed_clients, for TCP peers */
-	struct allowlist admin;      /* admin_allow: who may read the admin routes */
-	bool admin_unix;             /* admin_allow names unix */
-	int last_status;             /* the request just answered, for metrics and the slow log */
-	char last_code[40];
-	char last_id[72];
-	const char *last_route;
-	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
-	int ep;                      /* what the worker waits on (worker_main's loop) */
-	enum worker_watch_how watching[2]; /* how the main and control sockets are in ep */
-	bool stream_gone;            /* a streamed answer's peer went away */
-	bool ask;                    /* a worker of the ask pool: its own socket, no connection held */
-	int listen_fd;
-};
-
-/* What an event in the worker's epoll set is about: the kind in the high half of data.u64, the fd
- * in the low half. */
-enum worker_ev { WORKER_EV_MAIN = 0, WORKER_EV_CONTROL = 1, WORKER_EV_INBOX = 2, WORKER_EV_EXTRA = 3 };
+#include "worker_int.h"
 
 static uint64_t worker_tag(enum worker_ev kind, int fd)
 {
@@ -154,7 +106,7 @@ static void worker_disarm(void)
 	worker_alarm_fd = -1;
 }
 
-static bool worker_ratelog_ok(struct worker_ratelog *r, int64_t now_ms, unsigned *skipped)
+bool worker_ratelog_ok(struct worker_ratelog *r, int64_t now_ms, unsigned *skipped)
 {
 	if (r->last_ms != 0 && now_ms - r->last_ms < 1000) {
 		r->skipped++;
@@ -393,22 +345,9 @@ static void worker_handle(struct worker_ctx *w)
 	http_response_free(&resp);
 }
 
-static const char *worker_kind_name(enum inbox_kind k)
-{
-	return k == INBOX_CONTROL ? "control" : "main";
-}
-
-/* Park x, logging when that closed another connection to make room. */
-static void worker_park(struct worker_ctx *w, struct inbox_entry x)
-{
-	unsigned skipped;
-	if (inbox_add(&w->inbox, x) && worker_ratelog_ok(&w->log_full, util_now_ms(), &skipped))
-		log_warn("closed a parked connection to make room: inbox full (%d connections; %u more not logged)",
-		         INBOX_MAX, skipped);
-}
 
 /* Serve the request whose head is in x's socket buffer, then park or close the connection. */
-static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
+void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 {
 	FCGX_Request *r = &w->fcgx;
 	atomic_store(&w->slot->req_start_us, util_wall_us());
@@ -471,194 +410,6 @@ static void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 }
 
 /* Answer resp without libfcgi, then linger. */
-static void worker_refuse(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id, struct np_response resp)
-{
-	char head[512];
-	uint8_t out[2048];
-	int hl = http_format_head(&resp, "", head, sizeof(head));
-	size_t n = 0;
-	if (hl > 0 && resp.body && (size_t)hl + resp.body_len < sizeof(out) / 2) {
-		char text[1024];
-		memcpy(text, head, (size_t)hl);
-		memcpy(text + hl, resp.body, resp.body_len);
-		n = fcgirec_frame_answer(request_id, text, (size_t)hl + resp.body_len, out, sizeof(out));
-	}
-	http_response_free(&resp);
-	/* non-blocking: a peer that does not read loses the answer, never the worker */
-	if (n == 0 || send(x.fd, out, n, MSG_DONTWAIT | MSG_NOSIGNAL) != (ssize_t)n || shutdown(x.fd, SHUT_WR) < 0) {
-		close(x.fd);
-		return;
-	}
-	int64_t now = util_now_ms();
-	worker_park(w, (struct inbox_entry){ .fd = x.fd, .kind = x.kind, .wait = INBOX_LINGER,
-	                                     .deadline_ms = now + WORKER_LINGER_MS, .since_ms = now });
-}
-
-/* Answer 431 without libfcgi (its params reader would take what the peer declares), then linger. */
-static void worker_refuse_large(struct worker_ctx *w, struct inbox_entry x, uint16_t request_id)
-{
-	struct np_response resp = { 0 };
-	http_respond_error(&resp, 431, "request_header_fields_too_large", "request params exceed max_params_bytes");
-	worker_refuse(w, x, request_id, resp);
-}
-
-/* What to do with a connection next. */
-enum worker_next { NEXT_WAIT, NEXT_SERVE, NEXT_CLOSE, NEXT_REFUSE_LARGE };
-
-/* A lingering connection has news: drop what came (all of it: the socket is watched
- * edge-triggered); close on EOF, error, or a peer that keeps sending. */
-static enum worker_next worker_linger(struct worker_ctx *w, const struct inbox_entry *x)
-{
-	for (int i = 0; i < 16; i++) {
-		ssize_t got = recv(x->fd, w->peek, w->lim.cap, MSG_DONTWAIT);
-		if (got < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			return NEXT_WAIT;
-		if (got < 0 && errno == EINTR)
-			continue;
-		if (got <= 0)
-			return NEXT_CLOSE;
-	}
-	return NEXT_CLOSE;
-}
-
-/* Look at what x's peer sent so far (x is updated: a kept connection's request starts). */
-static enum worker_next worker_look(struct worker_ctx *w, struct inbox_entry *x, struct fcgirec_result *res)
-{
-	memset(res, 0, sizeof(*res));
-	if (x->wait == INBOX_LINGER)
-		return worker_linger(w, x);
-	ssize_t got = recv(x->fd, w->peek, w->lim.cap, MSG_PEEK | MSG_DONTWAIT);
-	w->peeked = got > 0 ? (size_t)got : 0;
-	if (got == 0 || (got < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR))
-		return NEXT_CLOSE; /* the peer went away (a kept connection's normal end) */
-	int64_t now = util_now_ms();
-	if (got > 0 && x->wait == INBOX_KEPT) {
-		/* a kept connection's next request: its deadline starts with its first byte */
-		x->wait = INBOX_REQUEST;
-		x->since_ms = now;
-		x->deadline_ms = now + w->conf->request_read_timeout_ms;
-	}
-	fcgirec_scan(w->peek, got > 0 ? (size_t)got : 0, &w->lim, res);
-	unsigned skipped;
-	switch (res->status) {
-	case FCGIREC_READY:
-		return NEXT_SERVE;
-	case FCGIREC_INCOMPLETE:
-		return NEXT_WAIT;
-	case FCGIREC_TOO_LARGE:
-		atomic_fetch_add(&w->slot->bad_requests, 1);
-		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
-			log_warn("refused a request on the %s socket: %s (%zu bytes of params; %u more not logged)",
-			         worker_kind_name(x->kind), res->reason, res->params_bytes, skipped);
-		return res->request_id != 0 ? NEXT_REFUSE_LARGE : NEXT_CLOSE;
-	case FCGIREC_MALFORMED:
-		atomic_fetch_add(&w->slot->bad_requests, 1);
-		if (worker_ratelog_ok(&w->log_bad, now, &skipped))
-			log_warn("closed a connection on the %s socket: %s (%u more not logged)", worker_kind_name(x->kind),
-			         res->reason, skipped);
-		return NEXT_CLOSE;
-	}
-	return NEXT_CLOSE;
-}
-
-/* Act on a connection that is not (or no longer) in the inbox. */
-static void worker_act(struct worker_ctx *w, struct inbox_entry x, enum worker_next next,
-                       const struct fcgirec_result *res)
-{
-	switch (next) {
-	case NEXT_WAIT:
-		worker_park(w, x);
-		return;
-	case NEXT_SERVE:
-		worker_serve(w, x);
-		return;
-	case NEXT_REFUSE_LARGE:
-		worker_refuse_large(w, x, res->request_id);
-		return;
-	case NEXT_CLOSE:
-		close(x.fd);
-		return;
-	}
-}
-
-/* A parked connection has news. It stays parked (and watched: no new registration, which would
- * report the bytes already seen again) unless it is served or closed now. */
-static void worker_on_parked(struct worker_ctx *w, int fd)
-{
-	int i = inbox_find(&w->inbox, fd);
-	if (i < 0)
-		return;
-	struct fcgirec_result res;
-	enum worker_next next = worker_look(w, &w->inbox.e[i], &res);
-	if (next != NEXT_WAIT)
-		worker_act(w, inbox_take(&w->inbox, i), next, &res);
-}
-
-/* A front server writes its request right after its connect returns: wait for it a moment
- * before parking, so that the worker that accepted serves it at once, as libfcgi's blocking
- * accept did. Parking at once let one worker accept a burst of connects faster than their
- * requests came (the kernel completes the handshake before the peer writes) and hoard them,
- * serving them one after another while other workers idled. */
-static enum worker_next worker_look_grace(struct worker_ctx *w, struct inbox_entry *x, struct fcgirec_result *res)
-{
-	int64_t until = util_now_us() + WORKER_ACCEPT_GRACE_US;
-	for (;;) {
-		enum worker_next next = worker_look(w, x, res);
-		int64_t left = until - util_now_us();
-		if (next != NEXT_WAIT || left <= 0)
-			return next;
-		/* nothing yet: sleep until bytes come; part of a request: poll would return at
-		 * once (the bytes stay, we only peeked), so nap */
-		struct timespec ts = { 0, (long)(w->peeked ? (left < 200 ? left : 200) : left) * 1000L };
-		struct pollfd pf = { .fd = x->fd, .events = POLLIN };
-		if (w->peeked)
-			nanosleep(&ts, NULL);
-		else
-			ppoll(&pf, 1, &ts, NULL);
-	}
-}
-
-/* Accept one connection from listen_fd (non-blocking: another worker may have taken it). */
-static void worker_accept(struct worker_ctx *w, int listen_fd, enum inbox_kind kind)
-{
-	struct sockaddr_storage ss;
-	socklen_t sl = sizeof(ss);
-	int fd = accept4(listen_fd, (struct sockaddr *)&ss, &sl, SOCK_CLOEXEC);
-	if (fd < 0) {
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-			log_warn("accept failed: %s; backing off", strerror(errno));
-			child_wait(-1, 100);
-		} else if (errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR && errno != ECONNABORTED &&
-		           errno != EPROTO) {
-			log_warn("accept failed: %s", strerror(errno));
-		}
-		return;
-	}
-	int64_t now = util_now_ms();
-	if (ss.ss_family == AF_INET || ss.ss_family == AF_INET6) {
-		if (!allowlist_match(&w->allow, (struct sockaddr *)&ss)) {
-			atomic_fetch_add(&w->slot->peers_refused, 1);
-			close(fd);
-			unsigned skipped;
-			if (worker_ratelog_ok(&w->log_refused, now, &skipped)) {
-				char host[INET6_ADDRSTRLEN] = "?";
-				const void *a = ss.ss_family == AF_INET ? (const void *)&((struct sockaddr_in *)&ss)->sin_addr
-				                                        : (const void *)&((struct sockaddr_in6 *)&ss)->sin6_addr;
-				inet_ntop(ss.ss_family, a, host, sizeof(host));
-				log_warn("closed a connection on the %s socket from %s: peer not in listen_allowed_clients "
-				         "(%u more not logged)", worker_kind_name(kind), host, skipped);
-			}
-			return;
-		}
-		/* room for the whole request head: TCP's initial window would hold less */
-		int rcv = (int)w->lim.cap * 2;
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcv, sizeof(rcv));
-	}
-	struct inbox_entry x = { .fd = fd, .kind = kind, .wait = INBOX_REQUEST,
-	                         .deadline_ms = now + w->conf->request_read_timeout_ms, .since_ms = now };
-	struct fcgirec_result res;
-	worker_act(w, x, worker_look_grace(w, &x, &res), &res);
-}
 
 /* An ask worker inside a long answer, its socket readable: when no other ask worker is idle, the
  * new ask is answered 503 ask_busy (Retry-After) at once instead of waiting in the backlog for
@@ -711,44 +462,40 @@ static void worker_expire(struct worker_ctx *w)
 		         "(%u more not logged)", k, (long long)oldest, skipped);
 }
 
-void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
-                 pid_t master_pid)
+/* The worker's context: its request buffer, epoll set and inbox, allow-lists, metrics row, the
+ * deadline's alarm handler, the database side and libfcgi. Exits (1; 2 for a configuration error)
+ * when one of them cannot be had. */
+static void worker_init(struct worker_ctx *w, const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd,
+                        bool ask)
 {
-	char role[32];
-	bool ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
-	snprintf(role, sizeof(role), "%s.%d", ask ? "ask" : "worker", slot);
-	if (child_setup(ask ? "np-ask" : "np-worker", role, master_pid) < 0)
-		_exit(0);
-
-	struct worker_ctx w;
-	memset(&w, 0, sizeof(w));
-	w.conf = conf;
-	w.shm = shm;
-	w.slot_idx = slot;
-	w.slot = &shm->slots[slot];
-	w.ask = ask;
-	w.listen_fd = listen_fd;
-	w.routes = api_routes(&w.nroutes);
-	w.lim.max_params = (size_t)conf->max_params_bytes;
-	w.lim.stdin_ready = WORKER_STDIN_READY;
-	w.lim.cap = w.lim.max_params + WORKER_STDIN_READY + WORKER_HEAD_SLACK;
-	w.peek = malloc(w.lim.cap);
+	memset(w, 0, sizeof(*w));
+	w->conf = conf;
+	w->shm = shm;
+	w->slot_idx = slot;
+	w->slot = &shm->slots[slot];
+	w->ask = ask;
+	w->listen_fd = listen_fd;
+	w->routes = api_routes(&w->nroutes);
+	w->lim.max_params = (size_t)conf->max_params_bytes;
+	w->lim.stdin_ready = WORKER_STDIN_READY;
+	w->lim.cap = w->lim.max_params + WORKER_STDIN_READY + WORKER_HEAD_SLACK;
+	w->peek = malloc(w->lim.cap);
 	char msg[160];
-	if (!w.peek) {
+	if (!w->peek) {
 		log_error("out of memory for the request buffer");
 		_exit(1);
 	}
 	struct epoll_event iev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_INBOX, 0) };
-	if (inbox_init(&w.inbox) < 0 || (w.ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
-	    epoll_ctl(w.ep, EPOLL_CTL_ADD, w.inbox.epfd, &iev) < 0) {
+	if (inbox_init(&w->inbox) < 0 || (w->ep = epoll_create1(EPOLL_CLOEXEC)) < 0 ||
+	    epoll_ctl(w->ep, EPOLL_CTL_ADD, w->inbox.epfd, &iev) < 0) {
 		log_error("epoll: %s", strerror(errno));
 		_exit(1);
 	}
-	if (allowlist_parse(conf->listen_allowed_clients, &w.allow, msg, sizeof(msg)) < 0) {
+	if (allowlist_parse(conf->listen_allowed_clients, &w->allow, msg, sizeof(msg)) < 0) {
 		log_error("listen_allowed_clients: %s", msg);
 		_exit(2);
 	}
-	if (allowlist_parse_admin(conf->admin_allow, &w.admin, &w.admin_unix, msg, sizeof(msg)) < 0) {
+	if (allowlist_parse_admin(conf->admin_allow, &w->admin, &w->admin_unix, msg, sizeof(msg)) < 0) {
 		log_error("admin_allow: %s", msg);
 		_exit(2);
 	}
@@ -762,13 +509,96 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 	char tag[16];
 	snprintf(tag, sizeof(tag), "w%d", slot);
 	db_init(conf, shm, slot, tag);
-
 	/* no listen socket for libfcgi: it reads only the connections we hand it, and a failed
 	 * request head makes FCGX_Accept_r return instead of accepting (blocking) on its own */
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&w.fcgx, -1, 0) != 0) {
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&w->fcgx, -1, 0) != 0) {
 		log_error("libfcgi initialisation failed");
 		_exit(1);
 	}
+}
+
+/* What one wait of the loop woke for. */
+struct worker_wake {
+	bool inbox, main, control;
+};
+
+/* One wait of the loop: the listening sockets registered as far as the worker may take from them
+ * now (an inbox full of requests that may still come stops accepting for a while; a stop stops
+ * it), the database layer's descriptors for this wait only, and the nearest inbox deadline. The
+ * number of events (0 or less: none), and what they were in *wk. */
+static int worker_wait(struct worker_ctx *w, int listen_fd, int control_fd, bool stopping, struct worker_wake *wk)
+{
+	const struct np_conf *conf = w->conf;
+	int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
+	bool room = inbox_has_room(&w->inbox, util_now_ms(), min_age);
+	bool main_open = !stopping && room && (w->ask || db_accept_main());
+	worker_watch(w, listen_fd, WORKER_EV_MAIN,
+	             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w->ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
+	worker_watch(w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
+	/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
+	 * for a holder, so registered for this wait only */
+	int extra[14];
+	int ne = db_poll_fds(extra, 14);
+	for (int k = 0; k < ne; k++) {
+		struct epoll_event ev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_EXTRA, extra[k]) };
+		if (epoll_ctl(w->ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
+			log_warn("epoll_ctl: %s", strerror(errno));
+	}
+	int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
+	int64_t next = inbox_next_ms(&w->inbox, util_now_ms());
+	if (next >= 0 && next < timeout)
+		timeout = next + 1;
+	struct epoll_event evs[20];
+	int rc = child_epoll(w->ep, evs, 20, (int)timeout);
+	for (int k = 0; k < ne; k++)
+		epoll_ctl(w->ep, EPOLL_CTL_DEL, extra[k], NULL);
+	*wk = (struct worker_wake){ false, false, false };
+	for (int k = 0; k < rc; k++) {
+		int fd = (int)(uint32_t)evs[k].data.u64;
+		switch ((int)(evs[k].data.u64 >> 32)) {
+		case WORKER_EV_INBOX: wk->inbox = true; break;
+		case WORKER_EV_MAIN: wk->main = true; break;
+		case WORKER_EV_CONTROL: wk->control = true; break;
+		default:
+			if (fd == w->shm->hdr->wake_fd[0])
+				db_on_wake();
+		}
+	}
+	return rc;
+}
+
+/* Act on what woke the worker: parked connections first (they were accepted before anything
+ * waiting in the backlogs), expiries, then new connections. */
+static void worker_on_wake(struct worker_ctx *w, int listen_fd, int control_fd, const struct worker_wake *wk)
+{
+	if (wk->inbox) {
+		int fds[INBOX_MAX];
+		int nready = inbox_ready(&w->inbox, fds);
+		for (int k = 0; k < nready; k++)
+			worker_on_parked(w, fds[k]);
+	}
+	/* after the news: a request that arrived while this worker was busy is served, not expired */
+	worker_expire(w);
+	/* woken through an exclusive registration: take it, even if a stop came meanwhile (the
+	 * stop's grace serves it), since no other worker was woken for it. A spare that was let
+	 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
+	 * holder (woken too) should take the request. */
+	if (wk->main && (w->watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && (w->ask || db_accept_main()))))
+		worker_accept(w, listen_fd, INBOX_MAIN);
+	if (wk->control)
+		worker_accept(w, control_fd, INBOX_CONTROL);
+}
+
+void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int listen_fd, int control_fd,
+                 pid_t master_pid)
+{
+	char role[32];
+	bool ask = atomic_load(&shm->slots[slot].kind) == NP_KIND_ASK;
+	snprintf(role, sizeof(role), "%s.%d", ask ? "ask" : "worker", slot);
+	if (child_setup(ask ? "np-ask" : "np-worker", role, master_pid) < 0)
+		_exit(0);
+	struct worker_ctx w;
+	worker_init(&w, conf, shm, slot, listen_fd, ask);
 	atomic_store(&w.slot->state, NP_SLOT_IDLE);
 	log_debug("worker started");
 
@@ -788,63 +618,11 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 			api_ask_sweep();
 		if (!stopping && !w.ask && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
-		/* an inbox full of requests that may still come stops accepting for a while */
-		int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
-		bool room = inbox_has_room(&w.inbox, util_now_ms(), min_age);
-		bool main_open = !stopping && room && (w.ask || db_accept_main());
-		int fds[INBOX_MAX];
-		worker_watch(&w, listen_fd, WORKER_EV_MAIN,
-		             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w.ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
-		worker_watch(&w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
-		/* the database layer's descriptors (closing connections; a spare's wake pipe): rarely any
-		 * for a holder, so registered for this wait only */
-		int extra[14];
-		int ne = db_poll_fds(extra, 14);
-		for (int k = 0; k < ne; k++) {
-			struct epoll_event ev = { .events = EPOLLIN, .data.u64 = worker_tag(WORKER_EV_EXTRA, extra[k]) };
-			if (epoll_ctl(w.ep, EPOLL_CTL_ADD, extra[k], &ev) < 0 && errno != EEXIST)
-				log_warn("epoll_ctl: %s", strerror(errno));
-		}
-		int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
-		int64_t next = inbox_next_ms(&w.inbox, util_now_ms());
-		if (next >= 0 && next < timeout)
-			timeout = next + 1;
-		struct epoll_event evs[20];
-		int rc = child_epoll(w.ep, evs, 20, (int)timeout);
-		for (int k = 0; k < ne; k++)
-			epoll_ctl(w.ep, EPOLL_CTL_DEL, extra[k], NULL);
-		if (rc <= 0) {
+		struct worker_wake wk;
+		if (worker_wait(&w, listen_fd, control_fd, stopping, &wk) <= 0)
 			worker_expire(&w);
-			continue;
-		}
-		bool ev_inbox = false, ev_main = false, ev_ctl = false;
-		for (int k = 0; k < rc; k++) {
-			int fd = (int)(uint32_t)evs[k].data.u64;
-			switch ((int)(evs[k].data.u64 >> 32)) {
-			case WORKER_EV_INBOX: ev_inbox = true; break;
-			case WORKER_EV_MAIN: ev_main = true; break;
-			case WORKER_EV_CONTROL: ev_ctl = true; break;
-			default:
-				if (fd == shm->hdr->wake_fd[0])
-					db_on_wake();
-			}
-		}
-		/* parked connections first: they were accepted before anything waiting in the backlogs */
-		if (ev_inbox) {
-			int nready = inbox_ready(&w.inbox, fds);
-			for (int k = 0; k < nready; k++)
-				worker_on_parked(&w, fds[k]);
-		}
-		/* after the news: a request that arrived while this worker was busy is served, not expired */
-		worker_expire(&w);
-		/* woken through an exclusive registration: take it, even if a stop came meanwhile (the
-		 * stop's grace serves it), since no other worker was woken for it. A spare that was let
-		 * in (shedding) re-checks: the supervisor may have closed the gate while it slept, and a
-		 * holder (woken too) should take the request. */
-		if (ev_main && (w.watching[WORKER_EV_MAIN] == WATCH_EXCLUSIVE || (!child_should_stop() && (w.ask || db_accept_main()))))
-			worker_accept(&w, listen_fd, INBOX_MAIN);
-		if (ev_ctl)
-			worker_accept(&w, control_fd, INBOX_CONTROL);
+		else
+			worker_on_wake(&w, listen_fd, control_fd, &wk);
 	}
 	atomic_store(&w.slot->state, NP_SLOT_EXITING);
 	inbox_close_all(&w.inbox);

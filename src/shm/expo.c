@@ -62,10 +62,10 @@ static const char *expo_route(const struct np_shm *shm, int r, char *buf, size_t
 	return buf;
 }
 
-static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *m)
+/* The requests: their durations by route and code, their count, the error answers by code. */
+static void expo_http(FILE *f, const struct np_shm *shm, const struct np_mrow *m)
 {
-	const struct np_shm_header *h = shm->hdr;
-	char route[64], labels[256], lab[160];
+	char route[64], labels[256];
 
 	expo_head(f, "neonpool_http_request_duration_seconds", "histogram",
 	          "Time from the front server handing the request over (NEONPOOL_QUEUE_START, its queue included; else our accept) to the answer sent, by route and status code.");
@@ -109,6 +109,13 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 	for (int e = 0; e < NP_MERRORS; e++)
 		fprintf(f, "neonpool_http_errors_total{code=\"%s\"} %llu\n", metrics_errors[e],
 		        (unsigned long long)atomic_load(&m->errors[e]));
+}
+
+/* The phases of requests by route, and the database's figures: acquire waits over every route,
+ * connects over all, statement round trips by route. */
+static void expo_phases(FILE *f, const struct np_shm *shm, const struct np_mrow *m)
+{
+	char route[64], labels[256], lab[160];
 
 	expo_head(f, "neonpool_request_phase_seconds", "histogram",
 	          "Time of each phase of requests (acquire, connect, query, upstream), by route; route pool is the "
@@ -143,9 +150,17 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 		snprintf(labels, sizeof(labels), "route=\"%s\",", expo_route(shm, r, route, sizeof(route)));
 		expo_hist(f, "neonpool_db_query_duration_seconds", labels, &m->phase[r][NP_PHASE_QUERY]);
 	}
+}
 
-	/* gauges of the pool, from the slots and tokens */
-	static const char *const epname[NP_EP_COUNT] = { "primary", "replica" };
+static const char *const expo_epname[NP_EP_COUNT] = { "primary", "replica" };
+
+/* The budget's gauges by endpoint, from the tokens and the header: connections by state, the
+ * configured, effective and server limits. */
+static void expo_budget(FILE *f, const struct np_shm *shm)
+{
+	const struct np_shm_header *h = shm->hdr;
+	const char *const *epname = expo_epname;
+
 	expo_head(f, "neonpool_db_connections", "gauge", "Server connections under the budget, by endpoint and state.");
 	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
 		const struct np_endpoint_shm *e = &h->ep[ep];
@@ -176,6 +191,13 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 		fprintf(f, "neonpool_db_connections_max{endpoint=\"%s\",source=\"server\"} %d\n", epname[ep],
 		        smax > 0 ? smax - sres : 0);
 	}
+}
+
+/* The workers and the endpoints' health: requests waiting, workers by state, the breaker. */
+static void expo_workers(FILE *f, const struct np_shm *shm)
+{
+	const struct np_shm_header *h = shm->hdr;
+	const char *const *epname = expo_epname;
 	int waiting = 0, wst[8] = { 0 };
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		const struct np_slot *s = &shm->slots[i];
@@ -207,6 +229,12 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 		if (atomic_load(&h->ep[ep].configured))
 			fprintf(f, "neonpool_breaker_opened_total{endpoint=\"%s\"} %llu\n", epname[ep],
 			        (unsigned long long)atomic_load(&h->ep[ep].breaker_opened_total));
+}
+
+/* The counters of the rows, then the pools' respawns, deaths and children alive, and the start. */
+static void expo_counters(FILE *f, const struct np_shm *shm, const struct np_mrow *m)
+{
+	const struct np_shm_header *h = shm->hdr;
 
 	/* counters of the rows */
 	const struct {
@@ -250,6 +278,16 @@ static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *
 			        shm_pool_alive(shm, (enum np_slot_kind)kind));
 	expo_head(f, "neonpool_start_time_seconds", "gauge", "When the daemon started (Unix time): counters reset only then.");
 	fprintf(f, "neonpool_start_time_seconds %.3f\n", (double)atomic_load(&h->started_us) / 1e6);
+}
+
+/* The whole exposition, in the order a scrape has always seen it. */
+static void expo_write(FILE *f, const struct np_shm *shm, const struct np_mrow *m)
+{
+	expo_http(f, shm, m);
+	expo_phases(f, shm, m);
+	expo_budget(f, shm);
+	expo_workers(f, shm);
+	expo_counters(f, shm, m);
 }
 
 char *expo_metrics(const struct np_shm *shm, size_t *len)

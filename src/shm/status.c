@@ -148,12 +148,10 @@ static cJSON *status_respawn(const struct np_shm *shm)
 	return o;
 }
 
-cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool full)
+/* The master's and supervisor's pids, the generation, uptime and the respawns. */
+static void status_header(cJSON *root, const struct np_shm *shm)
 {
 	const struct np_shm_header *h = shm->hdr;
-	cJSON *root = cJSON_CreateObject();
-	if (root == NULL)
-		return NULL;
 	cJSON_AddNumberToObject(root, "master_pid", atomic_load(&h->master_pid));
 	cJSON_AddNumberToObject(root, "supervisor_pid", atomic_load(&h->supervisor_pid));
 	cJSON_AddNumberToObject(root, "generation", atomic_load(&h->generation));
@@ -167,10 +165,37 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 	cJSON_AddBoolToObject(root, "respawn_backoff", backoff != NULL);
 	cJSON_Delete(backoff);
 	cJSON_AddItemToObject(root, "respawn", status_respawn(shm));
+}
+
+/* One worker's slot i as ?full shows it (state st, now: the wall clock). */
+static cJSON *status_worker(const struct np_slot *s, int i, uint32_t st, int64_t now)
+{
+	cJSON *w = cJSON_CreateObject();
+	cJSON_AddNumberToObject(w, "slot", i);
+	cJSON_AddNumberToObject(w, "pid", atomic_load(&s->pid));
+	cJSON_AddNumberToObject(w, "generation", atomic_load(&s->generation));
+	cJSON_AddStringToObject(w, "state", shm_state_name(st));
+	cJSON_AddNumberToObject(w, "requests", (double)atomic_load(&s->requests));
+	int64_t rs = atomic_load(&s->req_start_us);
+	cJSON_AddNumberToObject(w, "busy_ms", shm_state_busy(st) && rs ? (double)(now - rs) / 1000.0 : 0);
+	cJSON_AddNumberToObject(w, "peers_refused", (double)atomic_load(&s->peers_refused));
+	cJSON_AddNumberToObject(w, "read_timeouts", (double)atomic_load(&s->read_timeouts));
+	cJSON_AddNumberToObject(w, "bad_requests", (double)atomic_load(&s->bad_requests));
+	char route[sizeof(s->route)];
+	memcpy(route, s->route, sizeof(route));
+	route[sizeof(route) - 1] = '\0';
+	cJSON_AddStringToObject(w, "route", route);
+	cJSON_AddBoolToObject(w, "waiting", atomic_load(&s->waiting) != 0);
+	return w;
+}
+
+/* The slots' totals (requests, connects, 503s, waiting, workers by state) into root; with full,
+ * the array of the workers (the caller adds it last), else NULL. */
+static cJSON *status_slots(cJSON *root, const struct np_shm *shm, bool full, int64_t now)
+{
 	uint64_t connects = 0, shed = 0, requests = 0;
 	int waiting = 0, by_state[8] = { 0 };
 	cJSON *workers = full ? cJSON_CreateArray() : NULL;
-	int64_t now = util_wall_us();
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		const struct np_slot *s = &shm->slots[i];
 		uint32_t kind = atomic_load(&s->kind);
@@ -182,25 +207,8 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 		waiting += (int)atomic_load(&s->waiting);
 		uint32_t st = atomic_load(&s->state);
 		by_state[st < 8 ? st : 0]++;
-		if (!workers)
-			continue;
-		cJSON *w = cJSON_CreateObject();
-		cJSON_AddNumberToObject(w, "slot", i);
-		cJSON_AddNumberToObject(w, "pid", atomic_load(&s->pid));
-		cJSON_AddNumberToObject(w, "generation", atomic_load(&s->generation));
-		cJSON_AddStringToObject(w, "state", shm_state_name(st));
-		cJSON_AddNumberToObject(w, "requests", (double)atomic_load(&s->requests));
-		int64_t rs = atomic_load(&s->req_start_us);
-		cJSON_AddNumberToObject(w, "busy_ms", shm_state_busy(st) && rs ? (double)(now - rs) / 1000.0 : 0);
-		cJSON_AddNumberToObject(w, "peers_refused", (double)atomic_load(&s->peers_refused));
-		cJSON_AddNumberToObject(w, "read_timeouts", (double)atomic_load(&s->read_timeouts));
-		cJSON_AddNumberToObject(w, "bad_requests", (double)atomic_load(&s->bad_requests));
-		char route[sizeof(s->route)];
-		memcpy(route, s->route, sizeof(route));
-		route[sizeof(route) - 1] = '\0';
-		cJSON_AddStringToObject(w, "route", route);
-		cJSON_AddBoolToObject(w, "waiting", atomic_load(&s->waiting) != 0);
-		cJSON_AddItemToArray(workers, w);
+		if (workers)
+			cJSON_AddItemToArray(workers, status_worker(s, i, st, now));
 	}
 	cJSON_AddNumberToObject(root, "requests_total", (double)requests);
 	cJSON_AddNumberToObject(root, "connects_total", (double)connects);
@@ -210,40 +218,42 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 	static const uint32_t states[] = { NP_SLOT_STARTING, NP_SLOT_IDLE, NP_SLOT_READING, NP_SLOT_BUSY, NP_SLOT_EXITING };
 	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
 		cJSON_AddNumberToObject(ws, shm_state_name(states[i]), by_state[states[i]]);
+	return workers;
+}
 
-	/* the metrics rows: counters, errors by code, last warm-up ping, totals per route */
-	uint64_t counters[NP_MC_COUNT] = { 0 }, errors[NP_MERRORS] = { 0 }, totals[NP_MROUTES] = { 0 };
-	int64_t ping_us = 0;
-	uint32_t ping_ok = 0, ping_c = 0, ping_q = 0;
+/* The metrics rows summed: counters, errors by code, totals per route, the newest warm-up ping. */
+struct status_sums {
+	uint64_t counters[NP_MC_COUNT], errors[NP_MERRORS], totals[NP_MROUTES];
+	int64_t ping_us;
+	uint32_t ping_ok, ping_c, ping_q;
+};
+
+static void status_sum_rows(const struct np_shm *shm, struct status_sums *t)
+{
+	memset(t, 0, sizeof(*t));
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		const struct np_mrow *row = &shm->mrows[i];
 		if (!atomic_load(&row->used))
 			continue;
 		for (int c = 0; c < NP_MC_COUNT; c++)
-			counters[c] += atomic_load(&row->counters[c]);
+			t->counters[c] += atomic_load(&row->counters[c]);
 		for (int c = 0; c < NP_MERRORS; c++)
-			errors[c] += atomic_load(&row->errors[c]);
+			t->errors[c] += atomic_load(&row->errors[c]);
 		for (int r = 0; r < NP_MROUTES; r++)
-			totals[r] += atomic_load(&row->hist[r][NP_PHASE_TOTAL].count);
+			t->totals[r] += atomic_load(&row->hist[r][NP_PHASE_TOTAL].count);
 		int64_t p = atomic_load(&row->last_ping_us);
-		if (p > ping_us) {
-			ping_us = p;
-			ping_ok = atomic_load(&row->last_ping_ok);
-			ping_c = atomic_load(&row->last_ping_connect_us);
-			ping_q = atomic_load(&row->last_ping_query_us);
+		if (p > t->ping_us) {
+			t->ping_us = p;
+			t->ping_ok = atomic_load(&row->last_ping_ok);
+			t->ping_c = atomic_load(&row->last_ping_connect_us);
+			t->ping_q = atomic_load(&row->last_ping_query_us);
 		}
 	}
-	cJSON *cj = cJSON_AddObjectToObject(root, "counters");
-	cJSON_AddNumberToObject(cj, "retries", (double)counters[NP_MC_RETRIES]);
-	cJSON_AddNumberToObject(cj, "connects_ok", (double)counters[NP_MC_CONNECTS_OK]);
-	cJSON_AddNumberToObject(cj, "connects_failed", (double)counters[NP_MC_CONNECTS_FAILED]);
-	cJSON_AddNumberToObject(cj, "acquire_timeouts", (double)counters[NP_MC_ACQUIRE_TIMEOUTS]);
-	cJSON_AddNumberToObject(cj, "shed", (double)counters[NP_MC_SHED]);
-	cJSON_AddNumberToObject(cj, "cold_starts", (double)counters[NP_MC_COLD_STARTS]);
-	cJSON *ej = cJSON_AddObjectToObject(root, "errors");
-	for (int c = 0; c < NP_MERRORS; c++)
-		if (errors[c])
-			cJSON_AddNumberToObject(ej, metrics_errors[c], (double)errors[c]);
+}
+
+/* The warm-up: the policy (when conf is known), its pings and the last one. */
+static void status_warmup(cJSON *root, const struct np_conf *conf, const struct status_sums *t, int64_t now)
+{
 	cJSON *wu = cJSON_AddObjectToObject(root, "warmup");
 	if (conf) {
 		static const char *const pol[] = { "always", "while-active", "never", "schedule" };
@@ -255,22 +265,46 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 			cJSON_AddStringToObject(wu, "timezone", conf->warmup_timezone);
 		}
 	}
-	cJSON_AddNumberToObject(wu, "pings_total", (double)counters[NP_MC_WARMUP_PINGS]);
-	cJSON_AddNumberToObject(wu, "pings_failed_total", (double)counters[NP_MC_WARMUP_FAILED]);
-	if (ping_us > 0) {
+	cJSON_AddNumberToObject(wu, "pings_total", (double)t->counters[NP_MC_WARMUP_PINGS]);
+	cJSON_AddNumberToObject(wu, "pings_failed_total", (double)t->counters[NP_MC_WARMUP_FAILED]);
+	if (t->ping_us > 0) {
 		cJSON *lp = cJSON_AddObjectToObject(wu, "last_ping");
-		cJSON_AddNumberToObject(lp, "age_s", (double)(now - ping_us) / 1e6);
-		cJSON_AddBoolToObject(lp, "ok", ping_ok != 0);
-		cJSON_AddNumberToObject(lp, "connect_ms", ping_c / 1000.0);
-		cJSON_AddNumberToObject(lp, "query_ms", ping_q / 1000.0);
+		cJSON_AddNumberToObject(lp, "age_s", (double)(now - t->ping_us) / 1e6);
+		cJSON_AddBoolToObject(lp, "ok", t->ping_ok != 0);
+		cJSON_AddNumberToObject(lp, "connect_ms", t->ping_c / 1000.0);
+		cJSON_AddNumberToObject(lp, "query_ms", t->ping_q / 1000.0);
 	} else {
 		cJSON_AddNullToObject(wu, "last_ping");
 	}
+}
+
+cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool full)
+{
+	cJSON *root = cJSON_CreateObject();
+	if (root == NULL)
+		return NULL;
+	int64_t now = util_wall_us();
+	status_header(root, shm);
+	cJSON *workers = status_slots(root, shm, full, now);
+	struct status_sums t;
+	status_sum_rows(shm, &t);
+	cJSON *cj = cJSON_AddObjectToObject(root, "counters");
+	cJSON_AddNumberToObject(cj, "retries", (double)t.counters[NP_MC_RETRIES]);
+	cJSON_AddNumberToObject(cj, "connects_ok", (double)t.counters[NP_MC_CONNECTS_OK]);
+	cJSON_AddNumberToObject(cj, "connects_failed", (double)t.counters[NP_MC_CONNECTS_FAILED]);
+	cJSON_AddNumberToObject(cj, "acquire_timeouts", (double)t.counters[NP_MC_ACQUIRE_TIMEOUTS]);
+	cJSON_AddNumberToObject(cj, "shed", (double)t.counters[NP_MC_SHED]);
+	cJSON_AddNumberToObject(cj, "cold_starts", (double)t.counters[NP_MC_COLD_STARTS]);
+	cJSON *ej = cJSON_AddObjectToObject(root, "errors");
+	for (int c = 0; c < NP_MERRORS; c++)
+		if (t.errors[c])
+			cJSON_AddNumberToObject(ej, metrics_errors[c], (double)t.errors[c]);
+	status_warmup(root, conf, &t, now);
 	cJSON *eps = cJSON_AddObjectToObject(root, "endpoints");
 	cJSON_AddItemToObject(eps, "primary", status_endpoint(shm, NP_EP_PRIMARY));
-	if (atomic_load(&h->ep[NP_EP_REPLICA].configured))
+	if (atomic_load(&shm->hdr->ep[NP_EP_REPLICA].configured))
 		cJSON_AddItemToObject(eps, "replica", status_endpoint(shm, NP_EP_REPLICA));
-	cJSON_AddItemToObject(root, "routes", status_routes(shm, totals));
+	cJSON_AddItemToObject(root, "routes", status_routes(shm, t.totals));
 	if (workers)
 		cJSON_AddItemToObject(root, "workers", workers);
 	return root;

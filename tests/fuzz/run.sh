@@ -22,7 +22,7 @@ CC=${FUZZ_CC:-clang}
 TIMEOUT=${FUZZ_TIMEOUT:-10}
 RSS_MB=${FUZZ_RSS_MB:-2048}
 LIBDIRS=(core http text) # the pure libraries, in dependency order: http needs core; text needs core
-PKGS="libcjson libconfig libpq"
+PKGS="libcjson libconfig libpq libcrypto"
 
 MODE=run
 LIMIT=(-max_total_time=60)
@@ -54,7 +54,7 @@ probe() {
 		return 77
 	fi
 	if ! pkg-config --exists $PKGS; then
-		echo "pkg-config does not know $PKGS (install libcjson-dev libconfig-dev libpq-dev)"
+		echo "pkg-config does not know $PKGS (install libcjson-dev libconfig-dev libpq-dev libssl-dev)"
 		return 77
 	fi
 	return 0
@@ -72,7 +72,7 @@ fi
 # without a format attribute (-Wformat-nonliteral), gcc does not; the gcc build is the -Werror gate for that.
 CFLAGS=(-std=c11 -D_GNU_SOURCE -g -O1 -fno-omit-frame-pointer -Wall -Wextra -Werror -Wshadow -Wformat=2
 	-Wno-format-nonliteral -Wstrict-prototypes -Wmissing-prototypes -Wno-unused-parameter -fno-sanitize-recover=all)
-for d in "${LIBDIRS[@]}"; do CFLAGS+=(-I"$top/src/$d"); done
+for d in "${LIBDIRS[@]}"; do CFLAGS+=(-iquote "$top/src/$d"); done # -iquote: core/sched.h is no <sched.h>
 read -r -a PKG_CFLAGS <<<"$(pkg-config --cflags $PKGS)"
 read -r -a PKG_LIBS <<<"$(pkg-config --libs $PKGS)"
 CFLAGS+=("${PKG_CFLAGS[@]}")

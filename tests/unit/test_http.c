@@ -283,13 +283,30 @@ static void test_json_raw_compact(void **state)
 	cJSON_Delete(raw);
 }
 
+/* Why http_json_raw_compact is ours and not cJSON_Minify: cJSON 1.7.15 (Debian 12) takes the quote
+ * after an escaped backslash ("a\\") for an escaped quote, so it thinks the string goes on:
+ * ["a\\" , "b c"] came out of it as ["a\\" , "bc"], a chapter title changed and the blank
+ * before the comma kept. A title ending in a backslash is a title a manual can have. */
+static void test_json_raw_compact_escaped_backslash(void **state)
+{
+	(void)state;
+	cJSON *raw = http_json_raw_compact("[\"a\\\\\" , \"b c\"]");
+	assert_non_null(raw);
+	assert_string_equal(raw->valuestring, "[\"a\\\\\",\"b c\"]");
+	cJSON_Delete(raw);
+	raw = http_json_raw_compact("[{\"t\" : \"\\\\\\\\\"} , {\"t\" : \"x y\"}]"); /* "\\\\" then "x y" */
+	assert_non_null(raw);
+	assert_string_equal(raw->valuestring, "[{\"t\":\"\\\\\\\\\"},{\"t\":\"x y\"}]");
+	cJSON_Delete(raw);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_parse_basic),    cmocka_unit_test(test_parse_lighttpd_fallback),
 		cmocka_unit_test(test_parse_rejects),  cmocka_unit_test(test_request_id_sanitised),
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
-		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_json_raw_compact), cmocka_unit_test(test_queue_start_rejects),
+		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_json_raw_compact), cmocka_unit_test(test_json_raw_compact_escaped_backslash), cmocka_unit_test(test_queue_start_rejects),
 		cmocka_unit_test(test_queue_start_accepts), cmocka_unit_test(test_write_route_parts),
 		cmocka_unit_test(test_status_reason_phrases),
 	};

@@ -120,6 +120,43 @@ static void test_bearer(void **state)
 		assert_true(input_bearer(hdr, back) == -1 || memcmp(tok, back, sizeof(tok)) != 0);
 }
 
+/* base64url through libcrypto: the URL-safe alphabet both ways, no padding, strict decoding */
+static void test_base64url(void **state)
+{
+	uint8_t tok[INPUT_TOKEN_BYTES], back[INPUT_TOKEN_BYTES];
+	char enc[INPUT_TOKEN_CHARS + 1], hdr[80];
+	for (int i = 0; i < INPUT_TOKEN_BYTES; i++)
+		tok[i] = (uint8_t)(0xa0 + i);
+	input_token_encode(tok, enc);
+	assert_string_equal(enc, "oKGio6SlpqeoqaqrrK2ur7CxsrO0tba3uLm6u7y9vr8"); /* Python's urlsafe_b64encode */
+	memset(tok, 0xff, sizeof(tok));
+	tok[0] = 0xfb;
+	input_token_encode(tok, enc);
+	assert_string_equal(enc, "-_________________________________________8"); /* '-' and '_', never '+' '/' */
+	snprintf(hdr, sizeof(hdr), "Bearer %s", enc);
+	assert_int_equal(input_bearer(hdr, back), 0);
+	assert_memory_equal(tok, back, sizeof(tok));
+	/* the standard alphabet's '+' and '/' are not base64url */
+	snprintf(hdr, sizeof(hdr), "Bearer +%s", enc + 1);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	snprintf(hdr, sizeof(hdr), "Bearer %.20s/%s", enc, enc + 21);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	/* padding, white space or a NUL inside: refused (libcrypto's decoder would skip white space) */
+	snprintf(hdr, sizeof(hdr), "Bearer %.41s==", enc);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	snprintf(hdr, sizeof(hdr), "Bearer %.20s %s", enc, enc + 21);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	snprintf(hdr, sizeof(hdr), "Bearer %.20s\t%s", enc, enc + 21);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	/* 'x' (49 = 0b110001) as the last character: its unused low bits are not zero */
+	snprintf(hdr, sizeof(hdr), "Bearer %.42sx", enc);
+	assert_int_equal(input_bearer(hdr, back), -1);
+	/* 'w' (48 = 0b110000): unused bits zero, so a token (another one) */
+	snprintf(hdr, sizeof(hdr), "Bearer %.42sw", enc);
+	assert_int_equal(input_bearer(hdr, back), 0);
+	assert_int_equal(back[INPUT_TOKEN_BYTES - 1], 0xfc);
+}
+
 static void test_idempotency_key(void **state)
 {
 	struct input_err e;
@@ -147,7 +184,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_content_type), cmocka_unit_test(test_json_object), cmocka_unit_test(test_fields),
-		cmocka_unit_test(test_bearer), cmocka_unit_test(test_idempotency_key),
+		cmocka_unit_test(test_bearer), cmocka_unit_test(test_base64url), cmocka_unit_test(test_idempotency_key),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
