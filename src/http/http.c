@@ -403,13 +403,15 @@ bool http_etag_match(const char *inm, const char *tag)
 		if (*q != '"')
 			return false;
 		size_t len = (size_t)(q - p) + 1;
-		if (len == tlen && memcmp(p, tag, tlen) == 0)
-			return true;
-		p = q + 1;
-		while (*p == ' ' || *p == '\t')
-			p++;
-		if (*p != ',' && *p != '\0')
+		bool same = len == tlen && memcmp(p, tag, tlen) == 0;
+		const char *e = q + 1;
+		while (*e == ' ' || *e == '\t')
+			e++;
+		if (*e != ',' && *e != '\0')
 			return false;
+		if (same)
+			return true;
+		p = e;
 	}
 }
 
