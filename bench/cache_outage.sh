@@ -11,7 +11,7 @@
 #     change to a read-before passage took to be served through the cache (the bound:
 #     content_max_age_s + 2 s).
 # Not in the default suite. Usage: bench/cache_outage.sh [OUTAGE_S [MAX_AGE_S]]   (30, 5)
-#   NP_CACHE_LOCK_TIMEOUT=T  fastcgi_cache_lock_timeout for this run (the snippet's value otherwise)
+#   NP_CACHE_LOCK_TIMEOUT=T  turn nginx's fastcgi_cache_lock on with this timeout (off in the snippet)
 #   NP_WRK_DELAY_MS=N        each wrk connection waits N ms between requests (paced: the offered
 #                            load is about 100 * 1000 / N req/s); 0 (default): a closed loop
 . "$(dirname "$0")/../tests/integration/lib.sh"
@@ -25,11 +25,11 @@ NP_SEED_BOOKS=10
 np_db_start workers=4 budget=2 min_warm=2 content_max_age_s="$max_age" retry_after_s=1
 b0=$NP_BOOK_MIN
 if [ -n "${NP_CACHE_LOCK_TIMEOUT:-}" ]; then
-	sed -i "s|fastcgi_cache_lock_timeout [^;]*;|fastcgi_cache_lock_timeout $NP_CACHE_LOCK_TIMEOUT;|" "$NP_TMP/nginx/neonpool.conf"
+	sed -i "s|fastcgi_cache_lock off;|fastcgi_cache_lock on; fastcgi_cache_lock_timeout $NP_CACHE_LOCK_TIMEOUT;|" "$NP_TMP/nginx/neonpool.conf"
 	kill -HUP "$NP_NGINX_PID"
 	sleep 1
 fi
-echo "RESULT nginx: $(grep -o 'fastcgi_cache_lock_timeout [^;]*' "$NP_TMP/nginx/neonpool.conf"); wrk -c100, ${NP_WRK_DELAY_MS:-0} ms between a connection's requests"
+echo "RESULT nginx: $(grep -o 'fastcgi_cache_lock [^#]*' "$NP_TMP/nginx/neonpool.conf" | head -n 1); wrk -c100, ${NP_WRK_DELAY_MS:-0} ms between a connection's requests"
 
 # read before: chapters 1-10 of the first 5 books and the first 300 passages; never read: the
 # chapters of the last 5 books
