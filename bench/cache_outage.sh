@@ -29,7 +29,7 @@ if [ -n "${NP_CACHE_LOCK_TIMEOUT:-}" ]; then
 	kill -HUP "$NP_NGINX_PID"
 	sleep 1
 fi
-echo "RESULT nginx: $(grep -o 'fastcgi_cache_lock [^#]*' "$NP_TMP/nginx/neonpool.conf" | head -n 1); wrk -c100, ${NP_WRK_DELAY_MS:-0} ms between a connection's requests"
+echo "RESULT nginx: $(grep -o 'fastcgi_cache_lock [^#]*' "$NP_TMP/nginx/neonpool.conf" | head -n 1 | sed 's/;$//'); wrk -c100, ${NP_WRK_DELAY_MS:-0} ms between a connection's requests"
 
 # read before: chapters 1-10 of the first 5 books and the first 300 passages; never read: the
 # chapters of the last 5 books
