@@ -125,6 +125,11 @@ void api_cache_refresh(void)
 	if (shm == NULL || !db_holder(NP_EP_PRIMARY))
 		return;
 	int64_t now = util_now_ms();
+	_Atomic int64_t *due = &shm->hdr->cache_refresh_due_ms;
+	int64_t d = atomic_load(due);
+	/* a little early rather than a poll late: an idle holder wakes every second */
+	if (now < d - 50)
+		return;
 	/* only while readers ask for content */
 	int64_t asked = 0;
 	for (uint32_t i = 0; i < shm->hdr->nslots; i++) {
@@ -132,12 +137,8 @@ void api_cache_refresh(void)
 		if (a > asked)
 			asked = a;
 	}
-	if (asked == 0 || now - asked > API_CACHE_ACTIVE_MS)
-		return;
-	_Atomic int64_t *due = &shm->hdr->cache_refresh_due_ms;
-	int64_t d = atomic_load(due);
-	/* a little early rather than a poll late: an idle holder wakes every second */
-	if (now < d - 50 || !atomic_compare_exchange_strong(due, &d, now + API_CACHE_REFRESH_MS))
+	if (asked == 0 || now - asked > API_CACHE_ACTIVE_MS ||
+	    !atomic_compare_exchange_strong(due, &d, now + API_CACHE_REFRESH_MS))
 		return;
 	int64_t t0 = util_now_us(); /* the statement's snapshot is taken after this: every commit before it is seen */
 	PGresult *r = db_idle_exec(&stmt_generation, NULL);
