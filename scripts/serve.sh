@@ -231,6 +231,8 @@ start_nginx() {
 		"$top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	is_root && user="user nobody $(id -gn nobody 2>/dev/null || echo nogroup);"
 	sed -i "s|/usr/share/neonpool/www|$(www_root)|g" "$dir/neonpool.conf"
+	# nginx's content cache: in the state directory (the package's is /var/cache/neonpool/nginx)
+	sed -i "s|/var/cache/neonpool/nginx|$dir/cache|" "$dir/neonpool.conf"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
 	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx refused its config"

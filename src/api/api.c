@@ -58,9 +58,9 @@ static const struct np_route api_table[] = {
 	{ "GET", "/metrics", api_metrics, ROUTE_ADMIN, "metrics" },
 	{ "GET", "/status", api_status, ROUTE_ADMIN, "status" },
 	{ "GET", "/api/v1/version", api_version, 0, "version" },
-	{ "GET", "/api/v1/books", api_books_list, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.list" },
-	{ "GET", "/api/v1/books/{id}", api_book_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "books.get" },
-	{ "GET", "/api/v1/passages/{id}", api_passage_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "passages.get" },
+	{ "GET", "/api/v1/books", api_books_list, ROUTE_NEEDS_DB | ROUTE_READ_ONLY | ROUTE_CONTENT, "books.list" },
+	{ "GET", "/api/v1/books/{id}", api_book_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY | ROUTE_CONTENT, "books.get" },
+	{ "GET", "/api/v1/passages/{id}", api_passage_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY | ROUTE_CONTENT, "passages.get" },
 	/* issue 7 (h7c): chat sessions; never ROUTE_READ_ONLY (read-your-writes: the primary) */
 	{ "POST", "/api/v1/sessions", api_session_create, ROUTE_NEEDS_DB, "sessions.create" },
 	{ "DELETE", "/api/v1/sessions/{id}", api_session_delete, ROUTE_NEEDS_DB, "sessions.delete" },
@@ -68,8 +68,8 @@ static const struct np_route api_table[] = {
 	{ "POST", "/api/v1/sessions/{id}/messages", api_message_post, ROUTE_NEEDS_DB, "messages.create" },
 	{ "POST", "/api/v1/messages/{id}/feedback", api_feedback_post, ROUTE_NEEDS_DB, "feedback.create" },
 	/* issue 7, h7b: the chatbot's reads */
-	{ "GET", "/api/v1/books/{id}/chapters/{n}", api_chapter_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "chapters.get" },
-	{ "GET", "/api/v1/search", api_search, ROUTE_NEEDS_DB | ROUTE_READ_ONLY, "search" },
+	{ "GET", "/api/v1/books/{id}/chapters/{n}", api_chapter_get, ROUTE_NEEDS_DB | ROUTE_READ_ONLY | ROUTE_CONTENT, "chapters.get" },
+	{ "GET", "/api/v1/search", api_search, ROUTE_NEEDS_DB | ROUTE_READ_ONLY | ROUTE_CONTENT, "search" },
 	/* issue 9: the ask turn (its own worker pool with ask_listen) */
 	{ "POST", "/api/v1/sessions/{id}/ask", api_ask, ROUTE_NEEDS_DB, "ask" },
 	{ "POST", "/api/v1/sessions/{id}/ask/{message_id}/cancel", api_ask_cancel, ROUTE_NEEDS_DB, "ask.cancel" },

@@ -5,13 +5,19 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_cache.h"
 #include "db.h"
 #include "http.h"
 #include "util.h"
 
+/* The last column of every content statement is the content's generation (migration 008), read
+ * in the same snapshot as the rows: the answer's ETag (api_cache.c). The book list always has one
+ * row: NULL book columns when the page is empty. */
 static const struct np_stmt stmt_books_list = {
 	0, "np_books_list",
-	"SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2", 2, 0
+	"SELECT b.id, b.slug, b.title, b.author, b.language, g.generation FROM np_content_generation g "
+	"LEFT JOIN LATERAL (SELECT id, slug, title, author, language FROM books ORDER BY id LIMIT $1 OFFSET $2) b "
+	"ON true WHERE g.id = 1 ORDER BY b.id", 2, 0
 };
 /* the book and its chapters in one round trip. The chapter list is PostgreSQL's JSON, put into the
  * answer as it is (cJSON raw): a bigint id comes out of json_build_object as exact digits, and
@@ -21,12 +27,14 @@ static const struct np_stmt stmt_book_get = {
 	1, "np_book_get",
 	"SELECT b.id, b.slug, b.title, b.author, b.language, "
 	"COALESCE(json_agg(json_build_object('id', c.id, 'position', c.position, 'title', c.title) "
-	"ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json) "
+	"ORDER BY c.position) FILTER (WHERE c.id IS NOT NULL), '[]'::json), "
+	"(SELECT generation FROM np_content_generation WHERE id = 1) "
 	"FROM books b LEFT JOIN chapters c ON c.book_id = b.id WHERE b.id = $1 GROUP BY b.id", 1, 0
 };
 static const struct np_stmt stmt_passage_get = {
 	2, "np_passage_get",
-	"SELECT p.id, p.chapter_id, c.book_id, p.position, p.body FROM passages p "
+	"SELECT p.id, p.chapter_id, c.book_id, p.position, p.body, "
+	"(SELECT generation FROM np_content_generation WHERE id = 1) FROM passages p "
 	"JOIN chapters c ON c.id = p.chapter_id WHERE p.id = $1", 1, 0
 };
 
@@ -69,8 +77,11 @@ void api_books_list(struct np_request *req, struct np_response *resp)
 		return;
 	cJSON *root = cJSON_CreateObject();
 	cJSON *arr = root ? cJSON_AddArrayToObject(root, "books") : NULL;
-	bool ok = arr && http_json_add_int64(root, "limit", limit) && http_json_add_int64(root, "offset", offset);
-	for (int i = 0; ok && i < PQntuples(r); i++) {
+	bool ok = arr && http_json_add_int64(root, "limit", limit) && http_json_add_int64(root, "offset", offset) &&
+	          PQntuples(r) >= 1 && api_cache_tag(resp, PQgetvalue(r, 0, 5));
+	/* an empty page: one row of NULL book columns */
+	int rows = PQntuples(r) >= 1 && PQgetisnull(r, 0, 0) ? 0 : PQntuples(r);
+	for (int i = 0; ok && i < rows; i++) {
 		cJSON *b = api_book_json(r, i);
 		ok = b && cJSON_AddItemToArray(arr, b);
 		if (!ok)
@@ -112,8 +123,9 @@ void api_book_get(struct np_request *req, struct np_response *resp)
 		return;
 	cJSON *book = api_book_json(r, 0);
 	cJSON *chapters = api_chapters_json(PQgetvalue(r, 0, 5));
+	bool tagged = api_cache_tag(resp, PQgetvalue(r, 0, 6));
 	PQclear(r);
-	if (!book || !chapters || !cJSON_AddItemToObject(book, "chapters", chapters)) {
+	if (!book || !chapters || !tagged || !cJSON_AddItemToObject(book, "chapters", chapters)) {
 		cJSON_Delete(book);
 		cJSON_Delete(chapters);
 		http_respond_error(resp, 500, "internal", "malformed book or chapter list from the database");
@@ -130,7 +142,7 @@ void api_passage_get(struct np_request *req, struct np_response *resp)
 	cJSON *o = cJSON_CreateObject();
 	bool ok = o && api_add_int(o, "id", PQgetvalue(r, 0, 0)) && api_add_int(o, "chapter_id", PQgetvalue(r, 0, 1)) &&
 	          api_add_int(o, "book_id", PQgetvalue(r, 0, 2)) && api_add_int(o, "position", PQgetvalue(r, 0, 3)) &&
-	          cJSON_AddStringToObject(o, "body", PQgetvalue(r, 0, 4));
+	          cJSON_AddStringToObject(o, "body", PQgetvalue(r, 0, 4)) && api_cache_tag(resp, PQgetvalue(r, 0, 5));
 	PQclear(r);
 	if (!ok) {
 		cJSON_Delete(o);

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_cache.h"
 #include "db.h"
 #include "http.h"
 
@@ -16,10 +17,12 @@
 /* One round trip: the book (no row: no such book), its chapter at position $2 (NULL columns: no
  * such chapter), the chapter's passage count, and one page of passages, a row each (NULL when the
  * page is empty). $3 keyset (passages after that position, NULL for none), $4 limit + 1 (the
- * extra row says there is a next page), $5 offset. */
+ * extra row says there is a next page), $5 offset. The last column is the content's generation
+ * (the ETag, api_cache.c). */
 static const struct np_stmt stmt_chapter_get = {
 	8, "np_chapter_get",
-	"SELECT c.id, c.title, k.n, p.id, p.position, p.body, p.heading "
+	"SELECT c.id, c.title, k.n, p.id, p.position, p.body, p.heading, "
+	"(SELECT generation FROM np_content_generation WHERE id = 1) "
 	"FROM books b "
 	"LEFT JOIN chapters c ON c.book_id = b.id AND c.position = $2 "
 	"LEFT JOIN LATERAL (SELECT count(*) AS n FROM passages WHERE chapter_id = c.id) k ON true "
@@ -90,7 +93,7 @@ void api_chapter_get(struct np_request *req, struct np_response *resp)
 	          api_add_int(o, "passage_count", PQgetvalue(r, 0, 2)) && http_json_add_int64(o, "limit", limit) &&
 	          (after >= 0 ? http_json_add_int64(o, "after", after)
 	                      : http_json_add_int64(o, "offset", offset < 0 ? 0 : offset)) &&
-	          (arr = cJSON_AddArrayToObject(o, "passages")) != NULL;
+	          (arr = cJSON_AddArrayToObject(o, "passages")) != NULL && api_cache_tag(resp, PQgetvalue(r, 0, 7));
 	for (int i = 0; ok && i < got; i++) {
 		cJSON *p = api_passage_row(r, i);
 		ok = p && cJSON_AddItemToArray(arr, p);

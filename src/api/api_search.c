@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "api.h"
+#include "api_cache.h"
 #include "db.h"
 #include "http.h"
 #include "query.h"
@@ -21,7 +22,8 @@
  * The heading (weight A in tsv, migration 002) comes as it is; the snippet is the body's. It
  * marks hits with \x02 and \x03, which api_snippet() turns into <mark> tags after escaping the
  * text. The first column says whether the book filter names a book: the query
- * always returns one row (NULL hit columns when nothing matched).
+ * always returns one row (NULL hit columns when nothing matched); its last column is the
+ * content's generation (the ETag, api_cache.c).
  * $1 q, $2 book id or NULL, $3 limit, $4 offset. */
 static const struct np_stmt stmt_search = {
 	9, "np_search",
@@ -34,8 +36,9 @@ static const struct np_stmt stmt_search = {
 	"SELECT $2::bigint IS NULL OR EXISTS (SELECT 1 FROM books WHERE id = $2), "
 	"  g.id, g.rank, b.id, b.title, c.id, c.position, c.title, "
 	"  CASE WHEN g.n <= $3 THEN ts_headline('english', p.body, q.query, "
-	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3') END, p.heading "
-	"FROM (SELECT 1) a LEFT JOIN (page g JOIN passages p ON p.id = g.id "
+	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3') END, p.heading, "
+	"  a.generation "
+	"FROM (SELECT generation FROM np_content_generation WHERE id = 1) a LEFT JOIN (page g JOIN passages p ON p.id = g.id "
 	"  JOIN chapters c ON c.id = g.chapter_id JOIN books b ON b.id = c.book_id CROSS JOIN q) ON true "
 	"ORDER BY g.n",
 	4, 0
@@ -179,7 +182,7 @@ void api_search(struct np_request *req, struct np_response *resp)
 	bool ok = o && cJSON_AddStringToObject(o, "query", q) &&
 	          (fb == 1 ? api_add_int(o, "book", book) : cJSON_AddNullToObject(o, "book") != NULL) &&
 	          http_json_add_int64(o, "limit", limit) && http_json_add_int64(o, "offset", offset) &&
-	          (arr = cJSON_AddArrayToObject(o, "results")) != NULL;
+	          (arr = cJSON_AddArrayToObject(o, "results")) != NULL && api_cache_tag(resp, PQgetvalue(r, 0, 10));
 	for (int i = 0; ok && i < got; i++) {
 		cJSON *h = api_hit_json(r, i);
 		ok = h && cJSON_AddItemToArray(arr, h);

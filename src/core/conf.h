@@ -81,6 +81,9 @@ struct np_conf {
 	int breaker_failures;        /* failures: consecutive connect or connection failures that open the circuit break */
 	int breaker_probe_ms;        /* ms: while the breaker is open, the supervisor probes the database this oft */
 	int retry_after_s;           /* s: value of the Retry-After header on 503 answers */
+	int content_max_age_s;       /* s: max-age of the content routes' answers */
+	int content_stale_while_revalidate_s; /* s: stale-while-revalidate of the content routes */
+	int content_stale_if_error_s; /* s: stale-if-error of the content routes */
 	int client_check_ms;          /* ms: client_connection_check_interval of our backends (0 = off) */
 	int orphan_grace_ms;         /* ms: after a worker died, its connections count against the budget until th */
 	bool pooler_mode;            /* the server is a transaction-mode pooler (PgBouncer, Neon -pooler): unn */

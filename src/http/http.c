@@ -97,6 +97,7 @@ int http_parse_request(struct np_request *req, http_getparam_fn get, void *ctx, 
 	req->authorization = get("HTTP_AUTHORIZATION", ctx);
 	req->idempotency_key = get("HTTP_IDEMPOTENCY_KEY", ctx);
 	req->accept = get("HTTP_ACCEPT", ctx);
+	req->if_none_match = get("HTTP_IF_NONE_MATCH", ctx);
 	req->ask_tx = get("NEONPOOL_ASK_TX", ctx);
 	req->stream = NULL;
 
@@ -326,22 +327,29 @@ const char *http_status_text(int status)
 
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n)
 {
-	int len = resp->status == 204
-	                  ? snprintf(buf, n, "Status: 204 %s\r\nCache-Control: no-store\r\n"
+	const char *cc = resp->cache_control ? resp->cache_control : "no-store";
+	int len = resp->status == 204 || resp->status == 304
+	                  ? snprintf(buf, n, "Status: %d %s\r\nCache-Control: %s\r\n"
 	                             "X-Content-Type-Options: nosniff\r\nX-Request-Id: %s\r\n",
-	                             http_status_text(204), request_id)
+	                             resp->status, http_status_text(resp->status), cc, request_id)
 	                  : snprintf(buf, n,
 	                             "Status: %d %s\r\n"
 	                             "Content-Type: %s\r\n"
 	                             "Content-Length: %zu\r\n"
-	                             "Cache-Control: no-store\r\n"
+	                             "Cache-Control: %s\r\n"
 	                             "X-Content-Type-Options: nosniff\r\n"
 	                             "X-Request-Id: %s\r\n",
 	                             resp->status, http_status_text(resp->status),
 	                             resp->content_type ? resp->content_type : "application/json", resp->body_len,
-	                             request_id);
+	                             cc, request_id);
 	if (len < 0 || (size_t)len >= n)
 		return -1;
+	if (resp->etag[0]) {
+		int k = snprintf(buf + len, n - (size_t)len, "ETag: %s\r\n", resp->etag);
+		if (k < 0 || (size_t)k >= n - (size_t)len)
+			return -1;
+		len += k;
+	}
 	if (resp->allow[0]) {
 		int k = snprintf(buf + len, n - (size_t)len, "Allow: %s\r\n", resp->allow);
 		if (k < 0 || (size_t)k >= n - (size_t)len)
@@ -358,6 +366,53 @@ int http_format_head(const struct np_response *resp, const char *request_id, cha
 		return -1;
 	memcpy(buf + len, "\r\n", 3);
 	return len + 2;
+}
+
+bool http_etag_match(const char *inm, const char *tag)
+{
+	if (inm == NULL || tag == NULL || tag[0] != '"')
+		return false;
+	size_t tlen = strlen(tag);
+	const char *p = inm;
+	/* "*" stands alone (RFC 9110 13.1.2): any current representation */
+	while (*p == ' ' || *p == '\t')
+		p++;
+	if (*p == '*') {
+		p++;
+		while (*p == ' ' || *p == '\t')
+			p++;
+		return *p == '\0';
+	}
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == ',')
+			p++;
+		if (*p == '\0')
+			return false;
+		if (p[0] == 'W' && p[1] == '/')
+			p += 2;
+		if (*p != '"')
+			return false;
+		/* an opaque-tag: "..." of etagc characters (0x21, 0x23-0x7E, obs-text) */
+		const char *q = p + 1;
+		while (*q && *q != '"') {
+			unsigned char c = (unsigned char)*q;
+			if (c < 0x21 || c == 0x7f)
+				return false;
+			q++;
+		}
+		if (*q != '"')
+			return false;
+		size_t len = (size_t)(q - p) + 1;
+		bool same = len == tlen && memcmp(p, tag, tlen) == 0;
+		const char *e = q + 1;
+		while (*e == ' ' || *e == '\t')
+			e++;
+		if (*e != ',' && *e != '\0')
+			return false;
+		if (same)
+			return true;
+		p = e;
+	}
 }
 
 int http_format_sse_head(const char *request_id, char *buf, size_t n)

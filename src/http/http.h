@@ -27,6 +27,7 @@ struct np_request {
 	const char *authorization;    /* HTTP_AUTHORIZATION (never logged); NULL when absent */
 	const char *idempotency_key;  /* HTTP_IDEMPOTENCY_KEY; NULL when absent */
 	const char *accept;           /* HTTP_ACCEPT; NULL when absent */
+	const char *if_none_match;    /* HTTP_IF_NONE_MATCH; NULL when absent */
 	const char *ask_tx;           /* NEONPOOL_ASK_TX: an ask worker's internal request (never from a client) */
 	struct np_stream *stream;     /* the answer written as it is produced; NULL when not possible */
 	struct np_route_match match;
@@ -54,6 +55,8 @@ struct np_response {
 	int retry_after_s;            /* Retry-After header when > 0 */
 	const char *content_type;     /* a static string; NULL: application/json */
 	char error_code[40];          /* the envelope's error code (http_respond_error*), "" otherwise */
+	char etag[48];                /* ETag header (quoted entity-tag) when non-empty */
+	const char *cache_control;    /* Cache-Control value (outlives the response); NULL: no-store */
 };
 
 /* Fill the request-line parts of req from params. Returns 0, or an HTTP status (400, 414) with
@@ -99,14 +102,20 @@ void http_respond_text(struct np_response *resp, int status, char *body, size_t 
 void http_respond_raw(struct np_response *resp, int status, const char *json);
 void http_response_free(struct np_response *resp);
 
-/* The response head: Status, Content-Type, Content-Length, Cache-Control, X-Content-Type-Options
- * (nosniff: a browser never takes a JSON error for script or HTML), X-Request-Id, Allow, Retry-After.
- * Returns its length, or -1 when buf is too small. */
+/* The response head: Status, Content-Type, Content-Length, Cache-Control (no-store unless the
+ * response names its own), X-Content-Type-Options (nosniff: a browser never takes a JSON error for
+ * script or HTML), X-Request-Id, ETag, Allow, Retry-After. A 204 or 304 has no Content-Type nor
+ * Content-Length. Returns its length, or -1 when buf is too small. */
 int http_format_head(const struct np_response *resp, const char *request_id, char *buf, size_t n);
 
 /* The head of a Server-Sent Events answer (200, text/event-stream, no buffering in nginx: the
  * X-Accel-Buffering header). Returns its length, or -1 when buf is too small. */
 int http_format_sse_head(const char *request_id, char *buf, size_t n);
+
+/* Whether an If-None-Match header value matches the entity-tag tag (quoted, "..."), by the weak
+ * comparison RFC 9110 13.1.2 asks for: a list of entity-tags separated by commas, each optionally
+ * W/-prefixed, or "*" (any current representation: true). A malformed list matches nothing. */
+bool http_etag_match(const char *if_none_match, const char *tag);
 
 /* Whether an Accept header asks for text/event-stream (a media range naming it, q not 0). */
 bool http_accepts_sse(const char *accept);

@@ -24,6 +24,7 @@
 
 #include "allowlist.h"
 #include "api.h"
+#include "api_cache.h"
 #include "budget.h"
 #include "child.h"
 #include "db.h"
@@ -316,7 +317,7 @@ static void worker_handle(struct worker_ctx *w)
 			req.stream = &stream;
 			if ((req.match.route->flags & ROUTE_ADMIN) && !worker_admin_ok(w)) {
 				http_respond_error(&resp, 403, "forbidden", "this route answers only to admin_allow");
-			} else {
+			} else if (!api_cache_precheck(&req, &resp)) {
 				req.match.route->handler(&req, &resp);
 				if (resp.body == NULL && !resp.streamed)
 					http_respond_error(&resp, 500, "internal", "handler produced no response");
@@ -324,6 +325,7 @@ static void worker_handle(struct worker_ctx *w)
 			req.stream = NULL;
 		}
 	}
+	api_cache_finish(&req, &resp);
 	/* the answer, and the close, have a deadline of their own */
 	worker_arm(w->cur->ipcFd, SHUT_RDWR, w->conf->request_read_timeout_ms);
 	if (!resp.streamed)
@@ -616,6 +618,8 @@ void worker_main(const struct np_conf *conf, struct np_shm *shm, int slot, int l
 		db_maintain();
 		if (!stopping)
 			api_ask_sweep();
+		if (!stopping)
+			api_cache_refresh();
 		if (!stopping && !w.ask && !db_holder(NP_EP_PRIMARY))
 			db_consider_connect(listen_fd);
 		struct worker_wake wk;

@@ -12,7 +12,7 @@
 #include "metrics.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 7 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep */
+#define NP_SHM_LAYOUT 8 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -69,6 +69,13 @@ struct np_slot {
 	 * (written by whichever worker serves the cancel: only ever set to that answer's id) */
 	_Atomic int64_t ask_answer_id;    /* 0 when none */
 	_Atomic int64_t ask_cancel_id;
+	/* the child (api_cache.c): the content generation it last read from the primary and when
+	 * (monotonic us), under cache_seq (odd while it writes; a reader retries or skips the slot),
+	 * and when it last answered a content route (monotonic ms) */
+	_Atomic uint32_t cache_seq;
+	_Atomic int64_t cache_gen;
+	_Atomic int64_t cache_checked_us;
+	_Atomic int64_t cache_asked_ms;
 } __attribute__((aligned(128)));
 
 /* Endpoints: the primary and an optional read replica, each with its own budget. */
@@ -156,6 +163,9 @@ struct np_shm_header {
 	/* the sweep of answers past their lease (api_ask_sweep()): when it is next due (monotonic
 	 * ms); a worker holding a connection takes a due sweep by CAS to the next due time */
 	_Atomic int64_t ask_sweep_due_ms;
+	/* the content generation's refresh (api_cache_refresh()): when it is next due (monotonic
+	 * ms); a worker holding a connection takes a due refresh by CAS to the next due time */
+	_Atomic int64_t cache_refresh_due_ms;
 	/* supervisor */
 	_Atomic int32_t supervisor_pid;
 	_Atomic int64_t sup_updated_us;

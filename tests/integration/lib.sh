@@ -747,6 +747,9 @@ np_start_nginx() {
 		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
 	# the web page (www/): the source tree's, or NP_WWW_ROOT
 	sed -i "s|/usr/share/neonpool/www|${NP_WWW_ROOT:-$np_top/www}|g" "$dir/neonpool.conf"
+	# the content cache: in the test's dir, and off unless NP_NGINX_CACHE=1
+	sed -i "s|/var/cache/neonpool/nginx|$dir/cache|" "$dir/neonpool.conf"
+	[ "${NP_NGINX_CACHE:-0}" = 1 ] || sed -i "s|fastcgi_cache neonpool_content;|fastcgi_cache off;|" "$dir/neonpool.conf"
 	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"

@@ -179,6 +179,11 @@ check "the unit is Type=notify, NotifyAccess=all, with the three socket units" \
 check "the unit keeps /run/neonpool at stop (the socket units' files are there)" grep -qx RuntimeDirectoryPreserve=yes "$unit"
 install -d -m "$rmode" -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/run/neonpool"
 install -d -m 0750 -o "$(in_root id -u neonpool)" -g "$(in_root id -g neonpool)" "$R/var/log/neonpool"
+# and nginx's content cache directory as tmpfiles.d creates it (0700 www-data)
+check "tmpfiles.d creates /var/cache/neonpool/nginx 0700 www-data" \
+	grep -qx 'd /var/cache/neonpool/nginx 0700 www-data www-data -' "$R/usr/lib/tmpfiles.d/neonpool.conf"
+install -d -m 0755 "$R/var/cache/neonpool"
+install -d -m 0700 -o "$(in_root id -u www-data)" -g "$(in_root id -g www-data)" "$R/var/cache/neonpool/nginx"
 mkdir -p "$T/holder"
 # under strace -f when there is one (-D: the daemon keeps the started pid, LISTEN_PID's; -s 0: no
 # data in the trace, the password file is read)
@@ -230,6 +235,10 @@ id=$(grep -o '"id":[ ]*[0-9]*' "$T/books.json" | head -n 1 | grep -o '[0-9]*$')
 code=$(curl -s -o "$T/book.json" -w '%{http_code}' "http://127.0.0.1:$PORT/api/v1/books/$id")
 check "GET /api/v1/books/$id through nginx: 200 ($code)" test "$code" = 200
 check "... a book as JSON" grep -q '"title"' "$T/book.json"
+cs=$(curl -s -o /dev/null -D - "http://127.0.0.1:$PORT/api/v1/books/$id" | tr -d '\r' | sed -n 's/^X-Cache-Status: //Ip')
+check "... again: from nginx's content cache (X-Cache-Status $cs)" test "$cs" = HIT
+check "... stored in /var/cache/neonpool/nginx by www-data" \
+	test -n "$(find "$R/var/cache/neonpool/nginx" -type f -user "$(in_root id -u www-data)" | head -n 1)"
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/")
 check "GET / (the page from /usr/share/neonpool/www): 200 ($code)" test "$code" = 200
 

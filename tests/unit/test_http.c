@@ -132,6 +132,54 @@ static void test_head(void **state)
 	http_response_free(&resp);
 }
 
+/* A content answer names its validator and freshness; a 304 has no Content-Type nor
+ * Content-Length; an answer that names neither is no-store. */
+static void test_head_cache(void **state)
+{
+	struct np_response resp = { 0 };
+	char head[512];
+	http_respond_raw(&resp, 200, "{}");
+	assert_true(http_format_head(&resp, "rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "Cache-Control: no-store\r\n"));
+	assert_null(strstr(head, "ETag"));
+	snprintf(resp.etag, sizeof(resp.etag), "\"1-42\"");
+	resp.cache_control = "public, max-age=60";
+	assert_true(http_format_head(&resp, "rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "Cache-Control: public, max-age=60\r\n"));
+	assert_non_null(strstr(head, "ETag: \"1-42\"\r\n"));
+	assert_null(strstr(head, "no-store"));
+	resp.status = 304;
+	assert_true(http_format_head(&resp, "rid", head, sizeof(head)) > 0);
+	assert_non_null(strstr(head, "Status: 304 Not Modified\r\n"));
+	assert_non_null(strstr(head, "ETag: \"1-42\"\r\n"));
+	assert_null(strstr(head, "\r\nContent-Type:"));
+	assert_null(strstr(head, "\r\nContent-Length:"));
+	http_response_free(&resp);
+}
+
+/* If-None-Match by the weak comparison; malformed lists match nothing (invalid input first). */
+static void test_etag_match(void **state)
+{
+	const char *tag = "\"1-42\"";
+	assert_false(http_etag_match(NULL, tag));
+	assert_false(http_etag_match("", tag));
+	assert_false(http_etag_match("1-42", tag));             /* not quoted */
+	assert_false(http_etag_match("\"1-42", tag));           /* unterminated */
+	assert_false(http_etag_match("\"1-42\"x", tag));        /* junk after the tag */
+	assert_false(http_etag_match("\"1 42\"", "\"1 42\""));  /* a space is not an etagc */
+	assert_false(http_etag_match("* , \"1-42\"", tag));     /* "*" stands alone */
+	assert_false(http_etag_match("\"1-4\"", tag));
+	assert_false(http_etag_match("\"1-421\"", tag));
+	assert_false(http_etag_match("\"2-42\"", tag));
+	assert_false(http_etag_match("\"1-42\"", "1-42"));      /* the tag itself must be quoted */
+	assert_true(http_etag_match("\"1-42\"", tag));
+	assert_true(http_etag_match("W/\"1-42\"", tag));
+	assert_true(http_etag_match(" \"1-41\" , W/\"1-42\"", tag));
+	assert_true(http_etag_match("\"x\",\"1-42\",\"y\"", tag));
+	assert_true(http_etag_match("*", tag));
+	assert_true(http_etag_match(" * ", tag));
+}
+
 /* Every status the daemon can answer goes out with its registered reason phrase (RFC 9110,
  * RFC 6585): a 502 from the model's upstream once went out as "502 Unknown". */
 static void test_status_reason_phrases(void **state)
@@ -308,7 +356,8 @@ int main(void)
 		cmocka_unit_test(test_error_envelope), cmocka_unit_test(test_head),
 		cmocka_unit_test(test_json_int64_exact), cmocka_unit_test(test_json_raw_compact), cmocka_unit_test(test_json_raw_compact_escaped_backslash), cmocka_unit_test(test_queue_start_rejects),
 		cmocka_unit_test(test_queue_start_accepts), cmocka_unit_test(test_write_route_parts),
-		cmocka_unit_test(test_status_reason_phrases),
+		cmocka_unit_test(test_status_reason_phrases), cmocka_unit_test(test_head_cache),
+		cmocka_unit_test(test_etag_match),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -97,7 +97,9 @@ export async function send(method, path, opts = {}) {
     let code;
     let seconds;
     try {
-      res = await fetch(path, { method, headers, body, signal: opts.signal, cache: 'no-store' });
+      // the browser's HTTP cache does what the server says: content routes are cached and
+      // revalidated (ETag, 304), every other answer is no-store
+      res = await fetch(path, { method, headers, body, signal: opts.signal });
     } catch (e) {
       if (opts.signal && opts.signal.aborted) throw e;
       code = navigator.onLine === false ? 'offline' : 'unreachable';
@@ -132,6 +134,8 @@ export async function send(method, path, opts = {}) {
 }
 
 // json(method, path, opts): the parsed body of a 2xx answer (null for 204); ApiError otherwise.
+// opts.meta (an object) gets stale: true when nginx answered with its saved copy because the
+// service failed (X-Cache-Status: STALE).
 export async function json(method, path, opts = {}) {
   const started = Date.now();
   const timer = setTimeout(() => emit('slow', { path }), SLOW_MS);
@@ -139,6 +143,7 @@ export async function json(method, path, opts = {}) {
     const res = await send(method, path, opts);
     if (res.status === 204) return null;
     if (!res.ok) throw new ApiError(res.status, await errorCode(res));
+    if (opts.meta) opts.meta.stale = res.headers.get('X-Cache-Status') === 'STALE';
     const text = await res.text();
     try {
       return parseExact(text);
@@ -148,6 +153,18 @@ export async function json(method, path, opts = {}) {
   } finally {
     clearTimeout(timer);
     if (Date.now() - started >= SLOW_MS) emit('slow-end', { path });
+  }
+}
+
+// databaseAway(): whether the service says it cannot reach its database now (GET /readyz, answered
+// from the daemon's shared memory, not retried). nginx also serves a saved copy STALE for a moment
+// while it refreshes an expired one: this tells that apart from an outage.
+export async function databaseAway() {
+  try {
+    const res = await fetch('/readyz', { headers: { Accept: 'application/json' }, cache: 'no-store' });
+    return res.status === 503;
+  } catch (e) {
+    return true;
   }
 }
 

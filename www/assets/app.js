@@ -1,7 +1,7 @@
 // app.js - the page: a hash router over the views (chat, books, chapter, search), the sidebar of
 // the reader's chats, and the banner that says calmly when the service is busy, unreachable or
 // slow (api.js retries by itself meanwhile).
-import { net, json, ApiError } from './api.js';
+import { net, json, ApiError, databaseAway } from './api.js';
 import { h, clear, snippetNodes, announce } from './dom.js';
 import * as store from './store.js';
 import { chatView, stopActive } from './chat.js';
@@ -134,10 +134,14 @@ async function chapterView(signal, bookId, n, params) {
     const p = await json('GET', `/api/v1/passages/${encodeURIComponent(pid)}`, { signal });
     offset = Math.floor((p.position - 1) / PAGE) * PAGE;
   }
+  const bookMeta = {};
+  const chMeta = {};
   const [book, ch] = await Promise.all([
-    json('GET', `/api/v1/books/${bookId}`, { signal }),
-    json('GET', `/api/v1/books/${bookId}/chapters/${n}?limit=${PAGE}&offset=${offset}`, { signal }),
+    json('GET', `/api/v1/books/${bookId}`, { signal, meta: bookMeta }),
+    json('GET', `/api/v1/books/${bookId}/chapters/${n}?limit=${PAGE}&offset=${offset}`, { signal, meta: chMeta }),
   ]);
+  // a copy nginx kept, served because the database is away: said once, calmly
+  const saved = (bookMeta.stale || chMeta.stale) && await databaseAway();
   setTitle(ch.title);
   const idx = book.chapters.findIndex((c) => c.position === ch.position);
   const prev = idx > 0 ? book.chapters[idx - 1] : null;
@@ -157,6 +161,9 @@ async function chapterView(signal, bookId, n, params) {
   clear(main).append(
     h('nav', { class: 'crumbs', 'aria-label': 'Breadcrumb' }, h('a', { href: '#/books' }, 'Books'), ' › ', h('a', { href: `#/books/${bookId}` }, book.title)),
     heading(ch.title),
+    saved ? h('p', { class: 'note', id: 'saved-copy', role: 'status' },
+      'You are reading a saved copy of this chapter: the library is briefly unavailable. ' +
+      'The text is the one you would get otherwise; search and questions will be back shortly.') : null,
     h('p', { class: 'muted' }, `Passages ${ch.passage_count ? offset + 1 : 0}–${offset + ch.passages.length} of ${ch.passage_count}`),
     article,
     pager.length ? h('nav', { class: 'pager', 'aria-label': 'Passages' }, pager) : null,
