@@ -5,7 +5,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx
 # a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
-: "${NP_WRK_DELAY_MS:=50}"; export NP_WRK_DELAY_MS
+: "${NP_WRK_DELAY_MS:=100}"; export NP_WRK_DELAY_MS
 
 np_db_start workers=8 budget=4 min_warm=2
 kills=${NP_KILLS:-50}
