@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # cache_outage.sh - the textbook stays readable while the database is not: nginx with its content
 # cache (contrib/nginx/neonpool.conf, NP_NGINX_CACHE=1) in front of neonpoold, `wrk -c100` over
 # chapters and passages read before (the cache was warmed with them) plus some never read, and a

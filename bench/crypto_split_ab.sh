@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # crypto_split_ab.sh - the book and passage routes' throughput, the build before libcrypto and the
 # file splits (OLD, default 30aca63) against the one after (NEW, default HEAD), side by side in one
 # run: both trees are built from git with the same flags, both daemons run on the same PostgreSQL

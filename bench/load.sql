@@ -1,3 +1,4 @@
+-- SPDX-License-Identifier: PostgreSQL
 -- load.sql - bench/run's generated corpus: :books books of :chapters chapters of :passages passages each,
 -- made in SQL (generate_series), so a million passages load in well under a minute.
 -- Usage: psql -v books=2000 -v chapters=25 -v passages=20 -v tag=gen -f bench/load.sql  (as the table owner)

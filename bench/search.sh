@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # search.sh - the search benchmark of issue 7: the PostgreSQL manual imported, wrk -c200 against
 # /api/v1/search with realistic reader questions: one connection (the service time without
 # queueing), then 200 connections twice: saturated (closed loop: every connection

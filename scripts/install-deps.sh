@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # install-deps.sh - install the Debian 12 packages neonpool needs to build, test and serve; only what is missing.
 #
 # Usage: scripts/install-deps.sh [--serve | --bench] [--print]

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # serve.sh - the service command: a local PostgreSQL 15, neonpoold and nginx on 127.0.0.1:8080, started in the background.
 #
 # Usage: scripts/serve.sh [start]   install missing packages, build, start everything, print the URL
@@ -356,6 +357,6 @@ start) do_start ;;
 stop) [ -d "$STATE" ] || { say "nothing to stop ($STATE does not exist)"; exit 0; }; do_stop ;;
 restart) [ -d "$STATE" ] && do_stop; do_start ;;
 status) [ -d "$STATE" ] || { say "not started ($STATE does not exist)"; exit 1; }; do_status ;;
--h | --help | help) sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' ;;
+-h | --help | help) sed -n '3,21p' "$0" | sed 's/^# \{0,1\}//' ;;
 *) die "unknown command '$1' (start, stop, status, restart)" ;;
 esac

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # www-version.sh - stamp www/index.html with the version of www/assets: the first 10 hex digits of
 # the SHA-256 of every asset (name and content, in name order). index.html names the assets as
 # /assets/v-VERSION/NAME; nginx serves them from www/assets/NAME with a year's max-age

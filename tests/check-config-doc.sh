@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # check-config-doc.sh - the key table in src/core/conf.c, etc/neonpool.conf.sample and
 # doc/configuration.md name exactly the same keys (STYLE.md rule 9; PgBouncer's optscan).
 #

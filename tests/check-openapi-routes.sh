@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # check-openapi-routes.sh - the router's routes (api_table[] in src/api/api.c) and the operations
 # of doc/openapi.yaml are the same: the same methods on the same paths, each operationId the
 # route's name. A route missing from the document, an operation the router does not have, a

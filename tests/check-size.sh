@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # check-size.sh - the size limits of src/: no C file over 800 lines, no function over 100 lines
 # (a file past the limit splits along a seam a newcomer would guess; a function past it becomes
 # steps named after what they do). Prints the ten longest functions and the ten longest files, then

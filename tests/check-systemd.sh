@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # check-systemd.sh - the installed unit passes `systemd-analyze verify` against a staged install (ExecStart
 # exists there, Documentation= names installed man pages, every directive is known) and its security
 # exposure (`systemd-analyze security --offline=true`) is at most 2.0. Skipped (77) without

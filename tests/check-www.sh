@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # check-www.sh - `make check` rules of the web page www/ (issue 10):
 # - index.html names the current version of the assets (scripts/www-version.sh --check);
 # - the page weighs under 100 KiB before compression, everything in www/ counted;

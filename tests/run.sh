@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # run.sh - the test command: dependencies, build, unit tests, integration tests, sanitizer build, valgrind, distcheck.
 #
 # Usage: tests/run.sh [--fast] [t_name...]
@@ -38,7 +39,7 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	-h | --help) sed -n '2,29p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac
 done

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: PostgreSQL
 """fastapi_app.py - bench/run's FastAPI peer: neonpool's benchmarked routes with the same SQL and the same JSON,
 on FastAPI + SQLAlchemy 1.4 (asyncio, asyncpg) under uvicorn, the stack the original plan named.
 

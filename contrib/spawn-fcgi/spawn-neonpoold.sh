@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # spawn-neonpoold.sh - run neonpoold under spawn-fcgi on 127.0.0.1:PORT in the foreground.
 # Usage: spawn-neonpoold.sh CONFIG [PORT]   (CONFIG must say listen = "stdin";)
 set -eu

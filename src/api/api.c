@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api.c - the route table and the handlers that need no database. */
 #include <cjson/cJSON.h>
 #include <libpq-fe.h>

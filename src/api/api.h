@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api.h - the route table and the handlers that need no database. */
 #ifndef NP_API_H
 #define NP_API_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_admin.c - the admin routes: GET /metrics (Prometheus) and GET /status (JSON, or text), both
  * read from the shared memory, served on every socket a worker answers (the main one and the
  * control one) to the peers admin_allow admits (the worker checks, before the handler runs). */

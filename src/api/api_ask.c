@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_ask.c - the ask turn: store the question, retrieve passages, give the database connection
  * back, answer (retrieval mode: an extractive answer with [n] citations), store the answer.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_ask_answer.c - the ask turn's answer: the Server-Sent Events writer (head, events, deltas,
  * keepalive), the answer stored and its end told (done or error event, or one JSON body), the
  * retrieval mode's extractive answer and the LLM mode's streamed call. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_ask_int.h - private to api_ask*.c: the ask turn's limits, its row and turn, the statements
  * and the functions the route (api_ask.c), the answer's writer (api_ask_answer.c) and the lease
  * sweep (api_ask_sweep.c) share. */

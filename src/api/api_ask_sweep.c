@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_ask_sweep.c - the ask answers' leases: one worker holding a connection renews every few
  * seconds the leases of the answers this host makes, cancels those finished elsewhere, and
  * finishes 'failed' the answers of any host past their lease. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_books.c - the textbook read routes: books, a book with its chapters, a passage. */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_cache.c - HTTP caching of the textbook's content: validators, freshness, 304 from shared memory.
  *
  * A content route's ETag is "<API_CACHE_FORMAT>-<generation>": the generation is the database's

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_cache.h - HTTP caching of the textbook's content: validators, freshness, 304 from shared memory. */
 #ifndef NP_API_CACHE_H
 #define NP_API_CACHE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_chapters.c - a chapter of a book by its position, with its passages a page at a time. */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_params.c - the handlers' parameters: path ids, query integers and strings, JSON bodies, exact JSON
  * ids, bytea parameters; every rejection a 400 naming the field, and the Idempotency-Key conflicts. */
 #include <cjson/cJSON.h>

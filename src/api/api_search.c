@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_search.c - full-text search over the passages: ranked hits with a highlighted snippet, their book and chapter. */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* api_sessions.c - chat sessions: create one (with its bearer token), list and add its messages
  * (Idempotency-Key), rate a message, erase a session.
  *

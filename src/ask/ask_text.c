@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ask_text.c - the text of an answer: its [n] citation markers, and retrieval mode's extractive
  * answer. */
 #include <cjson/cJSON.h>

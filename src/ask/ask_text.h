@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ask_text.h - the text of an answer: the [n] citation markers it uses, and the extractive
  * answer of retrieval mode built from the passages' best sentences. Pure (cJSON only). */
 #ifndef NP_ASK_TEXT_H

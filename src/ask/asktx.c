@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* asktx.c - an ask worker's short transactions as internal FastCGI requests to the main pool. */
 #include <errno.h>
 #include <netdb.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* asktx.h - an ask worker's short transactions, run by the main pool: one internal FastCGI
  * request to the main listen socket (the ask route with the instance's NEONPOOL_ASK_TX secret),
  * answered by a worker that holds a connection. So an ask worker never opens a connection of its

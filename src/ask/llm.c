@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* llm.c - one streamed chat-completions call through libcurl, under deadlines, retried once
  * before the first token, abortable from the progress callback. */
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* llm.h - one chat-completions call to an OpenAI-compatible upstream (libcurl), streamed: the
  * deltas as they arrive, under deadlines (connect, first token, gap between tokens, whole answer),
  * retried once before the first token (connect error, 5xx, 429 with its Retry-After capped),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* allowlist.c - peer address allow-lists: "addr" or "addr/bits", IPv4 and IPv6, comma-separated. */
 #include <arpa/inet.h>
 #include <netinet/in.h>

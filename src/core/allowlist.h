@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* allowlist.h - peer address allow-lists: "addr" or "addr/bits", IPv4 and IPv6, comma-separated. */
 #ifndef NP_ALLOWLIST_H
 #define NP_ALLOWLIST_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* conf.c - the configuration's key table, and what it drives: defaults, the table as an API
  * (reloadable keys, restart-only differences), secrets (password file, redaction) and the dump.
  * Reading a file is conf_load.c; the values' validators are conf_check.c. */

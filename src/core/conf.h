@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* conf.h - the configuration: one table of keys, loading and validation of a libconfig file. */
 #ifndef NP_CONF_H
 #define NP_CONF_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* conf_check.c - the validators of the configuration's string values (listen addresses, conninfo,
  * readable and small files, allow-lists, the warm-up schedule, the language-model URL); each
  * answers 0, or -1 with a message that never echoes a secret. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* conf_key.h - private to conf*.c: the key table's types and entry macros, and what conf.c (the
  * table, defaults, the API, secrets, dump), conf_load.c (reading a file) and conf_check.c (the
  * values' validators) share. Not installed beside conf.h: nothing outside src/core/conf*.c uses it. */

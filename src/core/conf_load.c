@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* conf_load.c - reading a configuration file: libconfig's parse, each setting checked against the
  * key table (type, range, validator, did-you-mean for an unknown key), no @include, the ask
  * socket's reachability, DATABASE_URL from the environment; errors name file, line and key. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* digest.c - SHA-256 and constant-time comparison, done by libcrypto (EVP_Digest, CRYPTO_memcmp):
  * the library libpq and libcurl load anyway, instead of a primitive of our own. */
 #include <openssl/crypto.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* digest.h - SHA-256 and constant-time comparison through OpenSSL's libcrypto: session tokens are
  * stored as their hash, requests are fingerprinted for Idempotency-Key, migrations are checksummed. */
 #ifndef NP_DIGEST_H

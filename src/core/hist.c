@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* hist.c - a log-linear latency histogram: bucket arithmetic, recording, merging, percentiles. */
 #include "hist.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* hist.h - a log-linear latency histogram in microseconds (HdrHistogram's idea, our code):
  * fixed size, mergeable by addition, one writer and any number of readers without a lock. */
 #ifndef NP_HIST_H

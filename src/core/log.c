@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* log.c - one line per event, key=value, with level, role and pid. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* log.h - one line per event, key=value, with level, role and pid; async-signal-unsafe. */
 #ifndef NP_LOG_H
 #define NP_LOG_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* sched.c - weekly schedules of hours in a time zone: parsing and matching. */
 #include <stdio.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* sched.h - weekly schedules of hours ("Mon-Fri 07:00-22:00; Sat 09:00-13:00") in a time zone,
  * for warmup_policy = schedule; the clock is passed in, so tests inject it. */
 #ifndef NP_SCHED_H

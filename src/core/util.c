@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* util.c - small pure helpers: clocks, text validation, quoting, decoding. */
 #include <errno.h>
 #include <fcntl.h>

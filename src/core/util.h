@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* util.h - small pure helpers: clocks, text validation, quoting, decoding. */
 #ifndef NP_UTIL_H
 #define NP_UTIL_H

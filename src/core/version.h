@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* version.h - the one place the version string comes from. */
 #ifndef NP_VERSION_H
 #define NP_VERSION_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_checkdb.c - `neonpoolctl check-db`: connect, classify, time round trips, report limits and migrations. */
 #include <unistd.h>
 #include <errno.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_db.c - what neonpoolctl's database commands share: connecting, messages, statements (error classes: errclass.c). */
 #include "ctl_db.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_db.h - neonpoolctl's database commands (migrate, seed, import, check-db) and what they share. */
 #ifndef NP_CTL_DB_H
 #define NP_CTL_DB_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_import.c - `neonpoolctl import DIR`: a folder of HTML pages becomes a book, its chapters and passages. */
 #include <dirent.h>
 #include <errno.h>

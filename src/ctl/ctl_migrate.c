@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_migrate.c - `neonpoolctl migrate`: numbered SQL files applied in order, once, checksummed, under an advisory lock. */
 #include <dirent.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_ping.c - `neonpoolctl ping [DSN]`: one connect, each phase timed (DNS, TCP, TLS,
  * authentication, first query), the server and TLS versions; a failure classified with a hint
  * and an exit code per class. */

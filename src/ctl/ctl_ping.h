@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_ping.h - `neonpoolctl ping [DSN]`: one connect with each phase timed, failures classified. */
 #ifndef NP_CTL_PING_H
 #define NP_CTL_PING_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_seed.c - `neonpoolctl seed`: deterministic synthetic books for benchmarks. */
 #include <errno.h>
 #include <inttypes.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_service.c - `neonpoolctl reload` and `stop`: signal the running master and wait for the outcome.
  *
  * The master is found through the status file (its header names it; the file is locked for the

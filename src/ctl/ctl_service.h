@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_service.h - `neonpoolctl reload` and `stop`: signal the running master and wait for the outcome. */
 #ifndef NP_CTL_SERVICE_H
 #define NP_CTL_SERVICE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_status.c - `neonpoolctl status`: the pool's state read out of band from the status file.
  * It maps the shared memory read-only, so it answers even when every worker is busy or stuck. */
 #include <cjson/cJSON.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* ctl_status.h - `neonpoolctl status`: the pool's state read out of band from the status file. */
 #ifndef NP_CTL_STATUS_H
 #define NP_CTL_STATUS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* neonpoolctl.c - the command-line tool: configuration check, database commands and the pool's status. */
 #include <getopt.h>
 #include <libconfig.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* db.c - a worker's database side: the connections it holds under the budget, the gate on
  * accepting, queries with one invisible retry, and failures mapped to API errors.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* errclass.c - the one table of PostgreSQL error classes: connect-failure texts and SQLSTATEs.
  *
  * The daemon (pgconn: what to answer, whether the breaker counts it; the supervisor: the reason

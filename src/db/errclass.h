@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* errclass.h - the one table of PostgreSQL error classes, shared by the daemon and the CLI:
  * connect failures by message text, errors in a session by SQLSTATE. Pure: no libpq. */
 #ifndef NP_ERRCLASS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* pgconn.c - one server connection: deadline-bound connect and query, error classes, clean close.
  *
  * Everything is asynchronous libpq driven by poll() with our own deadlines: libpq ignores

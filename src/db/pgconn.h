@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* pgconn.h - one server connection: deadline-bound connect and query, error classes, clean close. */
 #ifndef NP_PGCONN_H
 #define NP_PGCONN_H

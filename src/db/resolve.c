@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* resolve.c - the database host names resolved with a deadline and cached per process.
  *
  * libpq resolves host names with a blocking getaddrinfo() inside PQconnectStartParams and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* resolve.h - the database host names resolved with a deadline and cached per process, so that
  * libpq connects by address (hostaddr) and never blocks on DNS itself; the host name stays in
  * host, which libpq uses for TLS SNI (Neon routes by it) and verify-full. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fcgirec.c - FastCGI records seen so far: is a whole request head there yet (pure, fuzzed).
  *
  * The worker peeks at a new connection and serves it only when this says READY, so libfcgi's

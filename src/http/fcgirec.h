@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fcgirec.h - FastCGI records seen so far: is a whole request head there yet (pure, fuzzed). */
 #ifndef NP_FCGIREC_H
 #define NP_FCGIREC_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* http.c - the request and response of one FastCGI exchange: parsing params, JSON envelopes, heads. */
 #include <cjson/cJSON.h>
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* http.h - the request and response of one FastCGI exchange: parsing params, JSON envelopes, heads. */
 #ifndef NP_HTTP_H
 #define NP_HTTP_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* input.c - what a client sends to a write route, checked strictly before it reaches the
  * database: the media type, the JSON body, the bearer token and the Idempotency-Key header.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* input.h - what a client sends to a write route, checked strictly before it reaches the
  * database: the media type, the JSON body (UTF-8, no NUL, one object, no duplicate or unknown
  * members, typed and bounded fields), the bearer token and the Idempotency-Key header. Pure. */

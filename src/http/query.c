@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* query.c - one parameter of a raw query string (application/x-www-form-urlencoded), decoded and checked. */
 #include <string.h>
 

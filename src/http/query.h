@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* query.h - one parameter of a raw query string (application/x-www-form-urlencoded), decoded and checked. */
 #ifndef NP_QUERY_H
 #define NP_QUERY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* router.c - match a method and a decoded path against a table of routes with {params}. */
 #include <stdbool.h>
 #include <stdio.h>

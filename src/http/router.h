@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* router.h - match a method and a decoded path against a table of routes with {params}. */
 #ifndef NP_ROUTER_H
 #define NP_ROUTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* sseparse.c - a Server-Sent Events parser over chunks (the WHATWG event-stream format). */
 #include <stdlib.h>
 #include <string.h>

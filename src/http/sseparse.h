@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* sseparse.h - a Server-Sent Events parser for bytes that arrive in chunks of any size (the
  * language model's stream): lines end with LF, CRLF or CR (also split across chunks), "data:"
  * lines join with LF, "event:" names the event, comments and other fields are skipped, an empty

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* child.c - what every child process shares: naming, flag-only signals, dying with the master. */
 #include "config.h"
 

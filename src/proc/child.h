@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* child.h - what every child process shares: naming, flag-only signals, dying with the master. */
 #ifndef NP_CHILD_H
 #define NP_CHILD_H

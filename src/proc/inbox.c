@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* inbox.c - a worker's accepted FastCGI connections that are not ready to be served.
  *
  * A connection whose request has not fully arrived is parked here instead of being read with

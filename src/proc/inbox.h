@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* inbox.h - a worker's accepted FastCGI connections that are not ready to be served. */
 #ifndef NP_INBOX_H
 #define NP_INBOX_H

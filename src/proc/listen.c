@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* listen.c - open the FastCGI listen socket: TCP, unix (path, mode, owner), inherited on fd 0, or
  * passed by systemd (socket activation, the LISTEN_FDS protocol of sd_listen_fds(3)). */
 #include <errno.h>

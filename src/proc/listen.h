@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* listen.h - open the FastCGI listen socket: TCP, unix (path, mode, owner), inherited on fd 0, or
  * passed by systemd (socket activation). */
 #ifndef NP_LISTEN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* master.c - the prefork master: listen socket, shared memory, forking, reaping, signals, reload.
  *
  * The master handles signals synchronously (all blocked, read from a signalfd in its one poll()

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* master.h - the prefork master: listen socket, shared memory, forking, reaping, signals, reload. */
 #ifndef NP_MASTER_H
 #define NP_MASTER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* master_children.c - the master's children: forking them (privileges dropped), reaping them and
  * reclaiming what a dead one held, respawning with a per-pool backoff when they die young, and
  * signalling them, including the stop's escalation (graceful, then fast, then SIGKILL). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* master_state.h - private to master*.c: the master's state (one instance, master_state), its
  * children's table and pools, and what master.c (the start, the loop, reload) and
  * master_children.c (forking, reaping, respawning, signalling and stopping the children) share. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* neonpoold.c - the daemon's entry point: options, configuration check, then the master. */
 #include <getopt.h>
 #include <stdio.h>

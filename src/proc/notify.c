@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* notify.c - tell the service manager about the daemon's state: sd_notify's datagram protocol.
  *
  * One datagram per message to the AF_UNIX socket NOTIFY_SOCKET names (a path, or "@name" for an

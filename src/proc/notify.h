@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* notify.h - tell the service manager about the daemon's state: sd_notify's datagram protocol. */
 #ifndef NP_NOTIFY_H
 #define NP_NOTIFY_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* supervisor.c - the periodic process: worker view, budget janitor, database health with its
  * circuit breaker and probes, the shed decision, and the budget's sanity against the server. */
 #include <stdio.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* supervisor.h - the periodic process: aggregates the worker slots into the published view. */
 #ifndef NP_SUPERVISOR_H
 #define NP_SUPERVISOR_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* worker.c - a FastCGI worker process: accept loop, request reading, routing, response writing.
  *
  * The worker accepts itself and serves a connection only once its request head is in the socket

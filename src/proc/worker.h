@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* worker.h - a FastCGI worker process: accept loop, request reading, routing, response writing. */
 #ifndef NP_WORKER_H
 #define NP_WORKER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* worker_conn.c - a worker's connections around a request: accepting them (the allow-list),
  * parking those whose request head has not arrived in the inbox, looking at what arrived
  * (fcgirec_scan over MSG_PEEK), refusing (431) or lingering until the peer closes. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* worker_int.h - private to worker*.c: the worker's context and limits, and what worker.c (the
  * loop, a request served, the deadline) and worker_conn.c (accepting, parking, looking at and
  * refusing connections) share. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* budget.c - the connection budget: tokens in shared memory, taken by CAS, reclaimed after crashes.
  *
  * A token's owner word is the lock (nginx's cmp_set(lock, 0, pid)): it is 0 or the pid of the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* budget.h - the connection budget: tokens in shared memory, taken by CAS, reclaimed after crashes. */
 #ifndef NP_BUDGET_H
 #define NP_BUDGET_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* expo.c - the Prometheus text exposition (format 0.0.4): names neonpool_..., base units,
  * counters _total, histograms on the ladder of metrics.h (100 us .. 30 s). */
 #include <stdio.h>

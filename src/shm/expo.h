@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* expo.h - the Prometheus text exposition (format 0.0.4) of the pool, from the shared memory. */
 #ifndef NP_EXPO_H
 #define NP_EXPO_H

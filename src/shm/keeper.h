@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* keeper.h - the master keeps a duplicate of every server connection's socket, so that a dead
  * worker's connections are closed by us and their budget freed exactly when the server closed. */
 #ifndef NP_KEEPER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* metrics.c - request metrics in shared memory: the writer's side (one row per slot) and the
  * row sum readers use. */
 #include <string.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* metrics.h - request metrics in shared memory: one row per slot, written only by the process
  * that holds the slot, never reset while the daemon lives; readers sum the rows. */
 #ifndef NP_METRICS_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* shm.c - the shared-memory region: header and worker slots, one writer per field. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* shm.h - the shared-memory region: header and worker slots, one writer per field. */
 #ifndef NP_SHM_H
 #define NP_SHM_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* status.c - the pool's state as one JSON document and as text, read from the shared memory.
  * Every field is copied from a slot or the header, then worked on (the slot may change). */
 #include <cjson/cJSON.h>

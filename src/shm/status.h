@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* status.h - the pool's state as one JSON document and as text, read from the shared memory:
  * what `GET /status` answers and what `neonpoolctl status` prints (out of band). */
 #ifndef NP_STATUS_H

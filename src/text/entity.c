@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* entity.c - HTML character references (&amp; &#233; &#x1F600;) decoded to UTF-8. */
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* entity.h - HTML character references (&amp; &#233; &#x1F600;) decoded to UTF-8. */
 #ifndef NP_ENTITY_H
 #define NP_ENTITY_H

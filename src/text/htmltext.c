@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* htmltext.c - one HTML page to its title and a sequence of text blocks (headings, paragraphs, code).
  *
  * A single forward scan, no DOM: text runs are decoded and appended to the current block; a small

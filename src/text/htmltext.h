@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* htmltext.h - one HTML page to its title and a sequence of text blocks (headings, paragraphs, code). */
 #ifndef NP_HTMLTEXT_H
 #define NP_HTMLTEXT_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* passage.c - a page's blocks cut into passages of a size fit for retrieval, each under its heading. */
 #include <stdbool.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* passage.h - a page's blocks cut into passages of a size fit for retrieval, each under its heading. */
 #ifndef NP_PASSAGE_H
 #define NP_PASSAGE_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* textbuf.c - a growable NUL-terminated byte buffer for the text library. */
 #include <stdint.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* textbuf.h - a growable NUL-terminated byte buffer for the text library. */
 #ifndef NP_TEXTBUF_H
 #define NP_TEXTBUF_H

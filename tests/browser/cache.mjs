@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // cache.mjs - the page while nginx serves the textbook from its cache (contrib/nginx/neonpool.conf
 // with its cache on), in Debian's chromium against the stack of tests/integration/t_browser_cache.sh:
 // a chapter read before the database stopped shows, with a calm "saved copy" note; a chapter never

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // e2e.mjs - the web page in Debian's chromium (playwright-core, headless) against the real stack
 // started by tests/integration/t_browser_main.sh. Prints one line per check: "ok - ...",
 // "not ok - ...", "# SKIP name: reason", and "RESULT ..." figures. Exit 0 when it ran to the end

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // e2e_llm.mjs - the page's ask flow with a language model: the stand-in of issue 9
 // (tests/tools/llm_mock.py, paced by its /_control) behind neonpoold's llm_url, started by
 // tests/integration/t_browser_llm.sh. Stop mid-stream (the stand-in sees the client go long before

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # install.sh - install the browser tests' pinned npm packages (playwright-core, axe-core: see
 # package.json and package-lock.json) into tests/browser/node_modules (git-ignored), with
 # `npm ci --ignore-scripts` (playwright-core downloads no browser: the tests drive Debian's

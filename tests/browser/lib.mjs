@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // lib.mjs - what the browser tests share: the TAP-like output ("ok - ...", "not ok - ...",
 // "# SKIP name: reason", "RESULT ..."; the shell counts the "not ok" lines), one test at a time,
 // Debian's chromium through playwright-core, contexts that collect uncaught page exceptions, the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // session_create_retry.mjs - the page creates a session (api.js createSession) at most once per
 // click: POST /api/v1/sessions takes no Idempotency-Key (its token is shown once and only its
 // hash is kept, so a replay could not give it back), so it is sent again by itself only after an

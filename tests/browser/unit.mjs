@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // unit.mjs - the page's pure parsers under node (no browser, no npm package), run by
 // tests/check-www.sh in `make check`: the SSE parser (sse.js) against every way a stream can be cut
 // into chunks (random byte splits, inside UTF-8 sequences and CRLF pairs, every line ending), the

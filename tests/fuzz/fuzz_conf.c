@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_conf.c - the configuration file: conf_load on the input, then dump, diff and conninfo redaction. */
 #include <libpq-fe.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_fcgirec.c - libFuzzer target: the FastCGI request-head scanner (fcgirec_scan) and the
  * answer framer, on any bytes. Checks the scanner's own promises, not just "no crash". */
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_html.c - libFuzzer target: the text library (HTML page to blocks, blocks to passages) on any
  * bytes. Checks the library's promises, not just "no crash": valid UTF-8 out, normalised prose, word
  * counts that match, every passage within its bounds. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_input.c - libFuzzer target: the write-route input checks (input.c) on any bytes: the JSON
  * body, the Content-Type, the bearer token and the Idempotency-Key. Checks their promises: an
  * accepted body is one object whose strings are valid UTF-8 without NUL, and a decoded token

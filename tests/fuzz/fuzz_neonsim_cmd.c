@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_neonsim_cmd.c - libFuzzer target: nsim_cmd_parse() (tests/tools/neonsim_cmd.c), the control-line parser
  * of neonsim, on any bytes. Checks its promises: the error text is terminated and empty exactly on success;
  * a parsed command has a known verb and in-range values; parsing is deterministic. */

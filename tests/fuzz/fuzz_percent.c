@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_percent.c - percent-decoding, UTF-8 validation, log quoting and integer parsing of query strings. */
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_query.c - libFuzzer target: query_param() (src/http/query.c) on any query string and key.
  * Checks its promises: a found value is valid UTF-8 without NUL, its length as reported and below
  * the capacity, the same on a second call, and a value that fits a larger buffer fits only there;

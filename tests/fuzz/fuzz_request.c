@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_request.c - FastCGI params to a request (http_parse_request), then routing and the response head. */
 #include <cjson/cJSON.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_router.c - router_match over the real route table, checked against a segment-by-segment reference. */
 #include <stdbool.h>
 #include <stdint.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_sched.c - libFuzzer target: sched_parse() (src/core/sched.c) on any text. Checks its
  * promises: a parsed schedule has 1..SCHED_MAX ranges, each with days and minutes in range, and
  * matching any minute of any day reads nothing outside it; a rejection leaves a message. */

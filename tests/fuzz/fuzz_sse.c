@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* fuzz_sse.c - libFuzzer target: sse_feed() (src/http/sseparse.c) over the same bytes cut into
  * chunks at the points the input chooses. Checks its promises: the events (name and data) do not
  * depend on where the chunks were cut, data never exceeds the bound, names are NUL-free.

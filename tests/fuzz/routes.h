@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* routes.h - the route table the fuzz targets match against: the real one, plus shapes it will grow into. */
 #ifndef NP_FUZZ_ROUTES_H
 #define NP_FUZZ_ROUTES_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # run.sh - build every libFuzzer target tests/fuzz/fuzz_*.c with clang (ASan+UBSan) and run each on a copy of its seeds.
 #
 # Usage: tests/fuzz/run.sh [SECONDS | -runs=N] [NAME...]
@@ -33,7 +34,7 @@ for a in "$@"; do
 	--build) MODE=build ;;
 	-runs=[0-9]*) LIMIT=("$a") ;;
 	[0-9]*) LIMIT=(-max_total_time="$a") ;;
-	-h | --help) sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	-h | --help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	-*) echo "run.sh: unknown option $a" >&2; exit 2 ;;
 	*) a=${a%.c}; NAMES+=("${a#fuzz_}") ;;
 	esac

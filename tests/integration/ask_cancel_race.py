@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """ask_cancel_race.py - many streamed asks, each cancelled at a random moment, with a search load
 beside them; checks that what each client was told at the end of its stream is what
 GET .../messages shows. Python standard library only.

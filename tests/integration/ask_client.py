@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """ask_client.py - one ask through nginx, for the ask tests (issue 9). Python standard library only.
 
 usage: ask_client.py PORT SESSION TOKEN QUESTION [--sse] [--key KEY] [--drop-after-deltas N]

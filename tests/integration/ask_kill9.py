@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """ask_kill9.py - kill -9 of the ask workers in the middle of their answers, then what becomes of
 those answers. Python standard library only.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: PostgreSQL
 # dblib.sh - helpers for the database-layer tests; source after lib.sh.
 #
 # np_db_start [key=value...]: a private PostgreSQL (lib.sh), the schema and sample data through

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """fcgi_raw.py - raw FastCGI peers for the integration tests (stdlib only).
 
   fcgi_raw.py peers HOST PORT SILENT TRUNCATED READY_FILE OUT_JSON MAX_WAIT_S

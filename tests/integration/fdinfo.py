@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """fdinfo.py PID PGPORT: one line describing what PID's descriptors are, for the fd tests.
 
 signalfd=N pipe=N unix_dgram=N unix_listen=path,path unix_stream=N tcp_pg=N tcp_other=N

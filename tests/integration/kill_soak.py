@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """kill_soak.py - one kill -9 of a random worker or ask worker every second under keyed posts and
 streamed asks, run by t_kill_soak.sh (which adds the reads with wrk and samples the budget).
 Python standard library only.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: PostgreSQL
 # lib.sh - the integration test harness: real PostgreSQL, neonpoold and front servers in a private temp dir.
 #
 # Source it from a tests/integration/t_*.sh script:   . "$(dirname "$0")/lib.sh"

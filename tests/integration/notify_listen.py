@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """notify_listen.py ADDR OUT [CTL CONF]: the service manager's end of sd_notify, for t_sd_notify.
 
 Binds an AF_UNIX datagram socket at ADDR ("@name": abstract), then writes one JSON line to OUT per

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """notls_server.py PORT_FILE - a TCP listener on 127.0.0.1 that answers PostgreSQL's SSLRequest
 with 'N' (no TLS), as a server with ssl = off does, then closes; writes its port to PORT_FILE."""
 import socket

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: PostgreSQL
 # nslib.sh - neonsim (tests/tools/neonsim), a Neon-like remote database in front of the test PostgreSQL;
 # source after lib.sh (and dblib.sh). Used by t_neonsim.sh and bench/run.
 NEONSIM=${NEONSIM:-$np_top/tests/tools/neonsim}

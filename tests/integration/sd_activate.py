@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """sd_activate.py NEONPOOLD CONF MAIN_SOCK CONTROL_SOCK CYCLES RUN_S LOG: systemd's part of socket activation.
 
 Creates and holds the listening unix sockets MAIN_SOCK and CONTROL_SOCK (mode 0666, backlog 4096), as

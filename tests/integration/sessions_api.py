@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """sessions_api.py - the chat-session API suite (issue 7), run by t_sessions_api.sh and
 t_sessions_pgbouncer.sh against nginx in front of neonpoold.
 

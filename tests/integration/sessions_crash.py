@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """sessions_crash.py - kill -9 of the worker in the middle of a POST of a message (issue 7,
 acceptance 4), run by t_sessions_kill9.sh.
 

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # shared_pg.sh - one PostgreSQL cluster for the whole suite: tests/run.sh starts it, the tests that hold a line
 # "# np: shared-pg" each get a database of their own in it (lib.sh np_start_pg, dblib.sh np_db_prepare).
 #

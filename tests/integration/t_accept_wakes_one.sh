@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_accept_wakes_one.sh - a new FastCGI connection wakes one idle worker, not all of them: with 8
 # idle holders and one request at a time through nginx (a new upstream connection each), the
 # workers' voluntary context switches per request stay under 3 (when every holder polled the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_cancel_race.sh - a cancel at any moment of an answer, retrieval and LLM mode, with a search load beside: what each client was told at the end of its stream (done's status, the deltas' text) is what GET .../messages shows, and a cancelled answer keeps the text that had been sent. NP_CANCEL_RACE_ASKS asks per mode (default 100: 200 in all).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

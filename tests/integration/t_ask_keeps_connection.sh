@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_keeps_connection.sh - in the default configuration (no ask pool, retrieval mode) an ask keeps its worker's server connection: 10 asks open no new server connections (neonpool_db_connect_duration_seconds_count, and the server's own count of backends started), where each ask used to close it after its begin and after its finish (about 2 fresh connections per ask).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

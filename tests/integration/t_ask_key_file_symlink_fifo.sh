@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_key_file_symlink_fifo.sh - llm_api_key_file and llm_system_prompt_file are read as `neonpoold -t` checks them (one function): a key mounted as Kubernetes and Docker mount secrets (a symlink to a symlinked directory) passes -t and the asks answer 200 with the key sent; a FIFO is refused by -t with a clear message, and a FIFO put in the key's place at run time makes an ask fail at once (502) rather than block its worker.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

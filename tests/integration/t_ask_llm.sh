@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_llm.sh - the ask turn with a language model (issue 9) against tests/tools/llm_mock.py through nginx and the ask pool: the passages reach the model, the answer streams and is stored; the deltas stream through nginx (curl -N: the first reaches the client while the model still sends); cancel stops the upstream long before the answer's end; a dropped client leaves a complete answer; stall, slow first token and a mid-stream error fail the turn (504/502) and store it failed; a 500 before the first token is retried once, two 429s are 503 llm_busy; all ask workers busy: 503 ask_busy at once; the API key is sent and never shown.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_retrieval.sh - the ask turn without llm_url (issue 9, retrieval mode) on the PostgreSQL manual: a VACUUM question cites passages of Routine Vacuuming that contain its terms, as SSE and as JSON; the answer is stored complete with its citations; Idempotency-Key replays it; the worker keeps its connection (retrieval mode calls no model).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_sweep_never_waits.sh - the lease sweep that a worker runs between requests (np_ask_renew,
 # np_ask_expire on messages) never waits behind a lock on messages: with a SHARE ROW EXCLUSIVE lock
 # held for 7 s (a migration, a long DDL, a test holding a write back), the worker keeps serving

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_tx_backlog_full.sh - an ask worker's internal transaction meets a main socket (unix) whose backlog is full and whose workers do not accept: the ask answers 503 db_busy by its own deadline (acquire_timeout_ms + query_timeout_ms + query_deadline_margin_ms) instead of hanging in connect(2) with the ask pool's permit, and the next ask, once the main pool accepts again, is answered.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

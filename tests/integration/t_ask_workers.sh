@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ask_workers.sh - the ask pool (issue 9): with ask_listen, asks are served by np-ask workers through nginx's ask location; their two short transactions run in the main pool (internal requests), so with a budget of 1 the pool never holds more than 1 server connection and no ask worker ever owns a token.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

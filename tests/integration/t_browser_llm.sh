@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_browser_llm.sh - the web page's ask flow in chromium with a language model (the stand-in tests/tools/llm_mock.py of issue 9 behind llm_url, the ask pool, nginx): Stop mid-stream stops the upstream long before the answer's end and stores the answer stopped; a reload mid-stream shows the complete answer; a model error fails the turn calmly and Retry works; a busy model is waited for (tests/browser/e2e_llm.mjs).
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_child_fds_minimal.sh - children hold only the descriptors they use: after requests and a worker kill (the master then holds the sibling workers' database sockets), a worker and the supervisor inherit neither the signalfd, nor the keeper's receiving end, nor a sibling's database socket; the master holds one duplicate per live connection.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_config_errors.sh - a bad config (unknown key, wrong type, out of range, syntax, an ask pool that cannot reach listen) is refused with FILE:LINE and the key, by -t, at start and by neonpoolctl.
 . "$(dirname "$0")/lib.sh"
 [ -x "$NEONPOOLD" ] || np_fail "neonpoold not built: $NEONPOOLD"

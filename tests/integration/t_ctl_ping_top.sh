@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ctl_ping_top.sh - neonpoolctl ping shows every phase (DNS, TCP, TLS with version and cipher,
 # authentication, first query) against the test server, and a classified error with a hint and
 # its documented exit code against a wrong password (6), a closed port (4), a server without TLS

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_ctl_reload_stop.sh - neonpoolctl reload exits 0 on a good reload (the generation advanced) and 1 with the
 # reason on a refused one (an invalid value, a key that needs a restart), the old configuration serving on;
 # neonpoolctl stop returns once the master and its children have exited.

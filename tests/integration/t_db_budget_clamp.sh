@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_budget_clamp.sh - a budget larger than max_connections - superuser_reserved_connections is reported, and with budget_clamp = true lowered to fit.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_chapter_get.sh - GET /api/v1/books/{id}/chapters/{n}: a chapter with its passages a page at a time (limit, offset, keyset after), exact ids, text verbatim, every 400 naming its field, 404 for a missing book or chapter.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

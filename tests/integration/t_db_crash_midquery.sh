@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_crash_midquery.sh - a worker killed with kill -9 while its query runs: its budget token stays counted while the backend lives, the server aborts the statement (client_check_ms), and the token is free 1 s after the backend's exit; never over budget meanwhile.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

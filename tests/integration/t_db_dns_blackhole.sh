@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_dns_blackhole.sh - a resolver that never answers (issue 6, defect 8): requests get a fast 503,
 # /healthz and the supervisor keep working, and the reason names DNS; a name from /etc/hosts
 # connects by address with verify-full checking the certificate against the host name.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_error_reasons.sh - the breaker's reason names the class of the failure (issue 6, defect 10):
 # a host name that does not resolve, a certificate that fails verify-full (wrong CA; a host name
 # the certificate does not carry) and a refused port give different reasons in /readyz and the

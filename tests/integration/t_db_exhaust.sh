@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_exhaust.sh - a foreign client holds every free max_connections slot: 503 db_busy with Retry-After, never a 500; recovery when it lets go.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_hang.sh - the database hung (postmaster and backends SIGSTOP): every request answered within its deadline with 503/504 JSON; after SIGCONT no worker is stuck and reads succeed again.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_ids_exact.sh - ids above 2^53 come back exactly in every route (JSON numbers never go through a double).
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_kill_reclaim.sh - invariant 2: 50 kill -9 of random workers under load; each time the budget's in-use count equals the server's count of pool connections within 1 s.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_limits_fresh.sh - the server's limits in `neonpoolctl status` come from the most recent
 # connect (issue 6, defect 10): after PostgreSQL restarts with max_connections = 4 the status
 # shows 4, not the 100 some older slot still remembers; after a database_url reload the old

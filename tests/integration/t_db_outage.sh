@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_outage.sh - the database stopped under load: 503 db_unavailable once the breaker is open, none waiting for a connection, /healthz 200, /readyz 503; restarted: 200s again within 2 s, no restart of neonpool.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

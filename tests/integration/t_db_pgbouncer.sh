@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_pgbouncer.sh - the read suite through Debian's PgBouncer in transaction mode with pooler_mode = true (unnamed statements, SET LOCAL statement_timeout in a pipeline).
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

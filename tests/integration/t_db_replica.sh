@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_replica.sh - an optional read replica: read-only routes use its own budget; an unreachable replica falls back to the primary without failing a read.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

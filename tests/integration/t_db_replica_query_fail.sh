@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_replica_query_fail.sh - a replica that connects but fails queries (missing relation, statement_timeout): an idempotent read is retried once on the primary and answers 200.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_routes.sh - the textbook read routes against a real PostgreSQL, through nginx and directly; bad input gets 4xx JSON.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

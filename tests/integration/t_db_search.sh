@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_search.sh - GET /api/v1/search: ranked hits with an escaped, highlighted snippet, their book and chapter, stable pages, the book filter, exact ids; every 400 (q empty, blank, too long, not UTF-8, NUL; limit, offset, book) and the 404 of a missing book; a stop-word query neither fails nor writes raw notices to the log.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_slow.sh - every connection holder busy on slow queries: /healthz still answers 200 without waiting for them (its time is measured for bench/latency), and a database request that waited past acquire_timeout_ms gets 503 db_busy from neonpool, not a 502/504 from nginx.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_steady.sh - workers = 4 x budget against workers = budget under the same wrk -c200 primary-key load: throughput within 10% (the median of the rounds' ratios), 0 non-2xx, and no connection churn (connections opened during the steady run = 0, held = budget).
 #
 # Both stacks (daemon + nginx) run side by side for the whole test and are measured in

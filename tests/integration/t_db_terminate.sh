@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_terminate.sh - pg_terminate_backend on every pool backend every 2 s under read load (what a Neon suspend looks like): 0 non-2xx on idempotent reads.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_db_waiting_reset.sh - workers killed while waiting for a token leave no `waiting` mark behind: afterwards a request that must wait still waits (200 once the token frees) instead of an immediate 503 because max_waiters looks full.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_deb_package.sh - the Debian package: dpkg-buildpackage builds it from the tree, lintian finds no error and no warning, its files and modes are as packaged; installed in a throwaway root (a mount namespace with an overlay over /), it creates the neonpool user and a 0640 root:neonpool config, the daemon started as the units start it (its user, groups, the packaged config, the socket units' sockets passed by LISTEN_FDS, NOTIFY_SOCKET) sends READY=1 and serves GET /api/v1/books/N through the distribution's nginx with the packaged example in conf.d, ExecReload (neonpoolctl reload) and neonpoolctl stop exit 0, every system call it made under strace -f is in @system-service, and dpkg --purge leaves only the user; the machine is left as it was.
 #
 # Environment: NP_DEB=/path/neonpool_X_ARCH.deb reuses a built package (with its .changes beside it

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_deployments.sh - nginx (unix socket and TCP), lighttpd and spawn-fcgi deployments each answer 50 concurrent requests, all 200.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

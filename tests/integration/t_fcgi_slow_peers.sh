@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_fcgi_slow_peers.sh - FastCGI peers that connect and send nothing, or half a record, must not pin a worker or its database token: with budget + 2 silent peers and a truncated record connected, reads through nginx answer 200, none waiting for a peer's cut-off (their p99 is measured for bench/latency), and the peers are cut off after request_read_timeout_ms. Also: params over max_params_bytes are refused (431) and the worker stays up; a stalled body gets 408 at the deadline; kept connections work; listen_allowed_clients closes a peer outside the list at once; a graceful stop does not wait for parked peers.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_import.sh - neonpoolctl import loads the PostgreSQL 15 manual (postgresql-doc-15) as a book: in order, idempotent, all-or-nothing on a bad page; the API serves it.
 #
 # NP_CTL_WRAPPER prefixes every neonpoolctl run, e.g. "valgrind --leak-check=full --log-file=@TMP@/vg.%p"

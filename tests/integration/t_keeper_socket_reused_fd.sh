@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_keeper_socket_reused_fd.sh - libpq drops a socket and opens the next one under the same fd number (a two-host conninfo whose first host refuses): the master must keep the live socket, so a kill -9 of the worker keeps its token counted while the backend lives and frees it once the backend exited.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_kill_soak.sh - one kill -9 of a random worker or ask worker every second under mixed load (book reads with wrk, keyed posts, streamed asks to a model stand-in, serve.sh's pool sizes): the master never exits; at every 100 ms sample at least one worker and one ask worker live; failed reads are at most the main-worker kills times the reads in flight (wrk's connections); the pool never holds more server connections than its budget (pg_stat_activity every 50 ms); every acknowledged post is stored exactly once; no answer is left `streaming` past 30 s.
 #
 # Duration: NP_SOAK_SECS seconds of kills (default 30, to keep the default suite short); the

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_log_reopen.sh - SIGUSR1 after the log file was moved away: master and workers write to a new file at the old path.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_log_reopen_as_user.sh - started as root with `user`: after the log is moved and SIGUSR1, the master recreates the file for the run user, so the workers' lines reach the new file (they cannot create or open a root 0640 file).
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi

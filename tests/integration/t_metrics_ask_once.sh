@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_metrics_ask_once.sh - /metrics after a controlled set of asks through the ask pool (LLM mode, the model stand-in): each ask counts once under route "ask" with the status its client was told (a stream that ended with an error event counts its error status, not 200), its two internal transactions count under "ask.tx", and llm_unavailable / llm_busy are counted under their own names, not "other".
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_metrics_prometheus.sh - a real Prometheus (Debian's package, on loopback, scrape_interval 1s)
 # scrapes /metrics through nginx during a wrk run: promtool check metrics passes on a scrape, the
 # target is up, neonpool_http_request_duration_seconds_count rises by exactly the requests wrk

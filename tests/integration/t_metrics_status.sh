@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_metrics_status.sh - GET /metrics (exact Content-Type, the names the issue lists, a request
 # counter that rises by exactly the requests made), GET /status (JSON, ?format=text, ?full),
 # admin_allow (403 forbidden for another client, through nginx only from localhost) and the

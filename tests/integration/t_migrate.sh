@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_migrate.sh - neonpoolctl migrate, seed and check-db against a real PostgreSQL 15, and migrate through PgBouncer in transaction mode.
 #
 # NP_CTL_WRAPPER prefixes every neonpoolctl run, e.g. "valgrind --leak-check=full --log-file=@TMP@/vg.%p"

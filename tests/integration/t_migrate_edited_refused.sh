@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_migrate_edited_refused.sh - an applied migration edited afterwards is refused by name (migrate exits 1 and
 # applies nothing), and `migrate --status` lists applied, pending and changed files.
 . "$(dirname "$0")/lib.sh"

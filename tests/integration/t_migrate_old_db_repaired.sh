@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_migrate_old_db_repaired.sh - a database migrated before 003 and 004 were edited in place (the files in
 # fixtures/sql-old, recorded without checksums as neonpoolctl did then) ends, after `migrate` with the current
 # sql/, with the same function definitions (pg_get_functiondef) and the same recorded checksums as a fresh one;

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_neonsim.sh - neonsim (tests/tools/neonsim.c), the Neon-like remote database, against a real PostgreSQL
 # over TLS with psql/libpq as the client: the one-way delays give the round trip they promise (measured per
 # query), turns are counted one per query, scale to zero closes an idle session and holds the next connect

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_no_secret.sh - the database password never reaches a log, an error message or the CLI's output.
 # (Every test's teardown greps its temp dir for the password too: np_check_no_secret in lib.sh.)
 . "$(dirname "$0")/lib.sh"

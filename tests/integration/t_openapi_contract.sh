@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_openapi_contract.sh - real answers of every route, success and error, match doc/openapi.yaml:
 # each status is documented for its operation, each body validates against the documented schema
 # with every object closed (a member the document does not name fails), documented headers

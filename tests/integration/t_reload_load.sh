@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_reload_load.sh - SIGHUP three times under wrk load behind nginx: no failed request, and the workers are replaced.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

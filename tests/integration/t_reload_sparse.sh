@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_reload_sparse.sh - one request every 20 ms through nginx across 10 SIGHUPs (and a worker stop
 # per reload): every request is answered, none waits for the next connection to be noticed (a
 # wake-up of one worker through EPOLLEXCLUSIVE that a stopping worker swallowed would leave its

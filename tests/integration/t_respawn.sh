@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_respawn.sh - kill -9 of a worker and of the supervisor is repaired at once; kill -9 of the master takes its children with it.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

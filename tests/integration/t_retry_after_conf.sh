@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_retry_after_conf.sh - every 503 (db_busy, db_unavailable, /readyz) carries Retry-After = retry_after_s, not a hard-coded 1.
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_root_symlinks_not_followed.sh - started as root with `user`, the master follows no symlink planted at log_file, pid_file (or its temp file), status_file or the listen socket path (CVE-2016-1247): the root-owned target stays unchanged, and the start is refused with a clear error or done safely.
 . "$(dirname "$0")/lib.sh"
 np_is_root || np_skip "needs root (the master chowns and opens files for the run user)"

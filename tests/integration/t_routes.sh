@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_routes.sh - /healthz, /api/v1/version, 404, 405 (Allow), 413, HEAD of a GET route, X-Content-Type-Options: through nginx with curl and straight to the daemon with cgi-fcgi.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

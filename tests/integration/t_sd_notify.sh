@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_sd_notify.sh - Type=notify: on NOTIFY_SOCKET (an abstract "@" name) the master sends READY=1 only once every
 # worker accepts and min_warm connections are up; RELOADING=1 (with MONOTONIC_USEC) then READY=1 around a
 # reload; STOPPING=1 at the stop; WATCHDOG=1 within WATCHDOG_USEC; STATUS= lines with the workers, the budget in

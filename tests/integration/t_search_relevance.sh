@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_search_relevance.sh - search on the PostgreSQL manual (neonpoolctl import): "vacuum freeze" ranks a passage of Routine Vacuuming in the top 3, "savepoint rollback" one of a SAVEPOINT or transaction chapter in the top 3; the ranking uses the GIN index on the whole manual.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_second_instance.sh - a second neonpoold with the same status_file refuses (exit 2, "another neonpoold (pid N) holds FILE") and leaves the live pool's shared memory alone: its budget still holds under load and the status file stays.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

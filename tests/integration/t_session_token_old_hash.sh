@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_session_token_old_hash.sh - a session token issued before SHA-256 came from libcrypto still opens its session: rows whose token_hash was written the old build's way (its own SHA-256, sent as a '\x...' bytea parameter; pinned here as a constant that build computed) are read, posted to and erased through the API by this build.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_sessions_api.sh - the chat-session routes (issue 7): tokens, messages with Idempotency-Key, feedback, erase, strict validation; SQL metacharacters and emoji verbatim; the budget stays exact.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

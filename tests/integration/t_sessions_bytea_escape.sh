@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_sessions_bytea_escape.sh - the session routes with bytea_output = 'escape' set for the daemon's role: the stored token hash is read in binary, never parsed from bytea's text form (which the role, the database or a pooler may change), with prepared statements and with pooler_mode.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

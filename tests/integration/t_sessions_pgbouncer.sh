@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_sessions_pgbouncer.sh - the chat-session API suite (writes included) through Debian's PgBouncer in transaction mode with pooler_mode = true.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

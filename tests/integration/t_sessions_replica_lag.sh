@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_sessions_replica_lag.sh - read-your-writes: with a replica that never catches up, a session's reads after its own writes still see them (session routes read the primary); the replica does serve the book reads.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_socket_activation_restart.sh - socket activation: a stand-in for systemd holds the listen and control
 # sockets and passes them by LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES; the daemon is started, stopped (SIGTERM)
 # (every second start without names: matched by address) and started again 10 times under wrk -c50 on a database route through nginx: every request completes with

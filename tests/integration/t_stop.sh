@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_stop.sh - SIGTERM (fast) and SIGQUIT (graceful) stop the master and every child with status 0, removing the unix socket and the pid file.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_stop_graceful_deadline.sh - SIGQUIT with a worker stuck in a long request: after graceful_timeout_ms the stop becomes SIGTERM, then SIGKILL after shutdown_timeout_ms; the master and every child are gone in time.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

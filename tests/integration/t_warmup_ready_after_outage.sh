@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_warmup_ready_after_outage.sh - after the database comes back, /readyz says ready only once
 # min_warm connections are open again (warm connections before readiness, as at start); sampled
 # every ~20 ms: the pool's connected count is read after each /readyz answer.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: PostgreSQL
 # t_warmup_while_active.sh - warmup_policy = while-active pings (SELECT 1 on an idle holder) only
 # while requests used the database within warmup_active_window_s, counted in the server's log:
 # none at rest before any request, some during the window, none after it; each ping's query time

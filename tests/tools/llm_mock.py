@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 """llm_mock.py - a local stand-in for an OpenAI-compatible chat-completions upstream, for the
 ask tests (issue 9). Python standard library only.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* neonsim.c - a Neon-like remote database for tests and benchmarks: a TCP proxy in front of PostgreSQL that
  * delays each direction (fixed or jittered, through a delay queue of timestamped chunks), scales to zero
  * (closes every proxied connection after N s without client-to-server traffic and holds the next connect

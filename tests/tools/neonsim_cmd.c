@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* neonsim_cmd.c - parse one control line of neonsim into a command (pure: no I/O, no allocation). */
 #include "neonsim_cmd.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* neonsim_cmd.h - the control-line grammar of neonsim (tests/tools/neonsim.c): parse one line into a command. */
 #ifndef NEONSIM_CMD_H
 #define NEONSIM_CMD_H

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: PostgreSQL
 # sd_holder.py - starts a command as systemd starts a Type=notify service with socket units: binds
 # the sockets the installed neonpoold*.socket units describe (ListenStream=, SocketMode=,
 # SocketGroup=, Backlog=, in the order of the service's Sockets=), passes them at fd 3.. with

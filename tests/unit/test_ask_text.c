@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_ask_text.c - an answer's [n] citation markers and retrieval mode's extractive answer:
  * what is not a marker first, then the markers and the pieces. */
 #include <stdarg.h>

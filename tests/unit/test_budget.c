@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_budget.c - budget tokens in a real shared mapping: the limit holds, crashes are reclaimed, classes of errors. */
 #include <stdarg.h>
 #include <stddef.h>

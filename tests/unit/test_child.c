@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_child.c - child signal handling: a stop asked while every poll finds a descriptor ready is
  * still seen (epoll_pwait, like ppoll, delivers a pending signal only when it returns EINTR). */
 #include <errno.h>

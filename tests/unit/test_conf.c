@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_conf.c - unit tests of the configuration loader (src/conf.c) against real temporary files. */
 #ifndef _GNU_SOURCE
 #define _GNU_SOURCE     /* getline, strdup, explicit_bzero, asprintf: -std=c11 hides them */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_db_retry.c - which failed queries are retried and where: never a non-idempotent request, once on the primary after any failure on the replica. */
 #include <stdarg.h>
 #include <stddef.h>

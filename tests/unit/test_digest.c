@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_digest.c - SHA-256 through libcrypto against the FIPS 180-2 test vectors (the digests stored
  * tokens were hashed with before libcrypto did it), hashing in parts, constant-time compare. */
 #include <stdarg.h>

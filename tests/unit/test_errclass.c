@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_errclass.c - the one table of error classes: connect texts (libpq's and Neon's proxy's) and SQLSTATEs. */
 #include <stdarg.h>
 #include <stddef.h>

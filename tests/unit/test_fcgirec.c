@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_fcgirec.c - the FastCGI request-head scanner: invalid inputs, splits at every byte, limits. */
 #include <stdarg.h>
 #include <stddef.h>

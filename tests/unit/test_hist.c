@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_hist.c - the log-linear histogram: invalid inputs, bucket edges, percentiles within the
  * stated bound of exact ones over 10^6 samples (5 * 10^4 under valgrind) of several distributions, merge = one recording. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_http.c - request parsing from FastCGI params, error envelopes, response heads. */
 #include <stdarg.h>
 #include <stddef.h>

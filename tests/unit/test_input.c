@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_input.c - write-route input: media type, strict JSON bodies, field limits, bearer tokens,
  * Idempotency-Key. Invalid inputs first. */
 #include <stdarg.h>

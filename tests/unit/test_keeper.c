@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_keeper.c - the master's keeper: a dead worker's socket is shut down and watched, also when it arrives after the reap. */
 #include <stdarg.h>
 #include <stddef.h>

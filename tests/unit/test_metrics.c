@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_metrics.c - the metrics rows: a request's phases and total land in its route's
  * histograms and ladders, a bound belongs to its own bucket, the queue counts in the total,
  * outside a request the pool route is used, and the exposition of summed rows is cumulative with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_query.c - query-string parameters: decoding, rejections first, then the accepted forms. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_resolve.c - the conninfo's hosts split and rebuilt for hostaddr: names, literals, sockets, multi-host, hostaddr given. */
 #include <stdarg.h>
 #include <stddef.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_router.c - route matching: literals, {params}, 404 versus 405 with Allow. */
 #include <stdarg.h>
 #include <stddef.h>

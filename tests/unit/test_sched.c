@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_sched.c - warm-up schedules: rejections first, then matching with an injected clock in
  * UTC and in time zones across a daylight-saving change. */
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_text.c - the text library: entity decoding, HTML to blocks, blocks to passages (invalid inputs first). */
 #include <stdarg.h>
 #include <stddef.h>

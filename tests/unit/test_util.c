@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: PostgreSQL */
 /* test_util.c - UTF-8 validation, percent-decoding, log quoting, number parsing. */
 #include <stdarg.h>
 #include <stddef.h>

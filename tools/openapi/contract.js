@@ -1,4 +1,5 @@
 #!/usr/bin/env node
+// SPDX-License-Identifier: PostgreSQL
 // contract.js - check recorded answers of neonpoold against doc/openapi.yaml (t_openapi_contract).
 //
 // Usage: node contract.js SPEC.json CASES

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: PostgreSQL
 # lint.sh - lint doc/openapi.yaml with Redocly's OpenAPI linter (@redocly/cli lint), the version
 # pinned in package.json and package-lock.json, under the rules of redocly.yaml (recommended-strict:
 # 0 errors and 0 warnings to pass).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // api.js - the page's client of the JSON API (same origin). Ids are exact 64-bit integers: numbers
 // of 16 digits or more are kept as text (parseExact) so JavaScript never rounds them. A request the
 // server could not serve for now (503 db_busy/db_unavailable/ask_busy, 502/504 from nginx) or that

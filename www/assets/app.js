@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // app.js - the page: a hash router over the views (chat, books, chapter, search), the sidebar of
 // the reader's chats, and the banner that says calmly when the service is busy, unreachable or
 // slow (api.js retries by itself meanwhile).

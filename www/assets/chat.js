@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // chat.js - the chat view: a session's history, asking with a streamed answer (the ask route's
 // Server-Sent Events read from fetch), Stop, citations, copy and retry. The stream contract is in
 // doc/openapi.yaml (POST /api/v1/sessions/{id}/ask).

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // dom.js - building DOM nodes from text. Text from the server (passages, snippets, answers) only
 // ever becomes text nodes (textContent / createTextNode); nothing here parses HTML.
 

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // sse.js - a Server-Sent Events parser for a fetch() body (the ask route is a POST, so EventSource
 // cannot be used). Follows the WHATWG event-stream rules: lines end in CRLF, LF or CR; "event:"
 // names the event (default "message"); "data:" lines are joined with "\n"; a line starting with ":"

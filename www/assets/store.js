@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: PostgreSQL
 // store.js - the reader's chat sessions, kept in this browser only (localStorage): id, bearer
 // token, a title (the first question) and when it started. Another browser (or profile) has none
 // of them, and the API answers 404 to any session route without the session's token.
