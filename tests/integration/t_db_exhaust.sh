@@ -19,7 +19,9 @@ for i in $(seq 1 "$slots"); do
 	NP_FRONT_PIDS+=("$!")
 done
 for _ in $(seq 1 150); do
-	n=$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hog'")
+	# sessions in their pg_sleep: a connection attempt being refused shows in pg_stat_activity too,
+	# and counting it let the pool take the slot a hog was about to retry for (/readyz 200)
+	n=$(np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE usename = 'hog' AND wait_event = 'PgSleep'")
 	[ "$n" -ge "$slots" ] && break
 	sleep 0.1
 done
