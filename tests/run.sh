@@ -2,8 +2,10 @@
 # SPDX-License-Identifier: PostgreSQL
 # run.sh - the test command: dependencies, build, unit tests, integration tests, sanitizer build, valgrind, distcheck.
 #
-# Usage: tests/run.sh [--fast] [t_name...]
+# Usage: tests/run.sh [--fast] [--long] [t_name...]
 #   --fast    only steps 1-4 (deps, build, unit, fuzz, integration): the developer loop
+#   --long    the kill tests' long forms: 50 kills (t_db_kill_reclaim, t_sessions_kill9, default 25),
+#             t_kill_soak for 120 s (default 30)
 #   t_name    run only these integration tests (in every step that runs integration tests);
 #             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
@@ -11,9 +13,10 @@
 # in the order below whatever order they ran in; then the total time and the 10 slowest. The last
 # line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
-# Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (2) at a time: a test holding a line
-# "# np: serial" runs alone (these first), then the builds (the sanitizer build first, the fuzz
-# targets, distcheck) run one at a time beside the other jobs, under nice 5.
+# Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
+# "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
+# first, so that none ends the run alone), then the rest; the builds (the Debian package first, the
+# sanitizer build, the fuzz targets, distcheck) run one at a time beside the other jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
@@ -22,6 +25,7 @@
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
 #                                                 "# np: shared-pg" get a database of their own in one
 #                                                 PostgreSQL cluster (tests/integration/shared_pg.sh)
+#   5a the Debian package (dpkg-buildpackage -b, nocheck) for t_deb_package, when root
 #   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
 #     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
 #     t_deployments and the database tests t_db_routes, t_db_terminate, t_db_crash_midquery and
@@ -39,7 +43,8 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	-h | --help) sed -n '3,30p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--long) export NP_KILLS=50 NP_KILL9_N=50 NP_SOAK_SECS=120 ;;
+	-h | --help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac
 done
@@ -51,7 +56,7 @@ RES=$LEDGER             # where result() records; a job records into a file of i
 : >"$LEDGER"
 mkdir -p "$RUN_DIR/jobs"
 T_START=$SECONDS
-JOBS=${NP_JOBS:-2}
+JOBS=${NP_JOBS:-3}
 declare -A J_PIDS=()
 # kill_tree PID: SIGTERM to PID and every descendant (a test's bash runs its teardown once its
 # foreground child has gone too)
@@ -300,6 +305,8 @@ integration() {
 		selected "$name" || continue
 		if grep -q '^# np: serial' "$t"; then
 			job serial 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+		elif [ -z "$prefix" ] && grep -q '^# np: long' "$t"; then
+			job par 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		else
 			job par "${PRIO:-1}" "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		fi
@@ -409,6 +416,24 @@ if [ "$FAST" = 1 ]; then
 	summary
 fi
 
+# ---- 5a. the Debian package, built beside the tests (a bg job, the first: the longest build, and a
+# test waits for it); t_deb_package checks and installs it
+# (run alone, the test builds one itself: NP_DEB unset)
+deb_build() (
+	local dst=$RUN_DIR/deb/neonpool
+	rm -rf "$RUN_DIR/deb"
+	tree_copy "$dst" || return 1
+	cd "$dst" && DEB_BUILD_OPTIONS="nocheck parallel=$JOBS" DEB_BUILD_PROFILES=nocheck dpkg-buildpackage -us -uc -b
+)
+if [ "$(id -u)" = 0 ] && command -v dpkg-buildpackage >/dev/null && selected t_deb_package; then
+	job bg 0 - deb-build step deb-build deb_build
+	for i in "${!J_NAME[@]}"; do
+		[ "${J_NAME[i]}" = t_deb_package ] || continue
+		J_AFTER[i]=deb-build
+		J_CMD[i]=$(printf '%q ' itest "" "NP_DEB=$RUN_DIR/deb/neonpool_$(sed -n '1s/^neonpool (\([^)]*\)).*/\1/p' debian/changelog)_$(dpkg --print-architecture).deb" tests/integration/t_deb_package.sh)
+	done
+fi
+
 # ---- 5. sanitizers ------------------------------------------------------------------------
 SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/integration/t_deployments.sh
 	tests/integration/t_db_routes.sh tests/integration/t_db_terminate.sh tests/integration/t_db_crash_midquery.sh
@@ -444,23 +469,6 @@ job par 2 asan-build asan:make-check asan_env unit_check "asan:" "$top/build-asa
 PRIO=2 AFTER=asan-build integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
 	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "${SAN_TESTS[@]}"
-
-# ---- 5b. the Debian package, built beside the tests (a bg job); t_deb_package checks and installs it
-# (run alone, the test builds one itself: NP_DEB unset)
-deb_build() (
-	local dst=$RUN_DIR/deb/neonpool
-	rm -rf "$RUN_DIR/deb"
-	tree_copy "$dst" || return 1
-	cd "$dst" && DEB_BUILD_OPTIONS="nocheck parallel=$JOBS" DEB_BUILD_PROFILES=nocheck dpkg-buildpackage -us -uc -b
-)
-if [ "$(id -u)" = 0 ] && command -v dpkg-buildpackage >/dev/null && selected t_deb_package; then
-	job bg 0 - deb-build step deb-build deb_build
-	for i in "${!J_NAME[@]}"; do
-		[ "${J_NAME[i]}" = t_deb_package ] || continue
-		J_AFTER[i]=deb-build
-		J_CMD[i]=$(printf '%q ' itest "" "NP_DEB=$RUN_DIR/deb/neonpool_$(sed -n '1s/^neonpool (\([^)]*\)).*/\1/p' debian/changelog)_$(dpkg --print-architecture).deb" tests/integration/t_deb_package.sh)
-	done
-fi
 
 # ---- 6. valgrind --------------------------------------------------------------------------
 for bin in tests/unit/test_*; do

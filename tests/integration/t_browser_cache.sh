@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_browser_cache.sh - the page in a real browser (Debian's chromium, tests/browser/cache.mjs) while nginx serves the textbook from its cache: with PostgreSQL stopped a chapter read before shows with a calm "saved copy" note (X-Cache-Status: STALE), a chapter never read shows the calm banner and then itself once PostgreSQL is back; no note while the database is up.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx node

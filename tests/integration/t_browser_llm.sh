@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: PostgreSQL
 # t_browser_llm.sh - the web page's ask flow in chromium with a language model (the stand-in tests/tools/llm_mock.py of issue 9 behind llm_url, the ask pool, nginx): Stop mid-stream stops the upstream long before the answer's end and stores the answer stopped; a reload mid-stream shows the complete answer; a model error fails the turn calmly and Retry works; a busy model is waited for (tests/browser/e2e_llm.mjs).
 # np: shared-pg
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx node

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_browser_main.sh - the web page (www/) in a real browser (Debian's chromium driven by playwright-core, tests/browser/e2e.mjs) against the real stack: PostgreSQL with the PostgreSQL manual, neonpoold, nginx serving page and API; search, passages, sessions, ask (stream, citations, Stop, reload), a second reader, the database stopped and back, keyboard only, axe-core, first paint, weight, screenshots.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx node

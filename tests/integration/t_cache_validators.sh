@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_cache_validators.sh - HTTP caching's validators: every content route (books, a book, a chapter, a passage, search) answers an ETag "<format>-<generation>" and Cache-Control public with max-age, stale-while-revalidate and stale-if-error; If-None-Match with the current tag is 304 and the server runs no statement for it (counted in PostgreSQL's own statement log); an older tag, another format's tag or a changed generation is a 200; a statement that changes content bumps the generation and one that changes nothing does not; every private, admin and error answer is Cache-Control: no-store without an ETag.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_db_hang.sh - the database hung (postmaster and backends SIGSTOP): every request answered within its deadline with 503/504 JSON; after SIGCONT no worker is stuck and reads succeed again.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

@@ -2,6 +2,7 @@
 # SPDX-License-Identifier: PostgreSQL
 # t_db_kill_reclaim.sh - invariant 2: 50 kill -9 of random workers under load; each time the budget's in-use count equals the server's count of pool connections within 1 s.
 # np: shared-pg
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx
@@ -9,7 +10,7 @@ np_require wrk nginx
 : "${NP_WRK_DELAY_MS:=100}"; export NP_WRK_DELAY_MS
 
 np_db_start workers=8 budget=4 min_warm=2
-kills=${NP_KILLS:-50}
+kills=${NP_KILLS:-25}   # tests/run.sh --long: 50
 # the primary's in_use into IN_USE, without a Python start per sample (the first "in_use" of the
 # document is the primary endpoint's): sampling must be fast next to what it measures
 in_use_now() {

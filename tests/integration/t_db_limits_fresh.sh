@@ -4,6 +4,7 @@
 # connect (issue 6, defect 10): after PostgreSQL restarts with max_connections = 4 the status
 # shows 4, not the 100 some older slot still remembers; after a database_url reload the old
 # server's limits are gone until the new server has been reached.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require nginx curl

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_db_outage.sh - the database stopped under load: 503 db_unavailable once the breaker is open, none waiting for a connection, /healthz 200, /readyz 503; restarted: 200s again within 2 s, no restart of neonpool.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_db_pgbouncer.sh - the read suite through Debian's PgBouncer in transaction mode with pooler_mode = true (unnamed statements, SET LOCAL statement_timeout in a pipeline).
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl pgbouncer

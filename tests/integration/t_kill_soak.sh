@@ -4,13 +4,14 @@
 #
 # Duration: NP_SOAK_SECS seconds of kills (default 30, to keep the default suite short); the
 # 2-minute soak is NP_SOAK_SECS=120 bash tests/integration/t_kill_soak.sh
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk
 # a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
 : "${NP_WRK_DELAY_MS:=10}"; export NP_WRK_DELAY_MS
 
-secs=${NP_SOAK_SECS:-30}
+secs=${NP_SOAK_SECS:-30}   # tests/run.sh --long: 120 (the 2 minutes of the acceptance)
 budget=4
 conns=8   # wrk's connections: no worker can have more reads in flight than there are
 

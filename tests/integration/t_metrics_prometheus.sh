@@ -7,6 +7,7 @@
 # (0.99) over the run agrees with the p99 of nginx's $request_time within one bucket; then the
 # counters stay monotonic on consecutive scrapes across 20 kill -9 of workers and a reload.
 # np: shared-pg
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk prometheus promtool

@@ -2,13 +2,14 @@
 # SPDX-License-Identifier: PostgreSQL
 # t_sessions_kill9.sh - kill -9 of the worker between a message POST's BEGIN and COMMIT and between its COMMIT and its response (and its backend terminated mid-write), under load: never a half-written message, never a duplicate after a retry with the same Idempotency-Key, the budget exact.
 # np: shared-pg
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx wrk
 # a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
 : "${NP_WRK_DELAY_MS:=10}"; export NP_WRK_DELAY_MS
 
-kills=${NP_KILL9_N:-50}
+kills=${NP_KILL9_N:-25}   # tests/run.sh --long: 50
 np_db_start workers=4 budget=4 min_warm=2
 
 # the test's own hook, in the database (no debug code in the daemon): an INSERT of a 'crash-'

@@ -4,6 +4,7 @@
 # sockets and passes them by LISTEN_FDS/LISTEN_PID/LISTEN_FDNAMES; the daemon is started, stopped (SIGTERM)
 # (every second start without names: matched by address) and started again 10 times under wrk -c50 on a database route through nginx: every request completes with
 # 200, none refused, none 502 (they wait in the backlog while no daemon runs); the socket files stay.
+# np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
