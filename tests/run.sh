@@ -398,6 +398,20 @@ job par 1 - openapi-lint openapi_lint
 # One PostgreSQL cluster for the tests that hold a line "# np: shared-pg" (each gets a database of its
 # own, copied from a migrated and seeded template: tests/integration/shared_pg.sh); every other test
 # starts a private one.
+# One initdb for every private cluster (lib.sh np_start_pg copies it): the same options as there
+pg_initdb_cache() {
+	local bin=${PGBIN:-/usr/lib/postgresql/15/bin} d=$RUN_DIR/pginit
+	[ -x "$bin/initdb" ] || return 1
+	mkdir -p "$d" && chmod 0755 "$d" || return 1
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$d" && (cd "$d" && runuser -u postgres -- "$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 \
+			--locale=C --auth-local=peer --auth-host=scram-sha-256) >"$RUN_DIR/pginit.log" 2>&1
+	else
+		"$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 --locale=C --auth-local=peer \
+			--auth-host=scram-sha-256 >"$RUN_DIR/pginit.log" 2>&1
+	fi
+}
+pg_initdb_cache && export NP_PG_INITDB_CACHE=$RUN_DIR/pginit
 SHARED_PG_DIR=$RUN_DIR/pg
 if tests/integration/shared_pg.sh start "$SHARED_PG_DIR" >"$RUN_DIR/shared-pg.log" 2>&1; then
 	export NP_SHARED_PG=$SHARED_PG_DIR/env

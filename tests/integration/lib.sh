@@ -412,9 +412,16 @@ np_start_pg() {
 	chmod 0644 "$pg/server.crt"
 	NP_PG_CA=$pg/server.crt
 	np_is_root && chown -R postgres: "$pg"
-	np_pg_run "$PGBIN/initdb" -D "$pg/data" -U postgres -E UTF8 --locale=C \
-		--auth-local=peer --auth-host=scram-sha-256 >"$pg/initdb.log" 2>&1 ||
-		np_fail "initdb failed: $(tail -n 5 "$pg/initdb.log")"
+	# NP_PG_INITDB_CACHE (tests/run.sh): a cluster initdb made once with these options, copied in
+	# 0.1 s instead of an initdb per test (1.3 CPU s, 2-4 s on a busy machine)
+	if [ -n "${NP_PG_INITDB_CACHE:-}" ] && [ -f "$NP_PG_INITDB_CACHE/data/PG_VERSION" ]; then
+		np_pg_run cp -a "$NP_PG_INITDB_CACHE/data" "$pg/data" >"$pg/initdb.log" 2>&1 ||
+			np_fail "copying the initdb cache failed: $(tail -n 5 "$pg/initdb.log")"
+	else
+		np_pg_run "$PGBIN/initdb" -D "$pg/data" -U postgres -E UTF8 --locale=C \
+			--auth-local=peer --auth-host=scram-sha-256 >"$pg/initdb.log" 2>&1 ||
+			np_fail "initdb failed: $(tail -n 5 "$pg/initdb.log")"
+	fi
 	np_pg_run sh -c "cat >>'$pg/data/postgresql.conf'" <<EOF
 # neonpool tests
 listen_addresses = '127.0.0.1'
