@@ -27,7 +27,11 @@ np_db_prepare
 np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
 	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" ask_listen="$NP_TMP/ask.sock" \
 	workers=4 ask_workers=4 budget=$budget min_warm=2 acquire_timeout_ms=$((500 * NP_TIMEOUT_SCALE)) \
-	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1
+	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 \
+	llm_first_token_timeout_ms=5000 llm_gap_timeout_ms=5000
+# (the model's deadlines well inside the 30 s that an answer may stream: with the defaults, 30 s to
+# the first token, an answer whose model call stalled streamed legitimately for 30 s and met the
+# check below at its deadline)
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wrk_script
 np_wait_db_ready
@@ -82,6 +86,7 @@ for _ in $(seq 1 $((40 * NP_TIMEOUT_SCALE))); do
 	sleep 1
 done
 np_log "answers by status: $(np_psql_super -d neonpool -At -c "SELECT string_agg(status || '=' || n, ' ') FROM (SELECT status, count(*) n FROM messages WHERE id IN ($ids) GROUP BY status) x")"
+[ "$left" = 0 ] || np_log "left streaming: $(np_psql_super -d neonpool -At -c "SELECT string_agg(id || ' created ' || created_at || ' lease ' || coalesce(lease_until::text, '-'), '; ') FROM messages WHERE id IN ($ids) AND status = 'streaming'") (now $(np_psql_super -d neonpool -At -c 'SELECT now()'))"
 np_expect_eq "no answer left streaming past 30 s" 0 "$left"
 
 np_curl "/api/v1/books/$NP_BOOK_MIN"
