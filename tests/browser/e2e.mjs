@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   BASE, ART, SCALE, ms, sleep, ok, notOk, check, skip, result, measure, run, launch, newContext as newCtx,
-  desktop, visibleSpinners, apiJson, finish,
+  desktop, visibleSpinners, recordBanners, bannerSeen, apiJson, finish,
 } from './lib.mjs';
 
 const CTL = process.env.NP_CTL_DIR;
@@ -356,11 +356,12 @@ await run('broken streams: error event, end without done, ask_busy', async () =>
     return r.fulfill({ status: 200, headers: { 'Content-Type': 'text/event-stream' }, body: `event: citations\ndata: ${JSON.stringify(cites)}\n\ndata: {"delta":"Later."}\n\nevent: done\ndata: {"message_id":"999999999","status":"complete","citations_used":[]}\n\n` });
   });
   await p.fill('#question', 'Case: ask_busy');
+  await recordBanners(p); // the banner is up for about the 1 s of Retry-After
   await p.press('#question', 'Enter');
-  await p.waitForSelector('#banner:not([hidden])', { timeout: ms(5000) });
-  const bannerText = await p.textContent('#banner');
+  const busy = await bannerSeen(p, null, ms(5000));
+  const bannerText = busy.text;
   check(/busy/i.test(bannerText) && !/ask workers|ask_busy/.test(bannerText), 'ask_busy: a calm banner', bannerText.trim());
-  check(await visibleSpinners(p) === 0, 'ask_busy: no spinner while waiting');
+  check(busy.spinners === 0, 'ask_busy: no spinner while waiting', `${busy.spinners} spinner(s)`);
   await p.waitForFunction(() => [...document.querySelectorAll('.answer')].pop().dataset.state === 'complete', null, { timeout: ms(10000) });
   check(calls === 2 && await p.isHidden('#banner'), 'after Retry-After the page asked again by itself; the banner is gone', `${calls} requests`);
   await ctx.close();
@@ -415,9 +416,9 @@ await run('offline and slow', async () => {
   check(await p.isHidden('#banner'), 'back online: the books show by themselves, the banner is gone');
   // a slow answer (held 3.5 s in the browser): "taking longer than usual", gone when it arrives
   await p.route('**/api/v1/books/*', async (r) => { await sleep(3500); await r.continue(); });
+  await recordBanners(p); // the notice is up from 2.5 s until the answer at 3.5 s
   await p.click('main ul a');
-  await p.waitForSelector('#banner[data-kind=slow]', { timeout: ms(5000) });
-  const slow = await p.textContent('#banner');
+  const slow = (await bannerSeen(p, 'slow', ms(10000))).text;
   await p.waitForSelector('.chapters a', { timeout: ms(10000) });
   check(/longer than usual/.test(slow) && await p.isHidden('#banner'), 'slow: a notice while it takes long, gone when the answer is there', slow.trim());
   await ctx.close();

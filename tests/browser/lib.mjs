@@ -50,6 +50,30 @@ export const desktop = { viewport: { width: 1280, height: 800 } };
 export const visibleSpinners = (page) => page.evaluate(() =>
   [...document.querySelectorAll('.spinner')].filter((e) => e.offsetParent !== null && getComputedStyle(e).display !== 'none').length);
 
+// The banner's states as the page shows them, recorded by an observer installed before the action:
+// a banner up for a second (a Retry-After of 1 s, a slow notice ended by the answer) is missed by
+// a poll from here on a loaded machine (Playwright polls every 500 ms, each poll several round
+// trips). recordBanners() starts recording; bannerSeen() waits for a recorded state of that kind
+// and returns { kind, text, spinners, at }.
+export const recordBanners = (page) => page.evaluate(() => {
+  window.npBanners = [];
+  const b = document.getElementById('banner');
+  const note = () => {
+    if (b.hidden || !b.dataset.kind) return;
+    const text = b.textContent;
+    const last = window.npBanners[window.npBanners.length - 1];
+    if (last && last.kind === b.dataset.kind && last.text === text) return;
+    const spinners = [...document.querySelectorAll('.spinner')].filter((e) => e.offsetParent !== null && getComputedStyle(e).display !== 'none').length;
+    window.npBanners.push({ kind: b.dataset.kind, text, spinners, at: Date.now() });
+  };
+  new MutationObserver(note).observe(b, { attributes: true, childList: true, subtree: true, characterData: true });
+  note();
+});
+export async function bannerSeen(page, kind, timeout) {
+  await page.waitForFunction((k) => (window.npBanners || []).some((e) => !k || e.kind === k), kind, { timeout });
+  return page.evaluate((k) => window.npBanners.find((e) => !k || e.kind === k), kind);
+}
+
 export async function apiJson(method, path, { token, body } = {}) {
   const headers = { Accept: 'application/json' };
   if (token) headers.Authorization = `Bearer ${token}`;

@@ -138,6 +138,31 @@ np_status_json() {
 	np_json_get "$NP_TMP/out/status.json" "$1"
 }
 
+# np_reload: a configuration reload that has taken effect. SIGHUP, then waits until the master
+# logged its outcome once more than before (failing on a refusal) and every worker and ask worker
+# of the old generation has exited, as many new ones running: after a bare `kill -HUP; sleep 1` a
+# request could still reach a worker of the old configuration on a loaded machine.
+np_reload() {
+	local before n seen rejected p left=0
+	before=$(np_children "$NP_DAEMON_PID" | awk '$2 == "np-worker" || $2 == "np-ask" { print $1 }')
+	n=$(wc -w <<<"$before")
+	seen=$(grep -c 'configuration reloaded' "$NP_DAEMON_LOG")
+	rejected=$(grep -c 'reload rejected' "$NP_DAEMON_LOG")
+	kill -HUP "$NP_DAEMON_PID"
+	for _ in $(seq $((300 * NP_TIMEOUT_SCALE))); do
+		[ "$(grep -c 'reload rejected' "$NP_DAEMON_LOG")" -gt "$rejected" ] &&
+			np_fail "reload rejected: $(grep 'reload rejected' "$NP_DAEMON_LOG" | tail -n 1)"
+		if [ "$(grep -c 'configuration reloaded' "$NP_DAEMON_LOG")" -gt "$seen" ]; then
+			left=0
+			for p in $before; do kill -0 "$p" 2>/dev/null && left=$((left + 1)); done
+			[ "$left" = 0 ] &&
+				[ "$(np_children "$NP_DAEMON_PID" | awk '$2 == "np-worker" || $2 == "np-ask"' | wc -l)" -ge "$n" ] && return 0
+		fi
+		sleep 0.1
+	done
+	np_fail "reload: not in effect after $((30 * NP_TIMEOUT_SCALE)) s (old workers left: $left)"
+}
+
 # np_workers_pids: the master's np-worker children.
 np_worker_pids() { np_child_pids "$NP_DAEMON_PID" np-worker; }
 

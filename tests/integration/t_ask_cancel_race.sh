@@ -39,8 +39,7 @@ race retrieval 30
 
 # LLM mode: 20 tokens at 100/s (~0.2 s); the cancel lands from the citations event to after done
 echo "llm_url = \"http://127.0.0.1:$mport/v1/chat/completions\";" >>"$NP_DAEMON_CONF"
-kill -HUP "$NP_DAEMON_PID"
-sleep 1
+np_reload
 curl -s -X POST "http://127.0.0.1:$mport/_control" -d '{"tokens": 20, "tokens_per_s": 100}' >/dev/null
 race llm 300
 

@@ -31,8 +31,7 @@ np_expect_eq "and the next one too" "200 complete" "$NP_STATUS $(np_json_get "$N
 # --- 2. the first transaction committed, its answer lost: db_outcome_unknown, the row ends failed ---
 # LLM mode returns the passages' text: two passages of 400,000 x U+0001 (~5.6 MB escaped twice)
 echo 'llm_url = "http://127.0.0.1:9/v1/chat/completions";' >>"$NP_DAEMON_CONF"
-kill -HUP "$NP_DAEMON_PID"
-sleep 1
+np_reload
 np_psql_super -d neonpool -q -c "INSERT INTO passages (chapter_id, position, heading, body) SELECT c, 90000 + c, 'quuxinator', 'quuxinator ' || repeat(chr(1), 400000) FROM (SELECT min(id) AS c FROM chapters UNION ALL SELECT max(id) FROM chapters) x"
 session
 ask "quuxinator" k1

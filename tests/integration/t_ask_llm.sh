@@ -108,8 +108,7 @@ np_expect_eq "the history shows it complete" "$dmid complete" "$(j "$NP_TMP/http
 
 # --- 4b. ask_on_disconnect = abort (reload): a dropped client stops the model; the text so far is stored stopped ---
 echo 'ask_on_disconnect = "abort";' >>"$NP_DAEMON_CONF"
-kill -HUP "$NP_DAEMON_PID"
-sleep 1
+np_reload
 mock _reset; mock _control '{"tokens": 200, "tokens_per_s": 20}'
 ask "Abort on $word" --sse --drop-after-deltas 3 >"$NP_TMP/out/abort.json"
 amid=$(j "$NP_TMP/out/abort.json" 'd["events"][0]["data"]["message_id"]')
@@ -118,8 +117,7 @@ np_expect_eq "abort: the answer is stored stopped" stopped "$(stored "$amid" | c
 np_expect_eq "abort: the model saw the disconnect before its 200 tokens" "True yes" \
 	"$(mocklog '"%s %s" % (d[0]["disconnected"], "yes" if d[0]["tokens_sent"] < 200 else "no")')"
 sed -i '/^ask_on_disconnect = "abort";$/d' "$NP_DAEMON_CONF"
-kill -HUP "$NP_DAEMON_PID"
-sleep 1
+np_reload
 
 # --- 5. a stall after 3 tokens: 504 llm_timeout within the gap deadline, stored failed ---
 mock _reset; mock _control '{"tokens": 30, "tokens_per_s": 100, "stall_after": 3}'
@@ -128,18 +126,21 @@ np_expect_eq "stall: event error llm_timeout" "error llm_timeout" \
 	"$(j "$NP_TMP/out/stall.json" 'd["events"][-1]["event"] + " " + d["events"][-1]["data"]["error"]["code"]')"
 gap=$(j "$NP_TMP/out/stall.json" 'int(d["events"][-1]["t_ms"] - [e for e in d["events"] if e["event"] == "message"][-1]["t_ms"])')
 echo "RESULT stall: error event ${gap} ms after the last token (llm_gap_timeout_ms 1000)"
-np_expect "stall: the error came within the gap deadline + 500 ms ($gap ms)" \
-	test "$gap" -ge 900 -a "$gap" -lt $((1500 * NP_TIMEOUT_SCALE))
+# measured by the client: the last token may reach it late on a loaded machine, hence 800; a
+# stall that no deadline ended would last the model's 30 s
+np_expect "stall: the error came at the gap deadline, give or take a loaded machine ($gap ms)" \
+	test "$gap" -ge 800 -a "$gap" -lt $((2500 * NP_TIMEOUT_SCALE))
 smid=$(j "$NP_TMP/out/stall.json" 'd["events"][0]["data"]["message_id"]')
 np_expect_eq "stall: stored failed with the 3 tokens" "failed|Passages seen: [1]" "$(stored "$smid" | sed 's/ *$//')"
-sleep 0.2
+for _ in $(seq 50); do [ "$(mocklog 'd[0]["disconnected"]')" = True ] && break; sleep 0.1; done
 np_expect_eq "stall: the model saw the disconnect" True "$(mocklog 'd[0]["disconnected"]')"
 
 # --- 6. no first token in time: 504 llm_timeout (JSON form) ---
 mock _reset; mock _control "{\"ttft_ms\": $((3000 * NP_TIMEOUT_SCALE))}"
 ask "Slow $word" >"$NP_TMP/out/slow.json"
 np_expect_eq "slow first token: 504 llm_timeout" "504 llm_timeout" "$(j "$NP_TMP/out/slow.json" '"%s %s" % (d["status"], d["body"]["error"]["code"])')"
-np_expect "slow first token: answered within 1.5 s + 0.5 s" test "$(j "$NP_TMP/out/slow.json" 'int(d["t_end_ms"])')" -lt $((2000 * NP_TIMEOUT_SCALE))
+# the first-token deadline is 1.5 s, the model's first token would come at 3 s
+np_expect "slow first token: answered before the model's first token" test "$(j "$NP_TMP/out/slow.json" 'int(d["t_end_ms"])')" -lt $((2700 * NP_TIMEOUT_SCALE))
 
 # --- 7. a mid-stream error: 502 llm_unavailable, stored failed ---
 mock _reset; mock _control '{"tokens": 20, "error_after": 4}'
@@ -159,8 +160,8 @@ ask "Busy $word" >"$NP_TMP/out/busy.json"
 np_expect_eq "429 twice: 503 llm_busy with Retry-After" "503 llm_busy 1" \
 	"$(j "$NP_TMP/out/busy.json" '"%s %s %s" % (d["status"], d["body"]["error"]["code"], d["headers"].get("retry-after"))')"
 np_expect_eq "429: retried once only" 2 "$(mocklog 'len(d)')"
-np_expect "429: Retry-After 30 s capped to llm_retry_after_max_ms (300 ms): answered in under 1.5 s" \
-	test "$(j "$NP_TMP/out/busy.json" 'int(d["t_end_ms"])')" -lt 1500
+np_expect "429: Retry-After 30 s capped to llm_retry_after_max_ms (300 ms): answered in seconds, not 30" \
+	test "$(j "$NP_TMP/out/busy.json" 'int(d["t_end_ms"])')" -lt $((3000 * NP_TIMEOUT_SCALE))
 
 # --- 9. every ask worker busy: 503 ask_busy at once ---
 mock _reset; mock _control '{"tokens": 200, "tokens_per_s": 20}'
@@ -168,7 +169,12 @@ ask "Long one $word" --sse >"$NP_TMP/out/long1.json" &
 p1=$!
 ask "Long two $word" --sse >"$NP_TMP/out/long2.json" &
 p2=$!
-sleep 0.8
+# both ask workers inside their answers (the model streaming to each), not only accepted: the gate
+# that answers ask_busy runs inside a long answer (a fixed 0.8 s was short on a loaded machine)
+for _ in $(seq $((200 * NP_TIMEOUT_SCALE))); do
+	[ "$(mocklog 'sum(1 for r in d if r["tokens_sent"] > 0 and r["t_end"] is None)')" = 2 ] && break
+	sleep 0.05
+done
 ask "A third $word" >"$NP_TMP/out/third.json"
 np_expect_eq "a third ask with both ask workers busy: 503 ask_busy, Retry-After" "503 ask_busy 1" \
 	"$(j "$NP_TMP/out/third.json" '"%s %s %s" % (d["status"], d["body"]["error"]["code"], d["headers"].get("retry-after"))')"

@@ -66,22 +66,31 @@ np_start_daemon --name running workers=2
 conf=$NP_DAEMON_CONF
 cp "$conf" "$d/running.conf.good"
 sed 's/^workers = 2;/workers = "four";/' "$d/running.conf.good" >"$conf"
+# wait_log N: until the log holds N 'reload rejected' lines (the master reads the file in its own time)
+wait_log() { for _ in $(seq 100); do [ "$(grep -c 'reload rejected' "$NP_DAEMON_LOG")" -ge "$1" ] && return; sleep 0.1; done; }
 kill -HUP "$NP_DAEMON_PID"
 np_fcgi GET /healthz >/dev/null
 np_expect_eq "bad file + SIGHUP: still answers" 200 "$NP_STATUS"
-sleep 0.3
+wait_log 1
 np_expect "bad file + SIGHUP: 'reload rejected' with $conf:LINE and the key" \
 	grep -qE "reload rejected.*$conf:[0-9]+: key 'workers'" "$NP_DAEMON_LOG"
 np_expect_eq "bad file + SIGHUP: workers unchanged" 2 "$(np_child_pids "$NP_DAEMON_PID" np-worker | wc -w)"
 sed "s|^listen = .*|listen = \"$d/elsewhere.sock\";|" "$d/running.conf.good" >"$conf"
 kill -HUP "$NP_DAEMON_PID"
-sleep 0.3
+wait_log 2
 np_fcgi GET /healthz >/dev/null
 np_expect_eq "listen changed + SIGHUP: still answers on the old socket" 200 "$NP_STATUS"
 np_expect "listen changed + SIGHUP: refused, naming the key" grep -qE "reload rejected.*listen" "$NP_DAEMON_LOG"
 sed 's/^workers = 2;/workers = 3;/' "$d/running.conf.good" >"$conf"
+old_workers=$(np_child_pids "$NP_DAEMON_PID" np-worker)
 kill -HUP "$NP_DAEMON_PID"
-sleep 0.5
+# until the old generation has gone and the new one is up (a fixed 0.5 s was short under load)
+for _ in $(seq 100); do
+	now=$(np_child_pids "$NP_DAEMON_PID" np-worker)
+	left=0; for p in $old_workers; do grep -qw "$p" <<<"$now" && left=$((left + 1)); done
+	[ "$left" = 0 ] && [ "$(wc -w <<<"$now")" = 3 ] && break
+	sleep 0.1
+done
 np_expect_eq "fixed file + SIGHUP: reloaded, 3 workers" 3 "$(np_child_pids "$NP_DAEMON_PID" np-worker | wc -w)"
 
 np_capture version "$NEONPOOLD" -v

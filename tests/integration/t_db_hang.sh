@@ -30,8 +30,11 @@ np_log "continued"
 cat "$NP_TMP/out/hung.txt" | sort | uniq -c | sort -rn | head -5 | sed 's/^/# /'
 np_expect_eq "30 answers" 30 "$(wc -l <"$NP_TMP/out/hung.txt")"
 np_expect_eq "all 503 or 504 (none 200, none from nginx)" 30 "$(grep -cE '^50[34] ' "$NP_TMP/out/hung.txt")"
-slow=$(awk -v d="$deadline_ms" '$2 * 1000 > d + 300 { n++ } END { print n + 0 }' "$NP_TMP/out/hung.txt")
-np_expect_eq "none slower than its deadline ($deadline_ms ms + 300 ms slack)" 0 "$slow"
+# 1 s of slack for nginx, curl and a loaded machine's timers (300 ms was met by chance beside the
+# kill soak); a request the deadlines did not end would wait for curl's 10 s
+slack=$((1000 * NP_TIMEOUT_SCALE))
+slow=$(awk -v d="$deadline_ms" -v s="$slack" '$2 * 1000 > d + s { n++ } END { print n + 0 }' "$NP_TMP/out/hung.txt")
+np_expect_eq "none slower than its deadline ($deadline_ms ms + $slack ms slack)" 0 "$slow"
 bad_json=0
 for f in "$NP_TMP"/out/hung.*.body; do
 	code=$(np_json_get "$f" 'd["error"]["code"]')

@@ -19,7 +19,7 @@ np_wait_db_ready
 np_curl /api/v1/books/$NP_BOOK_MIN
 np_expect_eq "reads work through the two-host conninfo" 200 "$NP_STATUS"
 
-hold_s=$(np_scaled 4)
+hold_s=$(np_scaled 60)   # ended below by pg_terminate_backend: a fixed 4 s could run out before the samples
 np_psql_super -d neonpool -c "BEGIN; LOCK TABLE books IN ACCESS EXCLUSIVE MODE; SELECT pg_sleep($hold_s); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
 np_wait_lock books

@@ -28,6 +28,6 @@ ok=$(awk '$1 == 200' "$NP_TMP/out/times" | wc -l)
 max=$(sort -k2 -n "$NP_TMP/out/times" | tail -n 1 | awk '{print $2}')
 echo "RESULT $n requests across 10 reloads: $ok answered 200, slowest $max s"
 np_expect_eq "every request answered 200" "$n" "$ok"
-np_expect "the slowest request under $(np_scaled 500) ms ($max s)" \
-	awk -v m="$max" -v l="$(np_scaled 500)" 'BEGIN { exit !(m * 1000 < l) }'
+np_expect "the slowest request under $(np_scaled 900) ms ($max s; a lost wake-up costs over 1 s)" \
+	awk -v m="$max" -v l="$(np_scaled 900)" 'BEGIN { exit !(m * 1000 < l) }'
 np_finish

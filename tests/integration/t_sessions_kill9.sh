@@ -31,8 +31,9 @@ sid=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin
 tok=$(echo "$sess" | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["token"])')
 bad=0
 for i in 1 2 3 4 5; do
-	np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND state = 'idle'$(np_pg_scope)" >/dev/null
-	sleep 0.2
+	# pg_terminate_backend(pid, 5000) returns once the backend has gone (PostgreSQL 14+): a fixed
+	# 0.2 s could let the write reach a backend not yet through its SIGTERM
+	np_psql_super -d postgres -At -c "SELECT count(pg_terminate_backend(pid, 5000)) FROM pg_stat_activity WHERE application_name LIKE 'neonpool/%' AND state = 'idle'$(np_pg_scope)" >/dev/null
 	code=$(curl -s -o "$NP_TMP/out/idle.body" -w '%{http_code}' -X POST -H 'Content-Type: application/json' \
 		-H "Authorization: Bearer $tok" -H "Idempotency-Key: idle-$i" --data "{\"role\":\"user\",\"content\":\"idle $i\"}" \
 		"http://127.0.0.1:$NP_HTTP_PORT/api/v1/sessions/$sid/messages")

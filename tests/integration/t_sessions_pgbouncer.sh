@@ -33,12 +33,15 @@ post() {
 		-H "Authorization: Bearer $tok" -H 'Idempotency-Key: "slow-1"' --data '{"role":"user","content":"blocked"}' \
 		"$base/sessions/$sid/messages"
 }
-np_psql_super -d neonpool -c "BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(3); COMMIT;" >/dev/null 2>&1 &
+# the lock is held until the write has timed out, then ended (a fixed 3 s could end first on a
+# loaded machine, and the write would then succeed)
+np_psql_super -d neonpool -c "BEGIN; LOCK TABLE messages IN SHARE ROW EXCLUSIVE MODE; SELECT pg_sleep(60); COMMIT;" >/dev/null 2>&1 &
 lock_pid=$!
 np_wait_lock messages
 code=$(post)
 np_expect_eq "a write blocked by a lock: 504 db_timeout" "504 db_timeout" \
 	"$code $(np_json_get "$NP_TMP/out/post.body" 'd["error"]["code"]')"
+np_psql_super -d postgres -At -c "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query LIKE '%pg_sleep(60)%' AND pid <> pg_backend_pid()" >/dev/null
 wait "$lock_pid"
 np_expect_eq "it rolled back: no row" 0 "$(np_psql_super -d neonpool -At -c "SELECT count(*) FROM messages WHERE content = 'blocked'")"
 code=$(post)
