@@ -55,8 +55,13 @@ reused=""
 for try in 1 2 3; do
 	nsenter -t "$master" -p sh -c "echo $((held - 1)) >/proc/sys/kernel/ns_last_pid; exec sleep 60" &
 	sleeper=$!
-	sleep 0.2
-	sp=$(ps -o pid= --ppid "$sleeper" | tr -d ' ')
+	# until nsenter's child has written ns_last_pid and become the sleep (a fixed 0.2 s could
+	# kill it first on a loaded machine, and every try then came to nothing)
+	for _ in $(seq 100); do
+		sp=$(ps -o pid= --ppid "$sleeper" | tr -d ' ')
+		[ -n "$sp" ] && [ "$(cat "/proc/$sp/comm" 2>/dev/null)" = sleep ] && break
+		sleep 0.05
+	done
 	[ -n "$sp" ] && [ "$(nspid "$sp")" = "$held" ] && { reused=$sp; break; }
 	kill "$sleeper" $sp 2>/dev/null
 done
