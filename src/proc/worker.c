@@ -316,7 +316,8 @@ static void worker_handle(struct worker_ctx *w)
 			                            worker_ask_gate };
 			w->stream_gone = false;
 			req.stream = &stream;
-			if ((req.match.route->flags & ROUTE_ADMIN) && !worker_admin_ok(w)) {
+			req.admin = worker_admin_ok(w);
+			if ((req.match.route->flags & ROUTE_ADMIN) && !req.admin) {
 				http_respond_error(&resp, 403, "forbidden", "this route answers only to admin_allow");
 			} else if (!api_cache_precheck(&req, &resp)) {
 				req.match.route->handler(&req, &resp);
