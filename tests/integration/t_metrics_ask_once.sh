@@ -48,7 +48,7 @@ total0=$(awk '$1 ~ /^neonpool_http_requests_total\{route="ask",/ { s += $2 } END
 np_expect_eq "route ask: 4 asks count 4 requests, not 12" 4 $((total - total0))
 np_expect_eq "route ask.tx: their 8 internal transactions" 8 "$(delta "$req" '{route="ask.tx",code="200"}')"
 err='neonpool_http_errors_total'
-np_expect_eq "errors: llm_unavailable 1" 1 "$(delta "$err" '{code="llm_unavailable"}')"
-np_expect_eq "errors: llm_busy 1" 1 "$(delta "$err" '{code="llm_busy"}')"
-np_expect_eq "errors: other 0" 0 "$(delta "$err" '{code="other"}')"
+np_expect_eq "errors: llm_unavailable 1" 1 "$(delta "$err" '{error="llm_unavailable"}')"
+np_expect_eq "errors: llm_busy 1" 1 "$(delta "$err" '{error="llm_busy"}')"
+np_expect_eq "errors: other 0" 0 "$(delta "$err" '{error="other"}')"
 np_finish
