@@ -96,7 +96,7 @@ rules=$(curl -sS --max-time 5 "$papi/rules" | "$NP_PYTHON" -c 'import json,sys
 g = json.load(sys.stdin)["data"]["groups"]
 r = [x for grp in g for x in grp["rules"]]
 print(len(r), sum(1 for x in r if x.get("health") == "ok" and x.get("lastEvaluation", "").startswith("2")),
-      # the rules a healthy daemon cannot trip whatever the machine's load (a latency rule may be
+      # the rules a healthy daemon cannot trip on any machine load (a latency rule may be
       # pending on a loaded machine: none can fire within this test, every rule has a `for`)
       sum(1 for x in r if x.get("state") != "inactive" and x["name"] in
           ("NeonpoolDatabaseDown", "NeonpoolBudgetSaturated", "NeonpoolShedding", "NeonpoolCrashLoop")),
