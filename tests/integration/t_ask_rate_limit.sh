@@ -54,7 +54,7 @@ PY
 # start well inside one, so that 20 asks cannot straddle two
 "$NP_PYTHON" -c 'import time
 r = time.monotonic() % 60
-if r > 40: time.sleep(60 - r + 0.5)'
+if r > 48: time.sleep(60 - r + 0.5)'
 np_session
 read -r ok lim lim_ra other spread mra detail < <(asks 20 "$sid" "$tok" "$plain_port")
 np_log "20 asks: $ok answered, $lim limited ($lim_ra with Retry-After), $other other $detail, sent within $spread s"

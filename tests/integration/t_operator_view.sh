@@ -68,7 +68,7 @@ else
 	np_not_ok "promtool check metrics passes: $(head -n 5 "$NP_TMP/out/promtool.txt")"
 fi
 for re in '^neonpool_build_info\{version="[^"]+",libpq="[1-9][0-9]*",shm_layout="[0-9]+"\} 1$' \
-	'^neonpool_workers\{kind="main",state="idle"\} [0-9]+$' '^neonpool_workers\{kind="control",state="idle"\} 1$' \
+	'^neonpool_workers\{kind="main",state="idle"\} [0-9]+$' '^neonpool_workers\{kind="control",state="idle"\} [01]$' \
 	'^neonpool_workers_configured\{kind="main"\} 2$' '^neonpool_http_errors_total\{error="rate_limited"\} 0$' \
 	'^neonpool_peers_refused_total 0$' '^neonpool_request_read_timeouts_total [0-9]+$' \
 	'^neonpool_llm_first_token_seconds_bucket\{le="\+Inf"\} 0$' '^neonpool_llm_tokens_bucket\{le="16000"\} 0$'; do
