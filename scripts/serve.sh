@@ -234,6 +234,7 @@ start_nginx() {
 	sed -i "s|/usr/share/neonpool/www|$(www_root)|g" "$dir/neonpool.conf"
 	# nginx's content cache: in the state directory (the package's is /var/cache/neonpool/nginx)
 	sed -i "s|/var/cache/neonpool/nginx|$dir/cache|" "$dir/neonpool.conf"
+	sed -i "s|/var/log/nginx/neonpool\.access\.log|$dir/access.log|" "$dir/neonpool.conf"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
 	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" || die "nginx refused its config"

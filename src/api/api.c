@@ -29,13 +29,17 @@ static void api_version(struct np_request *req, struct np_response *resp)
 
 /* Readiness from the shared health state the supervisor keeps: no round trip per call. A pool
  * backing off its respawns (some of its children died young in a row) is named in the body, but
- * readiness stays: this answer comes from a live main worker, and the live ones serve. */
+ * readiness stays: this answer comes from a live main worker, and the live ones serve. The
+ * failure's reason ("TLS certificate verification failed") goes only to admin_allow peers; others
+ * get the status and the stable code (doc/design.md, "Health as load balancers read it"). */
 static void api_readyz(struct np_request *req, struct np_response *resp)
 {
 	const char *reason;
 	int health = db_health(0, &reason);
 	const char *names[] = { "starting", "up", "degraded", "down" };
 	bool ready = health == 1 || health == 2;
+	if (!req->admin)
+		reason = "";
 	if (!ready) {
 		char msg[160];
 		snprintf(msg, sizeof(msg), "database %s%s%s", names[health & 3], reason[0] ? ": " : "", reason);
@@ -47,7 +51,7 @@ static void api_readyz(struct np_request *req, struct np_response *resp)
 	cJSON_AddStringToObject(o, "status", names[health]);
 	if (reason[0])
 		cJSON_AddStringToObject(o, "reason", reason);
-	cJSON *backoff = db_shm() ? status_backoff(db_shm()) : NULL;
+	cJSON *backoff = req->admin && db_shm() ? status_backoff(db_shm()) : NULL;
 	if (backoff)
 		cJSON_AddItemToObject(o, "respawn_backoff", backoff);
 	http_respond_json(resp, 200, o);

@@ -3,6 +3,7 @@
  * read from the shared memory, served on every socket a worker answers (the main one and the
  * control one) to the peers admin_allow admits (the worker checks, before the handler runs). */
 #include <cjson/cJSON.h>
+#include <libpq-fe.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -22,6 +23,7 @@ void api_admin_init(const struct np_conf *conf, const struct np_shm *shm)
 {
 	api_admin.conf = conf;
 	api_admin.shm = shm;
+	expo_set_libpq(PQlibVersion());
 }
 
 void api_metrics(struct np_request *req, struct np_response *resp)

@@ -354,6 +354,34 @@ static void ask_answer(struct ask_turn *t, struct np_response *resp, const struc
 }
 
 /* POST /api/v1/sessions/{id}/ask {question} */
+/* ask_rate_per_session: whether this ask is over its session's limit (then resp is the 429). The
+ * counter is keyed by the session id and the credentials the ask carries, checked before any
+ * database work: a client without the session's token counts against a key of its own (and gets
+ * its 401 from the database), never against the session's. */
+static bool ask_rate_limited(struct np_request *req, struct np_response *resp, const char *id)
+{
+	const struct np_conf *conf = db_conf();
+	int limit, window_s;
+	char msg[160];
+	if (conf->ask_rate_per_session[0] == '\0' ||
+	    conf_rate_parse(conf->ask_rate_per_session, &limit, &window_s, msg, sizeof(msg)) < 0 || limit == 0 ||
+	    db_shm() == NULL)
+		return false;
+	char keytext[ROUTER_PARAM_LEN + 512];
+	snprintf(keytext, sizeof(keytext), "%s\n%s", id, req->authorization ? req->authorization : "");
+	uint64_t key = util_hash64(keytext);
+	explicit_bzero(keytext, sizeof(keytext));
+	int retry = ratelimit_take(db_shm()->hdr->ask_rate, NP_RATE_ENTRIES, key ? key : 1, limit, window_s,
+	                           util_now_ms() / 1000);
+	if (retry == 0)
+		return false;
+	snprintf(msg, sizeof(msg), "this session made its %d asks of the last %s; retry after %d s", limit,
+	         window_s == 1 ? "second" : window_s == 60 ? "minute" : "hour", retry);
+	http_respond_error(resp, 429, "rate_limited", msg);
+	resp->retry_after_s = retry;
+	return true;
+}
+
 void api_ask(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "question", NULL };
@@ -365,6 +393,8 @@ void api_ask(struct np_request *req, struct np_response *resp)
 		ask_tx_serve(req, resp);
 		return;
 	}
+	if (ask_rate_limited(req, resp, id))
+		return;
 	struct input_err e;
 	char key[INPUT_KEY_MAX + 1];
 	bool has_key;

@@ -436,6 +436,8 @@ void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bodies, c
 		db_close_held();
 		llm_chat(&call, &res);
 		metrics_phase(NP_PHASE_UPSTREAM, (int64_t)res.total_ms * 1000); /* issue 8: the upstream phase */
+		/* issue 20: time to first token when one came; tokens of a complete answer */
+		metrics_llm(res.ttft_ms >= 0 ? (int64_t)res.ttft_ms * 1000 : -1, res.status == LLM_DONE ? res.tokens : -1);
 	}
 	explicit_bzero(key, sizeof(key));
 	free(body);

@@ -114,6 +114,8 @@ const struct conf_key conf_keys[] = {
 	/* observability (issue 8) */
 	KEY_STR("admin_allow", admin_allow, "127.0.0.0/8,::1,unix", conf_check_admin_allow, RELOAD, "who may read /metrics and /status: comma-separated addresses or address/bits of the HTTP client (REMOTE_ADDR from the front server, else the FastCGI peer), and the word unix for a request over a unix socket without REMOTE_ADDR; others get 403"),
 	KEY_INT("slow_request_ms", slow_request_ms, 1000, 0, 3600000, RELOAD, "ms", "a request that took at least this long is logged at warning level with its request id, route, status and phases (acquire, connect, query, upstream) (0 = off)"),
+	KEY_BOOL("access_log", access_log, false, RELOAD, "log one line per request at info level: method, route, status, duration, queue time and the request id the front server passed"),
+	KEY_STR("ask_rate_per_session", ask_rate_per_session, "", conf_check_rate, RELOAD, "asks one chat session may make per window, e.g. \"5/min\" (N/s, N/min, N/h); more get 429 rate_limited with Retry-After (\"\" = no limit)"),
 };
 
 

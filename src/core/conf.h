@@ -114,6 +114,8 @@ struct np_conf {
 	int ask_history_messages;    /* the session's last messages sent with the question */
 	char *admin_allow;           /* who may read /metrics and /status (addresses, CIDRs, "unix") */
 	int slow_request_ms;         /* ms: requests at least this long are logged with their phases (0 = off) */
+	bool access_log;             /* one info line per request (issue 20) */
+	char *ask_rate_per_session;  /* "5/min": asks a session may make per window ("" = no limit) */
 };
 
 /* A validation error: where, which key, and what is allowed. */
@@ -159,5 +161,8 @@ void conf_redact_conninfo(const char *conninfo, char *out, size_t n);
 void conf_dump(const struct np_conf *c, FILE *fp);
 
 const char *conf_log_level_name(int level);
+/* Parse a rate "N/s", "N/min" or "N/h" (also sec, second, m, minute, hour): 0 with *count and
+ * *window_s set; "" or "0" is no limit (*count 0). -1 with msg filled when malformed. */
+int conf_rate_parse(const char *value, int *count, int *window_s, char *msg, size_t n);
 
 #endif

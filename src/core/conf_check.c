@@ -299,3 +299,36 @@ int conf_check_admin_allow(const char *value, char *msg, size_t n)
 	bool unix_ok;
 	return allowlist_parse_admin(value, &l, &unix_ok, msg, n);
 }
+
+int conf_rate_parse(const char *value, int *count, int *window_s, char *msg, size_t n)
+{
+	*count = 0;
+	*window_s = 60;
+	if (value == NULL || value[0] == '\0' || strcmp(value, "0") == 0)
+		return 0;
+	char *end;
+	errno = 0;
+	long c = strtol(value, &end, 10);
+	if (end == value || errno != 0 || c < 1 || c > 1000000 || *end != '/') {
+		snprintf(msg, n, "expected N/s, N/min or N/h with N from 1 to 1000000 (\"5/min\"), or \"\" for no limit");
+		return -1;
+	}
+	static const struct { const char *unit; int s; } units[] = {
+		{ "s", 1 }, { "sec", 1 }, { "second", 1 }, { "m", 60 }, { "min", 60 }, { "minute", 60 },
+		{ "h", 3600 }, { "hour", 3600 },
+	};
+	for (size_t i = 0; i < sizeof(units) / sizeof(units[0]); i++)
+		if (strcmp(end + 1, units[i].unit) == 0) {
+			*count = (int)c;
+			*window_s = units[i].s;
+			return 0;
+		}
+	snprintf(msg, n, "unknown unit \"%s\": expected s, min or h (\"5/min\")", end + 1);
+	return -1;
+}
+
+int conf_check_rate(const char *value, char *msg, size_t n)
+{
+	int c, w;
+	return conf_rate_parse(value, &c, &w, msg, n);
+}

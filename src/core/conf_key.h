@@ -103,6 +103,7 @@ int conf_check_llm_prompt_file(const char *value, char *msg, size_t n);
 int conf_check_control_listen(const char *value, char *msg, size_t n);
 int conf_check_allowed_clients(const char *value, char *msg, size_t n);
 int conf_check_admin_allow(const char *value, char *msg, size_t n);
+int conf_check_rate(const char *value, char *msg, size_t n);
 int conf_check_schedule(const char *value, char *msg, size_t n);
 int conf_check_timezone(const char *value, char *msg, size_t n);
 int conf_check_llm_url(const char *value, char *msg, size_t n);

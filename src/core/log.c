@@ -3,6 +3,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <stdbool.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include "util.h"
 
 static int log_fd = STDERR_FILENO;
+static int log_journal = -1; /* stderr is the journal: -1 not known yet */
 static char log_path[512];
 static int log_level = NP_LOG_INFO;
 static char log_role[32] = "master";
@@ -40,8 +42,23 @@ const char *log_level_name(int level)
 	return log_level_names[level];
 }
 
+/* Whether log_fd is the journal's stream: systemd sets JOURNAL_STREAM to "dev:ino" of the stream
+ * it connected stderr to (sd-daemon(3), systemd.exec(5)); a stderr redirected elsewhere since
+ * (a file, a pipe) no longer matches. */
+static bool log_is_journal(void)
+{
+	const char *js = getenv("JOURNAL_STREAM");
+	struct stat st;
+	unsigned long long dev, ino;
+	if (log_fd != STDERR_FILENO || js == NULL || sscanf(js, "%llu:%llu", &dev, &ino) != 2 ||
+	    fstat(STDERR_FILENO, &st) < 0)
+		return false;
+	return (unsigned long long)st.st_dev == dev && (unsigned long long)st.st_ino == ino;
+}
+
 int log_open(const char *path)
 {
+	log_journal = -1;
 	if (path == NULL || path[0] == '\0') {
 		if (log_fd != STDERR_FILENO && log_fd >= 0)
 			close(log_fd);
@@ -109,9 +126,15 @@ void log_msg(int level, const char *kv, const char *fmt, ...)
 	gettimeofday(&tv, NULL);
 	struct tm tm;
 	gmtime_r(&tv.tv_sec, &tm);
+	if (log_journal < 0)
+		log_journal = log_is_journal();
+	/* under the journal the line's syslog priority (error 3, warning 4, info 6, debug 7), which
+	 * journalctl -p reads; its own timestamp stays in the line */
+	static const char *const prio[] = { "<3>", "<4>", "<6>", "<7>" };
 	char line[2048];
 	int n = snprintf(line, sizeof(line),
-	                 "ts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s role=%s pid=%d msg=%s%s\n",
+	                 "%sts=%04d-%02d-%02dT%02d:%02d:%02d.%03dZ level=%s role=%s pid=%d msg=%s%s\n",
+	                 log_journal ? prio[level < 0 ? 0 : level > NP_LOG_DEBUG ? NP_LOG_DEBUG : level] : "",
 	                 tm.tm_year + 1900, tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec,
 	                 (int)(tv.tv_usec / 1000), log_level_name(level), log_role, (int)getpid(),
 	                 quoted, kv ? kv : "");

@@ -275,6 +275,21 @@ static void worker_slow_log(struct worker_ctx *w, int64_t total_us)
 	log_kv(NP_LOG_WARN, kv, "slow request");
 }
 
+/* access_log: one line per request at info level, with the id the front server passed. */
+static void worker_access_log(struct worker_ctx *w, int64_t total_us)
+{
+	if (!w->conf->access_log)
+		return;
+	char kv[300], method[40];
+	/* the method is the peer's text (a raw FastCGI client may send anything): quoted */
+	util_quote_value(w->last_method[0] ? w->last_method : "-", method, sizeof(method));
+	snprintf(kv, sizeof(kv), " request_id=%s method=%s route=%s status=%d ms=%.1f queue_ms=%.1f",
+	         w->last_id[0] ? w->last_id : "-", method,
+	         w->last_route ? w->last_route : "-", w->last_status, (double)total_us / 1000.0,
+	         (double)metrics_queue_us() / 1000.0);
+	log_kv(NP_LOG_INFO, kv, "access");
+}
+
 static void worker_handle(struct worker_ctx *w)
 {
 	struct np_request req;
@@ -316,7 +331,8 @@ static void worker_handle(struct worker_ctx *w)
 			                            worker_ask_gate };
 			w->stream_gone = false;
 			req.stream = &stream;
-			if ((req.match.route->flags & ROUTE_ADMIN) && !worker_admin_ok(w)) {
+			req.admin = worker_admin_ok(w);
+			if ((req.match.route->flags & ROUTE_ADMIN) && !req.admin) {
 				http_respond_error(&resp, 403, "forbidden", "this route answers only to admin_allow");
 			} else if (!api_cache_precheck(&req, &resp)) {
 				req.match.route->handler(&req, &resp);
@@ -334,6 +350,7 @@ static void worker_handle(struct worker_ctx *w)
 	w->last_status = resp.status;
 	snprintf(w->last_code, sizeof(w->last_code), "%s", resp.error_code);
 	snprintf(w->last_id, sizeof(w->last_id), "%s", req.request_id);
+	snprintf(w->last_method, sizeof(w->last_method), "%s", req.method);
 	if (resp.status >= 500)
 		atomic_fetch_add(&w->slot->errors_5xx, 1);
 	else if (resp.status >= 400)
@@ -358,7 +375,7 @@ void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 	metrics_begin(util_now_us());
 	w->last_route = NULL;
 	w->last_status = 0;
-	w->last_code[0] = w->last_id[0] = '\0';
+	w->last_code[0] = w->last_id[0] = w->last_method[0] = '\0';
 	r->ipcFd = x.fd;
 	r->keepConnection = 1; /* FCGX_Accept_r first "finishes" the previous request: keep our fd */
 	worker_arm(x.fd, SHUT_RD, x.deadline_ms - util_now_ms());
@@ -387,7 +404,9 @@ void worker_serve(struct worker_ctx *w, struct inbox_entry x)
 	r->keepConnection = 1; /* flush, but leave the close to us: libfcgi's lingers for up to 2 s */
 	FCGX_Finish_r(r);
 	worker_disarm();
-	worker_slow_log(w, metrics_end(w->last_status, w->last_code, util_now_us()));
+	int64_t total_us = metrics_end(w->last_status, w->last_code, util_now_us());
+	worker_slow_log(w, total_us);
+	worker_access_log(w, total_us);
 	atomic_fetch_add(&w->slot->requests, 1);
 	atomic_store(&w->slot->req_start_us, 0);
 	atomic_store(&w->slot->state, NP_SLOT_IDLE);

@@ -54,6 +54,7 @@ struct worker_ctx {
 	int last_status;             /* the request just answered, for metrics and the slow log */
 	char last_code[40];
 	char last_id[72];
+	char last_method[16];
 	const char *last_route;
 	struct worker_ratelog log_refused, log_timeout, log_bad, log_full;
 	int ep;                      /* what the worker waits on (worker_main's loop) */

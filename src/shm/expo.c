@@ -9,6 +9,14 @@
 #include "budget.h"
 #include "expo.h"
 #include "metrics.h"
+#include "version.h"
+
+static int expo_libpq;
+
+void expo_set_libpq(int version)
+{
+	expo_libpq = version;
+}
 
 /* A label value, escaped as the format says (backslash, double quote, newline). */
 static void expo_label(FILE *f, const char *v)
@@ -28,13 +36,15 @@ static void expo_head(FILE *f, const char *name, const char *type, const char *h
 	fprintf(f, "# HELP %s %s\n# TYPE %s %s\n", name, help, name, type);
 }
 
-/* One histogram series: cumulative buckets, +Inf, _sum, _count; labels "k=\"v\"," or "". */
-static void expo_hist(FILE *f, const char *name, const char *labels, const struct np_ladder *l)
+/* One histogram series on the ladder bounds (values divided by scale: 1e6 for microseconds in
+ * seconds): cumulative buckets, +Inf, _sum, _count; labels "k=\"v\"," or "". */
+static void expo_hist_on(FILE *f, const char *name, const char *labels, const struct np_ladder *l,
+                         const uint64_t *bounds, double scale)
 {
 	uint64_t cum = 0;
 	for (int i = 0; i < NP_LADDER; i++) {
 		cum += atomic_load(&l->le[i]);
-		fprintf(f, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, (double)metrics_ladder_us[i] / 1e6,
+		fprintf(f, "%s_bucket{%sle=\"%g\"} %llu\n", name, labels, (double)bounds[i] / scale,
 		        (unsigned long long)cum);
 	}
 	cum += atomic_load(&l->le[NP_LADDER]);
@@ -42,9 +52,14 @@ static void expo_hist(FILE *f, const char *name, const char *labels, const struc
 	size_t n = strlen(labels);
 	/* _sum and _count carry the same labels without the trailing comma */
 	fprintf(f, "%s_sum%s%.*s%s %.6f\n", name, n ? "{" : "", n ? (int)n - 1 : 0, labels, n ? "}" : "",
-	        (double)atomic_load(&l->sum_us) / 1e6);
+	        (double)atomic_load(&l->sum_us) / scale);
 	fprintf(f, "%s_count%s%.*s%s %llu\n", name, n ? "{" : "", n ? (int)n - 1 : 0, labels, n ? "}" : "",
 	        (unsigned long long)cum);
+}
+
+static void expo_hist(FILE *f, const char *name, const char *labels, const struct np_ladder *l)
+{
+	expo_hist_on(f, name, labels, l, metrics_ladder_us, 1e6);
 }
 
 static void ladder_add(struct np_ladder *d, const struct np_ladder *s)
@@ -106,9 +121,9 @@ static void expo_http(FILE *f, const struct np_shm *shm, const struct np_mrow *m
 				fprintf(f, "\",code=\"other\"} %llu\n", (unsigned long long)n);
 		}
 
-	expo_head(f, "neonpool_http_errors_total", "counter", "Error answers, by the error envelope's code.");
+	expo_head(f, "neonpool_http_errors_total", "counter", "Error answers, by the error envelope's code (label error).");
 	for (int e = 0; e < NP_MERRORS; e++)
-		fprintf(f, "neonpool_http_errors_total{code=\"%s\"} %llu\n", metrics_errors[e],
+		fprintf(f, "neonpool_http_errors_total{error=\"%s\"} %llu\n", metrics_errors[e],
 		        (unsigned long long)atomic_load(&m->errors[e]));
 }
 
@@ -155,6 +170,12 @@ static void expo_phases(FILE *f, const struct np_shm *shm, const struct np_mrow 
 
 static const char *const expo_epname[NP_EP_COUNT] = { "primary", "replica" };
 
+/* The kind label of the worker gauges: the pool a child serves. */
+static const char *expo_kind(uint32_t kind)
+{
+	return kind == NP_KIND_ASK ? "ask" : kind == NP_KIND_SUPERVISOR ? "control" : "main";
+}
+
 /* The budget's gauges by endpoint, from the tokens and the header: connections by state, the
  * configured, effective and server limits. */
 static void expo_budget(FILE *f, const struct np_shm *shm)
@@ -199,23 +220,40 @@ static void expo_workers(FILE *f, const struct np_shm *shm)
 {
 	const struct np_shm_header *h = shm->hdr;
 	const char *const *epname = expo_epname;
-	int waiting = 0, wst[8] = { 0 };
+	int waiting = 0, wst[NP_KIND_COUNT][8] = { { 0 } };
+	uint64_t refused = 0, read_to = 0;
 	for (int i = 0; i < NP_MAX_SLOTS; i++) {
 		const struct np_slot *s = &shm->slots[i];
-		if (atomic_load(&s->kind) != NP_KIND_WORKER)
+		/* never reset (a successor continues the slot's counts), whatever held the slot */
+		refused += atomic_load(&s->peers_refused);
+		read_to += atomic_load(&s->read_timeouts);
+		uint32_t kind = atomic_load(&s->kind);
+		if (kind == NP_KIND_NONE || kind >= NP_KIND_COUNT)
 			continue;
-		waiting += (int)atomic_load(&s->waiting);
+		if (kind == NP_KIND_WORKER)
+			waiting += (int)atomic_load(&s->waiting);
 		uint32_t st = atomic_load(&s->state);
-		wst[st < 8 ? st : 0]++;
+		wst[kind][st < 8 ? st : 0]++;
 	}
 	expo_head(f, "neonpool_db_waiting", "gauge", "Requests waiting inside workers for a database connection.");
 	fprintf(f, "neonpool_db_waiting %d\n", waiting);
-	expo_head(f, "neonpool_workers", "gauge", "Worker processes by state.");
+	expo_head(f, "neonpool_workers", "gauge",
+	          "Child processes by kind (main: the main pool's workers, ask: the ask pool's, control: the supervisor) and state.");
 	static const uint32_t states[] = { NP_SLOT_STARTING, NP_SLOT_IDLE, NP_SLOT_READING, NP_SLOT_BUSY, NP_SLOT_EXITING };
-	for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
-		fprintf(f, "neonpool_workers{state=\"%s\"} %d\n", shm_state_name(states[i]), wst[states[i]]);
-	expo_head(f, "neonpool_workers_configured", "gauge", "The configured number of workers.");
-	fprintf(f, "neonpool_workers_configured %d\n", atomic_load(&h->configured_workers));
+	for (uint32_t kind = NP_KIND_WORKER; kind < NP_KIND_COUNT; kind++)
+		for (size_t i = 0; i < sizeof(states) / sizeof(states[0]); i++)
+			fprintf(f, "neonpool_workers{kind=\"%s\",state=\"%s\"} %d\n", expo_kind(kind), shm_state_name(states[i]),
+			        wst[kind][states[i]]);
+	expo_head(f, "neonpool_workers_configured", "gauge", "The configured number of children, by kind.");
+	for (uint32_t kind = NP_KIND_WORKER; kind < NP_KIND_COUNT; kind++)
+		fprintf(f, "neonpool_workers_configured{kind=\"%s\"} %d\n", expo_kind(kind),
+		        shm_pool_configured(shm, (enum np_slot_kind)kind));
+	expo_head(f, "neonpool_peers_refused_total", "counter",
+	          "FastCGI connections closed unread: the peer is not in listen_allowed_clients.");
+	fprintf(f, "neonpool_peers_refused_total %llu\n", (unsigned long long)refused);
+	expo_head(f, "neonpool_request_read_timeouts_total", "counter",
+	          "Connections closed because their request was not read within request_read_timeout_ms.");
+	fprintf(f, "neonpool_request_read_timeouts_total %llu\n", (unsigned long long)read_to);
 	expo_head(f, "neonpool_db_up", "gauge", "1 when the endpoint is up (ready), else 0.");
 	for (int ep = 0; ep < NP_EP_COUNT; ep++)
 		if (atomic_load(&h->ep[ep].configured))
@@ -277,6 +315,15 @@ static void expo_counters(FILE *f, const struct np_shm *shm, const struct np_mro
 		if (shm_pool_configured(shm, (enum np_slot_kind)kind) > 0)
 			fprintf(f, "neonpool_workers_alive{pool=\"%s\"} %d\n", shm_kind_name(kind),
 			        shm_pool_alive(shm, (enum np_slot_kind)kind));
+	expo_head(f, "neonpool_llm_first_token_seconds", "histogram",
+	          "Time from sending an ask to the LLM to its first token, for the answers that got one.");
+	expo_hist(f, "neonpool_llm_first_token_seconds", "", &m->llm_first_token);
+	expo_head(f, "neonpool_llm_tokens", "histogram", "Tokens (stream deltas) of each complete LLM answer.");
+	expo_hist_on(f, "neonpool_llm_tokens", "", &m->llm_tokens, metrics_tokens_le, 1);
+	expo_head(f, "neonpool_build_info", "gauge", "Always 1: the version of neonpoold and of the libpq it runs with.");
+	fprintf(f, "neonpool_build_info{version=\"");
+	expo_label(f, NP_VERSION);
+	fprintf(f, "\",libpq=\"%d\",shm_layout=\"%d\"} 1\n", expo_libpq, NP_SHM_LAYOUT);
 	expo_head(f, "neonpool_start_time_seconds", "gauge", "When the daemon started (Unix time): counters reset only then.");
 	fprintf(f, "neonpool_start_time_seconds %.3f\n", (double)atomic_load(&h->started_us) / 1e6);
 }

@@ -13,6 +13,10 @@
 /* The exposition as a malloc'd string (*len its length); NULL when out of memory. The metrics
  * rows of every slot are summed: they are never reset while the daemon lives, so every counter
  * only grows (a worker's successor continues its row). */
+/* The libpq version (PQlibVersion()) neonpool_build_info names: the shared-memory library does
+ * not link libpq, so the worker says it once (0: "unknown"). */
+void expo_set_libpq(int version);
+
 char *expo_metrics(const struct np_shm *shm, size_t *len);
 
 #endif

@@ -12,6 +12,10 @@ const uint64_t metrics_ladder_us[NP_LADDER] = {
 	1000000, 2500000, 5000000, 10000000, 30000000,
 };
 
+const uint64_t metrics_tokens_le[NP_LADDER] = {
+	1, 2, 5, 10, 20, 50, 100, 200, 300, 500, 750, 1000, 1500, 2000, 4000, 8000, 16000,
+};
+
 const int metrics_codes[NP_MCODES] = {
 	200, 201, 202, 204, 301, 302, 304, 400, 401, 403, 404, 405, 406, 408,
 	409, 410, 411, 413, 414, 415, 422, 429, 431, 500, 502, 503, 504, 0 /* other */
@@ -23,7 +27,7 @@ const char *const metrics_errors[NP_MERRORS] = {
 	"invalid_query", "unsupported_media_type", "invalid_body", "invalid_idempotency_key",
 	"idempotency_in_flight", "idempotency_mismatch", "db_busy", "db_unavailable", "db_outcome_unknown",
 	"db_timeout", "db_error", "not_ready", "forbidden", "ask_busy", "llm_timeout", "llm_unavailable",
-	"llm_busy", "other",
+	"llm_busy", "rate_limited", "other",
 };
 
 static struct {
@@ -168,6 +172,26 @@ int64_t metrics_end(int status, const char *error_code, int64_t now_us)
 	return total;
 }
 
+void metrics_llm(int64_t first_token_us, int tokens)
+{
+	struct np_mrow *r = metrics_self.row;
+	if (r == NULL)
+		return;
+	if (!atomic_load_explicit(&r->used, RLX))
+		atomic_store(&r->used, 1);
+	if (first_token_us >= 0)
+		ladder_record(&r->llm_first_token, hist_clamp(first_token_us));
+	if (tokens >= 0) {
+		int i = 0;
+		while (i < NP_LADDER && (uint64_t)tokens > metrics_tokens_le[i])
+			i++;
+		bump(&r->llm_tokens.le[i], 1);
+		bump(&r->llm_tokens.sum_us, (uint64_t)tokens);
+		atomic_store_explicit(&r->llm_tokens.count, atomic_load_explicit(&r->llm_tokens.count, RLX) + 1,
+		                      memory_order_release);
+	}
+}
+
 int64_t metrics_breakdown(enum np_phase p)
 {
 	return (unsigned)p < NP_PHASE_COUNT ? metrics_self.sum[p] : 0;
@@ -222,6 +246,8 @@ void metrics_row_sum(struct np_mrow *dst, const struct np_mrow *src)
 		atomic_store(&dst->last_ping_connect_us, atomic_load(&src->last_ping_connect_us));
 		atomic_store(&dst->last_ping_query_us, atomic_load(&src->last_ping_query_us));
 	}
+	ladder_sum(&dst->llm_first_token, &src->llm_first_token);
+	ladder_sum(&dst->llm_tokens, &src->llm_tokens);
 	for (int r = 0; r < NP_MROUTES; r++) {
 		for (int c = 0; c < NP_MCODES; c++)
 			ladder_sum(&dst->http[r][c], &src->http[r][c]);

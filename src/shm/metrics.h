@@ -34,12 +34,14 @@ enum np_phase {
 /* The bucket ladder of the exposition (microseconds; +Inf is the count): 100 us .. 30 s. */
 #define NP_LADDER 17
 extern const uint64_t metrics_ladder_us[NP_LADDER];
+/* The ladder of neonpool_llm_tokens (tokens per answer), as many bounds as metrics_ladder_us. */
+extern const uint64_t metrics_tokens_le[NP_LADDER];
 
 /* Status codes counted each on its own (others: the last entry, code "other"). */
 #define NP_MCODES 28
 extern const int metrics_codes[NP_MCODES];
 /* Error codes of the envelope (doc/openapi.yaml ErrorCode), then "other". */
-#define NP_MERRORS 28
+#define NP_MERRORS 29
 extern const char *const metrics_errors[NP_MERRORS];
 
 /* Counters that are not per route. */
@@ -74,6 +76,10 @@ struct np_mrow {
 	struct np_ladder http[NP_MROUTES][NP_MCODES];      /* request duration by route and status */
 	struct np_ladder phase[NP_MROUTES][NP_PHASE_COUNT];
 	struct hist hist[NP_MROUTES][NP_PHASE_COUNT];
+	/* issue 20: the LLM's time to first token (on the us ladder) and tokens per answer (on
+	 * metrics_tokens_le: sum_us holds the tokens) */
+	struct np_ladder llm_first_token;
+	struct np_ladder llm_tokens;
 } __attribute__((aligned(4096)));
 
 const char *metrics_phase_name(enum np_phase p);
@@ -107,6 +113,9 @@ int64_t metrics_breakdown(enum np_phase p);
 int64_t metrics_queue_us(void);
 /* A warm-up ping: connect_us (0 when it used an open connection) and query_us. */
 void metrics_ping(bool ok, int64_t connect_us, int64_t query_us, int64_t now_wall_us);
+
+/* An answer of the LLM: its time to first token (< 0: none came) and its tokens (< 0: unknown). */
+void metrics_llm(int64_t first_token_us, int tokens);
 
 /* ---- readers -------------------------------------------------------------------------------- */
 

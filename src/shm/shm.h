@@ -11,9 +11,10 @@
 
 #include "conf.h"
 #include "metrics.h"
+#include "ratelimit.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 8 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation */
+#define NP_SHM_LAYOUT 9 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -195,6 +196,8 @@ struct np_shm_header {
 	_Atomic int32_t sup_win_span_s[NP_WIN_COUNT]; /* seconds the window really covers (short after a start) */
 	struct np_window sup_win[NP_WIN_COUNT][NP_MROUTES];
 	struct np_endpoint_shm ep[NP_EP_COUNT];
+	/* any worker (ratelimit.c, compare-and-swap only): asks per session (ask_rate_per_session) */
+	struct np_rate_entry ask_rate[NP_RATE_ENTRIES];
 } __attribute__((aligned(128)));
 
 struct np_shm {

@@ -737,6 +737,8 @@ NP_FRONT_GROUP=$(id -gn nobody 2>/dev/null || echo nogroup)
 # asks (POST /api/v1/sessions/{id}/ask) to ASK (default UPSTREAM),
 # serving through contrib/nginx/neonpool.conf,
 # in $NP_TMP/NAME (default nginx). Sets NP_HTTP_PORT and NP_NGINX_PID; waits for the port.
+# Its access log is $NP_TMP/NAME/access.log (the shipped log_format neonpool, rid=$request_id);
+# the shipped limit_req lines are dropped unless NP_NGINX_LIMIT=1.
 # The web page is served from $NP_WWW_ROOT (default: the source tree's www/).
 np_start_nginx() {
 	np_require nginx
@@ -758,6 +760,10 @@ np_start_nginx() {
 	# the content cache: in the test's dir, and off unless NP_NGINX_CACHE=1
 	sed -i "s|/var/cache/neonpool/nginx|$dir/cache|" "$dir/neonpool.conf"
 	[ "${NP_NGINX_CACHE:-0}" = 1 ] || sed -i "s|fastcgi_cache neonpool_content;|fastcgi_cache off;|" "$dir/neonpool.conf"
+	# the access log in the test's dir; the per-address limits only when a test asks
+	# (NP_NGINX_LIMIT=1): the other tests send bursts from one address on purpose
+	sed -i "s|/var/log/nginx/neonpool\.access\.log|$dir/access.log|" "$dir/neonpool.conf"
+	[ "${NP_NGINX_LIMIT:-0}" = 1 ] || sed -i '/^ *limit_req zone=/d' "$dir/neonpool.conf"
 	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
-# t_log_reopen.sh - SIGUSR1 after the log file was moved away: master and workers write to a new file at the old path.
+# t_log_reopen.sh - SIGUSR1 after the log file was moved away: master and workers write to a new file at the old path; a second rotation signalled by contrib/logrotate/neonpool's postrotate.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 np_require cgi-fcgi
@@ -49,9 +49,15 @@ np_expect_eq "request lines after SIGUSR1: 40 in the new file, 0 in the old one"
 workers_logging=$(grep 'after-rotate-' "$log" | sed -n 's/.* pid=\([0-9]*\) .*/\1/p' | sort -u | wc -l)
 np_log "workers that logged after the reopen: $workers_logging"
 
-# A second rotation works as well.
+# A second rotation works as well, signalled as contrib/logrotate/neonpool's postrotate does
+# without systemd (the pid file's branch; its pid file path replaced by the test daemon's).
 mv "$log" "$log.2"
-kill -USR1 "$NP_DAEMON_PID"
+sed -n '/^ *postrotate$/,/^ *endscript$/p' "$np_top/contrib/logrotate/neonpool" | sed -e '1d' -e '$d' \
+	-e 's|\[ -d /run/systemd/system \] && systemctl -q is-active neonpoold.service|false|' \
+	-e "s|/run/neonpool/neonpoold\.pid|$NP_TMP/neonpoold.pid|g" >"$NP_TMP/postrotate.sh"
+np_expect "the logrotate file's postrotate signals through the pid file" grep -q "kill -USR1 \"\$(cat $NP_TMP/neonpoold.pid)\"" \
+	"$NP_TMP/postrotate.sh"
+sh "$NP_TMP/postrotate.sh"
 np_expect "second rotation: the master reopened" wait_reopened "$log"
 for i in 1 2 3 4 5 6; do np_fcgi GET /healthz - REQUEST_ID="second-$i" >/dev/null; done
 sleep 0.3

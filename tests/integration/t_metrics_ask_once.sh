@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
-# t_metrics_ask_once.sh - /metrics after a controlled set of asks through the ask pool (LLM mode, the model stand-in): each ask counts once under route "ask" with the status its client was told (a stream that ended with an error event counts its error status, not 200), its two internal transactions count under "ask.tx", and llm_unavailable / llm_busy are counted under their own names, not "other".
+# t_metrics_ask_once.sh - /metrics after a controlled set of asks through the ask pool (LLM mode, the model stand-in): each ask counts once under route "ask" with the status its client was told (a stream that ended with an error event counts its error status, not 200), its two internal transactions count under "ask.tx", and llm_unavailable / llm_busy are counted under their own names, not "other"; the LLM's first-token and tokens histograms count the answers that had them.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
@@ -48,7 +48,13 @@ total0=$(awk '$1 ~ /^neonpool_http_requests_total\{route="ask",/ { s += $2 } END
 np_expect_eq "route ask: 4 asks count 4 requests, not 12" 4 $((total - total0))
 np_expect_eq "route ask.tx: their 8 internal transactions" 8 "$(delta "$req" '{route="ask.tx",code="200"}')"
 err='neonpool_http_errors_total'
-np_expect_eq "errors: llm_unavailable 1" 1 "$(delta "$err" '{code="llm_unavailable"}')"
-np_expect_eq "errors: llm_busy 1" 1 "$(delta "$err" '{code="llm_busy"}')"
-np_expect_eq "errors: other 0" 0 "$(delta "$err" '{code="other"}')"
+np_expect_eq "errors: llm_unavailable 1" 1 "$(delta "$err" '{error="llm_unavailable"}')"
+np_expect_eq "errors: llm_busy 1" 1 "$(delta "$err" '{error="llm_busy"}')"
+np_expect_eq "errors: other 0" 0 "$(delta "$err" '{error="other"}')"
+# issue 20: the model's time to first token for the two answers that got one (the failed calls
+# got none), and the tokens of the two complete answers (5 each)
+np_expect_eq "neonpool_llm_first_token_seconds: 2 answers had a first token" 2 \
+	"$(delta neonpool_llm_first_token_seconds_count '')"
+np_expect_eq "neonpool_llm_tokens: 2 complete answers, 10 tokens" "2 10" \
+	"$(delta neonpool_llm_tokens_count '') $(delta neonpool_llm_tokens_sum '')"
 np_finish

@@ -51,7 +51,7 @@ np_expect "the query phase of books.get was recorded ($q)" test "$q" -ge 25
 np_curl /api/v1/books/0
 np_curl /api/v1/nope
 scrape
-np_expect "errors by code: not_found counted" test "$(series 'neonpool_http_errors_total{code="not_found"}')" -ge 1
+np_expect "errors by code: not_found counted" test "$(series 'neonpool_http_errors_total{error="not_found"}')" -ge 1
 np_expect "the 404 of a missing book is in books.get's 404 series" \
 	test "$(series 'neonpool_http_requests_total{route="books.get",code="404"}')" -ge 1 -o \
 	"$(series 'neonpool_http_requests_total{route="books.get",code="400"}')" -ge 1

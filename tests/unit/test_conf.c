@@ -702,10 +702,33 @@ static void test_sample_config_loads(void **state)
 	conf_free(&d);
 }
 
+/* ask_rate_per_session's syntax: invalid inputs first, then the units. */
+static void test_rate_parse(void **state)
+{
+	(void)state;
+	int c, w;
+	char msg[200];
+	const char *bad[] = { "5", "x/min", "-1/min", "0/min", "5/", "5/fortnight", "5 /min", "5/min ", "99999999999/s",
+		              "/min", "1000001/s" };
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		assert_int_equal(conf_rate_parse(bad[i], &c, &w, msg, sizeof(msg)), -1);
+	assert_int_equal(conf_rate_parse("", &c, &w, msg, sizeof(msg)), 0);
+	assert_int_equal(c, 0);
+	assert_int_equal(conf_rate_parse("0", &c, &w, msg, sizeof(msg)), 0);
+	assert_int_equal(c, 0);
+	assert_int_equal(conf_rate_parse("5/min", &c, &w, msg, sizeof(msg)), 0);
+	assert_true(c == 5 && w == 60);
+	assert_int_equal(conf_rate_parse("2/s", &c, &w, msg, sizeof(msg)), 0);
+	assert_true(c == 2 && w == 1);
+	assert_int_equal(conf_rate_parse("100/hour", &c, &w, msg, sizeof(msg)), 0);
+	assert_true(c == 100 && w == 3600);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_defaults),
+		cmocka_unit_test(test_rate_parse),
 		cmocka_unit_test(test_valid_file),
 		cmocka_unit_test(test_empty_file_gives_defaults),
 		cmocka_unit_test(test_missing_file),

@@ -150,10 +150,46 @@ static void test_metrics_windows_parity_after_writer_death(void **state)
 	shm_detach(&shm);
 }
 
+/* ask_rate_per_session's counters: invalid inputs admit; 5 a minute; the next window; keys apart;
+ * a key keeps one entry; a full neighbourhood admits; an ended window's entry is reused. */
+static void test_ratelimit(void **state)
+{
+	(void)state;
+	static struct np_rate_entry tab[64];
+	memset(tab, 0, sizeof(tab));
+	assert_int_equal(ratelimit_take(NULL, 64, 7, 5, 60, 120), 0);
+	assert_int_equal(ratelimit_take(tab, 64, 0, 5, 60, 120), 0);
+	assert_int_equal(ratelimit_take(tab, 64, 7, 0, 60, 120), 0);
+	assert_int_equal(ratelimit_take(tab, 64, 7, 5, 0, 120), 0);
+	for (int i = 0; i < 5; i++)
+		assert_int_equal(ratelimit_take(tab, 64, 7, 5, 60, 130), 0);
+	for (int i = 0; i < 15; i++)
+		assert_int_equal(ratelimit_take(tab, 64, 7, 5, 60, 130), 50); /* window 120..180 */
+	assert_int_equal(ratelimit_take(tab, 64, 8, 5, 60, 130), 0);     /* another key */
+	assert_int_equal(ratelimit_take(tab, 64, 7, 5, 60, 179), 1);
+	assert_int_equal(ratelimit_take(tab, 64, 7, 5, 60, 180), 0);     /* the next window */
+	int used = 0;
+	for (int i = 0; i < 64; i++)
+		used += atomic_load(&tab[i].key) != 0;
+	assert_int_equal(used, 2);
+	/* a tiny table: 8 entries, all live in this window: a 9th key is not limited */
+	static struct np_rate_entry small[8];
+	memset(small, 0, sizeof(small));
+	for (uint64_t k = 1; k <= 8; k++)
+		assert_int_equal(ratelimit_take(small, 8, k, 1, 60, 0), 0);
+	assert_int_equal(ratelimit_take(small, 8, 9, 1, 60, 0), 0);
+	assert_int_equal(ratelimit_take(small, 8, 9, 1, 60, 0), 0);
+	assert_int_not_equal(ratelimit_take(small, 8, 3, 1, 60, 0), 0);
+	/* the next window: key 9 takes an ended entry and is limited from then on */
+	assert_int_equal(ratelimit_take(small, 8, 9, 1, 60, 60), 0);
+	assert_int_equal(ratelimit_take(small, 8, 9, 1, 60, 61), 59);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_metrics_ladder_bounds),
+		cmocka_unit_test(test_ratelimit),
 		cmocka_unit_test(test_metrics_request),
 		cmocka_unit_test(test_metrics_expo_rows_continue),
 		cmocka_unit_test(test_metrics_windows_parity_after_writer_death),
