@@ -229,7 +229,8 @@ void master_fill(void)
 		return;
 	master_pools_settle();
 	int64_t now = util_now_ms();
-	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && master_pool_due(NP_KIND_SUPERVISOR, now))
+	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && !master_upgrade_supervisor_elsewhere() &&
+	    master_pool_due(NP_KIND_SUPERVISOR, now))
 		master_spawn(NP_KIND_SUPERVISOR);
 	while (master_count(NP_KIND_WORKER, true) < master_state.conf.workers && master_pool_due(NP_KIND_WORKER, now))
 		if (master_spawn(NP_KIND_WORKER) < 0)
@@ -269,6 +270,8 @@ void master_reap(void)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (master_upgrade_reaped(pid, status))
+			continue;
 		int idx = -1;
 		for (int i = 0; i < NP_MAX_SLOTS; i++)
 			if (master_state.kids[i].pid == pid) {
