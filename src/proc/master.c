@@ -612,6 +612,8 @@ static void master_notify(int64_t now)
 {
 	if (!notify_enabled() || master_state.stopping)
 		return;
+	if (master_state.up.successor && atomic_load(&master_state.shm.hdr->master_pid) != (int32_t)getpid())
+		return; /* a new master speaks once the old one made it the main process (MAINPID=) */
 	int64_t wd = notify_watchdog_ms();
 	if (wd > 0 && now >= master_state.watchdog_next_ms) {
 		notify_send("WATCHDOG=1");

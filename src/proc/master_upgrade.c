@@ -238,6 +238,12 @@ static void upgrade_exec(int ready_fd)
 	setenv(UPGRADE_ENV, v, 1);
 	if (notify_address()[0])
 		setenv("NOTIFY_SOCKET", notify_address(), 1);
+	if (notify_watchdog_ms() > 0) { /* the main process to be keeps the watchdog fed */
+		snprintf(v, sizeof(v), "%lld", (long long)notify_watchdog_ms() * 1000);
+		setenv("WATCHDOG_USEC", v, 1);
+		snprintf(v, sizeof(v), "%d", (int)getpid());
+		setenv("WATCHDOG_PID", v, 1);
+	}
 	sigprocmask(SIG_UNBLOCK, &master_state.sigset, NULL);
 	char *argv[] = { master_state.exe, (char *)"-c", master_state.conf_abs, NULL };
 	execv(master_state.exe, argv);
