@@ -4,12 +4,15 @@
 # alternating two builds that report different versions, then three that must roll back (exits
 # at start, hangs before ready, crashes after its first request): 0 failed requests, the version
 # moves, the pool's server connections never above the budget.
+# The long form (bench/upgrade.sh: NP_UPGRADES=10 NP_UPGRADE_CONNS=200 NP_UPGRADE_LONG=1) adds 20
+# writes a second with Idempotency-Keys (each acknowledged one stored exactly once) and 20 streamed
+# asks at a time on a model stand-in taking 5 s an answer (each ends with `done`).
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
 : "${NP_WRK_DELAY_MS:=100}"; export NP_WRK_DELAY_MS
-: "${NP_UPGRADES:=3}"
+: "${NP_UPGRADES:=3}" "${NP_UPGRADE_CONNS:=50}" "${NP_UPGRADE_LONG:=0}"
 
 # two builds: this one, and the same program reporting another version (the version string
 # patched in place, same length), both run from the path the master was started from
@@ -39,16 +42,45 @@ install_build() {
 }
 
 budget=4
-np_db_start workers=6 budget=$budget min_warm=2 upgrade_timeout_ms=$((8000 * NP_TIMEOUT_SCALE)) \
-	graceful_timeout_ms=$((5000 * NP_TIMEOUT_SCALE)) acquire_timeout_ms=$((5000 * NP_TIMEOUT_SCALE))
+long=()
+if [ "$NP_UPGRADE_LONG" = 1 ]; then
+	"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
+	NP_FRONT_PIDS+=("$!")
+	for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
+	mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+	curl -s -X POST "http://127.0.0.1:$mport/_control" -d '{"tokens": 25, "tokens_per_s": 5}' >/dev/null
+	budget=8
+	long=(ask_listen="$NP_TMP/ask.sock" ask_workers=24 max_waiters=64 llm_url="http://127.0.0.1:$mport/v1/chat/completions"
+		llm_gap_timeout_ms=10000)
+fi
+np_db_prepare
+np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
+	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info \
+	workers=6 budget=$budget min_warm=2 upgrade_timeout_ms=$((8000 * NP_TIMEOUT_SCALE)) \
+	graceful_timeout_ms=$((15000 * NP_TIMEOUT_SCALE)) acquire_timeout_ms=$((5000 * NP_TIMEOUT_SCALE)) "${long[@]}"
+if [ "$NP_UPGRADE_LONG" = 1 ]; then
+	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
+else
+	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock"
+fi
+np_wrk_script
+np_wait_db_ready
 group_pid=$NP_DAEMON_PID
 conf=$NP_DAEMON_CONF
 
 version_now() { np_curl /api/v1/version >/dev/null 2>&1; np_json_get "$NP_TMP/http.body" 'd["version"]'; }
 
 np_sampler_start
-duration=$(( (NP_UPGRADES * 4 + 14) * NP_TIMEOUT_SCALE ))
-wrk -t2 -c50 -d"${duration}s" -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
+duration=$(( (NP_UPGRADES * 2 + 16) * NP_TIMEOUT_SCALE ))
+if [ "$NP_UPGRADE_LONG" = 1 ]; then
+	np_session; wsid=$sid wtok=$tok
+	pairs=()
+	for _ in $(seq 20); do np_session; pairs+=("$sid:$tok"); done
+	"$NP_PYTHON" "$np_top/tests/integration/upgrade_load.py" "$NP_HTTP_PORT" "$duration" "$wsid" "$wtok" \
+		"$NP_TMP/out/load" 20 "${pairs[@]}" >"$NP_TMP/out/load.log" 2>&1 &
+	load_pid=$!
+fi
+wrk -t2 -c"$NP_UPGRADE_CONNS" -d"${duration}s" -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
 wrk_pid=$!
 sleep 1
 
@@ -57,6 +89,7 @@ want=$ver_a
 for i in $(seq 1 "$NP_UPGRADES"); do
 	if [ $((i % 2)) = 1 ]; then install_build build-b; want=$ver_b; else install_build build-a; want=$ver_a; fi
 	before=$(cat "$NP_TMP/neonpoold.pid")
+	[ "$NP_UPGRADE_LONG" = 1 ] && sleep 1 # streams in flight on the old generation
 	np_now_ms; t0=$NP_NOW
 	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$i" 2>&1; then
 		np_ok "upgrade $i: $(cat "$NP_TMP/out/upgrade.$i")"
@@ -103,6 +136,21 @@ np_expect "no 'Non-2xx or 3xx responses' line" bash -c "! grep -q 'Non-2xx or 3x
 np_expect "no 'Socket errors' line" bash -c "! grep -q 'Socket errors' '$NP_TMP/out/wrk.out'"
 np_expect "server connections sampled every 50 ms: max $max <= budget $budget" test "${max% *}" -le "$budget"
 np_measure upgrade_max_server_connections "${max% *}" conns
+if [ "$NP_UPGRADE_LONG" = 1 ]; then
+	wait "$load_pid"
+	acked=$(awk '$2 == 201 || $2 == 200' "$NP_TMP/out/load.writes" | wc -l)
+	failed=$(awk '$2 != 201 && $2 != 200' "$NP_TMP/out/load.writes" | wc -l)
+	np_expect "writes acknowledged: $acked > 0" test "$acked" -gt 0
+	np_expect_eq "writes not acknowledged" 0 "$failed"
+	stored=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT count(*), count(DISTINCT content) FROM messages WHERE session_id = $wsid AND content LIKE 'w-%'")
+	np_expect_eq "every acknowledged write stored exactly once (rows|distinct)" "$acked|$acked" "$stored"
+	asks=$(wc -l <"$NP_TMP/out/load.asks")
+	asks_bad=$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.asks" | wc -l)
+	np_expect "streamed asks: $asks > 0" test "$asks" -gt 0
+	np_expect_eq "streamed asks not ending with done" 0 "$asks_bad"
+	np_measure upgrade_long_writes "$acked" writes
+	np_measure upgrade_long_asks "$asks" asks
+fi
 np_expect "nginx logged no upstream error" bash -c "! grep -E '\[(error|crit|alert|emerg)\]' '$NP_TMP/nginx/error.log'"
 
 # stop the last master gracefully (the teardown kills the process group)
