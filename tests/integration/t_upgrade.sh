@@ -71,7 +71,9 @@ conf=$NP_DAEMON_CONF
 version_now() { np_curl /api/v1/version >/dev/null 2>&1; np_json_get "$NP_TMP/http.body" 'd["version"]'; }
 
 np_sampler_start
-duration=$(( (NP_UPGRADES * 2 + 16) * NP_TIMEOUT_SCALE ))
+# each upgrade waits for the old master to exit: long-form streams (5 s) keep it a while
+per=2; [ "$NP_UPGRADE_LONG" = 1 ] && per=8
+duration=$(( (NP_UPGRADES * per + 16) * NP_TIMEOUT_SCALE ))
 if [ "$NP_UPGRADE_LONG" = 1 ]; then
 	np_session; wsid=$sid wtok=$tok
 	pairs=()
