@@ -153,7 +153,8 @@ static const struct {
 	             "exits, crashes or is not ready within upgrade_timeout_ms, it is stopped and the running\n"
 	             "one serves on. Waits for the outcome and prints it.\n"
 	             "  --abort            end a pending upgrade (SIGURG): the running generation serves on\n"
-	             "  --timeout SECONDS  wait at most this long (default upgrade_timeout_ms + 10 s, 1..3600)\n"
+	             "  --timeout SECONDS  wait at most this long (default upgrade_timeout_ms +\n"
+	             "                     graceful_timeout_ms + 10 s: a rollback stops the new one gracefully)\n"
 	             "Exit 0 when the new master took over, 1 when rolled back, refused (one is under way),\n"
 	             "no master runs or no outcome came in time; 2 on bad arguments.\n" },
 	{ "help", "Usage: neonpoolctl help [COMMAND]\n" },
@@ -582,7 +583,7 @@ static int cmd_service(const char *path, const char *cmd, int argc, char **argv)
 	}
 	int64_t timeout_ms = timeout_s * 1000;
 	if (!timeout_ms)
-		timeout_ms = upgrade ? (loaded ? (int64_t)conf.upgrade_timeout_ms + 10000 : 40000)
+		timeout_ms = upgrade ? (loaded ? (int64_t)conf.upgrade_timeout_ms + conf.graceful_timeout_ms + 10000 : 100000)
 		             : !stop ? 30000
 		             : loaded ? (int64_t)conf.graceful_timeout_ms + conf.shutdown_timeout_ms + 5000 : 90000;
 	int rc = stop ? ctl_service_stop(&t, graceful, (int)timeout_ms)

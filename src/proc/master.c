@@ -424,6 +424,8 @@ static int master_init_listeners(void)
 /* The secret of the ask pool's internal requests (asktx.h): made before any fork. */
 static int master_init_asktx(void)
 {
+	if (master_state.up.successor)
+		return 0; /* the old master's, read in master_upgrade_successor_init() */
 	if (asktx_init_secret() < 0) {
 		log_error("getrandom: %s", strerror(errno));
 		return -1;

@@ -17,6 +17,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "asktx.h"
 #include "budget.h"
 #include "log.h"
 #include "master_state.h"
@@ -60,13 +61,23 @@ int master_upgrade_successor_init(void)
 	const char *env = getenv(UPGRADE_ENV), *fault = getenv(UPGRADE_FAULT_ENV);
 	if (!env)
 		return 0;
-	int lock = -1, ready = -1, w0 = -1, w1 = -1, old = 0;
-	int n = sscanf(env, "lock=%d,ready=%d,wake=%d:%d,old=%d", &lock, &ready, &w0, &w1, &old);
+	int lock = -1, ready = -1, w0 = -1, w1 = -1, old = 0, secret = -1;
+	int n = sscanf(env, "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d", &lock, &ready, &secret, &w0, &w1, &old);
 	unsetenv(UPGRADE_ENV);
 	unsetenv(UPGRADE_FAULT_ENV);
-	if (n != 5 || lock < 3 || ready < 3 || w0 < 3 || w1 < 3 || old <= 0 || upgrade_cloexec(lock) < 0 ||
+	if (n != 6 || lock < 3 || ready < 3 || secret < 3 || w0 < 3 || w1 < 3 || old <= 0 || upgrade_cloexec(lock) < 0 ||
 	    upgrade_cloexec(ready) < 0 || upgrade_cloexec(w0) < 0 || upgrade_cloexec(w1) < 0) {
 		log_error("upgrade: malformed %s from the old master: '%.100s'", UPGRADE_ENV, env);
+		return -1;
+	}
+	/* the ask pool's secret: both generations' ask and main workers speak to each other meanwhile */
+	char key[80];
+	ssize_t got = read(secret, key, sizeof(key));
+	close(secret);
+	int keyok = got > 0 ? asktx_set_secret(key, (size_t)got) : -1;
+	explicit_bzero(key, sizeof(key));
+	if (keyok < 0) {
+		log_error("upgrade: cannot read the ask pool's secret from the old master");
 		return -1;
 	}
 	master_state.up.successor = true;
@@ -196,13 +207,13 @@ static void upgrade_outcome(bool ok, const char *fmt, ...)
 /* Put the new master's fds in place in the child and exec it; never returns. The listening
  * sockets go to 3.. (LISTEN_FDS); the wake pipe stays at its numbers (the old generation's
  * workers find it there through the header); the lock and the ready pipe follow. */
-static void upgrade_exec(int ready_fd) __attribute__((noreturn));
-static void upgrade_exec(int ready_fd)
+static void upgrade_exec(int ready_fd, int secret_fd) __attribute__((noreturn));
+static void upgrade_exec(int ready_fd, int secret_fd)
 {
 	const struct np_listener *ls[3] = { &master_state.listener, &master_state.control, &master_state.ask };
 	static const char *const names[3] = { "main", "control", "ask" };
 	int w0 = master_state.wake[0], w1 = master_state.wake[1];
-	int tmp[5], src[5], n = 0, nsock = 0;
+	int tmp[6], src[6], n = 0, nsock = 0;
 	char fdnames[64] = "";
 	for (int i = 0; i < 3; i++)
 		if (ls[i]->fd >= 0) {
@@ -212,10 +223,11 @@ static void upgrade_exec(int ready_fd)
 		}
 	src[n++] = master_state.shm.lock_fd;
 	src[n++] = ready_fd;
+	src[n++] = secret_fd;
 	for (int i = 0; i < n; i++)
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			_exit(126);
-	int target = 3, placed[5];
+	int target = 3, placed[6];
 	for (int i = 0; i < n; i++) {
 		while (target == w0 || target == w1) {
 			if (i < nsock)
@@ -234,7 +246,8 @@ static void upgrade_exec(int ready_fd)
 	snprintf(v, sizeof(v), "%d", (int)getpid());
 	setenv("LISTEN_PID", v, 1);
 	setenv("LISTEN_FDNAMES", fdnames, 1);
-	snprintf(v, sizeof(v), "lock=%d,ready=%d,wake=%d:%d,old=%d", placed[nsock], placed[nsock + 1], w0, w1, (int)getppid());
+	snprintf(v, sizeof(v), "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d", placed[nsock], placed[nsock + 1],
+	         placed[nsock + 2], w0, w1, (int)getppid());
 	setenv(UPGRADE_ENV, v, 1);
 	if (notify_address()[0])
 		setenv("NOTIFY_SOCKET", notify_address(), 1);
@@ -268,25 +281,42 @@ void master_upgrade_start(void)
 		}
 		return;
 	}
-	int p[2];
+	int p[2], sp[2];
 	if (pipe2(p, O_CLOEXEC) < 0) {
 		log_error("upgrade: pipe: %s", strerror(errno));
 		return;
 	}
+	/* the ask pool's secret through a pipe of its own (never in the environment) */
+	size_t klen = strlen(asktx_secret());
+	bool sp_ok = pipe2(sp, O_CLOEXEC) == 0;
+	if (sp_ok && write(sp[1], asktx_secret(), klen) != (ssize_t)klen) {
+		close(sp[0]);
+		close(sp[1]);
+		sp_ok = false;
+	}
+	if (!sp_ok) {
+		log_error("upgrade: pipe: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		return;
+	}
+	close(sp[1]);
 	upgrade_pid_file_rename(false);
 	pid_t pid = fork();
 	if (pid < 0) {
 		log_error("upgrade: fork: %s", strerror(errno));
 		close(p[0]);
 		close(p[1]);
+		close(sp[0]);
 		upgrade_pid_file_rename(true);
 		return;
 	}
 	if (pid == 0) {
 		close(p[0]);
-		upgrade_exec(p[1]);
+		upgrade_exec(p[1], sp[0]);
 	}
 	close(p[1]);
+	close(sp[0]);
 	int64_t now = util_now_ms();
 	master_state.up.pid = pid;
 	master_state.up.fd = p[0];

@@ -148,6 +148,7 @@ if [ "$NP_UPGRADE_LONG" = 1 ]; then
 	np_expect_eq "every acknowledged write stored exactly once (rows|distinct)" "$acked|$acked" "$stored"
 	asks=$(wc -l <"$NP_TMP/out/load.asks")
 	asks_bad=$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.asks" | wc -l)
+	awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.asks" | cut -c1-200 | sort | uniq -c | sort -rn | head -5
 	np_expect "streamed asks: $asks > 0" test "$asks" -gt 0
 	np_expect_eq "streamed asks not ending with done" 0 "$asks_bad"
 	np_measure upgrade_long_writes "$acked" writes

@@ -53,12 +53,17 @@ def asks(sid, tok, f):
                                "Accept": "text/event-stream"})
             r = c.getresponse()
             status = r.status
-            for raw in r:
+            if status != 200:
+                last = "- " + r.read(300).decode("utf-8", "replace").replace("\n", " ")
+            for raw in r if status == 200 else ():
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith("event:"):
                     last = line[6:].strip()
-                    if last in ("done", "error"):
-                        break
+                elif line.startswith("data:") and last == "error":
+                    last = "error " + line[5:300].strip()
+                    break
+                if last == "done":
+                    break
             c.close()
         except Exception as e:
             last = "exception:" + type(e).__name__
