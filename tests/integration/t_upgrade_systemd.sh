@@ -6,6 +6,7 @@
 # (accepted under NotifyAccess=main as under the unit's NotifyAccess=all), the old master sends
 # nothing after it (no STOPPING=1, which systemd would take as the service's), the new master's
 # datagrams follow, none before (NotifyAccess=main would drop them); no failed request; the socket files stay.
+# np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx curl
