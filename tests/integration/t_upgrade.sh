@@ -68,11 +68,17 @@ np_wait_db_ready
 group_pid=$NP_DAEMON_PID
 conf=$NP_DAEMON_CONF
 
+# np_wait_log TEXT: the daemon's log holds TEXT within 10 s (scaled).
+np_wait_log() {
+	local i
+	for i in $(seq 1 $((100 * NP_TIMEOUT_SCALE))); do grep -qF "$1" "$NP_TMP/neonpoold.log" && return 0; sleep 0.1; done
+	return 1
+}
 version_now() { np_curl /api/v1/version >/dev/null 2>&1; np_json_get "$NP_TMP/http.body" 'd["version"]'; }
 
 np_sampler_start
 # each upgrade waits for the old master to exit: long-form streams (5 s) keep it a while
-per=2; [ "$NP_UPGRADE_LONG" = 1 ] && per=8
+per=2; [ "$NP_UPGRADE_LONG" = 1 ] && per=9
 duration=$(( (NP_UPGRADES * per + 16) * NP_TIMEOUT_SCALE ))
 if [ "$NP_UPGRADE_LONG" = 1 ]; then
 	np_session; wsid=$sid wtok=$tok
@@ -117,7 +123,39 @@ done
 for f in exit hang crash; do
 	install_build "fault-$f"
 	before=$(cat "$NP_TMP/neonpoold.pid")
-	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$f" 2>&1; then
+	"$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$f" 2>&1 &
+	ctl=$!
+	if [ "$f" = hang ]; then
+		# while it is pending: status shows both generations; a second USR2 and a HUP are refused
+		deadline=$(( $(np_now_ms; echo "$NP_NOW") + $(np_scaled 10) * 1000 ))
+		while :; do
+			"$NEONPOOLCTL" -c "$conf" status >"$NP_TMP/out/status.pending" 2>&1
+			[ "$(grep -c '^generation [0-9]*: ' "$NP_TMP/out/status.pending")" -ge 2 ] && break
+			np_now_ms; [ "$NP_NOW" -ge "$deadline" ] && break
+			sleep 0.1
+		done
+		np_expect "pending upgrade: status says so" grep -q '^UPGRADE under way: new master pid' "$NP_TMP/out/status.pending"
+		np_expect "pending upgrade: status shows two generations" \
+			test "$(grep -c '^generation [0-9]*: ' "$NP_TMP/out/status.pending")" -ge 2
+		grep -E '^(UPGRADE|generation)' "$NP_TMP/out/status.pending"
+		kill -USR2 "$before"; kill -HUP "$before"
+		np_expect "pending upgrade: a second USR2 is refused" np_wait_log 'upgrade refused (SIGUSR2): a binary upgrade is under way'
+		np_expect "pending upgrade: HUP is refused" np_wait_log 'reload rejected, the running configuration stays: a binary upgrade is under way'
+		"$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.second" 2>&1
+		second=$?
+		np_expect_eq "pending upgrade: neonpoolctl upgrade refuses a second one ($(cat "$NP_TMP/out/upgrade.second"))" 1 "$second"
+	fi
+	if [ "$f" = crash ]; then
+		# requests of its own, so that the new generation serves one (and crashes) whatever the load does
+		own=0 own_bad=0
+		while kill -0 "$ctl" 2>/dev/null; do
+			np_curl "/api/v1/books/$NP_BOOK_MIN"
+			own=$((own + 1)); [ "$NP_STATUS" = 200 ] || own_bad=$((own_bad + 1))
+			sleep 0.05
+		done
+		np_expect_eq "rollback (crash): of $own requests of the test's own, answered other than 200" 0 "$own_bad"
+	fi
+	if wait "$ctl"; then
 		np_not_ok "rollback ($f): the upgrade was not rolled back: $(cat "$NP_TMP/out/upgrade.$f")"
 	else
 		np_ok "rollback ($f): $(cat "$NP_TMP/out/upgrade.$f")"
