@@ -340,6 +340,9 @@ void master_begin_stop(int how)
 		return;
 	if (!master_state.stopping)
 		notify_send("STOPPING=1\nSTATUS=stopping (%s)", how == STOP_FAST ? "fast" : "graceful");
+	/* a stop of the service during an upgrade stops the new master too (it is not one of ours) */
+	if (master_state.up.pid && !master_state.up.handed_over)
+		kill(master_state.up.pid, how == STOP_FAST ? SIGTERM : SIGQUIT);
 	master_state.stopping = how;
 	int64_t now = util_now_ms();
 	master_state.stop_delay_ms = MASTER_STOP_CHECK_MIN_MS;
