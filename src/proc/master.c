@@ -88,8 +88,8 @@ static void master_reload(void)
 	}
 	char keys[256];
 	if (conf_diff_restart_only(&master_state.conf, &next, keys, sizeof(keys)) > 0) {
-		snprintf(msg, sizeof(msg), "changed keys need `neonpoolctl upgrade` or a restart (HUP reloads the configuration "
-		         "into the program already running): %s", keys);
+		snprintf(msg, sizeof(msg), "changed keys need a restart: %s (or `neonpoolctl upgrade`: HUP reloads the "
+		         "configuration into the program already running)", keys);
 		master_reload_done(msg);
 		conf_free(&next);
 		return;
@@ -122,9 +122,10 @@ static void master_reload(void)
 	 * supervisor starts once the old one has been reaped (master_fill) */
 	master_fill();
 	master_signal_all(SIGQUIT, true);
-	char kv[64];
-	snprintf(kv, sizeof(kv), " generation=%u workers=%d", master_state.generation, master_state.conf.workers);
-	log_kv(NP_LOG_INFO, kv, "configuration reloaded (the program already running: `neonpoolctl upgrade` runs a new binary)");
+	char kv[128];
+	snprintf(kv, sizeof(kv), " generation=%u workers=%d program=\"the one running (neonpoolctl upgrade runs a new one)\"",
+	         master_state.generation, master_state.conf.workers);
+	log_kv(NP_LOG_INFO, kv, "configuration reloaded");
 	master_reload_done(NULL);
 }
 
