@@ -40,8 +40,10 @@ void master_upgrade_init_paths(void)
 	char *del = strstr(master_state.exe, " (deleted)");
 	if (del && del[10] == '\0')
 		*del = '\0'; /* replaced on disk since: the path is what runs the new one */
-	if (!realpath(master_state.conf_path, master_state.conf_abs))
-		snprintf(master_state.conf_abs, sizeof(master_state.conf_abs), "%s", master_state.conf_path);
+	/* realpath() into a buffer wants PATH_MAX bytes (_FORTIFY_SOURCE aborts otherwise): its own */
+	char *abs = realpath(master_state.conf_path, NULL);
+	snprintf(master_state.conf_abs, sizeof(master_state.conf_abs), "%s", abs ? abs : master_state.conf_path);
+	free(abs);
 	master_state.up.fd = -1;
 }
 
