@@ -47,6 +47,22 @@ else
 fi
 [ -f "$deb" ] || np_fail "no package at $deb"
 np_ok "built $(basename "$deb")"
+# a newer build of the package, for the upgrade in place: the same files, the version + "+up1", the
+# daemon reporting another version (its version string patched, same length; md5sums follow)
+rm -rf "$NP_TMP/next"
+dpkg-deb -R "$deb" "$NP_TMP/next" && sed -i 's/^Version: .*/&+up1/' "$NP_TMP/next/DEBIAN/control" &&
+	python3 - "$NP_TMP/next/usr/sbin/neonpoold" "$version" <<'PY' || np_fail "building the newer package"
+import sys
+p, v = sys.argv[1], sys.argv[2]
+d = open(p, 'rb').read()
+a, b = (b'\0' + x.encode() + b'\0' for x in (v, v[:-1] + ('8' if v[-1] == '9' else '9')))
+assert a in d, 'version string not found'
+open(p, 'wb').write(d.replace(a, b))
+PY
+sum=$(cd "$NP_TMP/next" && md5sum usr/sbin/neonpoold)
+sed -i "s|^[0-9a-f]*  usr/sbin/neonpoold\$|$sum|" "$NP_TMP/next/DEBIAN/md5sums"
+dpkg-deb -b "$NP_TMP/next" "$NP_TMP/neonpool-next.deb" >/dev/null || np_fail "dpkg-deb -b of the newer package"
+rm -rf "$NP_TMP/next"
 
 # ---- lintian -----------------------------------------------------------------------------
 np_now_ms; t0=$NP_NOW
@@ -254,6 +270,34 @@ for _ in $(seq 1 100); do reloaded && break; sleep 0.1; done
 check "... RELOADING=1 then READY=1 on NOTIFY_SOCKET" reloaded
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/v1/books/$id")
 check "GET /api/v1/books/$id through nginx after the reload: 200 ($code)" test "$code" = 200
+
+# the package upgraded in place under load: prerm leaves the service running, postinst runs
+# `neonpoolctl upgrade` (the new binary beside the old one on the same sockets) instead of a restart
+last=${VERSION#"${VERSION%?}"}
+next_version=${VERSION%?}$([ "$last" = 9 ] && echo 8 || echo 9)
+cp "$T/neonpool-next.deb" "$R/tmp/neonpool-next.deb"
+wpid=
+if command -v wrk >/dev/null; then
+	wrk -t2 -c50 -d8s "http://127.0.0.1:$PORT/api/v1/books/$id" >"$T/wrk-upgrade.out" 2>&1 &
+	wpid=$!
+	sleep 1
+fi
+old_master=$dpid
+in_root dpkg -i /tmp/neonpool-next.deb >"$T/dpkg-upgrade.log" 2>&1
+rc=$?
+check "dpkg -i of a newer build over the running one (exit $rc)" test "$rc" = 0
+check "... its postinst upgraded the running daemon (neonpoolctl upgrade)" grep -q '^upgraded: ' "$T/dpkg-upgrade.log"
+if [ -n "$wpid" ]; then
+	wait "$wpid"
+	check "... under wrk -c50: requests served" grep -q ' requests in ' "$T/wrk-upgrade.out"
+	check "... no answer other than 2xx" sh -c "! grep -q 'Non-2xx' '$T/wrk-upgrade.out'"
+	check "... no socket error" sh -c "! grep -q 'Socket errors' '$T/wrk-upgrade.out'"
+fi
+dpid=$(cat "$T/holder/pid" 2>/dev/null)
+check "... the main process is the new master ($old_master -> $dpid), named by MAINPID=" \
+	sh -c "test '$dpid' != '$old_master' && grep -qx 'MAINPID=$dpid' '$T/holder/notify.log'"
+v=$(curl -s "http://127.0.0.1:$PORT/api/v1/version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null)
+check "... /api/v1/version is the new build's ($v, $next_version)" test "$v" = "$next_version"
 
 # neonpoolctl stop: returns once the master and its children exited
 as_unit /usr/bin/neonpoolctl -c /etc/neonpool/neonpool.conf stop >"$T/stop.log" 2>&1
