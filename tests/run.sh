@@ -5,7 +5,7 @@
 # Usage: tests/run.sh [--fast] [--long] [t_name...]
 #   --fast    only steps 1-4 (deps, build, unit, fuzz, integration): the developer loop
 #   --long    the kill tests' long forms: 50 kills (t_db_kill_reclaim, t_sessions_kill9, default 25),
-#             t_kill_soak for 120 s (default 30)
+#             t_kill_soak for 120 s (default 30), t_upgrade's long form (bench/upgrade.sh)
 #   t_name    run only these integration tests (in every step that runs integration tests);
 #             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
@@ -43,7 +43,7 @@ ONLY=()
 for a in "$@"; do
 	case $a in
 	--fast) FAST=1 ;;
-	--long) export NP_KILLS=50 NP_KILL9_N=50 NP_SOAK_SECS=120 ;;
+	--long) export NP_KILLS=50 NP_KILL9_N=50 NP_SOAK_SECS=120 NP_UPGRADES=10 NP_UPGRADE_CONNS=200 NP_UPGRADE_LONG=1 ;;
 	-h | --help) sed -n '3,34p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) ONLY+=("${a%.sh}") ;;
 	esac

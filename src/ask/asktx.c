@@ -30,6 +30,18 @@ int asktx_init_secret(void)
 	return 0;
 }
 
+int asktx_set_secret(const char *hex, size_t len)
+{
+	if (len != sizeof(asktx_key) - 1)
+		return -1;
+	for (size_t i = 0; i < len; i++)
+		if (!((hex[i] >= '0' && hex[i] <= '9') || (hex[i] >= 'a' && hex[i] <= 'f')))
+			return -1;
+	memcpy(asktx_key, hex, len);
+	asktx_key[len] = '\0';
+	return 0;
+}
+
 const char *asktx_secret(void)
 {
 	return asktx_key;

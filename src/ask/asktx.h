@@ -14,6 +14,9 @@
  * master before any fork (so every worker knows it), never logged. 0 or -1. */
 int asktx_init_secret(void);
 const char *asktx_secret(void);
+/* A new master in a binary upgrade: the old master's secret (64 hex digits), so that the ask
+ * workers of either generation are understood by the main workers of the other. 0 or -1. */
+int asktx_set_secret(const char *hex, size_t len);
 
 /* POST uri with body (JSON) to the main socket (conf->listen) with the secret, the request id and
  * the client's Authorization header (NULL: none), before deadline_ms. Returns 0 with *status and

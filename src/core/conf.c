@@ -40,6 +40,7 @@ const struct conf_key conf_keys[] = {
 	KEY_BOOL("daemonize", daemonize, false, RESTART, "detach from the terminal and run in the background"),
 	KEY_STR("log_file", log_file, "", NULL, RELOAD, "append the log to this file (\"\" = stderr)"),
 	KEY_ENUM("log_level", log_level, NP_LOG_INFO, log_level_names, RELOAD, "least severe level logged"),
+	KEY_INT("upgrade_timeout_ms", upgrade_timeout_ms, 30000, 1000, 600000, RELOAD, "ms", "a binary upgrade (SIGUSR2) whose new workers do not all accept within this long is rolled back"),
 	KEY_INT("graceful_timeout_ms", graceful_timeout_ms, 60000, 0, 3600000, RELOAD, "ms", "on SIGQUIT, in-flight requests get this long; then the stop continues as on SIGTERM (shutdown_timeout_ms, then SIGKILL)"),
 	KEY_INT("shutdown_timeout_ms", shutdown_timeout_ms, 10000, 0, 600000, RELOAD, "ms", "on SIGTERM, in-flight requests get this long, then SIGKILL"),
 	KEY_INT("respawn_backoff_max_ms", respawn_backoff_max_ms, 5000, 0, 600000, RELOAD, "ms", "a dead child is replaced at once; when the children of a pool die younger than respawn_stable_ms several times in a row, its replacements wait 100 ms, doubling up to this long, while the live ones serve (0 = always at once); the master never stops respawning"),

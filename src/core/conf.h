@@ -36,6 +36,7 @@ struct np_conf {
 	bool daemonize;
 	char *log_file;             /* "" = stderr */
 	int log_level;              /* enum np_log_level */
+	int upgrade_timeout_ms;     /* SIGUSR2: the new binary's workers accept within this long, or it is rolled back */
 	int graceful_timeout_ms;    /* SIGQUIT: in-flight requests get this long, then as SIGTERM */
 	int shutdown_timeout_ms;    /* SIGTERM: in-flight requests get this long, then SIGKILL */
 	int respawn_backoff_max_ms; /* the longest a pool's replacements wait after young deaths */

@@ -174,3 +174,59 @@ int ctl_service_stop(const struct ctl_service_target *t, bool graceful, int time
 	       graceful ? "QUIT" : "TERM");
 	return 0;
 }
+
+/* The upgrade's outcome, once upgrade_seq moved past seq: 0 handed over, 1 otherwise. */
+static int ctl_service_upgrade_wait(struct np_shm *shm, pid_t pid, uint32_t seq, int timeout_ms)
+{
+	int64_t deadline = util_now_ms() + timeout_ms;
+	for (;;) {
+		if (atomic_load_explicit(&shm->hdr->upgrade_seq, memory_order_acquire) != seq) {
+			char last[sizeof(shm->hdr->upgrade_last)];
+			memcpy(last, shm->hdr->upgrade_last, sizeof(last));
+			last[sizeof(last) - 1] = '\0';
+			if (strncmp(last, "ok:", 3) == 0) {
+				printf("upgraded: %s\n", last + 4);
+				return 0;
+			}
+			fprintf(stderr, "neonpoolctl: upgrade %s\n", last);
+			return 1;
+		}
+		if (ctl_service_gone(pid)) {
+			fprintf(stderr, "neonpoolctl: the master (pid %d) exited during the upgrade\n", (int)pid);
+			return 1;
+		}
+		if (util_now_ms() >= deadline) {
+			fprintf(stderr, "neonpoolctl: no upgrade outcome within %d ms (master pid %d)\n", timeout_ms, (int)pid);
+			return 1;
+		}
+		ctl_service_sleep(CTL_SERVICE_POLL_MS);
+	}
+}
+
+int ctl_service_upgrade(const struct ctl_service_target *t, bool abort_it, int timeout_ms)
+{
+	struct np_shm shm;
+	pid_t pid = ctl_service_find(t, &shm);
+	if (pid <= 0)
+		return 1;
+	if (!shm.hdr) {
+		fprintf(stderr, "neonpoolctl: an upgrade needs a status_file (nothing sent)\n");
+		return 1;
+	}
+	int32_t pending = atomic_load(&shm.hdr->upgrade_pid);
+	int rc = 1;
+	if (abort_it && !pending)
+		fprintf(stderr, "neonpoolctl: no upgrade is under way (master pid %d)\n", (int)pid);
+	else if (!abort_it && pending)
+		fprintf(stderr, "neonpoolctl: an upgrade is under way already (new master pid %d); "
+		                "`neonpoolctl upgrade --abort` ends it\n", (int)pending);
+	else {
+		uint32_t seq = atomic_load_explicit(&shm.hdr->upgrade_seq, memory_order_acquire);
+		if (kill(pid, abort_it ? SIGURG : SIGUSR2) < 0)
+			fprintf(stderr, "neonpoolctl: cannot signal pid %d: %s\n", (int)pid, strerror(errno));
+		else
+			rc = ctl_service_upgrade_wait(&shm, pid, seq, timeout_ms);
+	}
+	shm_detach(&shm);
+	return rc;
+}

@@ -24,4 +24,9 @@ int ctl_service_reload(const struct ctl_service_target *t, int timeout_ms);
  * there at the timeout. */
 int ctl_service_stop(const struct ctl_service_target *t, bool graceful, int timeout_ms);
 
+/* SIGUSR2 the master (abort_it: SIGURG, which ends a pending upgrade) and wait (at most
+ * timeout_ms) until the status file counts the upgrade's outcome: print it; 0 when the new
+ * master took over, 1 when it was rolled back or refused, no master runs, or none came in time. */
+int ctl_service_upgrade(const struct ctl_service_target *t, bool abort_it, int timeout_ms);
+
 #endif

@@ -63,6 +63,9 @@ static void usage(FILE *fp)
 	        "  stop [--graceful] [--timeout S]\n"
 	        "                      SIGTERM (--graceful: SIGQUIT) the running master and wait until it\n"
 	        "                      exited\n"
+	        "  upgrade [--abort] [--timeout S]\n"
+	        "                      SIGUSR2: run the new binary beside the running one, on the same\n"
+	        "                      sockets and budget; wait until it took over or was rolled back\n"
 	        "  help [COMMAND]      this help, or a command's (as COMMAND --help)\n\n"
 	        "The database is database_url (or DATABASE_URL) with database_password_file.\n"
 	        "See neonpoolctl(1).\n",
@@ -127,6 +130,8 @@ static const struct {
 	            "the status file counts the reload. The master re-reads its own configuration file: when\n"
 	            "it refuses it (an invalid file, a changed key that needs a restart, a log_file it cannot\n"
 	            "open) the running configuration stays and the reason is printed. systemd's ExecReload=.\n"
+	            "A reload runs the program already in memory: `neonpoolctl upgrade` runs a new binary\n"
+	            "and applies the keys a reload refuses.\n"
 	            "  --timeout SECONDS  wait at most this long (default 30, 1..3600)\n"
 	            "Exit 0 when reloaded (the new generation is printed), 1 when refused, when no master\n"
 	            "runs or it did not answer in time, 2 on bad arguments or when FILE cannot be read for\n"
@@ -140,6 +145,18 @@ static const struct {
 	          "                     shutdown_timeout_ms + 5 s, 1..3600)\n"
 	          "Exit 0 when it exited, 1 when none runs or it was still running at the timeout, 2 on\n"
 	          "bad arguments or an unreadable FILE.\n" },
+	{ "upgrade", "Usage: neonpoolctl [-c FILE] upgrade [--abort] [--timeout SECONDS]\n"
+	             "Send SIGUSR2 to the running master (named in status_file): it starts its program's file\n"
+	             "anew (the path it was started from) beside itself, handing over the listening sockets, the\n"
+	             "shared memory and the connection budget. Once the new workers accept, the old master\n"
+	             "stops accepting, finishes its requests (graceful_timeout_ms) and exits; if the new one\n"
+	             "exits, crashes or is not ready within upgrade_timeout_ms, it is stopped and the running\n"
+	             "one serves on. Waits for the outcome and prints it.\n"
+	             "  --abort            end a pending upgrade (SIGURG): the running generation serves on\n"
+	             "  --timeout SECONDS  wait at most this long (default upgrade_timeout_ms +\n"
+	             "                     graceful_timeout_ms + 10 s: a rollback stops the new one gracefully)\n"
+	             "Exit 0 when the new master took over, 1 when rolled back, refused (one is under way),\n"
+	             "no master runs or no outcome came in time; 2 on bad arguments.\n" },
 	{ "help", "Usage: neonpoolctl help [COMMAND]\n" },
 };
 
@@ -510,24 +527,27 @@ static int service_target(const char *path, struct np_conf *conf, bool *loaded, 
 	return rc;
 }
 
-/* reload [--timeout S] and stop [--graceful] [--timeout S]. */
-static int cmd_service(const char *path, bool stop, int argc, char **argv)
+/* reload [--timeout S], stop [--graceful] [--timeout S] and upgrade [--abort] [--timeout S]. */
+static int cmd_service(const char *path, const char *cmd, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "timeout", required_argument, NULL, 't' },
 		{ "graceful", no_argument, NULL, 'g' },
+		{ "abort", no_argument, NULL, 'a' },
 		{ NULL, 0, NULL, 0 },
 	};
-	static char prog_reload[] = "neonpoolctl reload", prog_stop[] = "neonpoolctl stop";
+	static char prog_reload[] = "neonpoolctl reload", prog_stop[] = "neonpoolctl stop", prog_up[] = "neonpoolctl upgrade";
+	bool stop = strcmp(cmd, "stop") == 0, upgrade = strcmp(cmd, "upgrade") == 0;
 	const char *use = stop ? "Usage: neonpoolctl [-c FILE] stop [--graceful] [--timeout SECONDS]\n"
-	                       : "Usage: neonpoolctl [-c FILE] reload [--timeout SECONDS]\n";
+	                  : upgrade ? "Usage: neonpoolctl [-c FILE] upgrade [--abort] [--timeout SECONDS]\n"
+	                            : "Usage: neonpoolctl [-c FILE] reload [--timeout SECONDS]\n";
 	int64_t timeout_s = 0;
-	bool graceful = false;
+	bool graceful = false, abort_it = false;
 	int opt;
 
-	argv[0] = stop ? prog_stop : prog_reload;
+	argv[0] = stop ? prog_stop : upgrade ? prog_up : prog_reload;
 	optind = 0;
-	while ((opt = getopt_long(argc, argv, stop ? "+t:g" : "+t:", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, stop ? "+t:g" : upgrade ? "+t:a" : "+t:", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			if (util_parse_i64(optarg, 1, 3600, &timeout_s) < 0) {
@@ -540,11 +560,18 @@ static int cmd_service(const char *path, bool stop, int argc, char **argv)
 				graceful = true;
 				break;
 			}
+			fputs(use, stderr);
+			return 2;
+		case 'a':
+			if (upgrade) {
+				abort_it = true;
+				break;
+			}
 			/* fall through */
 		default: fputs(use, stderr); return 2;
 		}
 	}
-	if (no_more_args(stop ? "stop" : "reload", argc, argv) < 0)
+	if (no_more_args(cmd, argc, argv) < 0)
 		return 2;
 	struct np_conf conf;
 	struct ctl_service_target t;
@@ -556,9 +583,11 @@ static int cmd_service(const char *path, bool stop, int argc, char **argv)
 	}
 	int64_t timeout_ms = timeout_s * 1000;
 	if (!timeout_ms)
-		timeout_ms = !stop ? 30000
-		                   : loaded ? (int64_t)conf.graceful_timeout_ms + conf.shutdown_timeout_ms + 5000 : 90000;
-	int rc = stop ? ctl_service_stop(&t, graceful, (int)timeout_ms) : ctl_service_reload(&t, (int)timeout_ms);
+		timeout_ms = upgrade ? (loaded ? (int64_t)conf.upgrade_timeout_ms + conf.graceful_timeout_ms + 10000 : 100000)
+		             : !stop ? 30000
+		             : loaded ? (int64_t)conf.graceful_timeout_ms + conf.shutdown_timeout_ms + 5000 : 90000;
+	int rc = stop ? ctl_service_stop(&t, graceful, (int)timeout_ms)
+	         : upgrade ? ctl_service_upgrade(&t, abort_it, (int)timeout_ms) : ctl_service_reload(&t, (int)timeout_ms);
 	if (loaded)
 		conf_free(&conf);
 	return rc;
@@ -618,8 +647,8 @@ int main(int argc, char **argv)
 		return cmd_top(path, cargc, cargv);
 	if (strcmp(cmd, "ping") == 0)
 		return cmd_ping(path, cargc, cargv);
-	if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0)
-		return cmd_service(path, strcmp(cmd, "stop") == 0, cargc, cargv);
+	if (strcmp(cmd, "reload") == 0 || strcmp(cmd, "stop") == 0 || strcmp(cmd, "upgrade") == 0)
+		return cmd_service(path, cmd, cargc, cargv);
 	fprintf(stderr, "neonpoolctl: unknown command '%s'\n", cmd);
 	usage(stderr);
 	return 1;

@@ -69,6 +69,34 @@ static bool db_breaker_open(int ep)
 	return atomic_load(&D.shm->hdr->ep[ep].breaker) == NP_BREAKER_OPEN;
 }
 
+/* A binary upgrade is under way and this worker is of the old generation: it gives its server
+ * connection back after each request (db_maintain), so that the new generation's workers take
+ * the tokens; and it opens none of its own accord (db_consider_connect). */
+bool db_releasing(void)
+{
+	uint32_t rg = atomic_load(&D.shm->hdr->release_gen);
+	return rg != 0 && atomic_load(&D.shm->slots[D.slot].generation) <= rg;
+}
+
+/* During an upgrade, a worker of the new generation: none of its generation holds a token yet
+ * (the upgrade is ready once one does). */
+static bool db_upgrade_needs_holder(int ep)
+{
+	uint32_t rg = atomic_load(&D.shm->hdr->release_gen);
+	uint32_t gen = atomic_load(&D.shm->slots[D.slot].generation);
+	if (rg == 0 || gen <= rg)
+		return false;
+	for (int t = 0; t < NP_MAX_BUDGET; t++) {
+		int32_t owner = atomic_load(&D.shm->hdr->ep[ep].tokens[t].owner);
+		if (owner == 0)
+			continue;
+		for (int i = 0; i < NP_MAX_SLOTS; i++)
+			if (atomic_load(&D.shm->slots[i].pid) == owner && atomic_load(&D.shm->slots[i].generation) == gen)
+				return false;
+	}
+	return true;
+}
+
 bool db_accept_main(void)
 {
 	const struct np_endpoint_shm *e = &D.shm->hdr->ep[NP_EP_PRIMARY];
@@ -203,6 +231,8 @@ void db_maintain(void)
 			why = "max_lifetime reached";
 		else if (c->tok >= budget_limit(D.shm, ep))
 			why = "budget lowered";
+		else if (db_releasing())
+			why = "binary upgrade: the new generation takes the token";
 		else if (D.conf->idle_timeout_s > 0 && now - c->last_used_ms > (int64_t)D.conf->idle_timeout_s * 1000 &&
 		         budget_connected(D.shm, ep) > D.conf->min_warm)
 			why = "idle_timeout reached";
@@ -288,7 +318,7 @@ void db_consider_connect(int listen_fd)
 {
 	const int ep = NP_EP_PRIMARY;
 	int64_t now = util_now_ms();
-	if (db_holder(ep) || now < D.backoff_until_ms || db_breaker_open(ep))
+	if (db_holder(ep) || now < D.backoff_until_ms || db_breaker_open(ep) || db_releasing())
 		return;
 	int lim = budget_limit(D.shm, ep);
 	if (budget_in_use(D.shm, ep) >= lim)
@@ -300,7 +330,7 @@ void db_consider_connect(int listen_fd)
 		return;
 	int connected = budget_connected(D.shm, ep);
 	int warm = D.conf->min_warm < lim ? D.conf->min_warm : lim;
-	bool demand = budget_in_use(D.shm, ep) < warm;
+	bool demand = budget_in_use(D.shm, ep) < warm || db_upgrade_needs_holder(ep);
 	(void)connected;
 	if (!demand) {
 		/* a request waits in the backlog and no holder is free to take it */

@@ -18,6 +18,9 @@ void db_init(const struct np_conf *conf, struct np_shm *shm, int slot, const cha
 bool db_configured(int ep);
 /* Whether this process holds a live connection to ep. */
 bool db_holder(int ep);
+/* A binary upgrade is under way and this worker is of the old generation: it gives its server
+ * connection back after each request and opens none of its own accord. */
+bool db_releasing(void);
 
 /* Gated accept: take requests from the main socket only when holding a connection, or when
  * nobody can (breaker open, or the supervisor says requests are being shed). */

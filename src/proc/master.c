@@ -68,6 +68,11 @@ static void master_reload_done(const char *refused)
 
 static void master_reload(void)
 {
+	const char *busy = master_upgrade_refusal();
+	if (busy) {
+		master_reload_done(busy);
+		return;
+	}
 	struct timespec mono;
 	clock_gettime(CLOCK_MONOTONIC, &mono);
 	/* systemd >= 253 wants MONOTONIC_USEC with RELOADING=1 (Type=notify-reload) */
@@ -83,7 +88,8 @@ static void master_reload(void)
 	}
 	char keys[256];
 	if (conf_diff_restart_only(&master_state.conf, &next, keys, sizeof(keys)) > 0) {
-		snprintf(msg, sizeof(msg), "changed keys need a restart: %s", keys);
+		snprintf(msg, sizeof(msg), "changed keys need a restart: %s (or `neonpoolctl upgrade`: HUP reloads the "
+		         "configuration into the program already running)", keys);
 		master_reload_done(msg);
 		conf_free(&next);
 		return;
@@ -116,8 +122,9 @@ static void master_reload(void)
 	 * supervisor starts once the old one has been reaped (master_fill) */
 	master_fill();
 	master_signal_all(SIGQUIT, true);
-	char kv[64];
-	snprintf(kv, sizeof(kv), " generation=%u workers=%d", master_state.generation, master_state.conf.workers);
+	char kv[128];
+	snprintf(kv, sizeof(kv), " generation=%u workers=%d program=\"the one running (neonpoolctl upgrade runs a new one)\"",
+	         master_state.generation, master_state.conf.workers);
 	log_kv(NP_LOG_INFO, kv, "configuration reloaded");
 	master_reload_done(NULL);
 }
@@ -282,6 +289,7 @@ static int master_init_state(struct np_conf *conf, const char *conf_path)
 	master_state.sigfd = -1;
 	master_state.wake[0] = master_state.wake[1] = -1;
 	master_state.generation = 1;
+	master_upgrade_init_paths();
 	master_on_cleanup(master_free_conf);
 	log_set_role("master");
 	log_set_level(master_state.conf.log_level);
@@ -309,6 +317,10 @@ static void master_release_lock(void)
 /* Before anything is opened, truncated or unlinked: one instance per status file. */
 static int master_init_lock(void)
 {
+	if (master_state.up.successor) { /* handed over by the old master */
+		master_on_cleanup(master_release_lock);
+		return 0;
+	}
 	int rc = master_lock_instance();
 	if (rc != 0) {
 		master_state.exit_code = rc;
@@ -334,7 +346,7 @@ static int master_init_user(void)
 static int master_init_signals(void)
 {
 	sigemptyset(&master_state.sigset);
-	int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2 };
+	int sigs[] = { SIGCHLD, SIGHUP, SIGTERM, SIGINT, SIGQUIT, SIGUSR1, SIGUSR2, SIGURG };
 	for (size_t i = 0; i < sizeof(sigs) / sizeof(sigs[0]); i++)
 		sigaddset(&master_state.sigset, sigs[i]);
 	sigprocmask(SIG_BLOCK, &master_state.sigset, NULL);
@@ -342,8 +354,18 @@ static int master_init_signals(void)
 	return 0;
 }
 
+/* This master is the instance's: not one that handed over, nor a new one not yet ready. Only the
+ * instance's master unlinks what the instance shares (the status file, a unix socket's path). */
+static bool master_owns_instance(void)
+{
+	return !master_state.up.handed_over && !(master_state.up.successor && !master_state.up.ready_sent);
+}
+
 static void master_close_listeners(void)
 {
+	if (!master_owns_instance()) {
+		master_state.listener.unix_path[0] = master_state.control.unix_path[0] = master_state.ask.unix_path[0] = '\0';
+	}
 	listen_close(&master_state.listener);
 	listen_close(&master_state.control);
 	listen_close(&master_state.ask);
@@ -403,6 +425,8 @@ static int master_init_listeners(void)
 /* The secret of the ask pool's internal requests (asktx.h): made before any fork. */
 static int master_init_asktx(void)
 {
+	if (master_state.up.successor)
+		return 0; /* the old master's, read in master_upgrade_successor_init() */
 	if (asktx_init_secret() < 0) {
 		log_error("getrandom: %s", strerror(errno));
 		return -1;
@@ -412,7 +436,7 @@ static int master_init_asktx(void)
 
 static int master_init_daemon(void)
 {
-	if (master_state.conf.daemonize && master_daemonize() < 0) {
+	if (master_state.conf.daemonize && !master_state.up.successor && master_daemonize() < 0) {
 		log_error("daemonize failed: %s", strerror(errno));
 		return -1;
 	}
@@ -421,14 +445,19 @@ static int master_init_daemon(void)
 
 static void master_remove_shm(void)
 {
-	if (master_state.conf.status_file[0])
+	if (master_state.conf.status_file[0] && master_owns_instance())
 		unlink(master_state.conf.status_file);
 	shm_detach(&master_state.shm);
 }
 
 static int master_init_shm(void)
 {
-	if (shm_create(&master_state.shm, master_state.conf.status_file) < 0) {
+	if (master_state.up.successor) {
+		if (master_upgrade_adopt_shm() < 0) {
+			master_state.exit_code = 3;
+			return -1;
+		}
+	} else if (shm_create(&master_state.shm, master_state.conf.status_file) < 0) {
 		log_error("cannot create shared memory%s%s: %s", master_state.conf.status_file[0] ? " at " : "",
 		          master_state.conf.status_file, master_strerror(errno));
 		return -1;
@@ -465,6 +494,10 @@ static void master_close_wake(void)
 /* The pipe a released budget token is announced on (budget_wake()): workers wait on it. */
 static int master_init_wake(void)
 {
+	if (master_state.up.successor) { /* the old master's pipe, at the numbers the header names */
+		master_on_cleanup(master_close_wake);
+		return 0;
+	}
 	if (pipe2(master_state.wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_error("pipe: %s", strerror(errno));
 		return -1;
@@ -504,7 +537,12 @@ static int master_init_keeper(void)
 
 static void master_remove_pid_file(void)
 {
-	unlink(master_state.conf.pid_file);
+	char old[600];
+	snprintf(old, sizeof(old), "%s.oldbin", master_state.conf.pid_file);
+	if (master_state.up.handed_over)
+		unlink(old); /* ours was renamed for the new master's */
+	else if (master_owns_instance())
+		unlink(master_state.conf.pid_file);
 }
 
 static int master_init_pid_file(void)
@@ -577,6 +615,8 @@ static void master_notify(int64_t now)
 {
 	if (!notify_enabled() || master_state.stopping)
 		return;
+	if (master_state.up.successor && atomic_load(&master_state.shm.hdr->master_pid) != (int32_t)getpid())
+		return; /* a new master speaks once the old one made it the main process (MAINPID=) */
 	int64_t wd = notify_watchdog_ms();
 	if (wd > 0 && now >= master_state.watchdog_next_ms) {
 		notify_send("WATCHDOG=1");
@@ -632,6 +672,12 @@ static void master_on_signal(int sig)
 	case SIGQUIT:
 		master_begin_stop(STOP_GRACEFUL);
 		break;
+	case SIGUSR2:
+		master_upgrade_start();
+		break;
+	case SIGURG:
+		master_upgrade_abort("aborted by hand (SIGURG, neonpoolctl upgrade --abort)");
+		break;
 	case SIGUSR1:
 		if (log_reopen() < 0)
 			log_error("cannot reopen log_file: %s", strerror(errno));
@@ -648,7 +694,7 @@ static void master_on_signal(int sig)
  * act on them. Signals arrive on the signalfd (still blocked, so handled here and only here). */
 static void master_wait(int64_t wait_ms)
 {
-	struct pollfd p[1 + 1 + 64];
+	struct pollfd p[1 + 1 + 64 + 1];
 	int n = 0;
 	p[n++] = (struct pollfd){ .fd = master_state.sigfd, .events = POLLIN };
 	p[n++] = (struct pollfd){ .fd = keeper_channel_fd(), .events = POLLIN };
@@ -656,7 +702,14 @@ static void master_wait(int64_t wait_ms)
 	int nw = keeper_watch_fds(watch, 64);
 	for (int i = 0; i < nw; i++)
 		p[n++] = (struct pollfd){ .fd = watch[i], .events = POLLIN };
+	int up = -1;
+	if (master_state.up.pid && master_state.up.fd >= 0) {
+		up = n;
+		p[n++] = (struct pollfd){ .fd = master_state.up.fd, .events = POLLIN };
+	}
 	int rc = poll(p, (nfds_t)n, (int)wait_ms);
+	if (rc > 0 && up >= 0 && p[up].revents)
+		master_upgrade_on_pipe();
 	if (rc > 0 && p[1].revents)
 		keeper_receive(&master_state.shm);
 	keeper_poll(&master_state.shm);
@@ -688,7 +741,7 @@ static int master_loop(void)
 
 		int64_t now = util_now_ms();
 		master_notify(now);
-		int64_t wait_ms = master_backoff_wait(now, master_stop_timer(now, MASTER_TICK_MS));
+		int64_t wait_ms = master_backoff_wait(now, master_upgrade_tick(now, master_stop_timer(now, MASTER_TICK_MS)));
 		master_wait(wait_ms);
 	}
 	log_info("stopped");
@@ -701,6 +754,7 @@ int master_run(struct np_conf *conf, const char *conf_path)
 	if (0 > master_init_state(conf, conf_path) ||
 	    0 > master_init_log() ||
 	    0 > master_init_notify() ||
+	    0 > master_upgrade_successor_init() ||
 	    0 > master_init_lock() ||
 	    0 > master_init_user() ||
 	    0 > master_init_signals() ||

@@ -229,7 +229,8 @@ void master_fill(void)
 		return;
 	master_pools_settle();
 	int64_t now = util_now_ms();
-	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && master_pool_due(NP_KIND_SUPERVISOR, now))
+	if (master_count(NP_KIND_SUPERVISOR, false) == 0 && !master_upgrade_supervisor_elsewhere() &&
+	    master_pool_due(NP_KIND_SUPERVISOR, now))
 		master_spawn(NP_KIND_SUPERVISOR);
 	while (master_count(NP_KIND_WORKER, true) < master_state.conf.workers && master_pool_due(NP_KIND_WORKER, now))
 		if (master_spawn(NP_KIND_WORKER) < 0)
@@ -269,6 +270,8 @@ void master_reap(void)
 	int status;
 	pid_t pid;
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		if (master_upgrade_reaped(pid, status))
+			continue;
 		int idx = -1;
 		for (int i = 0; i < NP_MAX_SLOTS; i++)
 			if (master_state.kids[i].pid == pid) {
@@ -337,6 +340,9 @@ void master_begin_stop(int how)
 		return;
 	if (!master_state.stopping)
 		notify_send("STOPPING=1\nSTATUS=stopping (%s)", how == STOP_FAST ? "fast" : "graceful");
+	/* a stop of the service during an upgrade stops the new master too (it is not one of ours) */
+	if (master_state.up.pid && !master_state.up.handed_over)
+		kill(master_state.up.pid, how == STOP_FAST ? SIGTERM : SIGQUIT);
 	master_state.stopping = how;
 	int64_t now = util_now_ms();
 	master_state.stop_delay_ms = MASTER_STOP_CHECK_MIN_MS;

@@ -74,6 +74,23 @@ struct master_state {
 	int64_t notify_status_ms;
 	char notify_status[256];
 	int64_t watchdog_next_ms;
+	/* the binary upgrade (master_upgrade.c) */
+	char exe[512];                 /* this program's path, resolved at start: what SIGUSR2 runs */
+	char conf_abs[512];            /* the configuration's path, absolute (a daemon runs in /) */
+	struct {
+		pid_t pid;                 /* old master: the new master while pending (0: none) */
+		int fd;                    /* old: the ready pipe's reading end; new: its writing end */
+		int64_t started_ms;
+		int64_t deadline_ms;       /* not ready by then: rolled back */
+		int64_t kill_ms;           /* rolling back: SIGKILL the new master at this time (0: none) */
+		char why[200];             /* rolling back: the reason, logged once the new master is gone */
+		bool rolling_back;
+		bool handed_over;          /* old master: the new one took over; leave shared things alone */
+		bool successor;            /* new master: started by an upgrade */
+		bool ready_sent;           /* new master: told the old one its workers accept */
+		pid_t old_pid;             /* new master: the master that started it */
+		bool sweep;                /* slots of another master's children may be left to reclaim */
+	} up;
 };
 
 extern struct master_state master_state;
@@ -91,5 +108,19 @@ void master_signal_all(int sig, bool old_only);
 void master_reap(void);
 void master_begin_stop(int how);
 int64_t master_stop_timer(int64_t now, int64_t wait_ms);
+
+/* master_upgrade.c: the binary upgrade. Old master: start it (SIGUSR2), abort it, see the new
+ * master's readiness on the pipe or its death, hand over or roll back. New master: take what
+ * the old one handed over, tell it when its workers accept. */
+void master_upgrade_init_paths(void);
+int master_upgrade_successor_init(void);
+int master_upgrade_adopt_shm(void);
+void master_upgrade_start(void);
+void master_upgrade_abort(const char *why);
+bool master_upgrade_reaped(pid_t pid, int status);
+void master_upgrade_on_pipe(void);
+int64_t master_upgrade_tick(int64_t now, int64_t wait_ms);
+bool master_upgrade_supervisor_elsewhere(void);
+const char *master_upgrade_refusal(void);
 
 #endif

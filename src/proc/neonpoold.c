@@ -21,7 +21,8 @@ static void usage(FILE *fp)
 	        "  -T        check, then print the effective configuration (secrets masked)\n"
 	        "  -v, -V    print the version and exit\n"
 	        "  -h, --help  this help (--config, --version: the long forms of -c, -v)\n\n"
-	        "Signals: TERM/INT fast stop, QUIT graceful stop, HUP reload, USR1 reopen the log.\n"
+	        "Signals: TERM/INT fast stop, QUIT graceful stop, HUP reload the configuration,\n"
+	        "USR2 binary upgrade (URG aborts it), USR1 reopen the log.\n"
 	        "See neonpoold(8) and neonpoolctl(1).\n",
 	        NP_DEFAULT_CONFIG);
 }

@@ -299,6 +299,9 @@ static void expo_counters(FILE *f, const struct np_shm *shm, const struct np_mro
 	fprintf(f, "neonpool_worker_respawns_total %llu\n", (unsigned long long)atomic_load(&h->respawns_total));
 	expo_head(f, "neonpool_worker_crashes_total", "counter", "Children that died without exiting cleanly.");
 	fprintf(f, "neonpool_worker_crashes_total %llu\n", (unsigned long long)atomic_load(&h->crashes_total));
+	expo_head(f, "neonpool_upgrades_total", "counter", "Binary upgrades (SIGUSR2), by result: the new master took over, or it was rolled back.");
+	fprintf(f, "neonpool_upgrades_total{result=\"ok\"} %llu\n", (unsigned long long)atomic_load(&h->upgrades_ok));
+	fprintf(f, "neonpool_upgrades_total{result=\"rolled_back\"} %llu\n", (unsigned long long)atomic_load(&h->upgrades_rolled_back));
 	expo_head(f, "neonpool_respawn_backoff_seconds", "gauge",
 	          "How long a pool's replacements wait after a death: 0 at once; more after children died young in a row.");
 	for (uint32_t kind = 1; kind < NP_KIND_COUNT; kind++)

@@ -105,6 +105,36 @@ int shm_create(struct np_shm *shm, const char *path)
 	return 0;
 }
 
+int shm_adopt(struct np_shm *shm, uint32_t *layout)
+{
+	uint64_t magic = 0, hsize = 0;
+	uint32_t lay = 0;
+	*layout = 0;
+	if (!shm->locked) {
+		errno = EBADF;
+		return -1;
+	}
+	int fd = shm->lock_fd;
+	if (pread(fd, &magic, sizeof(magic), (off_t)offsetof(struct np_shm_header, magic)) != (ssize_t)sizeof(magic) ||
+	    pread(fd, &lay, sizeof(lay), (off_t)offsetof(struct np_shm_header, layout)) != (ssize_t)sizeof(lay) ||
+	    pread(fd, &hsize, sizeof(hsize), (off_t)offsetof(struct np_shm_header, size)) != (ssize_t)sizeof(hsize))
+		magic = 0;
+	size_t size = shm_layout_size();
+	struct stat st;
+	if (magic == NP_SHM_MAGIC)
+		*layout = lay;
+	if (magic != NP_SHM_MAGIC || lay != NP_SHM_LAYOUT || hsize != size || fstat(fd, &st) < 0 || (size_t)st.st_size != size) {
+		errno = EPROTO;
+		return -1;
+	}
+	void *base = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	if (base == MAP_FAILED)
+		return -1;
+	shm_bind(shm, base, size);
+	shm->file_backed = true;
+	return 0;
+}
+
 int shm_attach_readonly(struct np_shm *shm, const char *path)
 {
 	memset(shm, 0, sizeof(*shm));
@@ -161,6 +191,11 @@ int shm_slot_assign(struct np_shm *shm, enum np_slot_kind kind, uint32_t generat
 		struct np_slot *s = &shm->slots[i];
 		if (atomic_load(&s->kind) != NP_KIND_NONE)
 			continue;
+		/* two masters assign slots during a binary upgrade: the slot is taken by CAS of its
+		 * state FREE -> STARTING (a reclaim writes FREE last) */
+		uint32_t free_state = NP_SLOT_FREE;
+		if (!atomic_compare_exchange_strong(&s->state, &free_state, NP_SLOT_STARTING))
+			continue;
 		/* initialise every field before the slot is seen as used (php-src GH-18595) */
 		atomic_store(&s->pid, 0);
 		atomic_store(&s->generation, generation);
@@ -182,9 +217,9 @@ void shm_slot_reclaim(struct np_shm *shm, int idx)
 	/* the child is dead: what it said about its request in flight is no longer true; a
 	 * `waiting` left at 1 would count against max_waiters for ever */
 	shm_slot_clear_request(s);
-	atomic_store(&s->state, NP_SLOT_FREE);
 	atomic_store(&s->pid, 0);
 	atomic_store(&s->kind, NP_KIND_NONE);
+	atomic_store(&s->state, NP_SLOT_FREE); /* last: the slot may be assigned from here on */
 }
 
 const char *shm_state_name(uint32_t state)

@@ -14,7 +14,7 @@
 #include "ratelimit.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 9 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table */
+#define NP_SHM_LAYOUT 9 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -187,6 +187,16 @@ struct np_shm_header {
 	char reload_error[384];
 	_Atomic uint32_t reload_seq;      /* reloads attempted, accepted or refused */
 	_Atomic uint32_t reloads_refused; /* of those, refused (the running configuration stayed) */
+	/* the binary upgrade (master_upgrade.c), written by the master that started it (the old
+	 * one) until it hands over: workers of generation release_gen or older close their server
+	 * connection after each request, so that the new generation's workers take the tokens */
+	_Atomic uint32_t release_gen;     /* 0: none */
+	_Atomic int32_t upgrade_pid;      /* the new master while an upgrade is pending (0: none) */
+	_Atomic int64_t upgrade_started_us;
+	_Atomic uint64_t upgrades_ok;     /* upgrades handed over (counted by the old master) */
+	_Atomic uint64_t upgrades_rolled_back;
+	_Atomic uint32_t upgrade_seq;     /* upgrades that ended, ok or rolled back: written after upgrade_last */
+	char upgrade_last[256];           /* the last upgrade's outcome, for `neonpoolctl upgrade` */
 	/* master, before the first fork: the metrics route ids' names (metrics.h) */
 	char route_names[NP_MROUTES][48];
 	/* supervisor: latency windows as differences of snapshots, under a sequence count (odd while
@@ -220,6 +230,11 @@ int shm_lock(struct np_shm *shm, const char *path, pid_t *holder);
  * A file is truncated only under the lock: taken here unless shm_lock() already took it.
  * Returns 0 or -1 (errno set; EWOULDBLOCK: another instance holds the file). */
 int shm_create(struct np_shm *shm, const char *path);
+/* A new master in a binary upgrade: map the region the old master's instance lock (already in
+ * shm: locked, lock_fd) holds, read-write and unchanged, after checking that it is one of this
+ * layout (magic, NP_SHM_LAYOUT, size). Returns 0, or -1 with errno (EPROTO: another layout;
+ * the old one is in *layout when known). */
+int shm_adopt(struct np_shm *shm, uint32_t *layout);
 /* Map an existing region read-only (CLI). Returns 0, or -1 with errno (EINVAL: not ours). */
 int shm_attach_readonly(struct np_shm *shm, const char *path);
 /* Unmap; and release the instance lock if held (unlink the file before, if it is to go). */

@@ -149,6 +149,59 @@ static cJSON *status_respawn(const struct np_shm *shm)
 	return o;
 }
 
+/* The binary upgrade: pending or not, the outcomes so far; and each generation with children
+ * alive (two during an upgrade): its children by state and the budget tokens they hold. */
+static void status_upgrade(cJSON *root, const struct np_shm *shm)
+{
+	const struct np_shm_header *h = shm->hdr;
+	cJSON *u = cJSON_AddObjectToObject(root, "upgrade");
+	int32_t pending = atomic_load(&h->upgrade_pid);
+	cJSON_AddBoolToObject(u, "pending", pending != 0);
+	if (pending) {
+		cJSON_AddNumberToObject(u, "new_master_pid", pending);
+		cJSON_AddNumberToObject(u, "for_s", (double)(util_wall_us() - atomic_load(&h->upgrade_started_us)) / 1e6);
+	}
+	cJSON_AddNumberToObject(u, "ok_total", (double)atomic_load(&h->upgrades_ok));
+	cJSON_AddNumberToObject(u, "rolled_back_total", (double)atomic_load(&h->upgrades_rolled_back));
+	char last[sizeof(h->upgrade_last)];
+	memcpy(last, h->upgrade_last, sizeof(last));
+	last[sizeof(last) - 1] = '\0';
+	cJSON_AddStringToObject(u, "last", last);
+	enum { GENS = 4 };
+	uint32_t gen[GENS] = { 0 };
+	int kids[GENS] = { 0 }, busy[GENS] = { 0 }, exiting[GENS] = { 0 }, tokens[GENS] = { 0 }, ng = 0;
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		const struct np_slot *s = &shm->slots[i];
+		if (atomic_load(&s->kind) == NP_KIND_NONE)
+			continue;
+		uint32_t g = atomic_load(&s->generation), st = atomic_load(&s->state);
+		int32_t pid = atomic_load(&s->pid);
+		int k = 0;
+		while (k < ng && gen[k] != g)
+			k++;
+		if (k == ng && ng == GENS)
+			continue;
+		if (k == ng)
+			gen[ng++] = g;
+		kids[k]++;
+		busy[k] += shm_state_busy(st);
+		exiting[k] += st == NP_SLOT_EXITING;
+		for (int ep = 0; ep < NP_EP_COUNT && pid > 0; ep++)
+			for (int t = 0; t < NP_MAX_BUDGET; t++)
+				tokens[k] += atomic_load(&h->ep[ep].tokens[t].owner) == pid;
+	}
+	cJSON *gens = cJSON_AddArrayToObject(root, "generations");
+	for (int k = 0; k < ng; k++) {
+		cJSON *o = cJSON_CreateObject();
+		cJSON_AddNumberToObject(o, "generation", gen[k]);
+		cJSON_AddNumberToObject(o, "children", kids[k]);
+		cJSON_AddNumberToObject(o, "busy", busy[k]);
+		cJSON_AddNumberToObject(o, "exiting", exiting[k]);
+		cJSON_AddNumberToObject(o, "tokens", tokens[k]);
+		cJSON_AddItemToArray(gens, o);
+	}
+}
+
 /* The master's and supervisor's pids, the generation, uptime and the respawns. */
 static void status_header(cJSON *root, const struct np_shm *shm)
 {
@@ -166,6 +219,7 @@ static void status_header(cJSON *root, const struct np_shm *shm)
 	cJSON_AddBoolToObject(root, "respawn_backoff", backoff != NULL);
 	cJSON_Delete(backoff);
 	cJSON_AddItemToObject(root, "respawn", status_respawn(shm));
+	status_upgrade(root, shm);
 }
 
 /* One worker's slot i as ?full shows it (state st, now: the wall clock). */
@@ -339,6 +393,15 @@ void status_text(const cJSON *j, FILE *fp)
 			        (int)num(pool, "young_deaths_in_a_row"), num(pool, "next_start_in_ms") / 1000.0,
 			        num(pool, "backoff_ms") / 1000.0);
 	}
+	const cJSON *up = cJSON_GetObjectItem(j, "upgrade"), *g;
+	if (cJSON_IsTrue(cJSON_GetObjectItem(up, "pending")))
+		fprintf(fp, "UPGRADE under way: new master pid %d for %.1f s\n", (int)num(up, "new_master_pid"), num(up, "for_s"));
+	if (num(up, "ok_total") + num(up, "rolled_back_total") > 0)
+		fprintf(fp, "upgrades %.0f ok, %.0f rolled back; last: %s\n", num(up, "ok_total"), num(up, "rolled_back_total"),
+		        str(up, "last"));
+	cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "generations"))
+		fprintf(fp, "generation %d: %d children (%d busy, %d exiting), %d budget tokens held\n", (int)num(g, "generation"),
+		        (int)num(g, "children"), (int)num(g, "busy"), (int)num(g, "exiting"), (int)num(g, "tokens"));
 	const cJSON *ws = cJSON_GetObjectItem(j, "workers_by_state"), *x;
 	fprintf(fp, "workers");
 	cJSON_ArrayForEach(x, ws)

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
-# t_deb_package.sh - the Debian package: dpkg-buildpackage builds it from the tree, lintian finds no error and no warning, its files and modes are as packaged; installed in a throwaway root (a mount namespace with an overlay over /), it creates the neonpool user and a 0640 root:neonpool config, the daemon started as the units start it (its user, groups, the packaged config, the socket units' sockets passed by LISTEN_FDS, NOTIFY_SOCKET) sends READY=1 and serves GET /api/v1/books/N through the distribution's nginx with the packaged example in conf.d, ExecReload (neonpoolctl reload) and neonpoolctl stop exit 0, every system call it made under strace -f is in @system-service, and dpkg --purge leaves only the user; the machine is left as it was.
+# t_deb_package.sh - the Debian package: dpkg-buildpackage builds it from the tree, lintian finds no error and no warning, its files and modes are as packaged; installed in a throwaway root (a mount namespace with an overlay over /), it creates the neonpool user and a 0640 root:neonpool config, the daemon started as the units start it (its user, groups, the packaged config, the socket units' sockets passed by LISTEN_FDS, NOTIFY_SOCKET) sends READY=1 and serves GET /api/v1/books/N through the distribution's nginx with the packaged example in conf.d, ExecReload (neonpoolctl reload) exits 0, a newer build of the package installed over the running one under wrk -c50 upgrades it through neonpoolctl upgrade in postinst (0 errors, MAINPID= the new master, the new version answers), neonpoolctl stop exits 0, every system call it made under strace -f is in @system-service, and dpkg --purge leaves only the user; the machine is left as it was.
 #
 # Environment: NP_DEB=/path/neonpool_X_ARCH.deb reuses a built package (with its .changes beside it
 # for lintian) instead of building one (dpkg-buildpackage takes 1-2 min on 2 cores).
@@ -47,6 +47,22 @@ else
 fi
 [ -f "$deb" ] || np_fail "no package at $deb"
 np_ok "built $(basename "$deb")"
+# a newer build of the package, for the upgrade in place: the same files, the version + "+up1", the
+# daemon reporting another version (its version string patched, same length; md5sums follow)
+rm -rf "$NP_TMP/next"
+dpkg-deb -R "$deb" "$NP_TMP/next" && sed -i 's/^Version: .*/&+up1/' "$NP_TMP/next/DEBIAN/control" &&
+	python3 - "$NP_TMP/next/usr/sbin/neonpoold" "$version" <<'PY' || np_fail "building the newer package"
+import sys
+p, v = sys.argv[1], sys.argv[2]
+d = open(p, 'rb').read()
+a, b = (b'\0' + x.encode() + b'\0' for x in (v, v[:-1] + ('8' if v[-1] == '9' else '9')))
+assert a in d, 'version string not found'
+open(p, 'wb').write(d.replace(a, b))
+PY
+sum=$(cd "$NP_TMP/next" && md5sum usr/sbin/neonpoold)
+sed -i "s|^[0-9a-f]*  usr/sbin/neonpoold\$|$sum|" "$NP_TMP/next/DEBIAN/md5sums"
+dpkg-deb -b "$NP_TMP/next" "$NP_TMP/neonpool-next.deb" >/dev/null || np_fail "dpkg-deb -b of the newer package"
+rm -rf "$NP_TMP/next"
 
 # ---- lintian -----------------------------------------------------------------------------
 np_now_ms; t0=$NP_NOW
@@ -254,6 +270,36 @@ for _ in $(seq 1 100); do reloaded && break; sleep 0.1; done
 check "... RELOADING=1 then READY=1 on NOTIFY_SOCKET" reloaded
 code=$(curl -s -o /dev/null -w '%{http_code}' "http://127.0.0.1:$PORT/api/v1/books/$id")
 check "GET /api/v1/books/$id through nginx after the reload: 200 ($code)" test "$code" = 200
+
+# the package upgraded in place under load: prerm leaves the service running, postinst runs
+# `neonpoolctl upgrade` (the new binary beside the old one on the same sockets) instead of a restart
+last=${VERSION#"${VERSION%?}"}
+next_version=${VERSION%?}$([ "$last" = 9 ] && echo 8 || echo 9)
+cp "$T/neonpool-next.deb" "$R/tmp/neonpool-next.deb"
+wpid=
+if command -v wrk >/dev/null; then
+	# /api/v1/version: answered by the daemon every time (a book would come from nginx's cache)
+	wrk -t2 -c50 -d8s "http://127.0.0.1:$PORT/api/v1/version" >"$T/wrk-upgrade.out" 2>&1 &
+	wpid=$!
+	sleep 1
+fi
+old_master=$dpid
+in_root dpkg -i /tmp/neonpool-next.deb >"$T/dpkg-upgrade.log" 2>&1
+rc=$?
+check "dpkg -i of a newer build over the running one (exit $rc)" test "$rc" = 0
+check "... its postinst upgraded the running daemon (neonpoolctl upgrade)" grep -q '^upgraded: ' "$T/dpkg-upgrade.log"
+if [ -n "$wpid" ]; then
+	wait "$wpid"
+	check "... under wrk -c50: $(sed -n 's/^ *\([0-9]*\) requests in .*/\1/p' "$T/wrk-upgrade.out") requests served" \
+		grep -q ' requests in ' "$T/wrk-upgrade.out"
+	check "... no answer other than 2xx" sh -c "! grep -q 'Non-2xx' '$T/wrk-upgrade.out'"
+	check "... no socket error" sh -c "! grep -q 'Socket errors' '$T/wrk-upgrade.out'"
+fi
+dpid=$(cat "$T/holder/pid" 2>/dev/null)
+check "... the main process is the new master ($old_master -> $dpid), named by MAINPID=" \
+	sh -c "test '$dpid' != '$old_master' && grep -qx 'MAINPID=$dpid' '$T/holder/notify.log'"
+v=$(curl -s "http://127.0.0.1:$PORT/api/v1/version" | python3 -c 'import json,sys; print(json.load(sys.stdin)["version"])' 2>/dev/null)
+check "... /api/v1/version is the new build's ($v, $next_version)" test "$v" = "$next_version"
 
 # neonpoolctl stop: returns once the master and its children exited
 as_unit /usr/bin/neonpoolctl -c /etc/neonpool/neonpool.conf stop >"$T/stop.log" 2>&1

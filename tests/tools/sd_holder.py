@@ -5,11 +5,15 @@
 # SocketGroup=, Backlog=, in the order of the service's Sockets=), passes them at fd 3.. with
 # LISTEN_FDS, LISTEN_PID (the command's pid: it must exec in place) and LISTEN_FDNAMES
 # (FileDescriptorName=), listens on NOTIFY_SOCKET (every datagram appended to NOTIFY_LOG, one line
-# a message) and gives WATCHDOG_USEC from WatchdogSec=. Waits for the command; exits with its status.
+# a message) and gives WATCHDOG_USEC from WatchdogSec=. Waits for the service's main process: the
+# command, or the one a MAINPID= names (a binary upgrade; like systemd it is the processes' reaper,
+# PR_SET_CHILD_SUBREAPER, so the new master is its child once the old one exited); exits with its
+# status.
 #
 # usage: sd_holder.py ROOT UNIT_DIR OUT_DIR COMMAND... (the word @ENV@ in COMMAND is replaced by the
 # NAME=VALUE words, for a command that runs `env -i`; without it they are put in the environment)
 # ROOT is where the unit's paths are (a chroot); OUT_DIR gets pid, notify.log, status.
+import ctypes
 import os
 import re
 import socket
@@ -42,6 +46,7 @@ def seconds(v):
 
 
 def main():
+    ctypes.CDLL(None).prctl(36, 1, 0, 0, 0)  # PR_SET_CHILD_SUBREAPER, as systemd is
     root, unitdir, out = sys.argv[1:4]
     cmd = sys.argv[4:]
     svc = unit_keys(os.path.join(unitdir, 'neonpoold.service'))
@@ -91,18 +96,31 @@ def main():
     with open(os.path.join(out, 'pid'), 'w') as f:
         f.write('%d\n' % pid)
     log = open(os.path.join(out, 'notify.log'), 'a', buffering=1)
-    notify.settimeout(0.2)
-    while True:
-        try:
-            msg = notify.recv(4096).decode('utf-8', 'replace')
+    main, status = pid, None
+    while status is None:
+        notify.settimeout(0.2)
+        while True:
+            try:
+                msg = notify.recv(4096).decode('utf-8', 'replace')
+            except (socket.timeout, BlockingIOError):
+                break
+            notify.settimeout(0)
             for line in msg.split('\n'):
                 if line:
                     log.write(line + '\n')
-        except socket.timeout:
-            pass
-        done, status = os.waitpid(pid, os.WNOHANG)
-        if done:
-            break
+                if line.startswith('MAINPID=') and line[8:].isdigit() and int(line[8:]) != main:
+                    main = int(line[8:])
+                    with open(os.path.join(out, 'pid'), 'w') as f:
+                        f.write('%d\n' % main)
+        while True:
+            try:
+                done, st = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                done = 0
+            if not done:
+                break
+            if done == main:
+                status = st
     rc = os.waitstatus_to_exitcode(status)
     rc = rc if rc >= 0 else 128 - rc
     with open(os.path.join(out, 'status'), 'w') as f:

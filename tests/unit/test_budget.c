@@ -5,6 +5,7 @@
 #include <setjmp.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -313,6 +314,71 @@ static void test_sqlstate_classes(void **state)
 	assert_int_equal(pgconn_classify_sqlstate("", false), NP_DB_QUERY);
 }
 
+/* Two masters (an upgrade) assign slots at once: no slot is given to both (CAS FREE -> STARTING). */
+static void test_slot_assign_two_masters(void **state)
+{
+	(void)state;
+	enum { EACH = NP_MAX_SLOTS / 2 };
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		for (int i = 0; i < EACH; i++)
+			if (shm_slot_assign(&shm, NP_KIND_WORKER, 2) < 0)
+				_exit(1);
+		_exit(0);
+	}
+	int mine = 0;
+	for (int i = 0; i < EACH; i++)
+		mine += shm_slot_assign(&shm, NP_KIND_WORKER, 1) >= 0;
+	int status;
+	assert_int_equal(waitpid(pid, &status, 0), pid);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(mine, EACH);
+	int gen[3] = { 0 };
+	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+		uint32_t g = atomic_load(&shm.slots[i].generation);
+		if (atomic_load(&shm.slots[i].kind) == NP_KIND_WORKER && g <= 2)
+			gen[g]++;
+	}
+	assert_int_equal(gen[1], EACH);
+	assert_int_equal(gen[2], EACH);
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (atomic_load(&shm.slots[i].kind) != NP_KIND_NONE)
+			shm_slot_reclaim(&shm, i);
+	assert_true(shm_slot_assign(&shm, NP_KIND_WORKER, 1) >= 0);
+	for (int i = 0; i < NP_MAX_SLOTS; i++)
+		if (atomic_load(&shm.slots[i].kind) != NP_KIND_NONE)
+			shm_slot_reclaim(&shm, i);
+}
+
+/* A new master adopts a region of its own layout only. */
+static void test_adopt_layout(void **state)
+{
+	(void)state;
+	char path[] = "/tmp/np-test-adopt-XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	close(fd);
+	struct np_shm a = { 0 }, b = { 0 };
+	assert_int_equal(shm_create(&a, path), 0);
+	atomic_store(&a.hdr->generation, 7);
+	b.lock_fd = dup(a.lock_fd);
+	b.locked = true;
+	uint32_t layout = 0;
+	assert_int_equal(shm_adopt(&b, &layout), 0);
+	assert_int_equal(atomic_load(&b.hdr->generation), 7); /* the same region, unchanged */
+	shm_detach(&b);
+	a.hdr->layout = NP_SHM_LAYOUT + 1;
+	b.lock_fd = dup(a.lock_fd);
+	b.locked = true;
+	assert_int_equal(shm_adopt(&b, &layout), -1);
+	assert_int_equal(errno, EPROTO);
+	assert_int_equal(layout, NP_SHM_LAYOUT + 1);
+	close(b.lock_fd);
+	unlink(path);
+	shm_detach(&a);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -323,6 +389,7 @@ int main(void)
 		 cmocka_unit_test(test_janitor_backstop_waits_for_reap),
 		cmocka_unit_test(test_permits),            cmocka_unit_test(test_connect_classes),
 		cmocka_unit_test(test_sqlstate_classes),
+		cmocka_unit_test(test_slot_assign_two_masters), cmocka_unit_test(test_adopt_layout),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
