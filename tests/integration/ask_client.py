@@ -19,17 +19,19 @@ import time
 
 
 def main():
+    # PORT SESSION TOKEN QUESTION are taken by position, the options after them by argparse: a
+    # token starting with '-' (1 in 64: base64url) was taken for an option
+    # (tests/check-ask-client-token-dash.sh)
+    if len(sys.argv) < 5:
+        sys.exit("usage: ask_client.py PORT SESSION TOKEN QUESTION [options]")
     ap = argparse.ArgumentParser()
-    ap.add_argument("port", type=int)
-    ap.add_argument("session")
-    ap.add_argument("token")
-    ap.add_argument("question")
     ap.add_argument("--sse", action="store_true")
     ap.add_argument("--key")
     ap.add_argument("--drop-after-deltas", type=int, default=-1)
     ap.add_argument("--cancel-after-deltas", type=int, default=-1)
     ap.add_argument("--timeout", type=float, default=60)
-    a = ap.parse_args()
+    a = ap.parse_args(sys.argv[5:])
+    a.port, a.session, a.token, a.question = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
     h = {"Content-Type": "application/json", "Authorization": "Bearer " + a.token,
          "Accept": "text/event-stream" if a.sse else "application/json"}
     if a.key:

@@ -17,8 +17,10 @@ sleep 1
 np_now_ms; t0=$NP_NOW
 np_fcgi GET /healthz >/dev/null 2>&1
 np_now_ms
-np_expect "/healthz answers 200 within 1 s while DNS hangs ($NP_STATUS after $((NP_NOW - t0)) ms)" \
-	test "$NP_STATUS" = 200 -a $((NP_NOW - t0)) -le $((1000 * NP_TIMEOUT_SCALE))
+# under connect_timeout_ms: a /healthz that waited on the resolver would wait that long (or the
+# resolver's 30 s); 1 s was met at 1,017 ms on a machine at load 12
+np_expect "/healthz answers 200 before a connect would time out while DNS hangs ($NP_STATUS after $((NP_NOW - t0)) ms)" \
+	test "$NP_STATUS" = 200 -a $((NP_NOW - t0)) -lt "$cto"
 
 # requests: a fast 503 (db_unavailable or db_busy), not the resolver's 30 s
 : >"$NP_TMP/out/dns.txt"
