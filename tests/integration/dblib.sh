@@ -181,6 +181,18 @@ np_wait_read_ok() {
 	done
 }
 
+# np_promtool_scrape: GET /metrics into $NP_TMP/out/scrape.txt and a check that `promtool check
+# metrics` (lint included) passes on it.
+np_promtool_scrape() {
+	np_curl /metrics
+	cp "$NP_TMP/http.body" "$NP_TMP/out/scrape.txt"
+	if promtool check metrics <"$NP_TMP/out/scrape.txt" >"$NP_TMP/out/promtool.txt" 2>&1; then
+		np_ok "promtool check metrics passes"
+	else
+		np_not_ok "promtool check metrics passes: $(head -n 5 "$NP_TMP/out/promtool.txt")"
+	fi
+}
+
 # np_access_stats FILE: status counts of nginx's access log, "200=N 503=M ...".
 np_access_stats() {
 	awk '{ for (i = 1; i <= NF; i++) if ($i ~ /HTTP\/1\.[01]"$/) { c[$(i+1)]++; break } }

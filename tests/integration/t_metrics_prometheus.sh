@@ -70,13 +70,7 @@ print(t[0]["health"] if t else "none", t[0]["lastError"] if t else "")')
 np_expect_eq "its target health (and no scrape error)" "up " "$health"
 
 # promtool check metrics on one scrape (lint included)
-np_curl /metrics
-cp "$NP_TMP/http.body" "$NP_TMP/out/scrape.txt"
-if promtool check metrics <"$NP_TMP/out/scrape.txt" >"$NP_TMP/out/promtool.txt" 2>&1; then
-	np_ok "promtool check metrics passes"
-else
-	np_not_ok "promtool check metrics passes: $(head -n 5 "$NP_TMP/out/promtool.txt")"
-fi
+np_promtool_scrape
 
 # the wrk run: count in Prometheus before and after, requests in nginx's access log (one read
 # first, so that the route's series exist before the run and a difference over it is defined)

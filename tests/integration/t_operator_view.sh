@@ -60,13 +60,7 @@ np_expect "the same id in nginx's access log" wait_for grep -q " rid=$rid\$" "$N
 np_log "nginx:  $(grep " rid=$rid\$" "$NP_TMP/nginx/access.log")"
 
 # ---- metrics: promtool, the new series, every family in doc/metrics.md -----------------------
-np_curl /metrics
-cp "$NP_TMP/http.body" "$NP_TMP/out/scrape.txt"
-if promtool check metrics <"$NP_TMP/out/scrape.txt" >"$NP_TMP/out/promtool.txt" 2>&1; then
-	np_ok "promtool check metrics passes"
-else
-	np_not_ok "promtool check metrics passes: $(head -n 5 "$NP_TMP/out/promtool.txt")"
-fi
+np_promtool_scrape
 for re in '^neonpool_build_info\{version="[^"]+",libpq="[1-9][0-9]*",shm_layout="[0-9]+"\} 1$' \
 	'^neonpool_workers\{kind="main",state="idle"\} [0-9]+$' '^neonpool_workers\{kind="control",state="idle"\} [01]$' \
 	'^neonpool_workers_configured\{kind="main"\} 2$' '^neonpool_http_errors_total\{error="rate_limited"\} 0$' \
