@@ -16,6 +16,7 @@
 #include "router.h"
 
 #define ASK_QUESTION_MAX 2000      /* characters (code points) */
+#define ASK_BOOK_MAX 9007199254740991LL /* a book id in an ask body: a JSON number, exact up to 2^53 - 1 */
 #define ASK_SENTENCES 12           /* candidate sentences np_ask_begin returns in retrieval mode */
 #define ASK_ANSWER_SENTENCES 4     /* sentences of an extractive answer */
 #define ASK_PER_PASSAGE 2          /* of them from one passage at most */
