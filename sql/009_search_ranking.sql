@@ -219,9 +219,10 @@ $$;
 CREATE FUNCTION np_search_query(q text) RETURNS tsquery LANGUAGE sql STABLE PARALLEL SAFE AS
 $$ SELECT (SELECT string_agg('(' || t.clause::text || ')', ' | ') FROM np_search_terms(q) t WHERE NOT t.neg)::tsquery $$;
 
--- np_ask_begin() as in 006_ask_lease.sql, with three changes: the passages are np_search_rank()'s
+-- np_ask_begin() as in 006_ask_lease.sql, with four changes: the passages are np_search_rank()'s
 -- (the search route's ranking, np_ask_query's OR of lexemes no longer); the extractive answer's
--- sentences are np_ask_sentences()'s; and an optional book scope (p_book: NULL for every book;
+-- sentences are np_ask_sentences()'s, in LLM mode too when p_sentences > 0 (before the passages'
+-- bodies: the answer when the model fails before its first token); and an optional book scope (p_book: NULL for every book;
 -- a book that does not exist answers 404 with answer_status 'book').
 DROP FUNCTION np_ask_begin(bigint, text, bytea, text, int, int, int, text, int);
 
@@ -332,10 +333,13 @@ BEGIN
 		                         ORDER BY s.score DESC, s.n, s.ord), '[]'::json)::text
 		INTO sents
 		FROM np_ask_sentences(p_question, cites, p_sentences) s;
-	ELSIF p_mode = 'llm' THEN
-		-- the model reads the passages themselves
-		SELECT COALESCE(json_agg(json_build_object('n', (e ->> 'n')::int, 'body', e ->> 'body')
-		                         ORDER BY (e ->> 'n')::int), '[]'::json)::text
+	END IF;
+	IF p_mode = 'llm' THEN
+		-- the model reads the passages themselves ({n, body}), after the sentences ({n, sentence})
+		-- of the extractive answer it is replaced by when it fails before its first token
+		SELECT (COALESCE(sents::jsonb, '[]'::jsonb) ||
+		        COALESCE(jsonb_agg(jsonb_build_object('n', (e ->> 'n')::int, 'body', e ->> 'body')
+		                           ORDER BY (e ->> 'n')::int), '[]'::jsonb))::text
 		INTO sents FROM jsonb_array_elements(cites) e;
 	END IF;
 	-- the passages' bodies served the sentences; the citations keep their snippet only

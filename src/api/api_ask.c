@@ -305,7 +305,8 @@ static bool ask_begin(struct np_request *req, struct np_response *resp, const ch
 	api_bytea_param(fp, sizeof(fp), fph);
 	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
-	snprintf(nsent, sizeof(nsent), "%d", strcmp(mode, "llm") == 0 ? 0 : ASK_SENTENCES);
+	/* LLM mode gets the sentences too when the extractive answer may replace the model's */
+	snprintf(nsent, sizeof(nsent), "%d", strcmp(mode, "llm") != 0 || db_conf()->ask_llm_fallback ? ASK_SENTENCES : 0);
 	snprintf(lease, sizeof(lease), "%d", ASK_LEASE_MS);
 	const char *params[10] = { id, key, fph, question, topk, hist, nsent, mode, lease, book };
 	return ask_exec(req, resp, &stmt_ask_begin, params, true, row);
