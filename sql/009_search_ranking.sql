@@ -22,9 +22,10 @@ CREATE FUNCTION np_search_words(t text) RETURNS text[] LANGUAGE sql IMMUTABLE PA
 $$ SELECT COALESCE(array_agg(DISTINCT '=' || m[1]), '{}')
    FROM regexp_matches(lower(t), '([[:alnum:]_]+)', 'g') AS m $$;
 
--- The words of a text that hold a letter (a title's length, numbers such as '20.11' left out).
+-- The words of a text (a title's length): runs of letters and digits that begin with a letter
+-- ('SPI_execute_plan' is three, numbers such as '20.11' none).
 CREATE FUNCTION np_search_length(t text) RETURNS int LANGUAGE sql IMMUTABLE PARALLEL SAFE AS
-$$ SELECT count(*)::int FROM regexp_matches(lower(t), '([[:alnum:]_]*[[:alpha:]][[:alnum:]_]*)', 'g') $$;
+$$ SELECT count(*)::int FROM regexp_matches(lower(t), '([[:alpha:]][[:alnum:]]*)', 'g') $$;
 
 -- A text's search vector: its English lexemes (with positions, for phrases and proximity) and its
 -- words as written (without).
@@ -227,9 +228,11 @@ $$ SELECT (SELECT string_agg('(' || t.clause::text || ')', ' | ') FROM np_search
 DROP FUNCTION np_ask_begin(bigint, text, bytea, text, int, int, int, text, int);
 
 -- The sentences of the cited passages (cites: [{n, body}], n 1 the best) that answer q best, at
--- most lim of them: the question's terms a sentence holds weighted by their rarity, the better
--- passages first, a definition ('X is a ...') preferred, a sentence that starts mid-thought
--- ('During this phase', 'This', 'It', 'However') or in the middle of a list left out; score > 0.
+-- most lim of them: the better passages first (a passage's rank outweighs the rest: an answer
+-- whose first sentence came from the sentence with most terms of any passage cited a wrong page
+-- more often), then the question's terms a sentence holds weighted by their rarity, a definition
+-- ('X is a ...') preferred; a sentence that starts mid-thought ('During this phase', 'This',
+-- 'It', 'However') or in the middle of a list is left out, so is one with none of the terms.
 CREATE FUNCTION np_ask_sentences(q text, cites jsonb, lim int)
 RETURNS TABLE (n int, sentence text, ord bigint, score float8)
 LANGUAGE sql STABLE AS $$
@@ -245,7 +248,7 @@ LANGUAGE sql STABLE AS $$
 		       (SELECT sum(t.idf) FROM terms t WHERE np_search_vector(s.sentence) @@ t.clause) / nullif((SELECT w FROM total), 0) AS cov
 		FROM sents s)
 	SELECT s.n, s.sentence, s.ord,
-	       s.cov + 0.4 / s.n
+	       s.cov + 3.0 / s.n
 	       + CASE WHEN s.sentence ~* '^[^,;:]{0,80}\m(is|are|refers to|means|provides|allows|lets you|can be used)\M' THEN 0.2 ELSE 0 END
 	       + CASE WHEN s.ord = 1 THEN 0.05 ELSE 0 END AS score
 	FROM scored s
