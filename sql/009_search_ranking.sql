@@ -46,6 +46,8 @@ CREATE TABLE passage_search (
 	head_len    int NOT NULL
 );
 CREATE INDEX passage_search_doc_idx ON passage_search USING gin (doc);
+-- the page title and the heading: the passages of the page or section about a word
+CREATE INDEX passage_search_head_idx ON passage_search USING gin ((title || head));
 CREATE INDEX passage_search_book_idx ON passage_search (book_id);
 
 -- Rarity: in how many documents each lexeme or word occurs; the row '' holds the number of documents.
@@ -181,25 +183,42 @@ BEGIN
 		        FROM pos p WHERE p.lexemes IS NOT NULL)::tsquery AS phrase,
 		       (SELECT sum(p.idf) FROM pos p) AS total,
 		       (SELECT count(*) FROM pos p) AS nterms,
+		       (SELECT string_agg('((' || a.clause::text || ') & (' || b.clause::text || '))', ' | ')
+		        FROM pos a JOIN pos b ON a.ord < b.ord)::tsquery AS pairs,
 		       q ~ '(^|\s)-\S|"' AS strict),
 	-- every word as websearch_to_tsquery reads the query (quotes, or, -word): alone in websearch syntax
 	c1 AS (SELECT s.passage_id FROM passage_search s, qs
 	       WHERE s.doc @@ qs.web AND (p_book IS NULL OR s.book_id = p_book)
-	       ORDER BY ts_rank(s.doc, qs.web) DESC, s.passage_id LIMIT 200),
+	       ORDER BY ts_rank(s.doc, qs.web) DESC, s.passage_id LIMIT 60),
 	-- whether to look further: nothing found in websearch syntax, fewer than 10 passages otherwise
 	-- (a page of passages with every word outranks the passages with some: the OR's cost is saved)
 	c1n AS (SELECT CASE WHEN (SELECT qs.strict FROM qs) THEN count(*) = 0 ELSE count(*) < 10 END AS more FROM c1),
-	-- any word: the passages with most of them and the best for each word
+	-- fewer: the passages with two of the words at least, and those whose page title or heading
+	-- has a word (the page about it)
 	c2 AS (SELECT s.passage_id FROM passage_search s, qs
-	       WHERE (SELECT c1n.more FROM c1n) AND s.doc @@ qs.anyq AND NOT COALESCE(s.doc @@ qs.negq, false)
+	       WHERE (SELECT c1n.more FROM c1n) AND s.doc @@ qs.pairs AND NOT COALESCE(s.doc @@ qs.negq, false)
 	         AND (p_book IS NULL OR s.book_id = p_book)
-	       ORDER BY ts_rank(s.doc, qs.anyq) DESC, s.passage_id LIMIT 100),
+	       ORDER BY ts_rank(s.doc, qs.anyq) DESC, s.passage_id LIMIT 60),
 	c3 AS (SELECT x.passage_id FROM pos p CROSS JOIN qs CROSS JOIN LATERAL (
 	           SELECT s.passage_id FROM passage_search s
-	           WHERE (SELECT c1n.more FROM c1n) AND s.doc @@ p.clause AND NOT COALESCE(s.doc @@ qs.negq, false)
-	             AND (p_book IS NULL OR s.book_id = p_book)
+	           WHERE (SELECT c1n.more FROM c1n) AND (s.title || s.head) @@ p.clause
+	             AND NOT COALESCE(s.doc @@ qs.negq, false) AND (p_book IS NULL OR s.book_id = p_book)
+	           ORDER BY ts_rank(s.title || s.head, p.clause) DESC, s.passage_id LIMIT 15) x),
+	-- the best passages for each rare word (in at most about 5 % of the passages: idf >= 3), where
+	-- ranking all its passages costs little
+	c5 AS (SELECT x.passage_id FROM pos p CROSS JOIN qs CROSS JOIN LATERAL (
+	           SELECT s.passage_id FROM passage_search s
+	           WHERE (SELECT c1n.more FROM c1n) AND p.idf >= 3 AND s.doc @@ p.clause
+	             AND NOT COALESCE(s.doc @@ qs.negq, false) AND (p_book IS NULL OR s.book_id = p_book)
 	           ORDER BY ts_rank(s.doc, p.clause) DESC, s.passage_id LIMIT 30) x),
-	cand AS (SELECT c1.passage_id FROM c1 UNION SELECT c2.passage_id FROM c2 UNION SELECT c3.passage_id FROM c3),
+	-- still none: any word (no page is empty while a word of the query occurs in the book)
+	c4 AS (SELECT s.passage_id FROM passage_search s, qs
+	       WHERE (SELECT c1n.more FROM c1n) AND NOT EXISTS (SELECT 1 FROM c2) AND NOT EXISTS (SELECT 1 FROM c3)
+	         AND NOT EXISTS (SELECT 1 FROM c5)
+	         AND s.doc @@ qs.anyq AND NOT COALESCE(s.doc @@ qs.negq, false) AND (p_book IS NULL OR s.book_id = p_book)
+	       ORDER BY ts_rank(s.doc, qs.anyq) DESC, s.passage_id LIMIT 60),
+	cand AS (SELECT c1.passage_id FROM c1 UNION SELECT c2.passage_id FROM c2 UNION SELECT c3.passage_id FROM c3
+	         UNION SELECT c4.passage_id FROM c4 UNION SELECT c5.passage_id FROM c5),
 	scored AS (
 		SELECT s.passage_id, s.chapter_id,
 		       COALESCE(sum(p.idf * CASE WHEN s.title @@ p.clause THEN 1.0 WHEN s.head @@ p.clause THEN 0.9
