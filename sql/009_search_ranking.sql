@@ -255,7 +255,8 @@ $$ SELECT (SELECT string_agg('(' || t.clause::text || ')', ' | ') FROM np_search
 DROP FUNCTION np_ask_begin(bigint, text, bytea, text, int, int, int, text, int);
 
 -- The sentences of the cited passages (cites: [{n, body}], n 1 the best) that answer q best, at
--- most lim of them: the better passages first (a passage's rank outweighs the rest: an answer
+-- most lim of them (a paragraph ends a sentence: a heading is not glued to the text after it):
+-- the better passages first (a passage's rank outweighs the rest: an answer
 -- whose first sentence came from the sentence with most terms of any passage cited a wrong page
 -- more often), then the question's terms a sentence holds weighted by their rarity, a definition
 -- ('X is a ...') preferred; a sentence that starts mid-thought ('During this phase', 'This',
@@ -268,7 +269,7 @@ LANGUAGE sql STABLE AS $$
 	sents AS (
 		SELECT (e ->> 'n')::int AS n, x.sentence, x.ord
 		FROM jsonb_array_elements(cites) e,
-		     regexp_split_to_table(e ->> 'body', '(?<=[.!?])\s+') WITH ORDINALITY AS x (sentence, ord)
+		     regexp_split_to_table(e ->> 'body', '(?<=[.!?])\s+|\n\s*\n') WITH ORDINALITY AS x (sentence, ord)
 		WHERE char_length(x.sentence) BETWEEN 20 AND 600),
 	scored AS (
 		SELECT s.n, s.sentence, s.ord,
@@ -280,7 +281,7 @@ LANGUAGE sql STABLE AS $$
 	       + CASE WHEN s.ord = 1 THEN 0.05 ELSE 0 END AS score
 	FROM scored s
 	WHERE s.cov > 0
-	  AND s.sentence !~ '^(During|This|These|That|Those|It|Its|They|Them|Then|However|Also|Thus|Therefore|Otherwise|Such|Here|But|And|Or|In this|In that|For this|As such|Moreover|Furthermore|Similarly|Likewise|Hence|So)\M'
+	  AND s.sentence !~ '^(During|This|These|That|Those|It|Its|They|Them|Then|However|Also|Thus|Therefore|Otherwise|Such|Here|But|And|Or|In this|In that|For this|As such|Moreover|Furthermore|Similarly|Likewise|Hence|So|In particular|In addition|In that case|Instead|Again)\M'
 	  AND s.sentence ~ '^[[:upper:][:digit:]"''(]'
 	ORDER BY 4 DESC, 1, 3 LIMIT lim
 $$;
