@@ -17,26 +17,27 @@
 #define SEARCH_LIMIT_MAX 50
 #define SEARCH_OFFSET_MAX 1000
 
-/* Rank through np_search_rank() (migration 009: the ranking the ask turn uses too), keep one page
- * plus one row (which says a next page exists), ties broken by passage id so that pages are
- * stable; then ts_headline only over the page's rows (it parses the whole passage: the costly
- * part), marking any of the query's words (np_search_query). The heading comes as it is; the
- * snippet is the body's. It marks hits with \x02 and \x03, which api_snippet() turns into <mark>
- * tags after escaping the text. The first column says whether the book filter names a book: the
- * query always returns one row (NULL hit columns when nothing matched); its last column is the
+/* Rank every match through the GIN index (websearch_to_tsquery, ts_rank_cd), keep one page plus
+ * one row (which says a next page exists), ties broken by passage id so that pages are stable;
+ * then ts_headline only over the page's rows (it parses the whole passage: the costly part).
+ * The heading (weight A in tsv, migration 002) comes as it is; the snippet is the body's. It
+ * marks hits with \x02 and \x03, which api_snippet() turns into <mark> tags after escaping the
+ * text. The first column says whether the book filter names a book: the query
+ * always returns one row (NULL hit columns when nothing matched); its last column is the
  * content's generation (the ETag, api_cache.c).
  * $1 q, $2 book id or NULL, $3 limit, $4 offset. */
 static const struct np_stmt stmt_search = {
 	9, "np_search",
-	"WITH q AS MATERIALIZED (SELECT np_search_query($1) AS query), "
-	"hits AS (SELECT r.passage_id AS id, r.chapter_id, r.score AS rank "
-	"  FROM np_search_rank($1, $2::bigint, $3::int + 1 + $4::int) r "
-	"  ORDER BY r.score DESC, r.passage_id LIMIT $3::int + 1 OFFSET $4), "
+	"WITH q AS MATERIALIZED (SELECT websearch_to_tsquery('english', $1) AS query), "
+	"hits AS (SELECT p.id, p.chapter_id, ts_rank_cd(p.tsv, q.query) AS rank FROM q, passages p "
+	"  WHERE p.tsv @@ q.query "
+	"  AND ($2::bigint IS NULL OR p.chapter_id IN (SELECT id FROM chapters WHERE book_id = $2)) "
+	"  ORDER BY rank DESC, p.id LIMIT $3::int + 1 OFFSET $4), "
 	"page AS (SELECT h.*, row_number() OVER (ORDER BY h.rank DESC, h.id) AS n FROM hits h) "
 	"SELECT $2::bigint IS NULL OR EXISTS (SELECT 1 FROM books WHERE id = $2), "
 	"  g.id, g.rank, b.id, b.title, c.id, c.position, c.title, "
-	"  CASE WHEN g.n <= $3 THEN COALESCE(ts_headline('english', p.body, q.query, "
-	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3'), left(p.body, 240)) END, p.heading, "
+	"  CASE WHEN g.n <= $3 THEN ts_headline('english', p.body, q.query, "
+	"    E'StartSel=\\x02, StopSel=\\x03, MaxWords=35, MinWords=15, ShortWord=3') END, p.heading, "
 	"  a.generation "
 	"FROM (SELECT generation FROM np_content_generation WHERE id = 1) a LEFT JOIN (page g JOIN passages p ON p.id = g.id "
 	"  JOIN chapters c ON c.id = g.chapter_id JOIN books b ON b.id = c.book_id CROSS JOIN q) ON true "

@@ -253,9 +253,7 @@ async function route() {
   }
   if (ctrl.signal.aborted || focusTarget === 'redirect') return;
   if (focusTarget && focusTarget.focus && !(firstRoute && focusTarget.id === 'question')) {
-    // centred, unless taller than the window: then its start (a long passage's first line in view)
-    const tall = focusTarget.getBoundingClientRect().height > window.innerHeight;
-    focusTarget.scrollIntoView({ block: tall ? 'start' : 'center' });
+    focusTarget.scrollIntoView({ block: 'center' });
     focusTarget.focus({ preventScroll: true });
   } else if (!firstRoute && !(focusTarget && focusTarget.id === 'question')) {
     // a new view: focus its title, so that the reader (and a screen reader) starts there
