@@ -247,6 +247,19 @@ np_child_pids() {
 	echo "${out# }"
 }
 
+# np_poll WANT TRIES CMD...: run CMD every 0.1 s until it prints WANT, at most TRIES times (a
+# condition waited for, not a window slept through); NP_POLLED holds its last output, for the check.
+np_poll() {
+	local want=$1 tries=$2
+	shift 2
+	for _ in $(seq "$tries"); do
+		NP_POLLED=$("$@")
+		[ "$NP_POLLED" = "$want" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
+
 # np_wait_status PID: wait for our child PID and set NP_EXIT_STATUS.
 np_wait_status() { wait "$1" 2>/dev/null; NP_EXIT_STATUS=$?; }
 

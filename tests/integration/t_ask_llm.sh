@@ -132,8 +132,8 @@ np_expect "stall: the error came at the gap deadline, give or take a loaded mach
 	test "$gap" -ge 800 -a "$gap" -lt $((2500 * NP_TIMEOUT_SCALE))
 smid=$(j "$NP_TMP/out/stall.json" 'd["events"][0]["data"]["message_id"]')
 np_expect_eq "stall: stored failed with the 3 tokens" "failed|Passages seen: [1]" "$(stored "$smid" | sed 's/ *$//')"
-for _ in $(seq 50); do [ "$(mocklog 'd[0]["disconnected"]')" = True ] && break; sleep 0.1; done
-np_expect_eq "stall: the model saw the disconnect" True "$(mocklog 'd[0]["disconnected"]')"
+np_poll True 50 mocklog 'd[0]["disconnected"]'
+np_expect_eq "stall: the model saw the disconnect" True "$NP_POLLED"
 
 # --- 6. no first token in time: 504 llm_timeout (JSON form) ---
 mock _reset; mock _control "{\"ttft_ms\": $((3000 * NP_TIMEOUT_SCALE))}"

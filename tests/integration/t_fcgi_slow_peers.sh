@@ -70,12 +70,8 @@ raw request 127.0.0.1 "$port" /healthz --body 40000:20000 --wait $(((timeout_ms 
 stall_pid=$!
 # until the client has sent its 20 kB (it reads for timeout_ms from then): a fixed 0.5 s was
 # short for the Python client's start on a loaded machine
-for _ in $(seq 100); do
-	reading=$(np_status_json 'len([w for w in d["workers"] if w["state"] == "reading"])')
-	[ "$reading" = 1 ] && break
-	sleep 0.1
-done
-np_expect_eq "the worker reading a stalled body is shown reading" 1 "$reading"
+np_poll 1 100 np_status_json 'len([w for w in d["workers"] if w["state"] == "reading"])'
+np_expect_eq "the worker reading a stalled body is shown reading" 1 "$NP_POLLED"
 wait "$stall_pid"
 read -r stall <"$NP_TMP/out/stall.txt"
 np_log "stalled body: $stall"

@@ -22,12 +22,8 @@ lock_pid=$!
 np_wait_lock books
 np_fcgi GET "/api/v1/books/$NP_BOOK_MIN" >/dev/null &
 req_pid=$!
-for _ in $(seq 100); do
-	busy=$(np_status_json 'len([w for w in d["workers"] if w["state"] == "busy"])')
-	[ "$busy" = 1 ] && break
-	sleep 0.1
-done
-np_expect_eq "a worker is busy in the blocked read" 1 "$busy"
+np_poll 1 100 np_status_json 'len([w for w in d["workers"] if w["state"] == "busy"])'
+np_expect_eq "a worker is busy in the blocked read" 1 "$NP_POLLED"
 limit=$(((gt + st + 1000) * NP_TIMEOUT_SCALE))
 if np_stop_daemon QUIT "$limit"; then
 	np_ok "SIGQUIT with a stuck request: master and children gone in $NP_STOP_MS ms (limit $limit)"
