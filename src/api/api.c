@@ -59,7 +59,7 @@ static void api_readyz(struct np_request *req, struct np_response *resp)
 
 static const struct np_route api_table[] = {
 	{ "GET", "/healthz", api_healthz, 0, "healthz" },
-	{ "GET", "/readyz", api_readyz, 0, "readyz" },
+	{ "GET", "/readyz", api_readyz, ROUTE_ADMIN_DETAIL, "readyz" },
 	{ "GET", "/metrics", api_metrics, ROUTE_ADMIN, "metrics" },
 	{ "GET", "/status", api_status, ROUTE_ADMIN, "status" },
 	{ "GET", "/api/v1/version", api_version, 0, "version" },

@@ -353,7 +353,6 @@ static void ask_answer(struct ask_turn *t, struct np_response *resp, const struc
 	ask_publish(t, false);
 }
 
-/* POST /api/v1/sessions/{id}/ask {question} */
 /* ask_rate_per_session: whether this ask is over its session's limit (then resp is the 429). The
  * counter is keyed by the session id and the credentials the ask carries, checked before any
  * database work: a client without the session's token counts against a key of its own (and gets
@@ -382,6 +381,7 @@ static bool ask_rate_limited(struct np_request *req, struct np_response *resp, c
 	return true;
 }
 
+/* POST /api/v1/sessions/{id}/ask {question} */
 void api_ask(struct np_request *req, struct np_response *resp)
 {
 	static const char *const allowed[] = { "question", NULL };

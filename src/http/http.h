@@ -30,7 +30,7 @@ struct np_request {
 	const char *accept;           /* HTTP_ACCEPT; NULL when absent */
 	const char *if_none_match;    /* HTTP_IF_NONE_MATCH; NULL when absent */
 	const char *ask_tx;           /* NEONPOOL_ASK_TX: an ask worker's internal request (never from a client) */
-	bool admin;                   /* the client is in admin_allow (set by the worker before the handler) */
+	bool admin;                   /* the client is in admin_allow (set by the worker on ROUTE_ADMIN and ROUTE_ADMIN_DETAIL routes) */
 	struct np_stream *stream;     /* the answer written as it is produced; NULL when not possible */
 	struct np_route_match match;
 	void *worker;                 /* the worker's context, for handlers that need the database */

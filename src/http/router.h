@@ -15,7 +15,8 @@ typedef void (*np_handler)(struct np_request *req, struct np_response *resp);
 /* Route flags: what a route needs, read by the worker before calling the handler. */
 enum { ROUTE_NEEDS_DB = 1u << 0, ROUTE_READ_ONLY = 1u << 1,
        ROUTE_ADMIN = 1u << 2, /* answered only to admin_allow (the worker checks), else 403 */
-       ROUTE_CONTENT = 1u << 3 /* the textbook's content: ETag and shared-cache freshness (api_cache.c) */ };
+       ROUTE_CONTENT = 1u << 3, /* the textbook's content: ETag and shared-cache freshness (api_cache.c) */
+       ROUTE_ADMIN_DETAIL = 1u << 4 /* answered to all, with more for admin_allow (req->admin) */ };
 
 struct np_route {
 	const char *method;   /* "GET", "POST", ... */

@@ -331,7 +331,9 @@ static void worker_handle(struct worker_ctx *w)
 			                            worker_ask_gate };
 			w->stream_gone = false;
 			req.stream = &stream;
-			req.admin = worker_admin_ok(w);
+			/* the peer checked only where a route asks (a text match of REMOTE_ADDR per request
+			 * on the content routes otherwise) */
+			req.admin = (req.match.route->flags & (ROUTE_ADMIN | ROUTE_ADMIN_DETAIL)) && worker_admin_ok(w);
 			if ((req.match.route->flags & ROUTE_ADMIN) && !req.admin) {
 				http_respond_error(&resp, 403, "forbidden", "this route answers only to admin_allow");
 			} else if (!api_cache_precheck(&req, &resp)) {
