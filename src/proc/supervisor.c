@@ -87,7 +87,7 @@ static void sup_win_snapshot(struct np_shm *shm, int64_t now_ms)
 	int i = sup_win.n == 0 ? 0 : (sup_win.head + 1) % SUP_WIN_SNAPS;
 	struct hist *h = sup_win.snap[i];
 	memset(h, 0, NP_MROUTES * sizeof(*h));
-	for (int s = 0; s < NP_MAX_SLOTS; s++) {
+	for (int s = 0, end = shm_mrows_end(shm); s < end; s++) {
 		const struct np_mrow *row = &shm->mrows[s];
 		if (!atomic_load(&row->used))
 			continue;

@@ -348,7 +348,7 @@ char *expo_metrics(const struct np_shm *shm, size_t *len)
 	struct np_mrow *sum = mmap(NULL, sizeof(*sum), PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	if (sum == MAP_FAILED)
 		return NULL;
-	for (int i = 0; i < NP_MAX_SLOTS; i++)
+	for (int i = 0, end = shm_mrows_end(shm); i < end; i++)
 		metrics_row_sum(sum, &shm->mrows[i]);
 	char *buf = NULL;
 	size_t n = 0;

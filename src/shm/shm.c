@@ -69,6 +69,18 @@ int shm_lock(struct np_shm *shm, const char *path, pid_t *holder)
 	return 0;
 }
 
+int shm_mrows_end(const struct np_shm *shm)
+{
+	/* a slot's row is written only by a process the master started in that slot, and
+	 * shm_slot_assign() stamps started_us first, never cleared afterwards: rows past the highest
+	 * stamped slot are untouched. Each row is tens of KiB: a fresh reader (neonpoolctl status)
+	 * that looked at every row's `used` faulted in 520 pages, 8 of its 33 ms of CPU. */
+	int end = NP_MAX_SLOTS;
+	while (end > 0 && atomic_load(&shm->slots[end - 1].started_us) == 0)
+		end--;
+	return end;
+}
+
 int shm_create(struct np_shm *shm, const char *path)
 {
 	size_t size = shm_layout_size();

@@ -230,6 +230,9 @@ int shm_lock(struct np_shm *shm, const char *path, pid_t *holder);
  * A file is truncated only under the lock: taken here unless shm_lock() already took it.
  * Returns 0 or -1 (errno set; EWOULDBLOCK: another instance holds the file). */
 int shm_create(struct np_shm *shm, const char *path);
+/* How many metrics rows a reader scans: up to the highest slot ever assigned (the rows after it
+ * were never written). */
+int shm_mrows_end(const struct np_shm *shm);
 /* A new master in a binary upgrade: map the region the old master's instance lock (already in
  * shm: locked, lock_fd) holds, read-write and unchanged, after checking that it is one of this
  * layout (magic, NP_SHM_LAYOUT, size). Returns 0, or -1 with errno (EPROTO: another layout;

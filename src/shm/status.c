@@ -286,7 +286,7 @@ struct status_sums {
 static void status_sum_rows(const struct np_shm *shm, struct status_sums *t)
 {
 	memset(t, 0, sizeof(*t));
-	for (int i = 0; i < NP_MAX_SLOTS; i++) {
+	for (int i = 0, end = shm_mrows_end(shm); i < end; i++) {
 		const struct np_mrow *row = &shm->mrows[i];
 		if (!atomic_load(&row->used))
 			continue;

@@ -91,6 +91,7 @@ static void test_metrics_expo_rows_continue(void **state)
 	assert_int_equal(shm_create(&shm, NULL), 0);
 	snprintf(shm.hdr->route_names[NP_MROUTE_FIRST], sizeof(shm.hdr->route_names[0]), "books.get");
 	/* slot 3: two requests; then its successor continues the row with one more */
+	atomic_store(&shm.slots[3].started_us, 1); /* the master started a process in it */
 	metrics_bind(&shm.mrows[3]);
 	for (int i = 0; i < 2; i++) {
 		metrics_begin(0);
@@ -124,6 +125,33 @@ static void test_metrics_expo_rows_continue(void **state)
 	shm_detach(&shm);
 }
 
+/* The readers scan the rows up to the highest slot ever assigned: its row is counted after its
+ * process is gone and the slot reclaimed, and the rows after it are not looked at. */
+static void test_metrics_rows_end(void **state)
+{
+	(void)state;
+	struct np_shm shm;
+	memset(&shm, 0, sizeof(shm));
+	assert_int_equal(shm_create(&shm, NULL), 0);
+	assert_int_equal(shm_mrows_end(&shm), 0);
+	int a = shm_slot_assign(&shm, NP_KIND_WORKER, 1), b = shm_slot_assign(&shm, NP_KIND_WORKER, 1);
+	assert_int_equal(a, 0);
+	assert_int_equal(b, 1);
+	assert_int_equal(shm_mrows_end(&shm), 2);
+	metrics_bind(&shm.mrows[b]);
+	metrics_count(NP_MC_RETRIES);
+	metrics_count(NP_MC_RETRIES);
+	metrics_bind(NULL);
+	shm_slot_reclaim(&shm, b);
+	assert_int_equal(shm_mrows_end(&shm), 2);
+	size_t len = 0;
+	char *text = expo_metrics(&shm, &len);
+	assert_non_null(text);
+	assert_non_null(strstr(text, "neonpool_db_retries_total 2\n"));
+	free(text);
+	shm_detach(&shm);
+}
+
 /* A supervisor killed between the two steps of its window lock left the count odd; its successor's
  * publish must leave it even, and readers then see the windows it wrote. */
 static void test_metrics_windows_parity_after_writer_death(void **state)
@@ -133,6 +161,7 @@ static void test_metrics_windows_parity_after_writer_death(void **state)
 	memset(&shm, 0, sizeof(shm));
 	assert_int_equal(shm_create(&shm, NULL), 0);
 	snprintf(shm.hdr->route_names[NP_MROUTE_FIRST], sizeof(shm.hdr->route_names[0]), "books.get");
+	atomic_store(&shm.slots[2].started_us, 1);
 	metrics_bind(&shm.mrows[2]);
 	for (int i = 0; i < 3; i++) {
 		metrics_begin(0);
@@ -193,6 +222,7 @@ int main(void)
 		cmocka_unit_test(test_metrics_request),
 		cmocka_unit_test(test_metrics_expo_rows_continue),
 		cmocka_unit_test(test_metrics_windows_parity_after_writer_death),
+		cmocka_unit_test(test_metrics_rows_end),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
