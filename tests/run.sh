@@ -20,7 +20,7 @@
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
-#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (5), one test each
+#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (3), one test each
 #   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
 #                                                 "# np: shared-pg" get a database of their own in one
@@ -345,7 +345,7 @@ unit_check "" "$top"
 # is missing. With t_name arguments, only the targets named there (fuzz:NAME) run.
 fuzz_one() {
 	local n=$1 log=$RUN_DIR/fuzz_$1.log t0=$SECONDS
-	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-5}" "$n" >"$log" 2>&1; then
+	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-3}" "$n" >"$log" 2>&1; then
 		result "fuzz:$n" pass $((SECONDS - t0))
 		sed -n "s/^fuzz_$n: /  result: /p" "$log"
 	else
@@ -436,7 +436,7 @@ fi
 deb_build() (
 	local dst=$RUN_DIR/deb/neonpool
 	rm -rf "$RUN_DIR/deb"
-	tree_copy "$dst" || return 1
+	NP_NO_AUTOGEN=1 tree_copy "$dst" || return 1   # dh_autoreconf runs ./autogen.sh
 	cd "$dst" && DEB_BUILD_OPTIONS="nocheck parallel=$JOBS" DEB_BUILD_PROFILES=nocheck dpkg-buildpackage -us -uc -b
 )
 if [ "$(id -u)" = 0 ] && command -v dpkg-buildpackage >/dev/null && selected t_deb_package; then
@@ -454,12 +454,13 @@ SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/in
 	tests/integration/t_db_replica.sh)
 # The source tree is configured in place, and automake refuses a VPATH build beside an
 # in-place one: build a copy of the sources (git's file list, or `make distdir` outside git).
-# tree_copy DST: the sources into DST (git's tracked and new files, or `make distdir` outside git)
+# tree_copy DST: the sources into DST (git's tracked and new files, then ./autogen.sh unless
+# NP_NO_AUTOGEN is set; or `make distdir` outside git)
 tree_copy() {
 	mkdir -p "$1"
 	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
 		git -C "$top" ls-files -z -co --exclude-standard | (cd "$top" && tar --null -T - -cf -) | tar -xf - -C "$1" || return 1
-		(cd "$1" && ./autogen.sh) || return 1
+		[ -n "${NP_NO_AUTOGEN:-}" ] || (cd "$1" && ./autogen.sh) || return 1
 	else
 		make distdir distdir="$1" top_distdir="$1" || return 1
 	fi

@@ -8,7 +8,7 @@
 np_require wrk nginx curl
 
 np_db_start workers=16 budget=4 min_warm=2
-duration=${NP_WRK_SECONDS:-20}
+duration=${NP_WRK_SECONDS:-13}
 np_sampler_start
 wrk -t2 -c200 -d"${duration}s" --latency -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &
 wrk_pid=$!

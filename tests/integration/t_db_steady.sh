@@ -11,7 +11,7 @@
 np_require wrk nginx
 
 budget=4
-secs=${NP_WRK_SECONDS:-4}
+secs=${NP_WRK_SECONDS:-3}
 rounds=${NP_ROUNDS:-5}
 np_db_prepare
 np_wrk_script
@@ -28,7 +28,7 @@ for name in equal four; do
 	port[$name]=$NP_HTTP_PORT
 	np_write_conf "$NP_TMP/$name.ctl.conf" "status_file=$NP_TMP/$name.status"
 	# warm up: all budget connections open
-	wrk -t2 -c200 -d2s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >/dev/null 2>&1
+	wrk -t2 -c200 -d1s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >/dev/null 2>&1
 done
 
 connects() { "$NEONPOOLCTL" -c "$NP_TMP/$1.ctl.conf" status --json | "$NP_PYTHON" -c 'import json,sys; print(json.load(sys.stdin)["connects_total"])'; }
