@@ -15,8 +15,9 @@
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
 # "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
-# first, so that none ends the run alone), then the rest; the builds (the Debian package first, the
-# sanitizer build, the fuzz targets, distcheck) run one at a time beside the other jobs, under nice 5.
+# first, so that none ends the run alone), then the rest; the builds (the Debian package first,
+# distcheck, which is the sanitizer build, the fuzz targets) run one at a time beside the other
+# jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
@@ -26,12 +27,11 @@
 #                                                 "# np: shared-pg" get a database of their own in one
 #                                                 PostgreSQL cluster (tests/integration/shared_pg.sh)
 #   5a the Debian package (dpkg-buildpackage -b, nocheck) for t_deb_package, when root
-#   5 sanitizer build (ASan+UBSan) in build-asan/ from a copy of the sources (an in-tree-configured
-#     source dir cannot host a VPATH build): its unit tests, then t_routes, t_respawn,
-#     t_deployments and the database tests t_db_routes, t_db_terminate, t_db_crash_midquery and
-#     t_db_replica against its neonpoold; any sanitizer report fails the test
+#   5 sanitizers (ASan+UBSan): the unit tests' results of distcheck's build (7), then t_routes,
+#     t_respawn, t_deployments and the database tests t_db_routes, t_db_terminate,
+#     t_db_crash_midquery and t_db_replica against its neonpoold; any sanitizer report fails the test
 #   6 valgrind: each unit test binary, then t_routes and t_db_routes with the daemon under valgrind
-#   7 make distcheck
+#   7 make distcheck, configured as the sanitizer build (its programs kept in build-asan/neonpool)
 set -u -o pipefail
 
 top=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -452,10 +452,9 @@ fi
 SAN_TESTS=(tests/integration/t_routes.sh tests/integration/t_respawn.sh tests/integration/t_deployments.sh
 	tests/integration/t_db_routes.sh tests/integration/t_db_terminate.sh tests/integration/t_db_crash_midquery.sh
 	tests/integration/t_db_replica.sh)
-# The source tree is configured in place, and automake refuses a VPATH build beside an
-# in-place one: build a copy of the sources (git's file list, or `make distdir` outside git).
-# tree_copy DST: the sources into DST (git's tracked and new files, then ./autogen.sh unless
-# NP_NO_AUTOGEN is set; or `make distdir` outside git)
+# tree_copy DST: the sources into DST for a build of its own, the package's (git's tracked and new
+# files, then ./autogen.sh unless NP_NO_AUTOGEN is set; or `make distdir` outside git): the source
+# tree is configured in place, and automake refuses a VPATH build beside an in-place one.
 tree_copy() {
 	mkdir -p "$1"
 	if git -C "$top" rev-parse --is-inside-work-tree >/dev/null 2>&1; then
@@ -465,23 +464,23 @@ tree_copy() {
 		make distdir distdir="$1" top_distdir="$1" || return 1
 	fi
 }
-asan_build() (
-	local dst=$top/build-asan/neonpool
-	rm -rf build-asan
-	tree_copy "$dst" || return 1
-	cd "$dst" || return 1
-	./configure --enable-werror --enable-sanitizers CFLAGS="-O1 -g" || return 1
-	make -j$JOBS
-)
-# the sanitizer build runs beside the integration tests (a bg job), first: its tests wait for it
-job bg 0 - asan-build step asan-build asan_build
 asan_env() {
 	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
 	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 	"$@"
 }
-job par 2 asan-build asan:make-check asan_env unit_check "asan:" "$top/build-asan/neonpool"
-PRIO=2 AFTER=asan-build integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
+# distcheck's build is the sanitizer build (7): the programs and the unit tests' results it kept
+distcheck_asan() (
+	rm -rf build-asan && mkdir -p build-asan/neonpool && touch build-asan/stamp || return 1
+	asan_env env NP_KEEP_BUILD="$top/build-asan/neonpool" \
+		make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers CFLAGS='-O1 -g'"
+)
+asan_unit_results() {
+	unit_results "asan:" "$top/build-asan/neonpool" "$top/build-asan/stamp" ||
+		result "asan:make-check" fail 0 "distcheck kept no unit test result in build-asan/neonpool/tests"
+}
+job par 2 distcheck asan:make-check asan_unit_results
+PRIO=2 AFTER=distcheck integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
 	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "${SAN_TESTS[@]}"
 
@@ -496,10 +495,15 @@ PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
 	"NP_DAEMON_WRAPPER=valgrind --trace-children=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible --log-file=@TMP@/vg.%p" \
 	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 
-# ---- 7. distcheck (a bg job beside the tests: it builds a copy of its own) -------------------
-# (at -O0: it checks the tarball, the VPATH build, install and uninstall, not the optimiser; -O2 is the
-# main build's)
-job bg 2 - distcheck step distcheck make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="CFLAGS=-O0"
+# ---- 7. distcheck, which is also the sanitizer build (5) ------------------------------------
+# `make distcheck` builds the release tarball in a VPATH directory of its own, runs its unit tests,
+# installs and uninstalls it. Configured with --enable-sanitizers (-O1 -g), that build is the
+# sanitizer build: its make check runs the unit tests under ASan+UBSan, and its installcheck
+# (Makefile.am, NP_KEEP_BUILD) keeps the two programs and the unit tests' results in
+# build-asan/neonpool for step 5. One build where there were two (distcheck at -O0 and a
+# sanitizer build of a copy of the tree took 64 + 45 + 30 s of CPU). A bg job, started before the
+# fuzz targets' build: the sanitizer tests wait for it.
+job bg 0 - distcheck step distcheck distcheck_asan
 
 jobs_run
 summary
