@@ -464,15 +464,12 @@ tree_copy() {
 		make distdir distdir="$1" top_distdir="$1" || return 1
 	fi
 }
-asan_env() {
-	export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
-	export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
-	"$@"
-}
+ASAN_ENV=(ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1)
+asan_env() { env "${ASAN_ENV[@]}" "$@"; }
 # distcheck's build is the sanitizer build (7): the programs and the unit tests' results it kept
 distcheck_asan() (
 	rm -rf build-asan && mkdir -p build-asan/neonpool && touch build-asan/stamp || return 1
-	asan_env env NP_KEEP_BUILD="$top/build-asan/neonpool" \
+	asan_env NP_KEEP_BUILD="$top/build-asan/neonpool" \
 		make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers CFLAGS='-O1 -g'"
 )
 asan_unit_results() {
@@ -482,7 +479,7 @@ asan_unit_results() {
 job par 2 distcheck asan:make-check asan_unit_results
 PRIO=2 AFTER=distcheck integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
 	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
-	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 -- "${SAN_TESTS[@]}"
+	"${ASAN_ENV[@]}" -- "${SAN_TESTS[@]}"
 
 # ---- 6. valgrind --------------------------------------------------------------------------
 for bin in tests/unit/test_*; do

@@ -304,15 +304,18 @@ np_wait_port() {
 # ---------------------------------------------------------------------------------------------
 # PostgreSQL 15
 
-# np_pg_run CMD...: run CMD as the PostgreSQL OS user (postgres when we are root), in a
-# directory that user can read. setpriv, not runuser: no PAM session (20 ms of CPU a call against
-# 10; the tests run psql this way thousands of times), the environment runuser would set.
+# NP_AS_PG: the words that run a command as the PostgreSQL OS user (postgres when we are root;
+# none otherwise), for psql inside the tests' drivers too. setpriv, not runuser: no PAM session
+# (10 ms of CPU a call against 20; the tests run psql this way thousands of times).
+NP_AS_PG=()
+np_is_root && NP_AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups --)
 NP_PG_HOME=/var/lib/postgresql
 while IFS=: read -r np__u _ _ _ _ np__h _; do [ "$np__u" = postgres ] && NP_PG_HOME=$np__h; done </etc/passwd
+# np_pg_run CMD...: run CMD as the PostgreSQL OS user, in a directory that user can read, with the
+# environment runuser would set.
 np_pg_run() {
 	if np_is_root; then
-		(cd "$NP_TMP/pg" && HOME=$NP_PG_HOME USER=postgres LOGNAME=postgres \
-			setpriv --reuid=postgres --regid=postgres --init-groups -- "$@")
+		(cd "$NP_TMP/pg" && HOME=$NP_PG_HOME USER=postgres LOGNAME=postgres "${NP_AS_PG[@]}" "$@")
 	else
 		(cd "$NP_TMP/pg" && "$@")
 	fi

@@ -38,7 +38,7 @@ np_wait_db_ready
 master=$NP_DAEMON_PID
 
 PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
-np_is_root && PSQL=(runuser -u postgres -- "${PSQL[@]}")
+PSQL=("${NP_AS_PG[@]}" "${PSQL[@]}")
 
 np_sampler_start
 wrk -t1 -c$conns -d$((secs + 60))s -s "$NP_TMP/books.lua" "http://127.0.0.1:$NP_HTTP_PORT/" >"$NP_TMP/out/wrk.out" 2>&1 &

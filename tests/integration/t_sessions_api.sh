@@ -10,7 +10,7 @@ np_db_start workers=4 budget=4 min_warm=2
 # np_sessions_psql: the superuser's psql on the test database, as a command line for sessions_api.py
 np_sessions_psql() {
 	NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
-	np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
+	NP_SESS_PSQL=("${NP_AS_PG[@]}" "${NP_SESS_PSQL[@]}")
 	return 0
 }
 np_sessions_psql

@@ -17,7 +17,7 @@ np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock
 np_wait_db_ready
 
 NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d neonpool)
-np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
+NP_SESS_PSQL=("${NP_AS_PG[@]}" "${NP_SESS_PSQL[@]}")
 (cd "$NP_TMP/pg" && "$NP_PYTHON" "$np_top/tests/integration/sessions_api.py" "$NP_HTTP_PORT" "${NP_SESS_PSQL[@]}") \
 	>"$NP_TMP/out/api.txt" 2>&1
 rc=$?

@@ -22,7 +22,7 @@ CREATE TRIGGER t_crash_sleep BEFORE INSERT ON messages FOR EACH ROW
 SQL
 
 NP_SESS_PSQL=("$PGBIN/psql" -X -q -At -v ON_ERROR_STOP=1 -h "$NP_PG_SOCKDIR" -p "$NP_PG_PORT" -U postgres -d "$NP_PG_DB")
-np_is_root && NP_SESS_PSQL=(runuser -u postgres -- "${NP_SESS_PSQL[@]}")
+NP_SESS_PSQL=("${NP_AS_PG[@]}" "${NP_SESS_PSQL[@]}")
 
 # a write on a connection the server closed while it was idle: found dead before sending (a poll
 # of the idle connection before every write), so it is sent on a fresh one: 201, never 503
