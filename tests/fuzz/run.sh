@@ -46,14 +46,17 @@ probe() {
 		echo "$CC not found (install the Debian packages clang and libclang-rt-14-dev)"
 		return 77
 	fi
-	mkdir -p "$B" || return 1
+	# files of its own: tests/run.sh runs two targets at once, and each probes (check-fuzz-probe-private.sh)
+	mkdir -p "$B" && P=$(mktemp -d "$B/probe.XXXXXX") || return 1
 	printf '%s\n' '#include <stddef.h>' '#include <stdint.h>' \
 		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n);' \
-		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' >"$B/probe.c"
-	if ! "$CC" -fsanitize=fuzzer,address,undefined "$B/probe.c" -o "$B/probe" >"$B/probe.log" 2>&1; then
-		echo "$CC cannot link -fsanitize=fuzzer,address,undefined (install libclang-rt-14-dev): $(head -n 1 "$B/probe.log")"
+		'int LLVMFuzzerTestOneInput(const uint8_t *d, size_t n) { (void)d; (void)n; return 0; }' >"$P/probe.c"
+	if ! "$CC" -fsanitize=fuzzer,address,undefined "$P/probe.c" -o "$P/probe" >"$P/probe.log" 2>&1; then
+		echo "$CC cannot link -fsanitize=fuzzer,address,undefined (install libclang-rt-14-dev): $(head -n 1 "$P/probe.log")"
+		rm -rf "$P"
 		return 77
 	fi
+	rm -rf "$P"
 	if ! pkg-config --exists $PKGS; then
 		echo "pkg-config does not know $PKGS (install libcjson-dev libconfig-dev libpq-dev libssl-dev)"
 		return 77
