@@ -135,6 +135,21 @@ static void worker_drain(FCGX_Stream *in)
 		total += (size_t)n;
 }
 
+/* After Content-Length bytes, the empty STDIN record that ends the stream: read before answering,
+ * within the request's deadline, because closing over it unread resets the connection, and a
+ * peer still sending it (nginx writes a body from its temporary file in several writes) gets
+ * EPIPE and answers 502 (t_fcgi_body_end_awaited). More bytes than Content-Length: 400. */
+static int worker_read_end(struct worker_ctx *w, const char **code, const char **message)
+{
+	char extra;
+	if (FCGX_GetStr(&extra, 1, w->cur->in) <= 0)
+		return 0;
+	worker_drain(w->cur->in);
+	*code = "bad_request";
+	*message = "request body longer than Content-Length";
+	return 400;
+}
+
 /* Read the body bounded by max_body_bytes. Returns 0, or an HTTP status with code/message. */
 static int worker_read_body(struct worker_ctx *w, struct np_request *req, const char **code,
                             const char **message)
@@ -148,7 +163,7 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 	}
 	size_t want = req->content_length >= 0 ? (size_t)req->content_length : max + 1;
 	if (want == 0)
-		return 0;
+		return worker_read_end(w, code, message);
 	/* Without a Content-Length (nginx sends an empty one on every GET) the body is most likely
 	 * empty: start small and grow, instead of a max_body_bytes allocation per request. */
 	size_t cap = req->content_length >= 0 ? want : 4096;
@@ -194,6 +209,13 @@ static int worker_read_body(struct worker_ctx *w, struct np_request *req, const 
 		*code = "bad_request";
 		*message = "request body shorter than Content-Length";
 		return 400;
+	}
+	if (req->content_length >= 0) {
+		int st = worker_read_end(w, code, message);
+		if (st != 0) {
+			free(buf);
+			return st;
+		}
 	}
 	buf[got] = '\0';
 	req->body = buf;

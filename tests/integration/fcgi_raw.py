@@ -13,6 +13,10 @@
       making the PARAMS content N bytes); prints "status=CODE|none bytes=N eof_s=SECONDS|none".
       --keep N: N requests on one connection with FCGI_KEEP_CONN (status=CODE,CODE,...).
       --body D:S: a POST with CONTENT_LENGTH D of which only S bytes are sent, then a stall.
+  fcgi_raw.py late-end HOST PORT URI BODY_BYTES DELAY_S
+      a POST of BODY_BYTES bytes sent whole, then the empty STDIN record that ends the stream only
+      DELAY_S later, as nginx does when it sends a body from its temporary file in several writes;
+      prints "before_end=answered|closed|nothing end_send=ok|ERROR status=CODE|none bytes=N".
 """
 import json
 import select
@@ -172,6 +176,56 @@ def request(host, port, uri, src=None, params_bytes=0, wait=5.0, keep=1, body_de
     sys.stdout.flush()
 
 
+def late_end(host, port, uri, body_bytes, delay):
+    """Whether the daemon answers or closes before the request's STDIN stream has ended."""
+    s = connect(host, port)
+    content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
+                        nv(b"SCRIPT_NAME", uri.encode()), nv(b"DOCUMENT_URI", uri.encode()),
+                        nv(b"QUERY_STRING", b""), nv(b"REMOTE_ADDR", b"127.0.0.1"),
+                        nv(b"CONTENT_LENGTH", str(body_bytes).encode()), nv(b"CONTENT_TYPE", b"application/json")])
+    data = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1)
+    left = body_bytes
+    while left > 0:
+        c = min(left, 32768)
+        data += record(STDIN, 1, b"x" * c)
+        left -= c
+    s.sendall(data)
+    got = b""
+    before = "nothing"
+    deadline = time.monotonic() + delay
+    while time.monotonic() < deadline:
+        r, _, _ = select.select([s], [], [], max(0.0, deadline - time.monotonic()))
+        if not r:
+            break
+        try:
+            chunk = s.recv(65536)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            before = "closed"
+            break
+        got += chunk
+        before = "answered"
+    try:
+        s.sendall(record(STDIN, 1))
+        end_send = "ok"
+    except OSError as e:
+        end_send = type(e).__name__
+    s.settimeout(5.0)
+    try:
+        while not parse_answer(got)[2]:
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+    except OSError:
+        pass
+    s.close()
+    status, out, _, _ = parse_answer(got)
+    print("before_end=%s end_send=%s status=%s bytes=%d" % (before, end_send, status, len(out)))
+    sys.stdout.flush()
+
+
 def main(argv):
     if argv[1] == "peers":
         peers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7], float(argv[8]))
@@ -191,6 +245,8 @@ def main(argv):
                 bd, bs = (int(x) for x in rest[1].split(":"))
             rest = rest[2:]
         request(argv[2], int(argv[3]), argv[4], src, pb, wait, keep, bd, bs)
+    elif argv[1] == "late-end":
+        late_end(argv[2], int(argv[3]), argv[4], int(argv[5]), float(argv[6]))
     else:
         sys.exit("usage: see the file's docstring")
 
