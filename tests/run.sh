@@ -68,6 +68,7 @@ kill_tree() {
 cleanup() {
 	local p i
 	for p in "${!J_PIDS[@]}"; do kill_tree "$p"; done
+	[ -n "${NP_SAMPLER:-}" ] && kill "$NP_SAMPLER" 2>/dev/null
 	# the tests' teardowns stop what they started
 	for i in $(seq 1 100); do
 		for p in "${!J_PIDS[@]}"; do kill -0 "$p" 2>/dev/null && break; p=; done
@@ -120,6 +121,11 @@ summary() {
 	echo "total time: $((SECONDS - T_START)) s"
 	# NP_TIMELINE=FILE: each job's start and end (seconds from the start), CPU seconds (- when no cgroup), kind and name
 	[ -n "${NP_TIMELINE:-}" ] && [ -f "$RUN_DIR/timeline" ] && sort -n "$RUN_DIR/timeline" >"$NP_TIMELINE"
+	if [ -n "${NP_SAMPLER:-}" ]; then
+		kill "$NP_SAMPLER" 2>/dev/null
+		awk -v t0="$T_START" 'NR > 1 && $3 + $2 > pi + pb { printf "%d %.0f\n", $1 - t0, 100 * ($2 - pb) / ($2 - pb + $3 - pi) } { pb = $2; pi = $3 }' \
+			"$RUN_DIR/cpu.samples" >"$NP_TIMELINE.cpu"
+	fi
 	if [ "$failed" -gt 0 ]; then echo "failed: $(awk '$1 == "fail" { printf "%s%s", s, $3; s = " " }' "$LEDGER")"; fi
 	echo "slowest:"
 	grep -v '^skip ' "$LEDGER" | sort -k2,2nr -k3,3 | head -n 10 | awk '{ printf "  %4d s  %s\n", $2, $3 }'
@@ -165,6 +171,15 @@ jobs_ready() {
 # own: the timeline gets the CPU seconds of everything the job started (daemonized servers included).
 NP_CG=/sys/fs/cgroup/cpuacct
 { [ -n "${NP_TIMELINE:-}" ] && mkdir "$NP_CG/np-$$" 2>/dev/null; } || NP_CG=
+# With NP_TIMELINE, the machine's busy share each second (from /proc/stat, read without a process
+# of its own) goes to NP_TIMELINE.cpu: "SECOND BUSY%" lines, where the idle time of the run is.
+if [ -n "${NP_TIMELINE:-}" ]; then
+	(
+		enable -f /usr/lib/bash/sleep sleep 2>/dev/null
+		while :; do read -r _ u n s i w q sq st _ </proc/stat && echo "$SECONDS $((u + n + s + q + sq + st)) $((i + w))"; sleep 1; done
+	) >"$RUN_DIR/cpu.samples" 2>/dev/null &
+	NP_SAMPLER=$!
+fi
 jobs_cpu() {
 	local ns
 	[ -n "$NP_CG" ] && ns=$(cat "$NP_CG/np-$$/$1/cpuacct.usage" 2>/dev/null) && echo $((ns / 1000000000)) && return
@@ -470,7 +485,7 @@ asan_env() { env "${ASAN_ENV[@]}" "$@"; }
 distcheck_asan() (
 	rm -rf build-asan && mkdir -p build-asan/neonpool && touch build-asan/stamp || return 1
 	asan_env NP_KEEP_BUILD="$top/build-asan/neonpool" \
-		make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers CFLAGS='-O1 -g'"
+		make -j$JOBS distcheck DISTCHECK_CONFIGURE_FLAGS="--enable-sanitizers CFLAGS='-O1 -g1'" NP_SOURCE_CHECKS=
 )
 asan_unit_results() {
 	unit_results "asan:" "$top/build-asan/neonpool" "$top/build-asan/stamp" ||

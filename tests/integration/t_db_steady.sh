@@ -11,7 +11,7 @@
 np_require wrk nginx
 
 budget=4
-secs=${NP_WRK_SECONDS:-3}
+secs=${NP_WRK_SECONDS:-2}
 rounds=${NP_ROUNDS:-5}
 np_db_prepare
 np_wrk_script
