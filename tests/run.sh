@@ -14,10 +14,10 @@
 # line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
-# "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
+# "# np: serial" runs with no other test (these first), then the tests holding "# np: long" (the longest start
 # first, so that none ends the run alone), then the rest; the builds (the Debian package first,
 # distcheck, which is the sanitizer build, the fuzz targets) run one at a time beside the other
-# jobs, under nice 5.
+# jobs, under nice 5, and beside a serial test as SCHED_IDLE (on the CPU it leaves idle).
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
@@ -121,6 +121,14 @@ summary() {
 	echo "total time: $((SECONDS - T_START)) s"
 	# NP_TIMELINE=FILE: each job's start and end (seconds from the start), CPU seconds (- when no cgroup), kind and name
 	[ -n "${NP_TIMELINE:-}" ] && [ -f "$RUN_DIR/timeline" ] && sort -n "$RUN_DIR/timeline" >"$NP_TIMELINE"
+	# the shared PostgreSQL's CPU (the postmaster and its reaped backends), not in any job's cgroup
+	if [ -n "${NP_TIMELINE:-}" ] && [ -n "${SHARED_PG_DIR:-}" ] && [ -f "$SHARED_PG_DIR/env" ]; then
+		local pm st
+		pm=$(. "$SHARED_PG_DIR/env" && head -n 1 "$NP_SHARED_PG_DIR/data/postmaster.pid" 2>/dev/null)
+		read -r -a st <"/proc/$pm/stat" 2>/dev/null &&
+			printf '%4d %4d %4d %-6s %s\n' 0 $((SECONDS - T_START)) $(((st[13] + st[14] + st[15] + st[16]) / $(getconf CLK_TCK))) \
+				shared shared-pg >>"$NP_TIMELINE"
+	fi
 	if [ -n "${NP_SAMPLER:-}" ]; then
 		kill "$NP_SAMPLER" 2>/dev/null
 		awk -v t0="$T_START" 'NR > 1 && $3 + $2 > pi + pb { printf "%d %.0f\n", $1 - t0, 100 * ($2 - pb) / ($2 - pb + $3 - pi) } { pb = $2; pi = $3 }' \
@@ -141,9 +149,10 @@ summary() {
 # ---- jobs ---------------------------------------------------------------------------------
 # job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
 #   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
-#          a concurrent test would disturb); bg: a build, one at a time beside the par jobs, under
-#          nice 5 (the tests leave CPU idle while they wait; niced further, a build starved on a
-#          machine loaded by others and ended on the critical path)
+#          a concurrent test would disturb); bg: a build, one at a time beside the other jobs, under
+#          nice 5 beside par jobs (the tests leave CPU idle while they wait; niced further, a build
+#          starved on a machine loaded by others and ended on the critical path), as SCHED_IDLE
+#          beside a serial test (bg_policy)
 #   PRIO   start order: 0 first (the serial tests, the first builds), then 1, 2 and 3 (the short jobs
 #          last); the output keeps the queue order
 #   AFTER  - or the NAME of a queued job that must pass first (when it fails, this one does not run)
@@ -174,6 +183,8 @@ NP_CG=/sys/fs/cgroup/cpuacct
 # With NP_TIMELINE, the machine's busy share each second (from /proc/stat, read without a process
 # of its own) goes to NP_TIMELINE.cpu: "SECOND BUSY%" lines, where the idle time of the run is.
 if [ -n "${NP_TIMELINE:-}" ]; then
+	export NP_PGSTAT_LOG=$NP_TIMELINE.pgstat   # lib.sh: what each test cost the shared PostgreSQL
+	: >"$NP_PGSTAT_LOG"
 	(
 		enable -f /usr/lib/bash/sleep sleep 2>/dev/null
 		while :; do read -r _ u n s i w q sq st _ </proc/stat && echo "$SECONDS $((u + n + s + q + sq + st)) $((i + w))"; sleep 1; done
@@ -190,7 +201,8 @@ jobs_start() {
 	[ -n "$NP_CG" ] && mkdir -p "$NP_CG/np-$$/$i"
 	if [ "${J_KIND[i]}" = bg ]; then
 		( [ -n "$NP_CG" ] && echo $BASHPID >"$NP_CG/np-$$/$i/cgroup.procs"
-		RES=$out.res; : >"$RES"; renice -n 5 -p $BASHPID >/dev/null 2>&1; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
+		RES=$out.res; : >"$RES"; bg_policy $BASHPID "$BG_MODE"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
+		BG_PID=$!
 	else
 		( [ -n "$NP_CG" ] && echo $BASHPID >"$NP_CG/np-$$/$i/cgroup.procs"
 		RES=$out.res; : >"$RES"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
@@ -198,6 +210,18 @@ jobs_start() {
 	J_PIDS[$!]=$i
 	J_STATE[i]=running
 	J_T0[i]=$SECONDS
+}
+
+# bg_policy PID idle|normal: the scheduling class of a build job's process tree. idle (SCHED_IDLE)
+# while a serial test runs: the build takes only the CPU that test leaves idle (the serial tests
+# left a third of the two cores idle for their 100 s, and a build at nice 5 would disturb what they
+# count); normal: SCHED_OTHER at nice 5 beside the other tests. A process forked later inherits the
+# class of its parent, which is changed before its children are listed.
+BG_MODE=normal BG_PID=
+bg_policy() {
+	local c
+	if [ "$2" = idle ]; then chrt -a --idle -p 0 "$1"; else chrt -a --other -p 0 "$1" && renice -n 5 -p "$1"; fi >/dev/null 2>&1
+	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do bg_policy "$c" "$2"; done
 }
 
 jobs_run() {
@@ -222,12 +246,21 @@ jobs_run() {
 			2) J_STATE[i]=skipped; : >"$RUN_DIR/jobs/$i.out"; : >"$RUN_DIR/jobs/$i.res"; continue ;;
 			esac
 			case ${J_KIND[i]} in
-			bg) [ $serial = 0 ] && [ $sw = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
-			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
+			bg) [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
+			serial) [ $serial = 0 ] && [ $par -eq 0 ] || continue; serial=1 ;;
 			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
 			esac
+			# the build beside a serial test runs as SCHED_IDLE (bg_policy)
+			if [ $serial = 1 ] && [ "$BG_MODE" = normal ]; then
+				BG_MODE=idle
+				[ $bg -gt 0 ] && [ -n "$BG_PID" ] && bg_policy "$BG_PID" idle
+			fi
 			jobs_start "$i"
 		done
+		if [ $serial = 0 ] && [ $sw = 0 ] && [ "$BG_MODE" = idle ]; then
+			BG_MODE=normal
+			[ $bg -gt 0 ] && [ -n "$BG_PID" ] && bg_policy "$BG_PID" normal
+		fi
 		while [ $printed -lt "$n" ]; do
 			case ${J_STATE[printed]} in queued | running) break ;; esac
 			cat "$RUN_DIR/jobs/$printed.out"
@@ -353,6 +386,10 @@ fi
 
 # ---- 3. unit tests ------------------------------------------------------------------------
 unit_check "" "$top"
+if [ -n "${NP_TIMELINE:-}" ]; then   # steps 1-3 in the timeline: what this shell's children used
+	read -r -a st </proc/$$/stat
+	printf '%4d %4d %4d %-6s %s\n' 0 $((SECONDS - T_START)) $(((st[15] + st[16]) / $(getconf CLK_TCK))) step steps-1-3 >>"$RUN_DIR/timeline"
+fi
 
 # ---- 3b. fuzz targets ---------------------------------------------------------------------
 # A short run of each libFuzzer target (tests/fuzz/fuzz_NAME.c, one test "fuzz:NAME" each, NP_FUZZ_SECONDS,

@@ -392,7 +392,14 @@ np__shared_db() {
 }
 
 # np__drop_shared_db: drop this test's database (its sessions are ended first).
+# With NP_PGSTAT_LOG (tests/run.sh under NP_TIMELINE), the database's figures go to that file first:
+# "TEST active_ms session_ms xact_commit tup_returned blks_hit", what the test cost the shared server.
 np__drop_shared_db() {
+	if [ -n "${NP_PGSTAT_LOG:-}" ]; then
+		np_psql_super -d postgres -At -F ' ' -c "SELECT '$NP_TEST', round(active_time), round(session_time),
+			xact_commit, tup_returned, blks_hit FROM pg_stat_database WHERE datname = '$NP_PG_DB'" \
+			>>"$NP_PGSTAT_LOG" 2>/dev/null
+	fi
 	np_psql_super -d postgres -c "DROP DATABASE IF EXISTS \"$NP_PG_DB\" WITH (FORCE)" >/dev/null 2>&1
 	return 0
 }
