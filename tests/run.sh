@@ -14,10 +14,10 @@
 # line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
-# "# np: serial" runs with no other test (these first), then the tests holding "# np: long" (the longest start
+# "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
 # first, so that none ends the run alone), then the rest; the builds (the Debian package first,
 # distcheck, which is the sanitizer build, the fuzz targets) run one at a time beside the other
-# jobs, under nice 5, and beside a serial test as SCHED_IDLE (on the CPU it leaves idle).
+# jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
@@ -149,10 +149,10 @@ summary() {
 # ---- jobs ---------------------------------------------------------------------------------
 # job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
 #   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
-#          a concurrent test would disturb); bg: a build, one at a time beside the other jobs, under
-#          nice 5 beside par jobs (the tests leave CPU idle while they wait; niced further, a build
-#          starved on a machine loaded by others and ended on the critical path), as SCHED_IDLE
-#          beside a serial test (bg_policy)
+#          a concurrent test would disturb); bg: a build, one at a time beside the par jobs, under
+#          nice 5 (the tests leave CPU idle while they wait; niced further, a build starved on a
+#          machine loaded by others and ended on the critical path; as SCHED_IDLE beside the serial
+#          tests it failed t_db_steady's ratio, 0.857, and saved no time)
 #   PRIO   start order: 0 first (the serial tests, the first builds), then 1, 2 and 3 (the short jobs
 #          last); the output keeps the queue order
 #   AFTER  - or the NAME of a queued job that must pass first (when it fails, this one does not run)
@@ -201,8 +201,7 @@ jobs_start() {
 	[ -n "$NP_CG" ] && mkdir -p "$NP_CG/np-$$/$i"
 	if [ "${J_KIND[i]}" = bg ]; then
 		( [ -n "$NP_CG" ] && echo $BASHPID >"$NP_CG/np-$$/$i/cgroup.procs"
-		RES=$out.res; : >"$RES"; bg_policy $BASHPID "$BG_MODE"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
-		BG_PID=$!
+		RES=$out.res; : >"$RES"; renice -n 5 -p $BASHPID >/dev/null 2>&1; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
 	else
 		( [ -n "$NP_CG" ] && echo $BASHPID >"$NP_CG/np-$$/$i/cgroup.procs"
 		RES=$out.res; : >"$RES"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
@@ -210,18 +209,6 @@ jobs_start() {
 	J_PIDS[$!]=$i
 	J_STATE[i]=running
 	J_T0[i]=$SECONDS
-}
-
-# bg_policy PID idle|normal: the scheduling class of a build job's process tree. idle (SCHED_IDLE)
-# while a serial test runs: the build takes only the CPU that test leaves idle (the serial tests
-# left a third of the two cores idle for their 100 s, and a build at nice 5 would disturb what they
-# count); normal: SCHED_OTHER at nice 5 beside the other tests. A process forked later inherits the
-# class of its parent, which is changed before its children are listed.
-BG_MODE=normal BG_PID=
-bg_policy() {
-	local c
-	if [ "$2" = idle ]; then chrt -a --idle -p 0 "$1"; else chrt -a --other -p 0 "$1" && renice -n 5 -p "$1"; fi >/dev/null 2>&1
-	for c in $(ps -o pid= --ppid "$1" 2>/dev/null); do bg_policy "$c" "$2"; done
 }
 
 jobs_run() {
@@ -246,21 +233,12 @@ jobs_run() {
 			2) J_STATE[i]=skipped; : >"$RUN_DIR/jobs/$i.out"; : >"$RUN_DIR/jobs/$i.res"; continue ;;
 			esac
 			case ${J_KIND[i]} in
-			bg) [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
-			serial) [ $serial = 0 ] && [ $par -eq 0 ] || continue; serial=1 ;;
+			bg) [ $serial = 0 ] && [ $sw = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
+			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
 			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
 			esac
-			# the build beside a serial test runs as SCHED_IDLE (bg_policy)
-			if [ $serial = 1 ] && [ "$BG_MODE" = normal ]; then
-				BG_MODE=idle
-				[ $bg -gt 0 ] && [ -n "$BG_PID" ] && bg_policy "$BG_PID" idle
-			fi
 			jobs_start "$i"
 		done
-		if [ $serial = 0 ] && [ $sw = 0 ] && [ "$BG_MODE" = idle ]; then
-			BG_MODE=normal
-			[ $bg -gt 0 ] && [ -n "$BG_PID" ] && bg_policy "$BG_PID" normal
-		fi
 		while [ $printed -lt "$n" ]; do
 			case ${J_STATE[printed]} in queued | running) break ;; esac
 			cat "$RUN_DIR/jobs/$printed.out"

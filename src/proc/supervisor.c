@@ -430,5 +430,6 @@ void supervisor_main(const struct np_conf *conf, struct np_shm *shm, int slot, p
 	}
 	atomic_store(&shm->slots[slot].state, NP_SLOT_EXITING);
 	log_debug("supervisor exiting");
+	shm_detach(shm); /* as a worker does: no leak scan of the region under valgrind */
 	_exit(0);
 }
