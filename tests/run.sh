@@ -5,7 +5,7 @@
 # Usage: tests/run.sh [--fast] [--long] [t_name...]
 #   --fast    only steps 1-4 (deps, build, unit, fuzz, integration): the developer loop
 #   --long    the kill tests' long forms: 50 kills (t_db_kill_reclaim, t_sessions_kill9, default 25),
-#             t_kill_soak for 120 s (default 30), t_upgrade's long form (bench/upgrade.sh)
+#             t_kill_soak for 120 s (default 10), t_upgrade's long form (bench/upgrade.sh)
 #   t_name    run only these integration tests (in every step that runs integration tests);
 #             fuzz:NAME runs fuzz target NAME (with t_name arguments, only the fuzz targets named run)
 # Works from a clean clone, as root (CI=true, no stdin) and as a normal user. Every test prints
@@ -21,7 +21,7 @@
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
-#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (3), one test each
+#   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (2), one test each
 #   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
 #                                                 "# np: shared-pg" get a database of their own in one
@@ -347,7 +347,27 @@ if ! step install-deps scripts/install-deps.sh; then
 	summary
 fi
 
+# fuzz_names: the fuzz targets this run selects (tests/fuzz/fuzz_NAME.c; with t_name arguments, the
+# fuzz:NAME among them)
+fuzz_names() {
+	local f n
+	for f in tests/fuzz/fuzz_*.c; do
+		[ -e "$f" ] || continue
+		n=${f##*/fuzz_}; n=${n%.c}
+		if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" fuzz:$n "* ]]; then continue; fi
+		printf '%s ' "$n"
+	done
+}
+
 # ---- 2. build -----------------------------------------------------------------------------
+# The fuzz targets' build (3b) needs clang and the sources only: it runs beside this step, at nice 5,
+# on the CPU that autogen and configure (one process each) leave idle; the fuzz-build job reports it.
+FUZZ_EARLY=
+if [ -z "$(fuzz_names)" ]; then :; elif tests/fuzz/run.sh --probe >"$RUN_DIR/fuzz-probe.log" 2>&1; then
+	(renice -n 5 -p $BASHPID >/dev/null 2>&1; tests/fuzz/run.sh --build >"$RUN_DIR/fuzz-build.log" 2>&1
+		echo $? >"$RUN_DIR/fuzz-build.rc") &
+	FUZZ_EARLY=$!
+fi
 build() {
 	if [ ! -x configure ] || [ configure.ac -nt configure ] || [ Makefile.am -nt Makefile.in ]; then
 		./autogen.sh || return 1
@@ -375,7 +395,7 @@ fi
 # is missing. With t_name arguments, only the targets named there (fuzz:NAME) run.
 fuzz_one() {
 	local n=$1 log=$RUN_DIR/fuzz_$1.log t0=$SECONDS
-	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-3}" "$n" >"$log" 2>&1; then
+	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-2}" "$n" >"$log" 2>&1; then
 		result "fuzz:$n" pass $((SECONDS - t0))
 		sed -n "s/^fuzz_$n: /  result: /p" "$log"
 	else
@@ -383,15 +403,15 @@ fuzz_one() {
 		return 1
 	fi
 }
+# fuzz_build_result: the outcome of the build started beside step 2 (its log is the job's output)
+fuzz_build_result() {
+	cat "$RUN_DIR/fuzz-build.log"
+	return "$(cat "$RUN_DIR/fuzz-build.rc" 2>/dev/null || echo 1)"
+}
 fuzz_targets() {
-	local probe rc f n
+	local probe rc n
 	local -a names=()
-	for f in tests/fuzz/fuzz_*.c; do
-		[ -e "$f" ] || continue
-		n=$(basename "$f" .c); n=${n#fuzz_}
-		if [ ${#ONLY[@]} -gt 0 ] && [[ " ${ONLY[*]} " != *" fuzz:$n "* ]]; then continue; fi
-		names+=("$n")
-	done
+	read -r -a names <<<"$(fuzz_names)"
 	[ ${#names[@]} -gt 0 ] || return 0
 	probe=$(tests/fuzz/run.sh --probe 2>&1)
 	rc=$?
@@ -402,7 +422,12 @@ fuzz_targets() {
 		result fuzz-build fail 0 "$probe"
 		return 1
 	fi
-	job bg 1 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
+	if [ -n "$FUZZ_EARLY" ]; then
+		wait "$FUZZ_EARLY"
+		job bg 1 - fuzz-build step fuzz-build fuzz_build_result
+	else
+		job bg 1 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
+	fi
 	for n in "${names[@]}"; do
 		job par 1 fuzz-build "fuzz:$n" fuzz_one "$n"
 	done

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: PostgreSQL
 # t_kill_soak.sh - one kill -9 of a random worker or ask worker every second under mixed load (book reads with wrk, keyed posts, streamed asks to a model stand-in, serve.sh's pool sizes): the master never exits; at every 100 ms sample at least one worker and one ask worker live; failed reads are at most the main-worker kills times the reads in flight (wrk's connections); the pool never holds more server connections than its budget (pg_stat_activity every 50 ms); every acknowledged post is stored exactly once; no answer is left `streaming` past 30 s.
 #
-# Duration: NP_SOAK_SECS seconds of kills (default 20, to keep the default suite short); the
+# Duration: NP_SOAK_SECS seconds of kills (default 10, to keep the default suite short); the
 # 2-minute soak is NP_SOAK_SECS=120 bash tests/integration/t_kill_soak.sh
 # np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
@@ -11,7 +11,7 @@ np_require curl nginx wrk
 # a paced background load (dblib.sh np_wrk_script): requests in flight, not both cores taken
 : "${NP_WRK_DELAY_MS:=10}"; export NP_WRK_DELAY_MS
 
-secs=${NP_SOAK_SECS:-20}   # tests/run.sh --long: 120 (the 2 minutes of the acceptance)
+secs=${NP_SOAK_SECS:-10}   # tests/run.sh --long: 120 (the 2 minutes of the acceptance)
 budget=4
 conns=8   # wrk's connections: no worker can have more reads in flight than there are
 
