@@ -67,7 +67,7 @@ TEST_PACKAGES=(
 	# the tests' polling loops sleep with bash's loadable sleep: an external one cost 4 ms of CPU each
 	"bash-builtins /usr/lib/bash/sleep"
 	"util-linux /usr/sbin/runuser"
-	# OpenAPI lint (tools/openapi/lint.sh: @redocly/cli from npm); any nodejs >= 18.17 with its npm will do
+	# OpenAPI lint (tools/openapi/lint.sh: @redocly/openapi-core from npm); any nodejs >= 18.17 with its npm will do
 	"nodejs /usr/bin/node"
 	"npm /usr/bin/npm"
 	# browser tests of the web page (tests/browser: playwright-core drives Debian's chromium)

@@ -22,7 +22,7 @@
 #   2 ./autogen.sh, ./configure, make -j2         in-tree build: src/neonpoold, src/neonpoolctl
 #   3 make check                                  each unit test binary / check script is one test
 #   3b tests/fuzz/run.sh                          each libFuzzer target for NP_FUZZ_SECONDS (2), one test each
-#   3c tools/openapi/lint.sh                      openapi-lint: @redocly/cli lint doc/openapi.yaml (skipped without npm)
+#   3c tools/openapi/lint.sh                      openapi-lint: @redocly/openapi-core lint of doc/openapi.yaml (skipped without npm)
 #   4 tests/integration/t_*.sh                    one test each, 300 s timeout each; the tests holding
 #                                                 "# np: shared-pg" get a database of their own in one
 #                                                 PostgreSQL cluster (tests/integration/shared_pg.sh)
@@ -395,7 +395,7 @@ fi
 # is missing. With t_name arguments, only the targets named there (fuzz:NAME) run.
 fuzz_one() {
 	local n=$1 log=$RUN_DIR/fuzz_$1.log t0=$SECONDS
-	if tests/fuzz/run.sh "${NP_FUZZ_SECONDS:-2}" "$n" >"$log" 2>&1; then
+	if tests/fuzz/run.sh --no-build "${NP_FUZZ_SECONDS:-2}" "$n" >"$log" 2>&1; then
 		result "fuzz:$n" pass $((SECONDS - t0))
 		sed -n "s/^fuzz_$n: /  result: /p" "$log"
 	else
@@ -434,7 +434,7 @@ fuzz_targets() {
 }
 fuzz_targets
 
-# ---- 3c. OpenAPI lint (a pinned @redocly/cli from npm; tools/openapi/lint.sh) -------------------
+# ---- 3c. OpenAPI lint (a pinned @redocly/openapi-core from npm; tools/openapi/lint.sh) -------------------
 openapi_lint() {
 	local log=$RUN_DIR/openapi-lint.log t0=$SECONDS rc
 	tools/openapi/lint.sh >"$log" 2>&1

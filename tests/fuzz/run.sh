@@ -5,6 +5,7 @@
 # Usage: tests/fuzz/run.sh [SECONDS | -runs=N] [NAME...]
 #        tests/fuzz/run.sh --probe       exit 0 when clang and its libFuzzer runtime work, else 77 with the reason
 #        tests/fuzz/run.sh --build       build the targets only
+#        tests/fuzz/run.sh --no-build SECONDS NAME...   run targets built before (tests/run.sh: 0.9 s less a run)
 #   SECONDS   time per target (default 60); -runs=N runs N inputs per target instead
 #   NAME      only these targets (fuzz_NAME.c; "fuzz_" and ".c" may be given); default: every tests/fuzz/fuzz_*.c
 # A target fuzz_NAME.c is linked with the pure libraries src/text, src/http and src/core (compiled here with clang and
@@ -32,6 +33,7 @@ for a in "$@"; do
 	case $a in
 	--probe) MODE=probe ;;
 	--build) MODE=build ;;
+	--no-build) MODE=nobuild ;;
 	-runs=[0-9]*) LIMIT=("$a") ;;
 	[0-9]*) LIMIT=(-max_total_time="$a") ;;
 	-h | --help) sed -n '3,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
@@ -63,11 +65,13 @@ probe() {
 	fi
 	return 0
 }
-reason=$(probe)
-rc=$?
-if [ $rc -ne 0 ]; then
-	echo "run.sh: $reason"
-	exit $rc
+if [ "$MODE" != nobuild ]; then
+	reason=$(probe)
+	rc=$?
+	if [ $rc -ne 0 ]; then
+		echo "run.sh: $reason"
+		exit $rc
+	fi
 fi
 [ "$MODE" = probe ] && exit 0
 
@@ -82,10 +86,18 @@ read -r -a PKG_LIBS <<<"$(pkg-config --libs $PKGS)"
 CFLAGS+=("${PKG_CFLAGS[@]}")
 
 # newer SRC OUT: whether OUT is missing or older than SRC or any header of the pure libraries
+# (each directory's headers: "${LIBDIRS[@]/#/$top/src/}"/*.h globbed only the last one and compared
+# the others' directories, whose times change with every object the in-tree build writes there, so
+# a fuzz run after that build rebuilt every object, two runs at once side by side)
 newer() {
-	local h
+	local d h
 	[ -e "$2" ] && [ ! "$1" -nt "$2" ] || return 0
-	for h in "${LIBDIRS[@]/#/$top/src/}"/*.h "$src"/*.h "$top"/tests/tools/*.[ch]; do
+	for d in "${LIBDIRS[@]/#/$top/src/}" "$src"; do
+		for h in "$d"/*.h; do
+			[ -e "$h" ] && [ "$h" -nt "$2" ] && return 0
+		done
+	done
+	for h in "$top"/tests/tools/*.[ch]; do
 		[ -e "$h" ] && [ "$h" -nt "$2" ] && return 0
 	done
 	return 1
@@ -141,7 +153,7 @@ build() {
 		fi
 	done
 }
-if ! build; then
+if [ "$MODE" != nobuild ] && ! build; then
 	echo "run.sh: build failed"
 	exit 1
 fi

@@ -13,9 +13,8 @@ command -v node >/dev/null 2>&1 || np_skip "node is not installed (scripts/insta
 "$np_top/tools/openapi/lint.sh" --install >"$NP_TMP/out/npm.out" 2>&1 ||
 	np_fail "tools/openapi/lint.sh --install failed: $(tail -n 5 "$NP_TMP/out/npm.out")"
 tools=$np_top/tools/openapi
-REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true "$tools/node_modules/.bin/redocly" bundle \
-	--config "$tools/redocly.yaml" --dereferenced --ext json -o "$NP_TMP/openapi.json" "$np_top/doc/openapi.yaml" \
-	>"$NP_TMP/out/bundle.out" 2>&1 || np_fail "redocly bundle failed: $(cat "$NP_TMP/out/bundle.out")"
+node "$tools/lint.js" --bundle "$NP_TMP/openapi.json" "$np_top/doc/openapi.yaml" \
+	>"$NP_TMP/out/bundle.out" 2>&1 || np_fail "the dereferenced bundle failed: $(cat "$NP_TMP/out/bundle.out")"
 
 np_db_start workers=2 budget=2 min_warm=1
 

@@ -1,8 +1,9 @@
 #!/bin/sh
 # SPDX-License-Identifier: PostgreSQL
-# lint.sh - lint doc/openapi.yaml with Redocly's OpenAPI linter (@redocly/cli lint), the version
-# pinned in package.json and package-lock.json, under the rules of redocly.yaml (recommended-strict:
-# 0 errors and 0 warnings to pass).
+# lint.sh - lint doc/openapi.yaml with Redocly's OpenAPI linter: @redocly/openapi-core (the library that
+# `@redocly/cli lint` runs, without the CLI's 200 MB of dependencies) through lint.js, the version pinned
+# in package.json and package-lock.json, under the rules of redocly.yaml (recommended-strict: 0 errors
+# and 0 warnings to pass).
 #
 # Usage: tools/openapi/lint.sh [SPEC]      lint SPEC (default doc/openapi.yaml)
 #        tools/openapi/lint.sh --install   only install the pinned tools (t_openapi_contract uses them)
@@ -33,7 +34,7 @@ cd "$here" || exit 1
 # installed the lint needs no network
 export REDOCLY_TELEMETRY=off REDOCLY_SUPPRESS_UPDATE_NOTICE=true
 stamp=node_modules/.neonpool-lock
-if ! cmp -s package-lock.json "$stamp" 2>/dev/null || [ ! -x node_modules/.bin/redocly ]; then
+if ! cmp -s package-lock.json "$stamp" 2>/dev/null || [ ! -f node_modules/@redocly/openapi-core/package.json ]; then
 	echo "openapi-lint: npm ci (node $(node --version), npm $(npm --version))"
 	if ! npm ci --ignore-scripts --no-audit --no-fund --loglevel=error; then
 		echo "openapi-lint: npm ci failed (is the npm registry reachable?)" >&2
@@ -42,5 +43,5 @@ if ! cmp -s package-lock.json "$stamp" 2>/dev/null || [ ! -x node_modules/.bin/r
 	cp package-lock.json "$stamp" || exit 1
 fi
 [ "$install_only" = 1 ] && exit 0
-echo "openapi-lint: @redocly/cli $(node_modules/.bin/redocly --version) lint $spec"
-exec node_modules/.bin/redocly lint --config "$here/redocly.yaml" "$spec"
+echo "openapi-lint: @redocly/openapi-core $(sed -n 's/^  "version": "\(.*\)",$/\1/p' node_modules/@redocly/openapi-core/package.json) lint $spec"
+exec node "$here/lint.js" "$spec"
