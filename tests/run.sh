@@ -279,7 +279,7 @@ unit_results() {
 unit_check() {
 	local prefix=$1 dir=$2 log=$RUN_DIR/${1//[:\/]/_}make-check.log rc
 	local stamp=$RUN_DIR/stamp.${1//[:\/]/_}$RANDOM
-	touch "$stamp"; sleep 1   # .trs newer than the stamp, even on coarse timestamps
+	touch -d "@$((EPOCHSECONDS - 1))" "$stamp"   # .trs newer than the stamp, even on coarse timestamps
 	(cd "$dir" && make -j$JOBS check) >"$log" 2>&1
 	rc=$?
 	if ! unit_results "$prefix" "$dir" "$stamp"; then
