@@ -772,7 +772,9 @@ while True:
     w.flush()'
 np_json_get() {
 	local out
-	if [ -n "${NP__PYJ_PID:-}" ] && [ -e "/dev/fd/${NP__PYJ[1]:-x}" ] && kill -0 "$NP__PYJ_PID" 2>/dev/null; then
+	# its pipes, the very ones of the test's shell ($$): not an fd of the same number reused in a subshell
+	if [ -n "${NP__PYJ_PID:-}" ] && [ "/dev/fd/${NP__PYJ[1]:-x}" -ef "/proc/$$/fd/${NP__PYJ[1]:-x}" ] &&
+		[ "/dev/fd/${NP__PYJ[0]:-x}" -ef "/proc/$$/fd/${NP__PYJ[0]:-x}" ] && kill -0 "$NP__PYJ_PID" 2>/dev/null; then
 		printf '%s\0%s\0' "$1" "$2" >&"${NP__PYJ[1]}" && IFS= read -r -d '' -u "${NP__PYJ[0]}" out || return 1
 		[ "${out:0:1}" = 0 ] || return 1
 		printf '%s\n' "${out:1}"
