@@ -60,6 +60,19 @@ def request_bytes(uri, extra=0, rid=1):
     return out + record(PARAMS, rid) + record(STDIN, rid)
 
 
+def post_bytes(uri, declared, sent):
+    """A POST with CONTENT_LENGTH declared, of which the first sent bytes follow in STDIN records;
+    no empty STDIN record ends the stream (the caller sends it, late or never)."""
+    content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
+                        nv(b"SCRIPT_NAME", uri.encode()), nv(b"DOCUMENT_URI", uri.encode()),
+                        nv(b"QUERY_STRING", b""), nv(b"REMOTE_ADDR", b"127.0.0.1"),
+                        nv(b"CONTENT_LENGTH", str(declared).encode()), nv(b"CONTENT_TYPE", b"application/json")])
+    data = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1)
+    for i in range(0, sent, 32768):
+        data += record(STDIN, 1, b"x" * min(32768, sent - i))
+    return data
+
+
 def connect(host, port, src=None):
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if src:
@@ -134,15 +147,7 @@ def request(host, port, uri, src=None, params_bytes=0, wait=5.0, keep=1, body_de
     got = b""
     for n in range(keep):
         if body_declared:
-            content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
-                                nv(b"CONTENT_LENGTH", str(body_declared).encode()),
-                                nv(b"CONTENT_TYPE", b"application/json")])
-            data = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1)
-            left = body_sent
-            while left > 0:
-                c = min(left, 65535)
-                data += record(STDIN, 1, b"x" * c)
-                left -= c
+            data = post_bytes(uri, body_declared, body_sent)
         else:
             data = request_bytes(uri, params_bytes)
             if keep > 1:  # set FCGI_KEEP_CONN in the BEGIN_REQUEST body
@@ -179,17 +184,7 @@ def request(host, port, uri, src=None, params_bytes=0, wait=5.0, keep=1, body_de
 def late_end(host, port, uri, body_bytes, delay):
     """Whether the daemon answers or closes before the request's STDIN stream has ended."""
     s = connect(host, port)
-    content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
-                        nv(b"SCRIPT_NAME", uri.encode()), nv(b"DOCUMENT_URI", uri.encode()),
-                        nv(b"QUERY_STRING", b""), nv(b"REMOTE_ADDR", b"127.0.0.1"),
-                        nv(b"CONTENT_LENGTH", str(body_bytes).encode()), nv(b"CONTENT_TYPE", b"application/json")])
-    data = record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1)
-    left = body_bytes
-    while left > 0:
-        c = min(left, 32768)
-        data += record(STDIN, 1, b"x" * c)
-        left -= c
-    s.sendall(data)
+    s.sendall(post_bytes(uri, body_bytes, body_bytes))
     got = b""
     before = "nothing"
     deadline = time.monotonic() + delay
