@@ -362,8 +362,10 @@ fuzz_names() {
 # ---- 2. build -----------------------------------------------------------------------------
 # The fuzz targets' build (3b) needs clang and the sources only: it runs beside this step, at nice 5,
 # on the CPU that autogen and configure (one process each) leave idle; the fuzz-build job reports it.
-FUZZ_EARLY=
-if [ -z "$(fuzz_names)" ]; then :; elif tests/fuzz/run.sh --probe >"$RUN_DIR/fuzz-probe.log" 2>&1; then
+# The toolchain is probed once, here (after step 1 installed it); fuzz_targets reports the outcome.
+FUZZ_EARLY= FUZZ_PROBE_RC=
+[ -n "$(fuzz_names)" ] && { tests/fuzz/run.sh --probe >"$RUN_DIR/fuzz-probe.log" 2>&1; FUZZ_PROBE_RC=$?; }
+if [ "$FUZZ_PROBE_RC" = 0 ]; then
 	(renice -n 5 -p $BASHPID >/dev/null 2>&1; tests/fuzz/run.sh --build >"$RUN_DIR/fuzz-build.log" 2>&1
 		echo $? >"$RUN_DIR/fuzz-build.rc") &
 	FUZZ_EARLY=$!
@@ -413,8 +415,7 @@ fuzz_targets() {
 	local -a names=()
 	read -r -a names <<<"$(fuzz_names)"
 	[ ${#names[@]} -gt 0 ] || return 0
-	probe=$(tests/fuzz/run.sh --probe 2>&1)
-	rc=$?
+	probe=$(cat "$RUN_DIR/fuzz-probe.log") rc=$FUZZ_PROBE_RC
 	if [ $rc -eq 77 ]; then
 		result fuzz skip 0 "${probe#run.sh: }"
 		return 0
@@ -422,12 +423,8 @@ fuzz_targets() {
 		result fuzz-build fail 0 "$probe"
 		return 1
 	fi
-	if [ -n "$FUZZ_EARLY" ]; then
-		wait "$FUZZ_EARLY"
-		job bg 1 - fuzz-build step fuzz-build fuzz_build_result
-	else
-		job bg 1 - fuzz-build step fuzz-build tests/fuzz/run.sh --build
-	fi
+	wait "$FUZZ_EARLY"   # started beside step 2
+	job bg 1 - fuzz-build step fuzz-build fuzz_build_result
 	for n in "${names[@]}"; do
 		job par 1 fuzz-build "fuzz:$n" fuzz_one "$n"
 	done
