@@ -41,6 +41,7 @@ NP_TEST=$(basename "$0" .sh)
 # Debian's python3 (the first python3 on PATH may be another build); only the stdlib is used.
 if [ -x /usr/bin/python3 ]; then NP_PYTHON=/usr/bin/python3; else NP_PYTHON=python3; fi
 NP_FAILURES=0
+. "$np_top/tests/integration/token.sh"
 NP_TEST_PASSWORD=${NP_TEST_PASSWORD:-}
 
 # ---------------------------------------------------------------------------------------------

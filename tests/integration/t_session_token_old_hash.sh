@@ -42,7 +42,7 @@ for pair in "old:$old_sid:$old_tok" "sql:$rnd_sid:$rnd_tok"; do
 	np_expect_eq "$what hash: the page holds the message" "from $what" \
 		"$(np_json_get "$NP_TMP/out/$what-list1" 'd["messages"][0]["content"]')"
 	# one character off (the last one changes only the padding bits' neighbour): refused like no session
-	wrong=${tok%?}$([ "${tok: -1}" = A ] && echo Q || echo A)
+	wrong=$(np_wrong_token "$tok")
 	code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $wrong" "$base/sessions/$sid/messages")
 	np_expect_eq "$what hash: a wrong token is 404" 404 "$code"
 	code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $tok" "$base/sessions/$sid")

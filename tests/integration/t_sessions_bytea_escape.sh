@@ -38,7 +38,7 @@ np_expect_eq "pooler_mode: a message is posted (201)" 201 "$code"
 code=$(curl -s -o "$NP_TMP/out/list.body" -w '%{http_code}' -H "Authorization: Bearer $tok" "$base/sessions/$sid/messages")
 np_expect_eq "pooler_mode: the page is read (200)" 200 "$code"
 np_expect_eq "pooler_mode: the page holds the message" escape "$(np_json_get "$NP_TMP/out/list.body" 'd["messages"][0]["content"]')"
-code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer ${tok%?}A" "$base/sessions/$sid/messages")
+code=$(curl -s -o /dev/null -w '%{http_code}' -H "Authorization: Bearer $(np_wrong_token "$tok")" "$base/sessions/$sid/messages")
 np_expect_eq "pooler_mode: a wrong token is still 404" 404 "$code"
 code=$(curl -s -o /dev/null -w '%{http_code}' -X DELETE -H "Authorization: Bearer $tok" "$base/sessions/$sid")
 np_expect_eq "pooler_mode: the session is erased (204)" 204 "$code"
