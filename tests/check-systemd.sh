@@ -43,9 +43,8 @@ esac
 # The targets every service depends on by default (sysinit.target, ...), from this machine: the
 # staged tree holds only what neonpool installs.
 mkdir -p "$stage/usr/lib/systemd/system"
-for t in /lib/systemd/system/*.target /usr/lib/systemd/system/*.target; do
-	[ -e "$t" ] && [ ! -e "$stage/usr/lib/systemd/system/${t##*/}" ] && cp "$t" "$stage/usr/lib/systemd/system/"
-done
+# (one cp: /lib is /usr/lib on a merged-/usr system, and -n keeps the first of a name)
+cp -n /usr/lib/systemd/system/*.target /lib/systemd/system/*.target "$stage/usr/lib/systemd/system/" 2>/dev/null || true
 # Documentation=man:... is looked up in the staged man pages only.
 man8=$(find "$stage" -name neonpoold.8 -type f | head -n 1)
 MANPATH=$(dirname "$(dirname "$man8")")

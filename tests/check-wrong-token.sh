@@ -9,13 +9,14 @@ top=$(cd "$(dirname "$0")/.." && pwd)
 . "$top/tests/integration/token.sh"
 alphabet=ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_
 body=Qk9vTmVvbnBvb2wtc2Vzc2lvbi10b2tlbi10ZXN0
-fails=0 n=0
+fails=0 n=0 f=$(mktemp) || exit 1
+trap 'rm -f "$f"' EXIT
 for ((i = 0; i < 64; i++)); do
 	c=${alphabet:i:1}
 	# the last character of a 32-byte token is one of A E I M ... (its two low bits are zero)
 	for tok in "$c${body}A" "$c${body}E" "A$body$c"; do
 		n=$((n + 1))
-		w=$(np_wrong_token "$tok")
+		np_wrong_token "$tok" >"$f" && read -r w <"$f"   # no subshell: 192 forks were 1 CPU s
 		if [ "$w" = "$tok" ] || [ ${#w} -ne ${#tok} ] || [[ ! $w =~ ^[A-Za-z0-9_-]+$ ]]; then
 			echo "FAIL: np_wrong_token '$tok' gave '$w'"
 			fails=$((fails + 1))
