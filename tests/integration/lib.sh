@@ -304,10 +304,11 @@ s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>
 
 # np_wait_port PORT TIMEOUT_S: wait until something accepts TCP connections on 127.0.0.1:PORT.
 np_wait_port() {
-	local deadline
+	local deadline fd
 	np_now_ms; deadline=$((NP_NOW + $2 * 1000))
 	while :; do
-		if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+		# opened and closed in this shell: a subshell for each try is a fork
+		if { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then exec {fd}>&-; return 0; fi
 		np_now_ms
 		[ "$NP_NOW" -ge "$deadline" ] && return 1
 		sleep 0.05
@@ -659,7 +660,7 @@ np_wait_ready() {
 			np_wait_status "$NP_DAEMON_PID"
 			np_fail "$NP_DAEMON_NAME exited during start (status $NP_EXIT_STATUS): $(tail -n 5 "$NP_DAEMON_LOG")"
 		fi
-		np_fcgi GET /healthz >/dev/null 2>&1
+		np__ready_probe || np_fcgi GET /healthz >/dev/null 2>&1
 		[ "$NP_STATUS" = 200 ] && return 0
 		np_now_ms
 		[ "$NP_NOW" -ge "$deadline" ] && np_fail "$NP_DAEMON_NAME not ready after ${1:-10} s (last status $NP_STATUS)"
@@ -686,6 +687,17 @@ np_stop_daemon() {
 
 # ---------------------------------------------------------------------------------------------
 # Clients
+
+# np__ready_probe: GET /healthz of the current daemon over FastCGI by the resident Python, the
+# parameters np_fcgi sends (the poll above made six processes every 100 ms: env, timeout,
+# cgi-fcgi, two awk and a cat); sets NP_STATUS (000: no answer); 1 where that Python does not answer
+np__ready_probe() {
+	local out
+	np__pyj_usable || return 1
+	printf '%s\0' $'\001fcgi' "$NP_DAEMON_ADDR" /healthz >&"${NP__PYJ[1]}" &&
+		IFS= read -r -d '' -u "${NP__PYJ[0]}" out && [ "${out:0:1}" = 0 ] || return 1
+	NP_STATUS=${out:1}
+}
 
 # np_fcgi [-a ADDR] METHOD URI [BODY_FILE|-] [NAME=VALUE...]: one request straight to the
 # daemon with cgi-fcgi. Sets NP_STATUS ("000" when there was no answer); the headers and
@@ -804,6 +816,61 @@ def field():
         if c == b"\0":
             return b.decode("utf-8", "surrogateescape")
         b += c
+def do_fcgi():
+    import socket, struct
+    addr, uri = field(), field()
+    path, _, query = uri.partition("?")
+    env = dict(REQUEST_METHOD="GET", REQUEST_URI=uri, SCRIPT_NAME=path, DOCUMENT_URI=path,
+               QUERY_STRING=query, SERVER_PROTOCOL="HTTP/1.1", GATEWAY_INTERFACE="CGI/1.1",
+               SERVER_NAME="localhost", SERVER_PORT="80", REMOTE_ADDR="127.0.0.1", REMOTE_PORT="40000",
+               SERVER_ADDR="127.0.0.1", HTTP_HOST="localhost")
+    def rec(t, c=b""):
+        return struct.pack(">BBHHBB", 1, t, 1, len(c), 0, 0) + c
+    def ln(n):
+        return bytes([n]) if n < 128 else struct.pack(">I", n | 0x80000000)
+    pv = b"".join(ln(len(k)) + ln(len(v)) + k.encode() + v.encode() for k, v in env.items())
+    out = b""
+    try:
+        if addr.startswith("/") or ":" not in addr:
+            so = socket.socket(socket.AF_UNIX)
+            so.settimeout(10)
+            so.connect(addr)
+        else:
+            h, _, p = addr.rpartition(":")
+            so = socket.create_connection((h, int(p)), timeout=10)
+        with so:
+            so.sendall(rec(1, struct.pack(">HB5x", 1, 0)) + rec(4, pv) + rec(4) + rec(5))
+            buf = b""
+            while True:
+                c = so.recv(65536)
+                if not c:
+                    break
+                buf += c
+                done = False
+                while len(buf) >= 8:
+                    t, n, pad = buf[1], struct.unpack(">H", buf[4:6])[0], buf[6]
+                    if len(buf) < 8 + n + pad:
+                        break
+                    if t == 6:
+                        out += buf[8:8 + n]
+                    elif t == 3:
+                        done = True
+                    buf = buf[8 + n + pad:]
+                if done:
+                    break
+    except OSError:
+        pass  # refused, no socket yet, a timeout: no answer (000)
+    except Exception:
+        return b"1"  # np_fcgi asks with cgi-fcgi
+    if not out:
+        return b"0000"
+    for line in out.replace(b"\r\n", b"\n").split(b"\n"):
+        if not line:
+            break
+        k, _, v = line.partition(b":")
+        if k.strip().lower() == b"status":
+            return b"0" + (v.split() or [b"000"])[0]
+    return b"0200"
 def do_http():
     import http.client, urllib.parse
     m, url, t, fbody, fhdr, ferr, has_data, data, n = (field() for _ in range(9))
@@ -857,6 +924,10 @@ while True:
             w.write(b"0\0")
         except Exception:
             w.write(b"1\0")
+        w.flush()
+        continue
+    if f == "\x01fcgi":
+        w.write(do_fcgi() + b"\0")
         w.flush()
         continue
     if f == "\x01http":
@@ -933,20 +1004,21 @@ np_start_nginx() {
 	mkdir -p "$dir"
 	cp /etc/nginx/fastcgi_params "$dir/fastcgi_params" 2>/dev/null ||
 		np_skip "nginx's fastcgi_params not found in /etc/nginx"
-	sed -e "s|127\.0\.0\.1:8080|127.0.0.1:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|" \
-		-e "s|unix:/run/neonpool/control\.sock|$control|" -e "s|unix:/run/neonpool/ask\.sock|$ask|" \
-		"$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
-	grep -q "listen 127.0.0.1:$port;" "$dir/neonpool.conf" && grep -qF "server $upstream;" "$dir/neonpool.conf" ||
+	# one sed (a process costs here): the addresses; the web page (www/: the source tree's, or
+	# NP_WWW_ROOT); the content cache in the test's dir, off unless NP_NGINX_CACHE=1; the access log
+	# in the test's dir; the per-address limits only when a test asks (NP_NGINX_LIMIT=1): the other
+	# tests send bursts from one address on purpose
+	local -a ed=(-e "s|127\.0\.0\.1:8080|127.0.0.1:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|"
+		-e "s|unix:/run/neonpool/control\.sock|$control|" -e "s|unix:/run/neonpool/ask\.sock|$ask|"
+		-e "s|/usr/share/neonpool/www|${NP_WWW_ROOT:-$np_top/www}|g" -e "s|/var/cache/neonpool/nginx|$dir/cache|"
+		-e "s|/var/log/nginx/neonpool\.access\.log|$dir/access.log|")
+	[ "${NP_NGINX_CACHE:-0}" = 1 ] || ed+=(-e "s|fastcgi_cache neonpool_content;|fastcgi_cache off;|")
+	[ "${NP_NGINX_LIMIT:-0}" = 1 ] || ed+=(-e '/^ *limit_req zone=/d')
+	sed "${ed[@]}" "$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
+	local conf=""
+	IFS= read -r -d '' conf <"$dir/neonpool.conf"
+	[[ $conf == *"listen 127.0.0.1:$port;"* && $conf == *"server $upstream;"* ]] ||
 		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
-	# the web page (www/): the source tree's, or NP_WWW_ROOT
-	sed -i "s|/usr/share/neonpool/www|${NP_WWW_ROOT:-$np_top/www}|g" "$dir/neonpool.conf"
-	# the content cache: in the test's dir, and off unless NP_NGINX_CACHE=1
-	sed -i "s|/var/cache/neonpool/nginx|$dir/cache|" "$dir/neonpool.conf"
-	[ "${NP_NGINX_CACHE:-0}" = 1 ] || sed -i "s|fastcgi_cache neonpool_content;|fastcgi_cache off;|" "$dir/neonpool.conf"
-	# the access log in the test's dir; the per-address limits only when a test asks
-	# (NP_NGINX_LIMIT=1): the other tests send bursts from one address on purpose
-	sed -i "s|/var/log/nginx/neonpool\.access\.log|$dir/access.log|" "$dir/neonpool.conf"
-	[ "${NP_NGINX_LIMIT:-0}" = 1 ] || sed -i '/^ *limit_req zone=/d' "$dir/neonpool.conf"
 	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
