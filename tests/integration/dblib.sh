@@ -71,7 +71,7 @@ np_wait_db_ready() {
 # bet on a window, and lost it on a loaded machine (the request went through before the lock).
 np_wait_lock() {
 	local i n
-	for i in $(seq 1 $((200 * NP_TIMEOUT_SCALE))); do
+	for ((i = 1; i <= 200 * NP_TIMEOUT_SCALE; i++)); do
 		n=$(np_psql_super -d "${2:-neonpool}" -At -c "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation
 			WHERE c.relname = '$1' AND l.granted AND l.pid <> pg_backend_pid()
 			AND l.mode IN ('ShareRowExclusiveLock', 'ExclusiveLock', 'AccessExclusiveLock')
@@ -142,13 +142,13 @@ np_status_json() {
 # of the old generation has exited, as many new ones running: after a bare `kill -HUP; sleep 1` a
 # request could still reach a worker of the old configuration on a loaded machine.
 np_reload() {
-	local before n seen rejected p left=0
+	local before n seen rejected p left=0 np__j
 	before=$(np_children "$NP_DAEMON_PID" | awk '$2 == "np-worker" || $2 == "np-ask" { print $1 }')
 	n=$(wc -w <<<"$before")
 	seen=$(grep -c 'configuration reloaded' "$NP_DAEMON_LOG")
 	rejected=$(grep -c 'reload rejected' "$NP_DAEMON_LOG")
 	kill -HUP "$NP_DAEMON_PID"
-	for _ in $(seq $((300 * NP_TIMEOUT_SCALE))); do
+	for ((np__j = 0; np__j < 300 * NP_TIMEOUT_SCALE; np__j++)); do
 		[ "$(grep -c 'reload rejected' "$NP_DAEMON_LOG")" -gt "$rejected" ] &&
 			np_fail "reload rejected: $(grep 'reload rejected' "$NP_DAEMON_LOG" | tail -n 1)"
 		if [ "$(grep -c 'configuration reloaded' "$NP_DAEMON_LOG")" -gt "$seen" ]; then

@@ -240,8 +240,20 @@ np_wait_gone() {
 	return 0
 }
 
-# np_children PID: "pid comm" of each child of PID.
-np_children() { ps -o pid=,comm= --ppid "$1" 2>/dev/null | awk '{print $1, $2}'; }
+# np_children PID: "pid comm" of each child of PID (comm up to its first space), from
+# /proc/PID/task/*/children in bash: ps and awk were two processes a call, and tests poll this.
+np_children() {
+	local f c comm
+	local -a kids
+	for f in /proc/"$1"/task/*/children; do
+		kids=()
+		{ read -r -a kids <"$f"; } 2>/dev/null
+		for c in "${kids[@]}"; do
+			{ read -r comm <"/proc/$c/comm"; } 2>/dev/null && printf '%s %s\n' "$c" "${comm%% *}"
+		done
+	done
+	return 0
+}
 
 # np_child_pids PID COMM: the pids of PID's live children named COMM, space separated.
 np_child_pids() {
@@ -255,9 +267,9 @@ np_child_pids() {
 # np_poll WANT TRIES CMD...: run CMD every 0.1 s until it prints WANT, at most TRIES times (a
 # condition waited for, not a window slept through); NP_POLLED holds its last output, for the check.
 np_poll() {
-	local want=$1 tries=$2
+	local want=$1 tries=$2 np__i
 	shift 2
-	for _ in $(seq "$tries"); do
+	for ((np__i = 0; np__i < tries; np__i++)); do
 		NP_POLLED=$("$@")
 		[ "$NP_POLLED" = "$want" ] && return 0
 		sleep 0.1
@@ -275,7 +287,7 @@ np_wait_status() { wait "$1" 2>/dev/null; NP_EXIT_STATUS=$?; }
 # locked for this test (other tests of this user skip it) until teardown.
 np_free_port() {
 	local i p
-	for i in $(seq 1 500); do
+	for ((i = 1; i <= 500; i++)); do
 		p=$((20000 + RANDOM % 12000))
 		mkdir "$NP_PORT_LOCKS/$p" 2>/dev/null || continue
 		if np__port_bindable "$p"; then
