@@ -252,7 +252,8 @@ void db_maintain(void)
 			int prc = pgconn_ping(c, D.conf, D.shm, &err);
 			metrics_ping(prc == 0, 0, util_now_us() - p0, util_wall_us());
 			if (prc < 0) {
-				db_note_fail(ep, &err);
+				if (err.cls != NP_DB_TRANSIENT) /* a lost connection: reconnecting tells */
+					db_note_fail(ep, &err);
 				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
 			} else {
 				db_note_ok(ep);
@@ -276,7 +277,10 @@ PGresult *db_idle_exec(const struct np_stmt *st, const char *const *params)
 	c->last_used_ms = used;
 	if (rc < 0) {
 		PQclear(r);
-		db_note_fail(NP_EP_PRIMARY, &err);
+		/* a lost connection is not a failure of the database: reconnecting tells (it opened
+		 * the breaker with two such losses and one "starting up" after a server restart) */
+		if (err.cls != NP_DB_TRANSIENT)
+			db_note_fail(NP_EP_PRIMARY, &err);
 		char kv[400], q[300];
 		util_quote_value(err.message, q, sizeof(q));
 		snprintf(kv, sizeof(kv), " stmt=%s class=%s error=%s", st->name, pgconn_class_name(err.cls), q);

@@ -253,6 +253,15 @@ static bool sup_probe(int ep, struct np_dberr *err)
 	return ok;
 }
 
+static void sup_breaker_close(int ep, struct np_endpoint_shm *e, int64_t now, const char *why)
+{
+	S.ever_ok[ep] = true;
+	S.fail_run[ep] = 0;
+	atomic_store(&e->breaker, NP_BREAKER_CLOSED);
+	S.recovered_ms[ep] = now;
+	log_info("endpoint %d: %s; circuit closed", ep, why);
+}
+
 /* The breaker: consecutive failures across the pool, from the slots' counters; it opens past
  * breaker_failures. Its state now. */
 static uint32_t sup_breaker(int ep, struct np_endpoint_shm *e, int64_t now)
@@ -277,6 +286,13 @@ static uint32_t sup_breaker(int ep, struct np_endpoint_shm *e, int64_t now)
 		S.fail_run[ep] += (int)dfail;
 	}
 	uint32_t breaker = atomic_load(&e->breaker);
+	if (breaker == NP_BREAKER_OPEN && dok > 0) {
+		/* a statement or a connect of the pool succeeded since it opened: as good as a probe, and
+		 * the only news when the pool's own connections hold every token or every slot the server
+		 * has (a probe then never gets through, and the breaker stayed open until a reload) */
+		sup_breaker_close(ep, e, now, "a pool connection succeeded");
+		return NP_BREAKER_CLOSED;
+	}
 	if (breaker == NP_BREAKER_CLOSED && S.fail_run[ep] >= S.conf->breaker_failures) {
 		atomic_store(&e->breaker, NP_BREAKER_OPEN);
 		atomic_fetch_add(&e->breaker_opened_total, 1);
@@ -302,11 +318,12 @@ static uint32_t sup_probe_due(int ep, struct np_endpoint_shm *e, uint32_t breake
 		if (sup_probe(ep, &err)) {
 			S.ever_ok[ep] = true;
 			S.fail_run[ep] = 0;
-			if (breaker == NP_BREAKER_OPEN) {
-				atomic_store(&e->breaker, NP_BREAKER_CLOSED);
-				S.recovered_ms[ep] = *now;
-				log_info("endpoint %d: probe succeeded; circuit closed", ep);
-			}
+			if (breaker == NP_BREAKER_OPEN)
+				sup_breaker_close(ep, e, *now, "probe succeeded");
+		} else if (breaker == NP_BREAKER_OPEN && err.cls == NP_DB_BUSY && err.kind == NP_ERR_TOO_MANY_CLIENTS) {
+			/* the server answered, and it is full: busy, not down (requests get db_busy, and the
+			 * pool's own connections, which may be what fills it, serve again) */
+			sup_breaker_close(ep, e, *now, "probe answered: server full (too many clients), so it is up");
 		} else {
 			char q[300];
 			util_quote_value(err.message, q, sizeof(q));

@@ -41,7 +41,9 @@ np_log "READY=1 after start"
 "$NEONPOOLCTL" -c "$NP_DAEMON_CONF" reload >"$NP_TMP/out/reload.out" 2>&1
 np_expect_eq "neonpoolctl reload exit status" 0 "$?"
 notify_wait main 2 READY=1
-sleep 0.3
+# two WATCHDOG=1 at least, so the gap between them is measured (the run stopped 1.1 s after the
+# first one in a CI run, before the second was due: a bet on the run's length, not a check)
+notify_wait main 2 WATCHDOG=1
 "$NEONPOOLCTL" -c "$NP_DAEMON_CONF" stop >"$NP_TMP/out/stop.out" 2>&1
 np_expect_eq "neonpoolctl stop exit status" 0 "$?"
 notify_wait main 1 STOPPING=1 5
