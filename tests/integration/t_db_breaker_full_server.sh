@@ -39,8 +39,16 @@ np_fcgi GET "/api/v1/passages/$NP_PASSAGE_MIN" >/dev/null
 np_expect_eq "a read after five terminations of the pool's backends" 200 "$NP_STATUS"
 np_expect_eq "the breaker stayed closed" closed "$(breaker)"
 
-# 2. open it for real: the database refuses connections (down, not busy)
+# 2. an outsider takes a connection of its own first (it keeps it through what follows), then the
+# database refuses new connections (down, not busy) and the breaker opens
+(until PGPASSWORD=$NP_TEST_PASSWORD PGSSLROOTCERT=$NP_PG_CA PGAPPNAME=outsider "$PGBIN/psql" -X -q \
+	"$(np_db_url)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1; do sleep 0.05; done) &
+NP_FRONT_PIDS+=("$!")
+outsider() { np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'outsider'$(np_pg_scope) AND state = 'active'"; }
+np_poll 1 $((100 * NP_TIMEOUT_SCALE)) outsider || np_fail "the outsider did not connect"
 np_psql_super -c "ALTER DATABASE \"$db\" ALLOW_CONNECTIONS false" >/dev/null || np_fail "ALTER DATABASE"
+# room for one connection once it allows them again: the outsider's (a limit counts existing ones)
+np_psql_super -c "ALTER DATABASE \"$db\" CONNECTION LIMIT 1" >/dev/null || np_fail "ALTER DATABASE"
 terminate_pool
 np_poll 0 $((50 * NP_TIMEOUT_SCALE)) pool_backends >/dev/null || np_fail "pool backends left: $NP_POLLED"
 for _ in $(seq 1 $((30 * NP_TIMEOUT_SCALE))); do
@@ -49,15 +57,9 @@ for _ in $(seq 1 $((30 * NP_TIMEOUT_SCALE))); do
 done
 np_expect_eq "the breaker opened while the database refused connections" open "$(breaker)"
 
-# 3. the server takes connections again but has room for one, and an outsider holds it: every
-# probe is refused with "too many connections for database"
-np_psql_super -c "ALTER DATABASE \"$db\" CONNECTION LIMIT 1" >/dev/null || np_fail "ALTER DATABASE"
+# 3. the database takes connections again, but its one is the outsider's: every probe is refused
+# with "too many connections for database"
 np_psql_super -c "ALTER DATABASE \"$db\" ALLOW_CONNECTIONS true" >/dev/null || np_fail "ALTER DATABASE"
-(until PGPASSWORD=$NP_TEST_PASSWORD PGSSLROOTCERT=$NP_PG_CA PGAPPNAME=outsider "$PGBIN/psql" -X -q \
-	"$(np_db_url)" -c "SELECT pg_sleep(600)" >/dev/null 2>&1; do sleep 0.05; done) &
-NP_FRONT_PIDS+=("$!")
-outsider() { np_psql_super -d postgres -At -c "SELECT count(*) FROM pg_stat_activity WHERE application_name = 'outsider'$(np_pg_scope) AND state = 'active'"; }
-np_poll 1 $((100 * NP_TIMEOUT_SCALE)) outsider || np_fail "the outsider did not get the one connection"
 code=""
 for _ in $(seq 1 $((50 * NP_TIMEOUT_SCALE))); do
 	code=$(read_code)
