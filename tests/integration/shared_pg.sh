@@ -55,6 +55,17 @@ np_write_conf "$NP_TMP/ctl.conf" "database_url=$(np_db_url)" "database_password_
 	np_fail "migrate failed: $(cat "$NP_TMP/out/migrate.out")"
 "$NEONPOOLCTL" -c "$NP_TMP/ctl.conf" seed --books "${NP_SEED_BOOKS:-50}" --chapters 10 --passages 10 \
 	>"$NP_TMP/out/seed.out" 2>&1 || np_fail "seed failed: $(cat "$NP_TMP/out/seed.out")"
+# A stopped copy of this migrated and seeded cluster ($dir/seeded/data, NP_SHARED_PG_SEEDED): a test
+# that keeps a private cluster starts from it (lib.sh np_start_pg via np_db_prepare) instead of
+# migrating and seeding its own (0.55 CPU s each; 39 tests do). Taken before the template closes.
+mkdir -p "$dir/seeded" && { ! np_is_root || chown postgres: "$dir/seeded"; } || np_fail "mkdir $dir/seeded"
+np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -w -t 60 stop -m fast >>"$NP_TMP/out/restart.out" 2>&1 ||
+	np_fail "PostgreSQL stop failed: $(tail -n 5 "$NP_TMP/pg/postgresql.log")"
+np_pg_run cp -a "$NP_TMP/pg/data" "$dir/seeded/data" >"$NP_TMP/out/seeded.out" 2>&1 ||
+	np_fail "copying the seeded cluster failed: $(cat "$NP_TMP/out/seeded.out")"
+np_pg_run rm -f "$dir/seeded/data/postmaster.opts"
+np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -w -t 60 start -l "$NP_TMP/pg/postgresql.log" \
+	>>"$NP_TMP/out/restart.out" 2>&1 || np_fail "PostgreSQL start failed: $(tail -n 5 "$NP_TMP/pg/postgresql.log")"
 # the template: no session may stay connected to it
 np_psql_super -d postgres -c "ALTER DATABASE neonpool ALLOW_CONNECTIONS false" >/dev/null ||
 	np_fail "cannot close the template database"
@@ -67,6 +78,7 @@ NP_SHARED_PG_SOCKDIR=$NP_PG_SOCKDIR
 NP_SHARED_PG_CA=$NP_PG_CA
 NP_SHARED_PG_PASSWORD=$NP_TEST_PASSWORD
 NP_SHARED_PG_SEED=${NP_SEED_BOOKS:-50}
+NP_SHARED_PG_SEEDED=$dir/seeded
 EOF
 echo "shared PostgreSQL 15 on 127.0.0.1:$NP_PG_PORT, template database neonpool (migrated, seeded)"
 # keep the cluster and its directory: teardown would stop and remove them
