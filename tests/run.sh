@@ -15,7 +15,8 @@
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
 # "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
-# first, so that none ends the run alone), then the rest; the builds (the Debian package first,
+# first, so that none ends the run alone; the sanitizer and valgrind integration tests with them, as
+# soon as their build has passed), then the rest; the builds (the Debian package first,
 # distcheck, which is the sanitizer build, the fuzz targets) run one at a time beside the other
 # jobs, under nice 5.
 #   1 scripts/install-deps.sh                    missing Debian packages (fails clearly without root)
@@ -529,7 +530,9 @@ asan_unit_results() {
 		result "asan:make-check" fail 0 "distcheck kept no unit test result in build-asan/neonpool/tests"
 }
 job par 2 distcheck asan:make-check asan_unit_results
-PRIO=2 AFTER=distcheck integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
+# PRIO 0: as soon as distcheck has passed, before the short tests still queued (at PRIO 2 they
+# waited for every other test, and asan:t_db_terminate, 20 s of load, ran alone at the end)
+PRIO=0 AFTER=distcheck integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
 	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
 	"${ASAN_ENV[@]}" -- "${SAN_TESTS[@]}"
 
@@ -540,7 +543,7 @@ for bin in tests/unit/test_*; do
 	job par 3 - "valgrind:$(basename "$bin")" step "valgrind:$(basename "$bin")" env NP_VALGRIND=1 valgrind -q --leak-check=full \
 		--errors-for-leak-kinds=definite,possible --error-exitcode=1 "$bin"
 done
-PRIO=2 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
+PRIO=0 integration "valgrind:" NP_TIMEOUT_SCALE=10 \
 	"NP_DAEMON_WRAPPER=valgrind --trace-children=yes --error-exitcode=99 --leak-check=full --errors-for-leak-kinds=definite,possible --log-file=@TMP@/vg.%p" \
 	-- tests/integration/t_routes.sh tests/integration/t_db_routes.sh
 

@@ -8,7 +8,7 @@
 // NP_SCALE, NP_BOOK (the book's id).
 import { writeFileSync, existsSync, rmSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { BASE, ART, ms, sleep, check, result, run, launch, newContext as newCtx, desktop, finish } from './lib.mjs';
+import { BASE, ART, ms, sleep, check, result, run, launch, newContext as newCtx, desktop, finish, shot } from './lib.mjs';
 
 const CTL = process.env.NP_CTL_DIR;
 const BOOK = process.env.NP_BOOK;
@@ -60,7 +60,7 @@ await run('a chapter read before the outage shows from the cache, with a calm no
   check(text !== null && !/error|fail|database|5\d\d|stale/i.test(text), 'the note is calm: no error words, codes or jargon', text || '');
   const body = await q.evaluate(() => document.body.textContent);
   check(!/db_unavailable|X-Cache|STALE/.test(body), 'no raw status text on the page');
-  await q.screenshot({ path: join(ART, 'saved-copy-1280.png') });
+  await shot(q, 'saved-copy-1280.png');
 
   // a chapter never read: the banner while waiting, then the chapter by itself
   await q.goto(`${BASE}/#/books/${BOOK}/chapters/7`, { waitUntil: 'load' });

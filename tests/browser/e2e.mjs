@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { join } from 'node:path';
 import {
   BASE, ART, SCALE, ms, sleep, ok, notOk, check, skip, result, measure, run, launch, newContext as newCtx,
-  desktop, visibleSpinners, recordBanners, bannerSeen, apiJson, finish,
+  desktop, visibleSpinners, recordBanners, bannerSeen, apiJson, finish, shot
 } from './lib.mjs';
 
 const CTL = process.env.NP_CTL_DIR;
@@ -128,7 +128,7 @@ await run('search and open a passage', async () => {
   check(r.n >= 3, 'search "vacuum freeze" lists results', `${r.n} results`);
   check(r.marks > 0 && !r.rawTags, 'snippets highlight the matches as <mark> elements, no markup shown as text', `${r.marks} marks`);
   check(r.top3.some((t) => t.includes('Routine Vacuuming')), 'a Routine Vacuuming passage in the top 3');
-  await page.screenshot({ path: join(ART, 'search-1280.png'), fullPage: false });
+  await shot(page, 'search-1280.png', { fullPage: false });
   const href = await page.getAttribute('.results li a', 'href');
   await page.click('.results li a');
   await page.waitForSelector('.passage.target', { timeout: ms(10000) });
@@ -138,7 +138,7 @@ await run('search and open a passage', async () => {
     return { focused: document.activeElement === el, inView: r.top >= 0 && r.top < innerHeight, h1: document.querySelector('h1').textContent, text: el.textContent.length };
   });
   check(t.focused && t.inView && t.text > 0, 'the passage opens in its chapter, in view and focused', `${href} -> "${t.h1}"`);
-  await page.screenshot({ path: join(ART, 'chapter-1280.png') });
+  await shot(page, 'chapter-1280.png');
   await axeScan(page, 'a chapter with its passage');
 });
 
@@ -191,7 +191,7 @@ await run('start a session and ask', async () => {
   check(st.deltas >= 2, 'the answer arrived in pieces (streamed)', `${st.deltas} additions`);
   check(st.cites.length > 0, 'citations are listed as numbered links', `${st.cites.length}: ${st.cites.slice(0, 3).join(' ; ')}`);
   check(st.cites.some((c) => c.includes('Routine Vacuuming')), 'a citation of the Routine Vacuuming chapter');
-  await page.screenshot({ path: join(ART, 'answer-1280.png') });
+  await shot(page, 'answer-1280.png');
   await axeScan(page, 'a chat with an answer');
   await page.click('.answer .cites a');
   await page.waitForSelector('.passage.target', { timeout: ms(10000) });
@@ -298,19 +298,19 @@ await run('screenshots at 360 px', async () => {
   }
   const over = await p.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   check(over <= 0, 'no horizontal scrolling at 360 px (chat)', `${over} px too wide`);
-  await p.screenshot({ path: join(ART, 'chat-360.png'), fullPage: true });
+  await shot(p, 'chat-360.png', { fullPage: true });
   await p.click('#chats-toggle');
   check(await p.isVisible('#new-chat'), 'at 360 px the Chats button opens the list of chats');
-  await p.screenshot({ path: join(ART, 'chats-open-360.png') });
+  await shot(p, 'chats-open-360.png');
   await p.goto(`${BASE}/#/search?q=${encodeURIComponent('vacuum freeze')}`, { waitUntil: 'load' });
   await p.waitForSelector('.results li', { timeout: ms(10000) });
   const over2 = await p.evaluate(() => document.documentElement.scrollWidth - innerWidth);
   check(over2 <= 0, 'no horizontal scrolling at 360 px (search)', `${over2} px too wide`);
-  await p.screenshot({ path: join(ART, 'search-360.png') });
+  await shot(p, 'search-360.png');
   await axeScan(p, 'search results at 360 px');
   await ctx.close();
   await page.goto(`${BASE}/#/`, { waitUntil: 'load' });
-  await page.screenshot({ path: join(ART, 'chat-1280.png') });
+  await shot(page, 'chat-1280.png');
 });
 
 // The stream as the page reads it, the ask route's answers replaced in the browser (page.route):
@@ -446,7 +446,7 @@ await run('the database stopped: a calm banner, then recovery by itself', async 
   check(/unavailable|busy|reached/i.test(v.banner), 'a calm banner says the library is unavailable and that the page carries on', v.banner.trim());
   check(!/db_unavailable|database down|connection refused|circuit/i.test(v.body), 'no raw error text on the page');
   check(await visibleSpinners(p) === 0, 'no spinner while waiting');
-  await p.screenshot({ path: join(ART, 'db-down-1280.png') });
+  await shot(p, 'db-down-1280.png');
   await sleep(1500);
   await ctl('start-db');
   const t1 = Date.now();

@@ -9,7 +9,7 @@
 // passages contain), NP_ARTIFACTS, NP_SCALE.
 import { join } from 'node:path';
 import {
-  BASE, ART, ms, sleep, check, skip, result, measure, run, launch, newContext, desktop, visibleSpinners, apiJson, finish,
+  BASE, ART, ms, sleep, check, skip, result, measure, run, launch, newContext, desktop, visibleSpinners, apiJson, finish, shot
 } from './lib.mjs';
 
 const MOCK = process.env.NP_MOCK;
@@ -40,7 +40,7 @@ await run('Stop mid-stream: the upstream sees it', async () => {
   p.on('response', (r) => { if (/\/ask\/[0-9]+\/cancel$/.test(new URL(r.url()).pathname)) cancels.push(r.status()); });
   await ask(p, `What is ${WORD}?`);
   await p.waitForFunction(() => { const a = document.querySelector('.answer .text'); return a && a.textContent.split(' ').length > 5; }, null, { timeout: ms(15000) });
-  await p.screenshot({ path: join(ART, 'streaming-1280.png') });
+  await shot(p, 'streaming-1280.png');
   const tClick = Date.now() / 1000;
   await p.click('button.stop');
   await p.waitForSelector('.answer[data-state]', { timeout: ms(5000) });
@@ -66,7 +66,7 @@ await run('Stop mid-stream: the upstream sees it', async () => {
   const a = msgs.data.messages.find((m) => m.role === 'assistant');
   check(a && a.status === 'stopped' && shown.startsWith(a.content.trim().slice(0, 20)), 'the stored answer is stopped, with the text shown',
     a ? `${a.status}, ${a.content.length} characters stored, ${shown.length} shown` : 'none');
-  await p.screenshot({ path: join(ART, 'stopped-1280.png') });
+  await shot(p, 'stopped-1280.png');
   result(`Stop: the stand-in saw the end ${rec ? Math.round((rec.t_disconnect - tClick) * 1000) : '?'} ms after the click`);
   await ctx.close();
 });

@@ -3,10 +3,16 @@
 // "# SKIP name: reason", "RESULT ..."; the shell counts the "not ok" lines), one test at a time,
 // Debian's chromium through playwright-core, contexts that collect uncaught page exceptions, the
 // spinner count and a small API client.
+import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 
 export const BASE = process.env.NP_BASE;
 export const ART = process.env.NP_ARTIFACTS;
+// a screenshot for people to look at, into ART; none when ART is empty (CI, where nobody looks:
+// 0.6 CPU s each on this machine, 13 in the three browser tests)
+export const shot = async (page, name, opts = {}) => {
+  if (ART) await page.screenshot({ path: join(ART, name), ...opts });
+};
 export const SCALE = Number(process.env.NP_SCALE || 1);
 export const ms = (n) => n * SCALE;
 export const sleep = (t) => new Promise((r) => setTimeout(r, t));

@@ -240,6 +240,15 @@ np_wait_gone() {
 	return 0
 }
 
+# np_artifacts: NP_ART, where the browser tests put their screenshots: NP_ARTIFACTS_DIR, else
+# tests/browser/artifacts; none under CI=true unless NP_ARTIFACTS_DIR asks (nobody looks at them
+# there, and a screenshot costs 0.6 CPU s here: 13 in the three browser tests)
+np_artifacts() {
+	NP_ART=${NP_ARTIFACTS_DIR:-}
+	[ -z "$NP_ART" ] && [ "${CI:-}" != true ] && NP_ART=$np_top/tests/browser/artifacts
+	[ -z "$NP_ART" ] || mkdir -p "$NP_ART"
+}
+
 # np_children PID: "pid comm" of each child of PID (comm up to its first space), from
 # /proc/PID/task/*/children in bash: ps and awk were two processes a call, and tests poll this.
 np_children() {

@@ -35,8 +35,8 @@ control_loop() {
 control_loop &
 ctl_pid=$!
 
-art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
-mkdir -p "$art"
+np_artifacts
+art=$NP_ART
 np_now_ms; t0=$NP_NOW
 NP_BASE=http://127.0.0.1:$NP_HTTP_PORT NP_CTL_DIR=$ctl NP_ARTIFACTS=$art NP_SCALE=$NP_TIMEOUT_SCALE NP_BOOK=$NP_BOOK_MIN \
 	timeout $((120 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/cache.mjs" >"$NP_TMP/out/cache.out" 2>&1

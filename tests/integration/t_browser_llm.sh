@@ -29,8 +29,8 @@ np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock
 np_wait_db_ready
 word=$(np_psql_super -d neonpool -At -c "SELECT w FROM (SELECT regexp_split_to_table(body, '\s+') w FROM passages LIMIT 5) x WHERE length(w) > 5 LIMIT 1")
 
-art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
-mkdir -p "$art"
+np_artifacts
+art=$NP_ART
 np_now_ms; t0=$NP_NOW
 NP_BASE=http://127.0.0.1:$NP_HTTP_PORT NP_MOCK=http://127.0.0.1:$mport NP_WORD=$word NP_ARTIFACTS=$art \
 	NP_SCALE=$NP_TIMEOUT_SCALE timeout $((240 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e_llm.mjs" >"$NP_TMP/out/e2e.out" 2>&1

@@ -63,8 +63,8 @@ control_loop() {
 control_loop &
 ctl_pid=$!
 
-art=${NP_ARTIFACTS_DIR:-$np_top/tests/browser/artifacts}
-mkdir -p "$art"
+np_artifacts
+art=$NP_ART
 np_now_ms; t0=$NP_NOW
 NP_BASE=$base NP_CTL_DIR=$ctl NP_ARTIFACTS=$art NP_SCALE=$NP_TIMEOUT_SCALE \
 	timeout $((240 * NP_TIMEOUT_SCALE)) node "$np_top/tests/browser/e2e.mjs" >"$NP_TMP/out/e2e.out" 2>&1
@@ -74,5 +74,5 @@ kill "$ctl_pid" 2>/dev/null; wait "$ctl_pid" 2>/dev/null
 cat "$NP_TMP/out/e2e.out"
 np_expect "the browser tests ran to their end (exit $rc, $((NP_NOW - t0)) ms)" test "$rc" = 0
 NP_FAILURES=$((NP_FAILURES + $(grep -c '^not ok' "$NP_TMP/out/e2e.out")))
-echo "RESULT browser: $(grep -c '^ok' "$NP_TMP/out/e2e.out") passed, $(grep -c '^not ok' "$NP_TMP/out/e2e.out") failed, $(grep -c '^# SKIP' "$NP_TMP/out/e2e.out") skipped in $((NP_NOW - t0)) ms; $(grep '^RESULT' "$NP_TMP/out/e2e.out" | sed 's/^RESULT //' | paste -sd ';'); screenshots in $art"
+echo "RESULT browser: $(grep -c '^ok' "$NP_TMP/out/e2e.out") passed, $(grep -c '^not ok' "$NP_TMP/out/e2e.out") failed, $(grep -c '^# SKIP' "$NP_TMP/out/e2e.out") skipped in $((NP_NOW - t0)) ms; $(grep '^RESULT' "$NP_TMP/out/e2e.out" | sed 's/^RESULT //' | paste -sd ';'); screenshots in ${art:-none (CI)}"
 np_finish
