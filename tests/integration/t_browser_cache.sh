@@ -22,12 +22,12 @@ control_loop() {
 		if [ -f "$ctl/stop-db" ]; then
 			rm -f "$ctl/stop-db"
 			np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" stop -m fast >"$NP_TMP/out/pgstop.out" 2>&1
-			echo $? >"$ctl/stop-db.done"
+			echo $? >"$ctl/stop-db.rc" && mv "$ctl/stop-db.rc" "$ctl/stop-db.done" # whole, or not there
 		fi
 		if [ -f "$ctl/start-db" ]; then
 			rm -f "$ctl/start-db"
 			np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -l "$NP_TMP/pg/postgresql.log" -w start >"$NP_TMP/out/pgstart.out" 2>&1
-			echo $? >"$ctl/start-db.done"
+			echo $? >"$ctl/start-db.rc" && mv "$ctl/start-db.rc" "$ctl/start-db.done" # whole, or not there
 		fi
 		sleep 0.05
 	done
