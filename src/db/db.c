@@ -103,8 +103,13 @@ bool db_accept_main(void)
 	return db_holder(NP_EP_PRIMARY) || db_breaker_open(NP_EP_PRIMARY) || atomic_load(&e->shed) != 0;
 }
 
+/* A failure the breaker counts. Not a full server (busy, not down: counting it would turn db_busy
+ * into db_unavailable) and not a lost connection (reconnecting tells: two losses between requests
+ * and one "starting up" opened the breaker after a server restart). */
 static void db_note_fail(int ep, const struct np_dberr *err)
 {
+	if (err->cls == NP_DB_BUSY || err->cls == NP_DB_TRANSIENT)
+		return;
 	struct np_slot *s = &D.shm->slots[D.slot];
 	/* the class first: the supervisor reads it when it sees the count move */
 	atomic_store(&s->db_last_class[ep], (uint32_t)err->cls);
@@ -147,10 +152,7 @@ static int db_open(int ep, int tok, int64_t deadline_ms, struct np_dberr *err)
 	if (rc < 0) {
 		D.conn[ep].tok = -1;
 		D.conn[ep].pg = NULL;
-		/* a full server is busy, not down: it must not open the breaker (that would turn
-		 * db_busy into db_unavailable) */
-		if (err->cls != NP_DB_BUSY)
-			db_note_fail(ep, err);
+		db_note_fail(ep, err);
 		db_backoff();
 		char kv[400];
 		char q[300];
@@ -252,8 +254,7 @@ void db_maintain(void)
 			int prc = pgconn_ping(c, D.conf, D.shm, &err);
 			metrics_ping(prc == 0, 0, util_now_us() - p0, util_wall_us());
 			if (prc < 0) {
-				if (err.cls != NP_DB_TRANSIENT) /* a lost connection: reconnecting tells */
-					db_note_fail(ep, &err);
+				db_note_fail(ep, &err);
 				db_close(ep, err.cls == NP_DB_TIMEOUT ? 0 : DB_CLOSE_WAIT_MS);
 			} else {
 				db_note_ok(ep);
@@ -277,10 +278,7 @@ PGresult *db_idle_exec(const struct np_stmt *st, const char *const *params)
 	c->last_used_ms = used;
 	if (rc < 0) {
 		PQclear(r);
-		/* a lost connection is not a failure of the database: reconnecting tells (it opened
-		 * the breaker with two such losses and one "starting up" after a server restart) */
-		if (err.cls != NP_DB_TRANSIENT)
-			db_note_fail(NP_EP_PRIMARY, &err);
+		db_note_fail(NP_EP_PRIMARY, &err);
 		char kv[400], q[300];
 		util_quote_value(err.message, q, sizeof(q));
 		snprintf(kv, sizeof(kv), " stmt=%s class=%s error=%s", st->name, pgconn_class_name(err.cls), q);
