@@ -22,13 +22,8 @@ np_db_prepare() {
 			np__shared_db template1
 		fi
 	else
-		# a private cluster: from the shared cluster's seeded copy when the seed is the same
-		local from=0
-		if [ -n "${NP_SHARED_PG:-}" ] && [ -r "$NP_SHARED_PG" ]; then
-			np__shared_db_env
-			[ "${NP_SEED_BOOKS:-50}" = "$NP_SHARED_PG_SEED" ] && from=1
-		fi
-		NP_PG_FROM_SEEDED=$from np_start_pg
+		# a private cluster: from the shared cluster's seeded copy when its seed is this one
+		NP_PG_WANT_SEED=${NP_SEED_BOOKS:-50} np_start_pg
 		[ "$NP_PG_SEEDED" = 1 ] && seeded=1
 	fi
 	printf '%s\n' "$NP_TEST_PASSWORD" >"$NP_TMP/db.password"

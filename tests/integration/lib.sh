@@ -458,13 +458,13 @@ np_start_pg() {
 		np__shared_db template1
 		return 0
 	fi
-	# NP_PG_FROM_SEEDED=1 (np_db_prepare with the shared cluster's seed): start from the shared
-	# cluster's stopped, migrated and seeded copy; NP_PG_SEEDED says whether it did
+	# NP_PG_WANT_SEED=N (np_db_prepare): start from the shared cluster's stopped, migrated copy
+	# when it was seeded with N books; NP_PG_SEEDED says whether it did
 	local seeded_src=""
 	NP_PG_SEEDED=0
-	if [ "${NP_PG_FROM_SEEDED:-0}" = 1 ] && [ -n "${NP_SHARED_PG:-}" ] && [ -r "$NP_SHARED_PG" ]; then
+	if [ -n "${NP_PG_WANT_SEED:-}" ] && [ -n "${NP_SHARED_PG:-}" ] && [ -r "$NP_SHARED_PG" ]; then
 		np__shared_db_env
-		[ -n "${NP_SHARED_PG_SEEDED:-}" ] && [ -f "$NP_SHARED_PG_SEEDED/data/PG_VERSION" ] &&
+		[ "$NP_PG_WANT_SEED" = "${NP_SHARED_PG_SEED:-}" ] && [ -f "${NP_SHARED_PG_SEEDED:-}/data/PG_VERSION" ] &&
 			seeded_src=$NP_SHARED_PG_SEEDED/data
 	fi
 	[ -x "$PGBIN/initdb" ] || np_skip "PostgreSQL 15 is not installed ($PGBIN; run scripts/install-deps.sh)"
