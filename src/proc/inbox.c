@@ -61,6 +61,14 @@ bool inbox_has_room(const struct inbox *ib, int64_t now_ms, int64_t min_age_ms)
 	return false;
 }
 
+bool inbox_has_fresh_request(const struct inbox *ib, int64_t now_ms, int64_t max_age_ms)
+{
+	for (int i = 0; i < ib->n; i++)
+		if (ib->e[i].wait == INBOX_REQUEST && now_ms - ib->e[i].since_ms < max_age_ms)
+			return true;
+	return false;
+}
+
 struct inbox_entry inbox_take(struct inbox *ib, int i)
 {
 	struct inbox_entry x = ib->e[i];

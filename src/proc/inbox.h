@@ -45,6 +45,8 @@ int inbox_add(struct inbox *ib, struct inbox_entry x);
 /* Whether inbox_add would find room without closing a request younger than min_age_ms (a burst
  * of slow but honest peers is left in the backlog for other workers rather than cut off). */
 bool inbox_has_room(const struct inbox *ib, int64_t now_ms, int64_t min_age_ms);
+/* Whether a connection accepted less than max_age_ms ago still waits for its request. */
+bool inbox_has_fresh_request(const struct inbox *ib, int64_t now_ms, int64_t max_age_ms);
 /* Take entry i out (the caller owns its fd now, no longer watched); the last entry moves into its place. */
 struct inbox_entry inbox_take(struct inbox *ib, int i);
 /* Index of the entry holding fd, or -1. */

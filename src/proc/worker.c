@@ -576,8 +576,14 @@ static int worker_wait(struct worker_ctx *w, int listen_fd, int control_fd, bool
 {
 	const struct np_conf *conf = w->conf;
 	int64_t min_age = conf->request_read_timeout_ms / 2 < 1000 ? conf->request_read_timeout_ms / 2 : 1000;
-	bool room = inbox_has_room(&w->inbox, util_now_ms(), min_age);
-	bool main_open = !stopping && room && (w->ask || db_accept_main());
+	int64_t now = util_now_ms();
+	bool room = inbox_has_room(&w->inbox, now, min_age);
+	/* an ask worker holding a connection whose request is on its way takes no other: that
+	 * request may be a long answer, and a second one parked here would wait for its end while
+	 * another ask worker idles (t_ask_parked_not_behind_answer). A peer that sends nothing
+	 * blocks it for min_age at most. */
+	bool main_open = !stopping && room &&
+	                 (w->ask ? !inbox_has_fresh_request(&w->inbox, now, min_age) : db_accept_main());
 	worker_watch(w, listen_fd, WORKER_EV_MAIN,
 	             !main_open ? WATCH_OFF : db_holder(NP_EP_PRIMARY) || w->ask ? WATCH_EXCLUSIVE : WATCH_SHARED);
 	worker_watch(w, control_fd, WORKER_EV_CONTROL, room && !stopping ? WATCH_EXCLUSIVE : WATCH_OFF);
@@ -591,7 +597,7 @@ static int worker_wait(struct worker_ctx *w, int listen_fd, int control_fd, bool
 			log_warn("epoll_ctl: %s", strerror(errno));
 	}
 	int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
-	int64_t next = inbox_next_ms(&w->inbox, util_now_ms());
+	int64_t next = inbox_next_ms(&w->inbox, now);
 	if (next >= 0 && next < timeout)
 		timeout = next + 1;
 	struct epoll_event evs[20];

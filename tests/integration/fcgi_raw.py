@@ -17,6 +17,11 @@
       a POST of BODY_BYTES bytes sent whole, then the empty STDIN record that ends the stream only
       DELAY_S later, as nginx does when it sends a body from its temporary file in several writes;
       prints "before_end=answered|closed|nothing end_send=ok|ERROR status=CODE|none bytes=N".
+  fcgi_raw.py ask-pair SOCKET_PATH SESSION TOKEN QUESTION OUT_JSON
+      two asks (POST .../ask, SSE) on the unix socket SOCKET_PATH whose connections are opened
+      0.3 s apart before either sends its request, so that one worker may take (park) both; then
+      the first request is sent, and the second 0.3 s later. OUT_JSON gets, per ask, its status,
+      the seconds from its send to its first answer byte and to its end, and its answer's text.
 """
 import json
 import select
@@ -74,6 +79,10 @@ def post_bytes(uri, declared, sent):
 
 
 def connect(host, port, src=None):
+    if port is None:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.connect(host)
+        return s
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     if src:
         s.bind((src, 0))
@@ -221,6 +230,56 @@ def late_end(host, port, uri, body_bytes, delay):
     sys.stdout.flush()
 
 
+def ask_bytes(session, token, question):
+    uri = "/api/v1/sessions/%s/ask" % session
+    body = json.dumps({"question": question}).encode()
+    content = b"".join([nv(b"REQUEST_METHOD", b"POST"), nv(b"REQUEST_URI", uri.encode()),
+                        nv(b"SCRIPT_NAME", uri.encode()), nv(b"DOCUMENT_URI", uri.encode()),
+                        nv(b"QUERY_STRING", b""), nv(b"REMOTE_ADDR", b"127.0.0.1"),
+                        nv(b"HTTP_AUTHORIZATION", b"Bearer " + token.encode()),
+                        nv(b"HTTP_ACCEPT", b"text/event-stream"),
+                        nv(b"CONTENT_LENGTH", str(len(body)).encode()), nv(b"CONTENT_TYPE", b"application/json")])
+    return (record(BEGIN, 1, struct.pack(">HB5x", 1, 0)) + record(PARAMS, 1, content) + record(PARAMS, 1) +
+            record(STDIN, 1, body) + record(STDIN, 1))
+
+
+def ask_pair(path, session, token, question, out_json, max_wait=60.0):
+    socks = [connect(path, None)]
+    time.sleep(0.3)
+    socks.append(connect(path, None))
+    time.sleep(0.3)
+    sent, first, end, got = [None, None], [None, None], [None, None], [b"", b""]
+    t0 = time.monotonic()
+    for i, s in enumerate(socks):
+        if i:
+            time.sleep(0.3)
+        s.sendall(ask_bytes(session, token, "%s (%d)" % (question, i + 1)))
+        sent[i] = time.monotonic()
+    while None in end and time.monotonic() < t0 + max_wait:
+        live = [s for i, s in enumerate(socks) if end[i] is None]
+        r, _, _ = select.select(live, [], [], 0.05)
+        for s in r:
+            i = socks.index(s)
+            try:
+                chunk = s.recv(65536)
+            except OSError:
+                chunk = b""
+            now = time.monotonic()
+            if chunk and first[i] is None:
+                first[i] = now - sent[i]
+            got[i] += chunk
+            if not chunk or parse_answer(got[i])[2]:
+                end[i] = now - sent[i]
+    result = []
+    for i, s in enumerate(socks):
+        status, out, _, _ = parse_answer(got[i])
+        result.append({"status": status, "first_s": first[i], "end_s": end[i],
+                       "text": out.decode("utf-8", "replace")})
+        s.close()
+    with open(out_json, "w") as f:
+        json.dump(result, f)
+
+
 def main(argv):
     if argv[1] == "peers":
         peers(argv[2], int(argv[3]), int(argv[4]), int(argv[5]), argv[6], argv[7], float(argv[8]))
@@ -242,6 +301,8 @@ def main(argv):
         request(argv[2], int(argv[3]), argv[4], src, pb, wait, keep, bd, bs)
     elif argv[1] == "late-end":
         late_end(argv[2], int(argv[3]), argv[4], int(argv[5]), float(argv[6]))
+    elif argv[1] == "ask-pair":
+        ask_pair(argv[2], argv[3], argv[4], argv[5], argv[6])
     else:
         sys.exit("usage: see the file's docstring")
 
