@@ -208,6 +208,7 @@ jobs_start() {
 		RES=$out.res; : >"$RES"; eval "${J_CMD[i]}" ) >"$out.out" 2>&1 &
 	fi
 	J_PIDS[$!]=$i
+	[ -n "${NP_TIMELINE:-}" ] && echo "$! ${J_NAME[i]}" >>"$NP_TIMELINE.pids"   # for a process tree (perf)
 	J_STATE[i]=running
 	J_T0[i]=$SECONDS
 }

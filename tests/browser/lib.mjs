@@ -47,7 +47,7 @@ export const launch = () => chromium.launch({
 // every context: uncaught exceptions of the page are collected (there must be none)
 export const pageErrors = [];
 export async function newContext(browser, opts) {
-  const ctx = await browser.newContext(opts);
+  const ctx = await browser.newContext({ reducedMotion: 'reduce', ...opts });
   ctx.on('page', (pg) => pg.on('pageerror', (e) => pageErrors.push(`${pg.url()}: ${e.message}`)));
   return ctx;
 }
