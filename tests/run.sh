@@ -14,7 +14,8 @@
 # line is "N passed, N failed" (", N skipped" when some were); exit 1 when one failed.
 #
 # Steps 1-3 run one after the other; the rest are jobs, NP_JOBS (3) at a time: a test holding a line
-# "# np: serial" runs alone (these first), then the tests holding "# np: long" (the longest start
+# "# np: serial" runs alone (these first), then those holding "# np: serial-beside-build" (alone
+# among the tests, the first build beside them), then the tests holding "# np: long" (the longest start
 # first, so that none ends the run alone; the sanitizer and valgrind integration tests with them, as
 # soon as their build has passed), then the rest; the builds (the Debian package first,
 # distcheck, which is the sanitizer build, the fuzz targets) run one at a time beside the other
@@ -150,7 +151,9 @@ summary() {
 # ---- jobs ---------------------------------------------------------------------------------
 # job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
 #   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
-#          a concurrent test would disturb); bg: a build, one at a time beside the par jobs, under
+#          a concurrent test would disturb); serialb: alone among the tests, but a bg build may run
+#          beside it (its counts have a wide margin; after every serial job); bg: a build, one at a
+#          time beside the par jobs or a serialb job, under
 #          nice 5 (the tests leave CPU idle while they wait; niced further, a build starved on a
 #          machine loaded by others and ended on the critical path; as SCHED_IDLE beside the serial
 #          tests it failed t_db_steady's ratio, 0.857, and saved no time)
@@ -222,10 +225,14 @@ jobs_run() {
 		for ((i = 0; i < n; i++)); do [ "${J_PRIO[i]}" = "$p" ] && order+=("$i"); done
 	done
 	while [ $printed -lt "$n" ]; do
-		# a serial job ready to run: no par job starts (the par jobs drain for it)
-		sw=0
+		# a serial job ready to run: no par job starts (the par jobs drain for it); sws: one that
+		# runs without a build beside it (serial), which goes before those that may (serialb)
+		sw=0 sws=0
 		for i in "${order[@]}"; do
-			[ "${J_KIND[i]}" = serial ] && [ "${J_STATE[i]}" = queued ] && jobs_ready "$i" && { sw=1; break; }
+			case ${J_KIND[i]} in serial | serialb) ;; *) continue ;; esac
+			[ "${J_STATE[i]}" = queued ] && jobs_ready "$i" || continue
+			sw=1
+			[ "${J_KIND[i]}" = serial ] && { sws=1; break; }
 		done
 		for i in "${order[@]}"; do
 			[ "${J_STATE[i]}" = queued ] || continue
@@ -235,8 +242,9 @@ jobs_run() {
 			2) J_STATE[i]=skipped; : >"$RUN_DIR/jobs/$i.out"; : >"$RUN_DIR/jobs/$i.res"; continue ;;
 			esac
 			case ${J_KIND[i]} in
-			bg) [ $serial = 0 ] && [ $sw = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
+			bg) [ $serial != 1 ] && [ $sws = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
 			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
+			serialb) [ $serial = 0 ] && [ $sws = 0 ] && [ $par -eq 0 ] || continue; serial=2 ;;
 			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
 			esac
 			jobs_start "$i"
@@ -253,7 +261,7 @@ jobs_run() {
 		rc=$?
 		i=${J_PIDS[$pid]}
 		unset "J_PIDS[$pid]"
-		case ${J_KIND[i]} in serial) serial=0 ;; bg) bg=$((bg - 1)) ;; *) par=$((par - 1)) ;; esac
+		case ${J_KIND[i]} in serial | serialb) serial=0 ;; bg) bg=$((bg - 1)) ;; *) par=$((par - 1)) ;; esac
 		if [ $rc -eq 0 ]; then J_STATE[i]=ok; else J_STATE[i]=failed; fi
 		printf '%4d %4d %4s %-6s %s\n' $((J_T0[i] - T_START)) $((SECONDS - T_START)) "$(jobs_cpu "$i")" "${J_KIND[i]}" "${J_NAME[i]}" >>"$RUN_DIR/timeline"
 	done
@@ -331,7 +339,9 @@ integration() {
 	for t in "$@"; do
 		name=$(basename "$t" .sh)
 		selected "$name" || continue
-		if grep -q '^# np: serial' "$t"; then
+		if grep -q '^# np: serial-beside-build' "$t"; then
+			job serialb 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+		elif grep -q '^# np: serial' "$t"; then
 			job serial 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		elif [ -z "$prefix" ] && grep -q '^# np: long' "$t"; then
 			job par 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
@@ -532,9 +542,11 @@ asan_unit_results() {
 }
 job par 2 distcheck asan:make-check asan_unit_results
 # PRIO 0: as soon as distcheck has passed, before the short tests still queued (at PRIO 2 they
-# waited for every other test, and asan:t_db_terminate, 20 s of load, ran alone at the end)
+# waited for every other test, and asan:t_db_terminate, 20 s of load, ran alone at the end). Its
+# load lasts 10 s here (NP_WRK_SECONDS: 4 rounds of terminations, not 9): the same paths under ASan,
+# 9 CPU s less
 PRIO=0 AFTER=distcheck integration "asan:" NEONPOOLD="$top/build-asan/neonpool/src/neonpoold" \
-	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 \
+	NEONPOOLCTL="$top/build-asan/neonpool/src/neonpoolctl" NP_TIMEOUT_SCALE=3 NP_WRK_SECONDS=10 \
 	"${ASAN_ENV[@]}" -- "${SAN_TESTS[@]}"
 
 # ---- 6. valgrind --------------------------------------------------------------------------

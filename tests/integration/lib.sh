@@ -11,6 +11,9 @@
 # dir). Two lines a test may hold, read by tests/run.sh and np_start_pg:
 #   # np: serial (why)    run it with no other test beside it: its assertions are ratios or counts
 #                         that a concurrent test would disturb
+#   # np: serial-beside-build (why)   the same, but a build (nice 5) may run beside it: its counts
+#                         have a margin that a build's share of the CPU does not reach
+#   # np: long (why)      start it early: it takes long and waits more than it computes
 #   # np: shared-pg       its database may live in the suite's shared cluster (np_start_pg)
 #
 # Daemons and front servers are background children of the test's shell (so that their exit

@@ -5,7 +5,7 @@
 # workers' voluntary context switches per request stay under 3 (when every holder polled the
 # listening socket, each connection woke all 8 and 7 of them found EAGAIN: about 9 per request).
 # np: shared-pg
-# np: serial (voluntary context switches per request and a minimum of requests in 3 s)
+# np: serial-beside-build (voluntary context switches per request, and at least 500 requests in 3 s where 7,000 are served alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require wrk nginx

@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: PostgreSQL
 # t_ask_load.sh - 50 concurrent asks with a 10 s model and a budget of 1: reads of /api/v1/passages/{id} paced every 20 ms meanwhile all answer 200 (their p99 is measured: bench/latency holds it to its goal), the pool's server connections sampled every 50 ms never exceed 1, and while every upstream call is in flight no ask worker owns a token.
 # np: shared-pg
-# np: serial (a count of token samples in the window when all 50 upstream calls are in flight together)
+# np: serial-beside-build (a count of token samples in the window when all 50 upstream calls are in flight together: more than 5 needed, about 20 taken)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

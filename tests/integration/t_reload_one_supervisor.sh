@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_reload_one_supervisor.sh - 20 SIGHUP reloads under wrk load: never two supervisors alive at once (one janitor, one breaker writing the shared state), and the pool's server connections sampled every 50 ms never above the budget.
+# np: long (waits more than it computes: started early, so that it does not end the run)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
