@@ -281,13 +281,22 @@ np_children() {
 }
 
 # np_child_pids PID COMM: the pids of PID's live children named COMM, space separated.
-np_child_pids() {
-	local p c out=""
-	while read -r p c; do
-		[ "$c" = "$2" ] && np_alive "$p" && out="$out $p"
-	done < <(np_children "$1")
-	echo "${out# }"
+# np__child_pids sets NP_PIDS instead (no process: a polling loop called it every 10 ms).
+np__child_pids() {
+	local f c comm
+	local -a kids
+	NP_PIDS=
+	for f in /proc/"$1"/task/*/children; do
+		kids=()
+		{ read -r -a kids <"$f"; } 2>/dev/null
+		for c in "${kids[@]}"; do
+			{ read -r comm <"/proc/$c/comm"; } 2>/dev/null || continue
+			[ "${comm%% *}" = "$2" ] && np_alive "$c" && NP_PIDS+="${NP_PIDS:+ }$c"
+		done
+	done
+	return 0
 }
+np_child_pids() { np__child_pids "$@"; echo "$NP_PIDS"; }
 
 # np_poll WANT TRIES CMD...: run CMD every 0.1 s until it prints WANT, at most TRIES times (a
 # condition waited for, not a window slept through); NP_POLLED holds its last output, for the check.

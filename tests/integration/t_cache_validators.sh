@@ -17,13 +17,24 @@ content=("/api/v1/books" "/api/v1/books?limit=2&offset=1" "/api/v1/books/$b" "/a
 	"/api/v1/books/$b/chapters/2?limit=3&after=3" "/api/v1/passages/$p" "/api/v1/search?q=$word"
 	"/api/v1/search?q=$word&book=$b")
 gen=$(np_psql_super -d neonpool -At -c "SELECT generation FROM np_content_generation")
-# hdrs NAME...: the last answer's headers NAME..., joined with |, in one pass
+# hdrs NAME...: the last answer's headers NAME..., joined with |, in one pass (in bash: the awk,
+# tr and paste it ran were four processes a call)
 hdrs() {
-	awk -v names="$(printf '%s\n' "$@" | tr 'A-Z' 'a-z' | paste -sd ' ')" '
-		BEGIN { n = split(names, k, " ") }
-		{ sub(/\r$/, ""); i = index($0, ":"); if (i == 0) next
-		  h = tolower(substr($0, 1, i - 1)); v = substr($0, i + 1); sub(/^[ \t]+/, "", v); if (!(h in got)) got[h] = v }
-		END { for (j = 1; j <= n; j++) printf "%s%s", (j > 1 ? "|" : ""), got[k[j]] }' "$NP_TMP/http.headers"
+	local -A got=()
+	local line h v n out="" sep=""
+	while IFS= read -r line || [ -n "$line" ]; do
+		line=${line%$'\r'}
+		[[ $line == *:* ]] || continue
+		h=${line%%:*}; h=${h,,}
+		v=${line#*:}; v=${v#"${v%%[! $'\t']*}"}
+		[ -v "got[$h]" ] || got[$h]=$v
+	done <"$NP_TMP/http.headers"
+	for n in "$@"; do
+		n=${n,,}
+		out+=$sep${got[$n]:-}
+		sep="|"
+	done
+	printf '%s' "$out"
 }
 tag="\"1-$gen\""
 

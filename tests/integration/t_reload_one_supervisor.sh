@@ -110,7 +110,7 @@ np_now_ms; t0=$NP_NOW
 kill -HUP "$NP_DAEMON_PID"
 new=""
 while [ $((NP_NOW - t0)) -lt $((10000 * NP_TIMEOUT_SCALE)) ]; do
-	new=$(np_child_pids "$NP_DAEMON_PID" np-supervisor)
+	np__child_pids "$NP_DAEMON_PID" np-supervisor; new=$NP_PIDS
 	[ -n "$new" ] && [ "$new" != "$old" ] && break
 	sleep 0.05
 	np_now_ms

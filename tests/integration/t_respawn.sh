@@ -13,14 +13,17 @@ master=$NP_DAEMON_PID
 # not in OLD_PIDS and as many COMM children as before; sets NEW_MS (elapsed) or returns 1.
 wait_new() {
 	local comm=$1 old=$2 timeout=$3 want t0 now p fresh
-	want=$(echo "$old" | wc -w)
+	local -a w=($old) n
+	want=${#w[@]}
 	np_now_ms; t0=$NP_NOW
 	while :; do
-		now=$(np_child_pids "$master" "$comm")
+		np__child_pids "$master" "$comm"   # no process per poll
+		now=$NP_PIDS
+		n=($now)
 		fresh=0
 		for p in $now; do case " $old " in *" $p "*) ;; *) fresh=1 ;; esac; done
 		np_now_ms
-		if [ "$fresh" = 1 ] && [ "$(echo "$now" | wc -w)" -ge "$want" ]; then
+		if [ "$fresh" = 1 ] && [ "${#n[@]}" -ge "$want" ]; then
 			NEW_MS=$((NP_NOW - t0)); return 0
 		fi
 		[ $((NP_NOW - t0)) -ge "$timeout" ] && return 1

@@ -21,7 +21,8 @@ wait_new() {
 	local t0 p
 	np_now_ms; t0=$NP_NOW
 	while :; do
-		for p in $(np_worker_pids); do
+		np__child_pids "$NP_DAEMON_PID" np-worker   # no process every 10 ms
+		for p in $NP_PIDS; do
 			case " $1 " in *" $p "*) ;; *) NEW=$p; return 0 ;; esac
 		done
 		np_now_ms
@@ -98,7 +99,7 @@ asks=$(np_child_pids "$master" np-ask)
 kill -KILL "${asks%% *}"
 ok=no
 for _ in $(seq 1 100); do
-	now=$(np_child_pids "$master" np-ask)
+	np__child_pids "$master" np-ask; now=$NP_PIDS
 	[ "$(echo "$now" | wc -w)" = 2 ] && [[ " $now " != *" ${asks%% *} "* ]] && { ok=yes; break; }
 	sleep 0.02
 done
