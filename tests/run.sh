@@ -396,6 +396,31 @@ if ! step build build; then
 	summary
 fi
 
+# One initdb for every private cluster (lib.sh np_start_pg copies it): the same options as there
+pg_initdb_cache() {
+	local bin=${PGBIN:-/usr/lib/postgresql/15/bin} d=$RUN_DIR/pginit
+	[ -x "$bin/initdb" ] || return 1
+	mkdir -p "$d" && chmod 0755 "$d" || return 1
+	if [ "$(id -u)" = 0 ]; then
+		chown postgres: "$d" && (cd "$d" && runuser -u postgres -- "$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 \
+			--locale=C --auth-local=peer --auth-host=scram-sha-256) >"$RUN_DIR/pginit.log" 2>&1
+	else
+		"$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 --locale=C --auth-local=peer \
+			--auth-host=scram-sha-256 >"$RUN_DIR/pginit.log" 2>&1
+	fi
+}
+# pg_setup: the initdb cache, then the shared cluster (migrated and seeded with the programs of
+# step 2). It runs beside step 3 (the unit tests leave a core idle at times): 7 s of wall that the
+# integration tests waited for. The shared cluster is stopped in cleanup, whoever started it.
+pg_setup() {
+	pg_initdb_cache && export NP_PG_INITDB_CACHE=$RUN_DIR/pginit
+	tests/integration/shared_pg.sh start "$RUN_DIR/pg" >"$RUN_DIR/shared-pg.log" 2>&1
+	echo $? >"$RUN_DIR/shared-pg.rc"
+}
+SHARED_PG_DIR=$RUN_DIR/pg   # for cleanup, should the run end before step 4
+pg_setup </dev/null &
+PG_SETUP_PID=$!
+
 # ---- 3. unit tests ------------------------------------------------------------------------
 unit_check "" "$top"
 if [ -n "${NP_TIMELINE:-}" ]; then   # steps 1-3 in the timeline: what this shell's children used
@@ -462,22 +487,11 @@ job par 1 - openapi-lint openapi_lint
 # One PostgreSQL cluster for the tests that hold a line "# np: shared-pg" (each gets a database of its
 # own, copied from a migrated and seeded template: tests/integration/shared_pg.sh); every other test
 # starts a private one.
-# One initdb for every private cluster (lib.sh np_start_pg copies it): the same options as there
-pg_initdb_cache() {
-	local bin=${PGBIN:-/usr/lib/postgresql/15/bin} d=$RUN_DIR/pginit
-	[ -x "$bin/initdb" ] || return 1
-	mkdir -p "$d" && chmod 0755 "$d" || return 1
-	if [ "$(id -u)" = 0 ]; then
-		chown postgres: "$d" && (cd "$d" && runuser -u postgres -- "$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 \
-			--locale=C --auth-local=peer --auth-host=scram-sha-256) >"$RUN_DIR/pginit.log" 2>&1
-	else
-		"$bin/initdb" -N -D "$d/data" -U postgres -E UTF8 --locale=C --auth-local=peer \
-			--auth-host=scram-sha-256 >"$RUN_DIR/pginit.log" 2>&1
-	fi
-}
-pg_initdb_cache && export NP_PG_INITDB_CACHE=$RUN_DIR/pginit
+# The clusters (pg_setup, beside step 3): wait for them
+wait "$PG_SETUP_PID"
+[ -f "$RUN_DIR/pginit/data/PG_VERSION" ] && export NP_PG_INITDB_CACHE=$RUN_DIR/pginit
 SHARED_PG_DIR=$RUN_DIR/pg
-if tests/integration/shared_pg.sh start "$SHARED_PG_DIR" >"$RUN_DIR/shared-pg.log" 2>&1; then
+if [ "$(cat "$RUN_DIR/shared-pg.rc" 2>/dev/null)" = 0 ]; then
 	export NP_SHARED_PG=$SHARED_PG_DIR/env
 else
 	echo "note: no shared PostgreSQL cluster (each test starts its own): $(tail -n 1 "$RUN_DIR/shared-pg.log")"
