@@ -150,7 +150,7 @@ summary() {
 
 # ---- jobs ---------------------------------------------------------------------------------
 # job KIND PRIO AFTER NAME CMD...: queue CMD (a function of this script, run in a subshell) as one job.
-#   KIND   par: up to JOBS at once (parw, a test that mostly waits, counts half); serial: alone (the tests whose assertions are ratios or counts
+#   KIND   par: up to JOBS at once; serial: alone (the tests whose assertions are ratios or counts
 #          a concurrent test would disturb); serialb: alone among the tests, but a bg build may run
 #          beside it (its counts have a wide margin; after every serial job); bg: a build, one at a
 #          time beside the par jobs or a serialb job, under
@@ -245,8 +245,7 @@ jobs_run() {
 			bg) [ $serial != 1 ] && [ $sws = 0 ] && [ $bg -lt 1 ] || continue; bg=$((bg + 1)) ;;
 			serial) [ $serial = 0 ] && [ $par -eq 0 ] && [ $bg -eq 0 ] || continue; serial=1 ;;
 			serialb) [ $serial = 0 ] && [ $sws = 0 ] && [ $par -eq 0 ] || continue; serial=2 ;;
-			parw) [ $serial = 0 ] && [ $sw = 0 ] && [ $((par + 1)) -le $((2 * JOBS)) ] || continue; par=$((par + 1)) ;;
-			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $((par + 2)) -le $((2 * JOBS)) ] || continue; par=$((par + 2)) ;;
+			*) [ $serial = 0 ] && [ $sw = 0 ] && [ $par -lt "$JOBS" ] || continue; par=$((par + 1)) ;;
 			esac
 			jobs_start "$i"
 		done
@@ -262,7 +261,7 @@ jobs_run() {
 		rc=$?
 		i=${J_PIDS[$pid]}
 		unset "J_PIDS[$pid]"
-		case ${J_KIND[i]} in serial | serialb) serial=0 ;; bg) bg=$((bg - 1)) ;; parw) par=$((par - 1)) ;; *) par=$((par - 2)) ;; esac
+		case ${J_KIND[i]} in serial | serialb) serial=0 ;; bg) bg=$((bg - 1)) ;; *) par=$((par - 1)) ;; esac
 		if [ $rc -eq 0 ]; then J_STATE[i]=ok; else J_STATE[i]=failed; fi
 		printf '%4d %4d %4s %-6s %s\n' $((J_T0[i] - T_START)) $((SECONDS - T_START)) "$(jobs_cpu "$i")" "${J_KIND[i]}" "${J_NAME[i]}" >>"$RUN_DIR/timeline"
 	done
@@ -333,7 +332,7 @@ itest() {
 # holding a line "# np: serial" runs alone (with --fast or an asan:/valgrind: prefix too).
 integration() {
 	local prefix=$1; shift
-	local envs="" t name kind prio
+	local envs="" t name
 	while [ $# -gt 0 ] && [ "$1" != -- ]; do envs+="$1"$'\n'; shift; done
 	shift
 	envs=${envs%$'\n'}
@@ -344,12 +343,10 @@ integration() {
 			job serialb 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		elif grep -q '^# np: serial' "$t"; then
 			job serial 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+		elif [ -z "$prefix" ] && grep -q '^# np: long' "$t"; then
+			job par 0 "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		else
-			# np: waits: half a slot (its CPU is under a quarter of its time); np: long: PRIO 0
-			kind=par prio=${PRIO:-1}
-			[ -z "$prefix" ] && grep -q '^# np: waits' "$t" && kind=parw
-			[ -z "$prefix" ] && grep -q '^# np: long' "$t" && prio=0
-			job "$kind" "$prio" "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
+			job par "${PRIO:-1}" "${AFTER:--}" "$prefix$name" itest "$prefix" "$envs" "$t"
 		fi
 	done
 }

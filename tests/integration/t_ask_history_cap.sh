@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_ask_history_cap.sh - a session's history cannot break its asks: 50 messages of 16,384 x U+0001 (ask_history_messages = 50; ~5 MB once escaped, over what an ask worker reads of an internal answer) and the ask still answers; an ask whose first transaction committed but whose answer was lost on the way (passages too large to travel) answers 503 db_outcome_unknown, not db_busy, its orphaned streaming row is finished failed within 30 s by the sweep, and a retry with the same Idempotency-Key then answers (a replay, not 409).
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

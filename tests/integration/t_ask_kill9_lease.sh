@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_ask_kill9_lease.sh - kill -9 of 20 ask workers in the middle of their answers (the model stand-in at 5 s per answer): every answer ends failed or stopped within 30 s (the lease), never streaming for good; a cancel of it answers with its final state (at once: the cancel finishes it; later: the status it ended with); a retry with the same Idempotency-Key then answers (a replay, not 409).
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_cache_stale_on_error.sh - nginx's content cache (contrib/nginx/neonpool.conf with its cache on): with PostgreSQL stopped a chapter and a passage read before are served 200 from the cache with X-Cache-Status: STALE, the same bytes as before, while a chapter never read gets the daemon's JSON 503 db_unavailable with Retry-After and no-store; private routes are never cached; once the database is back, a chapter changed by `neonpoolctl import` is served new through the cache within content_max_age_s + 2 s.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

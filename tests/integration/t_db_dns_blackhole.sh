@@ -3,7 +3,6 @@
 # t_db_dns_blackhole.sh - a resolver that never answers (issue 6, defect 8): requests get a fast 503,
 # /healthz and the supervisor keep working, and the reason names DNS; a name from /etc/hosts
 # connects by address with verify-full checking the certificate against the host name.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

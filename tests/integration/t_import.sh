@@ -6,7 +6,6 @@
 # (lib.sh's teardown fails the test on a valgrind error in @TMP@/vg.*; give NP_TIMEOUT_SCALE too).
 # NP_MANUAL_DIR: the manual's HTML (default /usr/share/doc/postgresql-doc-15/html, from Debian's
 # postgresql-doc-15, which scripts/install-deps.sh installs).
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (waits more than it computes: started early, so that it does not end the run)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -4,7 +4,6 @@
 # counter that rises by exactly the requests made), GET /status (JSON, ?format=text, ?full),
 # admin_allow (403 forbidden for another client, through nginx only from localhost) and the
 # slow-request log line with its request id and phases.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_reload_load.sh - SIGHUP three times under wrk load behind nginx: no failed request, and the workers are replaced.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (waits more than it computes: started early, so that it does not end the run)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_respawn_backoff.sh - a crash loop backs off and never ends the service: the newest worker is killed as soon as it appears, 12 times (each younger than respawn_stable_ms, 10 s here: the looks at /readyz, /status, /metrics and neonpoolctl status after the 12th kill took over the 4 s a 3 s setting left them on a loaded machine): every one is replaced, the delays the master logs grow 100 ms doubling to respawn_backoff_max_ms and each replacement waited at least that long; meanwhile the live worker serves, /readyz stays 200 and names the backoff, /status and /metrics show it, the ask pool is replaced at once (a pool's backoff is its own); the last worker killed too: the master stays and respawns; a replacement that lives respawn_stable_ms ends the backoff.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (waits more than it computes: started early, so that it does not end the run)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"

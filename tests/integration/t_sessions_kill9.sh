@@ -1,7 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
 # t_sessions_kill9.sh - kill -9 of the worker between a message POST's BEGIN and COMMIT and between its COMMIT and its response (and its backend terminated mid-write), under load: never a half-written message, never a duplicate after a retry with the same Idempotency-Key, the budget exact.
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: shared-pg
 # np: long (started first among the tests two at a time, so that it does not end the run alone)
 . "$(dirname "$0")/lib.sh"

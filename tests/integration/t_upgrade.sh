@@ -7,7 +7,6 @@
 # The long form (bench/upgrade.sh: NP_UPGRADES=10 NP_UPGRADE_CONNS=200 NP_UPGRADE_LONG=1) adds 20
 # writes a second with Idempotency-Keys (each acknowledged one stored exactly once) and 20 streamed
 # asks at a time on a model stand-in taking 5 s an answer (each ends with `done`).
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (waits more than it computes: started early, so that it does not end the run)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"

@@ -5,7 +5,6 @@
 # none at rest before any request, some during the window, none after it; each ping's query time
 # is recorded (neonpool_warmup_pings_total agrees with the log, the pool route's query phase
 # grows), and the first connect with none open counts as a cold start (cold_start_ms = 1).
-# np: waits (its CPU is under a quarter of its time: it counts as half a slot)
 # np: long (waits more than it computes: started early, so that it does not end the run)
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
