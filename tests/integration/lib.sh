@@ -13,7 +13,7 @@
 #                         that a concurrent test would disturb
 #   # np: serial-beside-build (why)   the same, but a build (nice 5) may run beside it: its counts
 #                         have a margin that a build's share of the CPU does not reach
-#   # np: long (why)      start it early: it takes long and waits more than it computes
+#   # np: long (why)      start it early (with the serial tests done): it takes long, and would end the run alone
 #   # np: shared-pg       its database may live in the suite's shared cluster (np_start_pg)
 #
 # Daemons and front servers are background children of the test's shell (so that their exit
