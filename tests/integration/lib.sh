@@ -1049,6 +1049,16 @@ if [ "$BASHPID" = "$$" ] && [ -z "${NP__PYJ_PID:-}" ]; then
 	coproc NP__PYJ { exec "$NP_PYTHON" -c "$NP__PYJ_SRC" 2>/dev/null; }
 fi
 
+# np_start_llm_mock [ARGS...]: tests/tools/llm_mock.py (the model stand-in) on a free port, with
+# ARGS (--key KEY ...), stopped at teardown; sets mport, its port.
+np_start_llm_mock() {
+	"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" "$@" >"$NP_TMP/out/mock.out" 2>&1 &
+	NP_FRONT_PIDS+=("$!")
+	local i
+	for ((i = 0; i < 50; i++)); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
+	mport=$(<"$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+}
+
 # np_parallel N URL...: fetch every URL with up to N requests in flight (curl --parallel);
 # prints one HTTP status per line into $NP_TMP/out/parallel.N.txt and sets NP_PAR_OK (200s)
 # and NP_PAR_BAD (others).

@@ -14,10 +14,7 @@ ln -s ..2026_12_04_v1 "$NP_TMP/secrets/..data"
 ln -s ..data/llm.key "$NP_TMP/secrets/llm.key"
 ln -s ..data/prompt.txt "$NP_TMP/secrets/prompt.txt"
 mkfifo "$NP_TMP/llm.fifo"
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" --key "$key" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock --key "$key"
 
 np_db_prepare
 llm=(llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1)

@@ -6,10 +6,7 @@
 np_require curl nginx
 
 n=20
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock
 curl -s -X POST "http://127.0.0.1:$mport/_control" -d '{"tokens": 50, "tokens_per_s": 10}' >/dev/null
 
 np_db_prepare

@@ -8,10 +8,7 @@ np_require curl nginx
 
 key="sk-neonpool-test-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"
 printf '%s\n' "$key" >"$NP_TMP/llm.key"
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" --key "$key" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock --key "$key"
 mock() { curl -s -X POST "http://127.0.0.1:$mport/$1" -d "${2:-{\}}" >/dev/null; }
 mocklog() { curl -s "http://127.0.0.1:$mport/_log" >"$NP_TMP/out/mocklog.json"; np_json_get "$NP_TMP/out/mocklog.json" "$1"; }
 

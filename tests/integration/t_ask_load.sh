@@ -7,10 +7,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
 
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock
 # 10 s per answer: the window when all 50 calls are in flight together must hold samples on a loaded
 # machine too (with 5 s answers one run of 50 starting asks left it 1 sample)
 curl -s -X POST "http://127.0.0.1:$mport/_control" -d '{"tokens": 50, "tokens_per_s": 5}' >/dev/null

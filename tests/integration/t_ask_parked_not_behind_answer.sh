@@ -6,10 +6,7 @@
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx
 
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock
 
 np_db_prepare
 np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \

@@ -12,10 +12,7 @@ np_require curl nginx node
 "$np_top/tests/browser/install.sh" >"$NP_TMP/out/npm.out" 2>&1
 case $? in 0) ;; 77) np_skip "npm is not installed" ;; *) np_fail "tests/browser/install.sh: $(tail -n 3 "$NP_TMP/out/npm.out")" ;; esac
 
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock
 
 NP_SEED_BOOKS=2
 np_db_prepare

@@ -15,10 +15,7 @@ secs=${NP_SOAK_SECS:-10}   # tests/run.sh --long: 120 (the 2 minutes of the acce
 budget=4
 conns=8   # wrk's connections: no worker can have more reads in flight than there are
 
-"$NP_PYTHON" "$np_top/tests/tools/llm_mock.py" "$NP_TMP/mock.port" >"$NP_TMP/out/mock.out" 2>&1 &
-NP_FRONT_PIDS+=("$!")
-for _ in $(seq 50); do [ -s "$NP_TMP/mock.port" ] && break; sleep 0.1; done
-mport=$(cat "$NP_TMP/mock.port") || np_fail "the model stand-in did not start"
+np_start_llm_mock
 # an answer streams for about 2 s: kills of ask workers land mid-answer
 curl -s -X POST "http://127.0.0.1:$mport/_control" -d '{"tokens": 30, "tokens_per_s": 15}' >/dev/null
 
