@@ -98,20 +98,27 @@ np_expect "blackhole: libpq reports a timeout" grep -qi 'timeout' "$NP_TMP/out/e
 np_expect "blackhole: counted" test "$(np_ns_stat blackholed)" -ge 1
 # a session open before the partition hangs too (no answer), and works again when it ends
 np_ns mode pass >/dev/null
-coproc PSQL { "$PGBIN/psql" -X -q -At "$ns_conn" 2>&1; }
-echo "SELECT 'before';" >&"${PSQL[1]}"
-read -r -t 10 line <&"${PSQL[0]}"
+# through two FIFOs, not a coproc: lib.sh's resident Python is the shell's coproc, bash keeps one,
+# and it unsets a second one's PSQL_PID as soon as that process is reaped (the \q below raced
+# `wait "$PSQL_PID"` under set -u: "PSQL_PID: unbound variable" in a fresh-clone run)
+mkfifo "$NP_TMP/psql.in" "$NP_TMP/psql.out"
+"$PGBIN/psql" -X -q -At "$ns_conn" <"$NP_TMP/psql.in" >"$NP_TMP/psql.out" 2>&1 &
+psql_pid=$!
+exec {psql_w}>"$NP_TMP/psql.in" {psql_r}<"$NP_TMP/psql.out"
+echo "SELECT 'before';" >&"$psql_w"
+read -r -t 10 line <&"$psql_r"
 np_expect_eq "a session through neonsim answers" before "$line"
 np_ns mode blackhole >/dev/null
-echo "SELECT 'during';" >&"${PSQL[1]}"
-read -r -t 1 line <&"${PSQL[0]}" || line=timeout
+echo "SELECT 'during';" >&"$psql_w"
+read -r -t 1 line <&"$psql_r" || line=timeout
 np_expect_eq "blackhole partitions an open session: no answer within 1 s" timeout "$line"
 np_ns mode pass >/dev/null
 line=""
-read -r -t 10 line <&"${PSQL[0]}"
+read -r -t 10 line <&"$psql_r"
 np_expect_eq "the held query is answered when the partition ends" during "$line"
-echo '\q' >&"${PSQL[1]}"
-wait "$PSQL_PID" 2>/dev/null
+echo '\q' >&"$psql_w"
+wait "$psql_pid" 2>/dev/null
+exec {psql_w}>&- {psql_r}<&-
 
 # ---- reset and refuse -------------------------------------------------------------------------------
 np_ns mode reset >/dev/null
