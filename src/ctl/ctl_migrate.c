@@ -577,10 +577,9 @@ static enum ctl_db_step ctl_db_recheck(PGconn *conn, const char *ctx, const stru
 	return CTL_DB_STEP_SKIPPED;
 }
 
-/* Apply one pending migration in one transaction: lock, re-check its row, run, record, commit.
- * The lock is transaction-scoped, so this works through a transaction pooler; two runs at once
- * apply each file once (the second finds the first's row after the lock). */
-static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const struct ctl_db_migration *m)
+/* Run one pending migration inside the run's transaction (begun, the lock held): re-check its
+ * row, run it, record it. *ms: how long it ran. */
+static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const struct ctl_db_migration *m, double *ms)
 {
 	const Oid ins_types[3] = { CTL_DB_INT4OID, CTL_DB_TEXTOID, CTL_DB_TEXTOID };
 	char version[16], ctx[CTL_DB_MIGRATION_NAME_MAX + 16];
@@ -591,16 +590,9 @@ static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const struct ctl_db_mig
 
 	snprintf(version, sizeof(version), "%d", m->version);
 	snprintf(ctx, sizeof(ctx), "migrate: %s", m->file);
-	if (ctl_db_begin_locked(conn, ctx) < 0)
-		goto fail;
 	step = ctl_db_recheck(conn, ctx, m);
-	if (step == CTL_DB_STEP_FAILED)
-		goto fail;
-	if (step == CTL_DB_STEP_SKIPPED) {
-		if (ctl_db_command(conn, ctx, "COMMIT") < 0)
-			goto fail;
-		return CTL_DB_STEP_SKIPPED;
-	}
+	if (step != CTL_DB_STEP_APPLIED)
+		return step;
 
 	t0 = util_now_us();
 	res = PQexec(conn, m->sql);
@@ -608,34 +600,20 @@ static enum ctl_db_step ctl_db_migrate_one(PGconn *conn, const struct ctl_db_mig
 		     PQresultStatus(res) != PGRES_EMPTY_QUERY)) {
 		ctl_db_print_sql_error(conn, res, ctx, m->sql);
 		PQclear(res);
-		goto fail;
+		return CTL_DB_STEP_FAILED;
 	}
 	PQclear(res);
 	if (PQtransactionStatus(conn) != PQTRANS_INTRANS) {
 		fprintf(stderr, "neonpoolctl: %s: the file ended the transaction: migrations must not contain "
 			"BEGIN, COMMIT or ROLLBACK (what ran before it may have been committed)\n", ctx);
-		goto fail;
+		return CTL_DB_STEP_FAILED;
 	}
 	res = ctl_db_exec(conn, ctx, ctl_db_sql_insert, 3, ins_types, ins_vals, PGRES_COMMAND_OK);
 	if (!res)
-		goto fail;
+		return CTL_DB_STEP_FAILED;
 	PQclear(res);
-	res = PQexec(conn, "COMMIT");
-	if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
-		ctl_db_print_sql_error(conn, res, ctx, NULL);
-		fprintf(stderr, "neonpoolctl: %s: the commit failed: the migration may or may not be applied; "
-			"run migrate again\n", ctx);
-		PQclear(res);
-		goto fail;
-	}
-	PQclear(res);
-	printf("applied %s (%.1f ms)\n", m->file, (double)(util_now_us() - t0) / 1000.0);
+	*ms = (double)(util_now_us() - t0) / 1000.0;
 	return CTL_DB_STEP_APPLIED;
-
-fail:
-	if (ctl_db_rollback(conn))
-		fprintf(stderr, "neonpoolctl: %s: rolled back\n", ctx);
-	return CTL_DB_STEP_FAILED;
 }
 
 /* The row of version v in rows (sorted by version), or NULL. */
@@ -647,32 +625,49 @@ static const struct ctl_db_applied *ctl_db_find_row(const struct ctl_db_applied 
 	return NULL;
 }
 
-/* Verify, then each file: skipped when the first transaction saw it applied, else its own
- * transaction. Returns the exit status. */
+/* Verify, then the pending files in one transaction (begun at the first of them, under the lock):
+ * the schema goes from one release's to the next in one commit, so the release still serving
+ * never runs against a half-applied set (doc/design.md, "Schema changes a rolling upgrade
+ * survives"). A failure rolls back every file of the run. Returns the exit status. */
 static int ctl_db_migrate_run(PGconn *conn, const char *dir, const struct ctl_db_migration *m, size_t n)
 {
 	struct ctl_db_applied *rows;
 	size_t nrows, applied = 0, skipped = 0, i;
+	double *ms;
+	bool open = false;
 	int latest = 0;
 
 	if (ctl_db_migrate_verify(conn, dir, m, n, &rows, &nrows) < 0)
 		return 1;
+	ms = calloc(n ? n : 1, sizeof(*ms));
+	if (!ms) {
+		fprintf(stderr, "neonpoolctl: migrate: out of memory\n");
+		free(rows);
+		return 1;
+	}
 	for (i = 0; i < n; i++) {
 		const struct ctl_db_applied *a = ctl_db_find_row(rows, nrows, m[i].version);
 		enum ctl_db_step st;
 
+		ms[i] = -1.0;
 		if (a && strcmp(a->name, m[i].file) != 0) {
 			printf("skipped %s (version %d already applied, as %s)\n", m[i].file, m[i].version, a->name);
 			st = CTL_DB_STEP_SKIPPED;
 		} else if (a) {
 			printf("skipped %s (already applied)\n", m[i].file);
 			st = CTL_DB_STEP_SKIPPED;
+		} else if (!open && ctl_db_begin_locked(conn, "migrate") < 0) {
+			st = CTL_DB_STEP_FAILED;
 		} else {
-			st = ctl_db_migrate_one(conn, &m[i]);
+			open = true;
+			st = ctl_db_migrate_one(conn, &m[i], &ms[i]);
 		}
 		if (st == CTL_DB_STEP_FAILED) {
-			printf("migrate: failed at %s: %zu applied, %zu skipped, %zu not tried\n", m[i].file, applied,
-			       skipped, n - i - 1);
+			if (open && ctl_db_rollback(conn))
+				fprintf(stderr, "neonpoolctl: migrate: rolled back\n");
+			printf("migrate: failed at %s: nothing applied (%zu before it in this run rolled back with it), "
+			       "%zu skipped, %zu not tried\n", m[i].file, applied, skipped, n - i - 1);
+			free(ms);
 			free(rows);
 			return 1;
 		}
@@ -682,9 +677,26 @@ static int ctl_db_migrate_run(PGconn *conn, const char *dir, const struct ctl_db
 			skipped++;
 		latest = m[i].version > latest ? m[i].version : latest;
 	}
+	if (open) {
+		PGresult *res = PQexec(conn, "COMMIT");
+		if (!res || PQresultStatus(res) != PGRES_COMMAND_OK) {
+			ctl_db_print_sql_error(conn, res, "migrate", NULL);
+			fprintf(stderr, "neonpoolctl: migrate: the commit failed: the %zu migration(s) may or may not be "
+				"applied; run migrate again\n", applied);
+			PQclear(res);
+			free(ms);
+			free(rows);
+			return 1;
+		}
+		PQclear(res);
+	}
+	for (i = 0; i < n; i++)
+		if (ms[i] >= 0.0)
+			printf("applied %s (%.1f ms)\n", m[i].file, ms[i]);
 	if (nrows > 0 && rows[nrows - 1].version > latest)
 		latest = rows[nrows - 1].version;
 	printf("migrate: %zu applied, %zu skipped; database at version %d\n", applied, skipped, latest);
+	free(ms);
 	free(rows);
 	return 0;
 }

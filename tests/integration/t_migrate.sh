@@ -136,6 +136,23 @@ np_expect "the error gives the line (4)" has broken "at line 4"
 np_expect_eq "no 901 row in neonpool_migrations" 0 "$(query neonpool "SELECT count(*) FROM neonpool_migrations WHERE version = 901")"
 np_expect_eq "the failed migration was rolled back (no broken_marker)" "" \
 	"$(query neonpool "SELECT to_regclass('broken_marker')")"
+# one run's pending files commit together: a good file before the broken one is rolled back with
+# it (the release still serving never sees half of a release's schema)
+printf -- '-- a good file before the broken one\nCREATE TABLE good_marker (id int);\n' >"$BROKEN_SQL/900_good.sql"
+ctl broken2 "$CONF" migrate --dir "$BROKEN_SQL"
+np_expect_eq "a run with a good file then a broken one exits 1" 1 "$RC"
+np_expect "it says nothing was applied" has broken2 "failed at 901_broken.sql: nothing applied (1 before it in this run rolled back with it)"
+np_expect_eq "the good file of the failed run was rolled back too (no good_marker, no 900 row)" "|0" \
+	"$(query neonpool "SELECT concat(to_regclass('good_marker'), '|', (SELECT count(*) FROM neonpool_migrations WHERE version = 900))")"
+rm "$BROKEN_SQL/900_good.sql"
+
+# the release before 006 calls np_ask_begin() with eight arguments: it must still answer after this
+# release's migrations (009), with the lease that release cannot renew set long (1 h)
+sess=$(query neonpool "WITH s AS (INSERT INTO sessions (token_hash) VALUES (sha256('t_migrate-prev'::bytea)) RETURNING id) SELECT id FROM s" 2>&1)
+ab=$(query neonpool "SELECT b.status || '|' || b.answer_id FROM np_ask_begin($sess, NULL, '\\x00'::bytea, 'vacuum', 3, 10, 3, 'retrieval') b" 2>&1)
+np_expect_eq "np_ask_begin with the previous release's eight arguments answers 201" 201 "${ab%%|*}"
+np_expect_eq "its answer is leased for the longest answer that release can make (1 h)" t \
+	"$(query neonpool "SELECT lease_until > now() + interval '59 minutes' FROM messages WHERE id = '${ab#*|}'" 2>&1)"
 
 # --- bad file names and duplicate numbers are rejected before anything runs --------------------
 BAD_SQL=$NP_TMP/sql-bad
