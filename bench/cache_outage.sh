@@ -15,6 +15,10 @@
 #   NP_CACHE_LOCK_TIMEOUT=T  turn nginx's fastcgi_cache_lock on with this timeout (off in the snippet)
 #   NP_WRK_DELAY_MS=N        each wrk connection waits N ms between requests (paced: the offered
 #                            load is about 100 * 1000 / N req/s); 0 (default): a closed loop
+#   NP_WRK_NICE=N            run wrk under nice -n N (the load generator behind the server for CPU)
+#   NP_DAEMON_EXTRA=K=V      one more daemon setting (access_log=true: each 503's queue_ms in its log)
+# Also printed: the 503s' upstream part (nginx's upstream_response_time), the cache hits' request
+# time, and the workers' CPU over the outage.
 . "$(dirname "$0")/../tests/integration/lib.sh"
 . "$(dirname "$0")/../tests/integration/dblib.sh"
 np_require wrk nginx curl
@@ -23,7 +27,7 @@ outage=${1:-30}
 max_age=${2:-5}
 export NP_NGINX_CACHE=1
 NP_SEED_BOOKS=10
-np_db_start workers=4 budget=2 min_warm=2 content_max_age_s="$max_age" retry_after_s=1
+np_db_start workers=4 budget=2 min_warm=2 content_max_age_s="$max_age" retry_after_s=1 ${NP_DAEMON_EXTRA:-}
 b0=$NP_BOOK_MIN
 if [ -n "${NP_CACHE_LOCK_TIMEOUT:-}" ]; then
 	sed -i "s|fastcgi_cache_lock off;|fastcgi_cache_lock on; fastcgi_cache_lock_timeout $NP_CACHE_LOCK_TIMEOUT;|" "$NP_TMP/nginx/neonpool.conf"
@@ -66,10 +70,22 @@ LUA
 tail=15
 np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" stop -m fast >"$NP_TMP/out/pgstop.out" 2>&1 || np_fail "pg_ctl stop failed"
 stop_s=$(date +%s.%N)
-wrk -t2 -c100 -d$((outage + tail))s -s "$NP_TMP/outage.lua" "http://127.0.0.1:$NP_HTTP_PORT" \
+${NP_WRK_NICE:+nice -n "$NP_WRK_NICE"} wrk -t2 -c100 -d$((outage + tail))s -s "$NP_TMP/outage.lua" "http://127.0.0.1:$NP_HTTP_PORT" \
 	>"$NP_TMP/out/wrk.out" 2>&1 &
 wrk_pid=$!
+# the daemon's CPU over the outage: its workers' utime + stime (clock ticks) from /proc
+worker_ticks() {
+	local p t=0 f
+	for p in $(np_child_pids "$NP_DAEMON_PID" np-worker); do
+		read -r -a f <"/proc/$p/stat" 2>/dev/null || continue
+		t=$((t + f[13] + f[14]))
+	done
+	echo "$t"
+}
+ticks0=$(worker_ticks)
 sleep "$outage"
+ticks1=$(worker_ticks)
+echo "RESULT the workers' CPU during the outage: $(( (ticks1 - ticks0) * 1000 / $(getconf CLK_TCK) )) ms in $outage s"
 np_pg_run "$PGBIN/pg_ctl" -D "$NP_TMP/pg/data" -l "$NP_TMP/pg/postgresql.log" -w start >"$NP_TMP/out/pgstart.out" 2>&1 ||
 	np_fail "pg_ctl start failed"
 back_s=$(date +%s.%N)
@@ -90,7 +106,7 @@ grep -E 'Requests/sec|Latency|Socket errors|Non-2xx' "$NP_TMP/out/wrk.out" | sed
 "$NP_PYTHON" - "$NP_TMP/nginx/access.log" "$stop_s" "$back_s" "$outage" "$seen" "$max_age" <<'PY'
 import re, sys, datetime
 log, stop, back, outage, seen, max_age = sys.argv[1], float(sys.argv[2]), float(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5]), int(sys.argv[6])
-line_re = re.compile(r'\[(\S+) [^\]]+\] "GET (\S+) [^"]*" (\d{3}) \d+ rt=([\d.]+)')
+line_re = re.compile(r'\[(\S+) [^\]]+\] "GET (\S+) [^"]*" (\d{3}) \d+ rt=([\d.]+) urt=([\d.]+|-)')
 unread_books = None
 rows = []
 for line in open(log):
@@ -98,7 +114,8 @@ for line in open(log):
     if not m:
         continue
     t = datetime.datetime.strptime(m.group(1), "%d/%b/%Y:%H:%M:%S").replace(tzinfo=datetime.timezone.utc).timestamp()
-    rows.append((t, m.group(2), int(m.group(3)), float(m.group(4)) * 1000))
+    rows.append((t, m.group(2), int(m.group(3)), float(m.group(4)) * 1000,
+                 float(m.group(5)) * 1000 if m.group(5) != '-' else -1.0))
 # whole seconds in the log: a request logged in second S ended in [S, S+1)
 during = [r for r in rows if r[0] >= int(stop) and r[0] + 1 <= back]
 later = [r for r in during if r[0] >= int(stop) + 2 + 1]   # from 2 s into the outage, whole seconds after it
@@ -119,6 +136,12 @@ lat = sorted(r[3] for r in ur if r[2] == 503)
 def pct(p):
     return lat[min(len(lat) - 1, int(p / 100.0 * len(lat)))] if lat else float('nan')
 le5 = sum(1 for x in lat if x <= 5.0)
+ulat = sorted(r[4] for r in ur if r[2] == 503)
+hits = sorted(r[3] for r in during if not unread(r[1]) and r[2] == 200)
+def pc(v, p):
+    return v[min(len(v) - 1, int(p / 100.0 * len(v)))] if v else float('nan')
+print(f"RESULT the 503s' upstream part (nginx's upstream_response_time): p50 {pc(ulat, 50):.0f} ms p99 {pc(ulat, 99):.0f} ms; "
+      f"the cache hits' request time: p50 {pc(hits, 50):.0f} ms p99 {pc(hits, 99):.0f} ms")
 print(f"RESULT unread content from 2 s into the outage: {len(ur)} requests, statuses {dict(sorted(st.items()))}; "
       f"503 latency (nginx request time) p50 {pct(50):.0f} ms p95 {pct(95):.0f} ms p99 {pct(99):.0f} ms max {lat[-1] if lat else 0:.0f} ms, "
       f"{100.0 * le5 / max(len(lat), 1):.1f} % <= 5 ms")

@@ -97,6 +97,11 @@ static bool db_upgrade_needs_holder(int ep)
 	return true;
 }
 
+bool db_takes_main(void)
+{
+	return db_holder(NP_EP_PRIMARY) || db_breaker_open(NP_EP_PRIMARY);
+}
+
 bool db_accept_main(void)
 {
 	const struct np_endpoint_shm *e = &D.shm->hdr->ep[NP_EP_PRIMARY];

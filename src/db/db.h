@@ -25,6 +25,10 @@ bool db_releasing(void);
 /* Gated accept: take requests from the main socket only when holding a connection, or when
  * nobody can (breaker open, or the supervisor says requests are being shed). */
 bool db_accept_main(void);
+/* Whether this worker takes every main-socket connection that wakes it, so that it may wait on
+ * the socket exclusively: a holder, and anyone while the breaker is open (the answer is a 503
+ * without the database). A spare let in by shedding may decline, and does not. */
+bool db_takes_main(void);
 
 /* Between requests: bury, expire and close connections, warm-up pings. */
 void db_maintain(void);
