@@ -494,9 +494,14 @@ static void master_close_wake(void)
 /* The pipe a released budget token is announced on (budget_wake()): workers wait on it. */
 static int master_init_wake(void)
 {
-	if (master_state.up.successor) { /* the old master's pipe, at the numbers the header names */
+	if (master_state.up.successor && !master_upgrade_separate()) {
+		/* the old master's pipe, at the numbers the header names */
 		master_on_cleanup(master_close_wake);
 		return 0;
+	}
+	if (master_state.up.successor) { /* a region of our own: a pipe of our own too */
+		close(master_state.wake[0]);
+		close(master_state.wake[1]);
 	}
 	if (pipe2(master_state.wake, O_NONBLOCK | O_CLOEXEC) < 0) {
 		log_error("pipe: %s", strerror(errno));
@@ -728,8 +733,10 @@ static int master_loop(void)
 		 * still arriving after the reap is handled by keeper_receive itself) */
 		keeper_receive(&master_state.shm);
 		master_reap();
-		if (master_state.stopping && master_count_all() == 0)
+		if (master_state.stopping && master_count_all() == 0) {
+			master_upgrade_before_exit();
 			break;
+		}
 		/* only a configuration error stops respawning (a crash backs off: master_note_death) */
 		if (!master_state.stopping && master_count(NP_KIND_WORKER, false) == 0 && master_state.config_failed) {
 			log_error("no worker left and a child exited with a configuration error: exiting");

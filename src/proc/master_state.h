@@ -90,6 +90,18 @@ struct master_state {
 		bool ready_sent;           /* new master: told the old one its workers accept */
 		pid_t old_pid;             /* new master: the master that started it */
 		bool sweep;                /* slots of another master's children may be left to reclaim */
+		/* an upgrade to a build whose shared-memory layout differs: the new master makes a
+		 * region of its own (status_file + ".next", renamed over status_file when it is ready)
+		 * and the old master gives it, over the grant pipe, each token its generation frees */
+		int grant_fd;              /* old: the grant pipe's writing end; new: its reading end (-1) */
+		bool granting;             /* old: the new master has a region of its own: give it tokens */
+		bool reclaim_given;        /* old, rolled back: take the given tokens back once the other
+		                            * generation is gone (its region's lock is free) */
+		bool separate;             /* new: this master's region is its own */
+		bool grants_done;          /* new: the old generation gave its last token */
+		int old_lock_fd;           /* new, separate: the running instance's region (and lock) */
+		uint32_t old_generation;   /* new: the old master's generation */
+		char next_path[600];       /* the new region's path until it is ready */
 	} up;
 };
 
@@ -121,6 +133,11 @@ bool master_upgrade_reaped(pid_t pid, int status);
 void master_upgrade_on_pipe(void);
 int64_t master_upgrade_tick(int64_t now, int64_t wait_ms);
 bool master_upgrade_supervisor_elsewhere(void);
+/* Old master, its last children reaped, about to exit: give a new master with a region of its
+ * own the rest of the tokens and say it was the last. */
+void master_upgrade_before_exit(void);
+/* New master: its region is its own (the old one's layout differed); the wake pipe is new. */
+bool master_upgrade_separate(void);
 const char *master_upgrade_refusal(void);
 
 #endif

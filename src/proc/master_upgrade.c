@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,11 +28,12 @@
 #include "version.h"
 
 #define UPGRADE_ENV "NEONPOOL_UPGRADE"
-#define UPGRADE_FAULT_ENV "NEONPOOL_UPGRADE_FAULT" /* tests only: exit, hang, crash (doc/design.md) */
+#define UPGRADE_FAULT_ENV "NEONPOOL_UPGRADE_FAULT" /* tests only: [layout+]exit|hang|crash, layout (doc/design.md) */
 #define UPGRADE_KILL_MS 2000       /* a new master stopping in a rollback: SIGKILL this long past graceful_timeout_ms */
 #define UPGRADE_STARTING_STALE_MS 10000 /* a slot another master assigned and never filled */
 
 static enum { FAULT_NONE, FAULT_EXIT, FAULT_HANG, FAULT_CRASH } upgrade_fault;
+static bool upgrade_fault_layout; /* take the path of another shared-memory layout with this one */
 
 void master_upgrade_init_paths(void)
 {
@@ -45,6 +47,13 @@ void master_upgrade_init_paths(void)
 	snprintf(master_state.conf_abs, sizeof(master_state.conf_abs), "%s", abs ? abs : master_state.conf_path);
 	free(abs);
 	master_state.up.fd = -1;
+	master_state.up.grant_fd = -1;
+	master_state.up.old_lock_fd = -1;
+}
+
+bool master_upgrade_separate(void)
+{
+	return master_state.up.separate;
 }
 
 /* ---- the new master ------------------------------------------------------------------------ */
@@ -63,11 +72,16 @@ int master_upgrade_successor_init(void)
 	const char *env = getenv(UPGRADE_ENV), *fault = getenv(UPGRADE_FAULT_ENV);
 	if (!env)
 		return 0;
-	int lock = -1, ready = -1, w0 = -1, w1 = -1, old = 0, secret = -1;
-	int n = sscanf(env, "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d", &lock, &ready, &secret, &w0, &w1, &old);
+	int lock = -1, ready = -1, w0 = -1, w1 = -1, old = 0, secret = -1, grant = -1;
+	unsigned gen = 0;
+	/* grant= and gen= come from an old master that can give its tokens to a region of another
+	 * layout; one from before that offers neither (this master then refuses a layout change) */
+	int n = sscanf(env, "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d,grant=%d,gen=%u", &lock, &ready, &secret, &w0, &w1,
+	               &old, &grant, &gen);
 	unsetenv(UPGRADE_ENV);
 	unsetenv(UPGRADE_FAULT_ENV);
-	if (n != 6 || lock < 3 || ready < 3 || secret < 3 || w0 < 3 || w1 < 3 || old <= 0 || upgrade_cloexec(lock) < 0 ||
+	if ((n != 6 && n != 8) || lock < 3 || ready < 3 || secret < 3 || w0 < 3 || w1 < 3 || old <= 0 ||
+	    (n == 8 && (grant < 3 || upgrade_cloexec(grant) < 0)) || upgrade_cloexec(lock) < 0 ||
 	    upgrade_cloexec(ready) < 0 || upgrade_cloexec(w0) < 0 || upgrade_cloexec(w1) < 0) {
 		log_error("upgrade: malformed %s from the old master: '%.100s'", UPGRADE_ENV, env);
 		return -1;
@@ -85,12 +99,20 @@ int master_upgrade_successor_init(void)
 	master_state.up.successor = true;
 	master_state.up.fd = ready;
 	master_state.up.old_pid = (pid_t)old;
+	master_state.up.grant_fd = n == 8 ? grant : -1;
+	if (n == 8) /* read in the loop's ticks: never block there */
+		fcntl(grant, F_SETFL, fcntl(grant, F_GETFL) | O_NONBLOCK);
+	master_state.up.old_generation = gen;
 	master_state.wake[0] = w0;
 	master_state.wake[1] = w1;
 	master_state.shm.lock_fd = lock;
 	master_state.shm.locked = true;
 	/* the old master says READY=1 and MAINPID= for us once it hands over */
 	master_state.notify_ready = true;
+	if (fault && strncmp(fault, "layout", 6) == 0) {
+		upgrade_fault_layout = true;
+		fault += fault[6] == '+' ? 7 : 6;
+	}
 	upgrade_fault = !fault ? FAULT_NONE : strcmp(fault, "exit") == 0 ? FAULT_EXIT : strcmp(fault, "hang") == 0 ? FAULT_HANG
 	              : strcmp(fault, "crash") == 0 ? FAULT_CRASH : FAULT_NONE;
 	struct stat a, b;
@@ -107,19 +129,95 @@ int master_upgrade_successor_init(void)
 	return 0;
 }
 
+/* The running instance's region is of another layout: make one of our own beside it, whose
+ * budget starts at 0 and grows by each token the old generation frees and gives (grant pipe).
+ * The old region stays the old generation's; ours is renamed over status_file when ready. */
+static int upgrade_separate_region(uint32_t layout)
+{
+	char *path = master_state.up.next_path;
+	snprintf(path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
+	master_state.up.old_lock_fd = master_state.shm.lock_fd;
+	master_state.shm.lock_fd = -1;
+	master_state.shm.locked = false;
+	if (shm_create(&master_state.shm, path) < 0) {
+		log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d, and a region "
+		          "of its own at %s cannot be made (%s%s)", layout, NP_SHM_LAYOUT, path, strerror(errno),
+		          errno == EWOULDBLOCK ? ": a rolled-back upgrade's generation still holds it" : "");
+		return -1;
+	}
+	atomic_store(&master_state.shm.hdr->grant_active, 1);
+	master_state.generation = master_state.up.old_generation + 1;
+	master_state.up.separate = true;
+	if (write(master_state.up.fd, "L", 1) != 1) {
+		log_error("upgrade: cannot tell the old master our layout differs: %s", strerror(errno));
+		return -1;
+	}
+	log_info("upgrade: the running instance's shared memory is layout %u, this build's is %d: a region of its "
+	         "own at %s, with the budget's tokens as the old generation frees them", layout, NP_SHM_LAYOUT, path);
+	return 0;
+}
+
 int master_upgrade_adopt_shm(void)
 {
 	uint32_t layout = 0;
-	if (shm_adopt(&master_state.shm, &layout) < 0) {
+	int rc;
+	if (upgrade_fault_layout) {
+		/* tests: take the path of another layout with this one (NEONPOOL_UPGRADE_FAULT=layout...) */
+		layout = NP_SHM_LAYOUT;
+		errno = EPROTO;
+		rc = -1;
+	} else {
+		rc = shm_adopt(&master_state.shm, &layout);
+	}
+	if (rc < 0) {
+		if (errno == EPROTO && master_state.up.grant_fd >= 0)
+			return upgrade_separate_region(layout);
 		if (errno == EPROTO)
-			log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d: "
-			          "this upgrade needs a restart", layout, NP_SHM_LAYOUT);
+			log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d, and its "
+			          "master cannot give its tokens to another region: this upgrade needs a restart",
+			          layout, NP_SHM_LAYOUT);
 		else
 			log_error("upgrade: cannot map the running instance's shared memory: %s", strerror(errno));
 		return -1;
 	}
 	master_state.generation = atomic_load(&master_state.shm.hdr->generation) + 1;
 	return 0;
+}
+
+/* New master with a region of its own: count the tokens the old generation gives ('0' + the
+ * endpoint, one byte each); 'E': that was the last, the whole budget is ours. */
+static void upgrade_take_grants(void)
+{
+	char buf[64];
+	ssize_t n;
+	while ((n = read(master_state.up.grant_fd, buf, sizeof(buf))) > 0) {
+		bool any = false;
+		for (ssize_t i = 0; i < n; i++) {
+			if (buf[i] == 'E') {
+				atomic_store(&master_state.shm.hdr->grant_active, 0);
+				master_state.up.grants_done = true;
+				if (master_state.up.old_lock_fd >= 0) /* the old region: nobody of ours reads it */
+					close(master_state.up.old_lock_fd);
+				master_state.up.old_lock_fd = -1;
+				log_info("upgrade: the old generation is gone and gave its last token: the whole budget is this "
+				         "generation's");
+				any = true;
+			} else if (buf[i] >= '0' && buf[i] < '0' + NP_EP_COUNT) {
+				atomic_fetch_add(&master_state.shm.hdr->ep[buf[i] - '0'].granted, 1);
+				any = true;
+			}
+		}
+		if (any)
+			budget_wake(&master_state.shm);
+	}
+	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+		close(master_state.up.grant_fd);
+		master_state.up.grant_fd = -1;
+		if (!master_state.up.grants_done)
+			log_error("upgrade: the old master is gone without giving its last tokens: this generation keeps the "
+			          "%u it was given until a restart (never more than the budget)",
+			          atomic_load(&master_state.shm.hdr->ep[NP_EP_PRIMARY].granted));
+	}
 }
 
 /* The new generation's workers all accept (past their start), and, when the database is up, one
@@ -156,6 +254,11 @@ static void upgrade_successor_tick(void)
 	if (!master_state.up.successor || master_state.up.ready_sent || master_state.stopping || !upgrade_successor_ready())
 		return;
 	master_state.up.ready_sent = true;
+	/* a region of our own: from now on it is the instance's (the old generation keeps its own
+	 * mapped; readers that open status_file find ours) */
+	if (master_state.up.separate && rename(master_state.up.next_path, master_state.conf.status_file) < 0)
+		log_warn("upgrade: cannot rename %s to %s: %s", master_state.up.next_path, master_state.conf.status_file,
+		         strerror(errno));
 	ssize_t w = write(master_state.up.fd, "R", 1);
 	close(master_state.up.fd);
 	master_state.up.fd = -1;
@@ -170,6 +273,73 @@ static void upgrade_successor_tick(void)
 }
 
 /* ---- the old master ---------------------------------------------------------------------- */
+
+/* Give the new master (a region of its own) the tokens of ours that are free: each is marked
+ * given here (taken from 0 by CAS: nobody of ours holds it any more) before its byte goes out, so
+ * the two regions together never have more usable tokens than the budget. Keeps one per endpoint
+ * while any child of ours lives (a worker finishing a request, an answer being stored), unless
+ * `all`. */
+static void upgrade_give(bool all)
+{
+	if (!master_state.up.granting || master_state.up.grant_fd < 0)
+		return;
+	int keep = !all && master_count_all() > 0 ? 1 : 0;
+	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
+		int configured = (int)atomic_load(&master_state.shm.hdr->ep[ep].configured);
+		while (configured - budget_given(&master_state.shm, ep) > keep) {
+			int t = budget_give_one(&master_state.shm, ep);
+			if (t < 0)
+				break;
+			char b = (char)('0' + ep);
+			if (write(master_state.up.grant_fd, &b, 1) != 1) {
+				budget_take_back(&master_state.shm, ep, t);
+				if (errno != EAGAIN) {
+					log_warn("upgrade: cannot give a token to the new master: %s", strerror(errno));
+					close(master_state.up.grant_fd);
+					master_state.up.grant_fd = -1;
+				}
+				return;
+			}
+		}
+	}
+}
+
+void master_upgrade_before_exit(void)
+{
+	if (!master_state.up.granting || master_state.up.grant_fd < 0 || !master_state.up.handed_over)
+		return;
+	upgrade_give(true);
+	if (master_state.up.grant_fd >= 0 && write(master_state.up.grant_fd, "E", 1) == 1)
+		log_info("upgrade: this generation is gone: the new master has every token");
+	close(master_state.up.grant_fd);
+	master_state.up.grant_fd = -1;
+}
+
+/* Rolled back after giving tokens: they come back once every process of the other generation is
+ * gone, which its region's lock says (its master and every child share the one open file
+ * description that holds it). */
+static void upgrade_reclaim_given(void)
+{
+	int fd = open(master_state.up.next_path, O_RDWR | O_NOFOLLOW | O_CLOEXEC);
+	if (fd >= 0 && flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		close(fd);
+		return; /* still held */
+	}
+	int back = 0;
+	for (int ep = 0; ep < NP_EP_COUNT; ep++)
+		for (int t = 0; t < NP_MAX_BUDGET; t++)
+			if (atomic_load(&master_state.shm.hdr->ep[ep].tokens[t].owner) == NP_TOKEN_GIVEN) {
+				budget_take_back(&master_state.shm, ep, t);
+				back++;
+			}
+	if (fd >= 0) {
+		unlink(master_state.up.next_path);
+		close(fd);
+	}
+	master_state.up.reclaim_given = false;
+	budget_wake(&master_state.shm);
+	log_info("upgrade: the rolled-back generation is gone: %d given token(s) are this generation's again", back);
+}
 
 static void upgrade_pid_file_rename(bool back)
 {
@@ -188,6 +358,10 @@ const char *master_upgrade_refusal(void)
 		return "a binary upgrade is under way (neonpoolctl upgrade --abort ends it)";
 	if (master_state.up.successor && !master_state.up.ready_sent)
 		return "this master is a binary upgrade not yet ready";
+	if (master_state.up.reclaim_given)
+		return "the tokens given to a rolled-back upgrade are not back yet (its processes are still exiting)";
+	if (master_state.up.separate && !master_state.up.grants_done)
+		return "the previous generation has not given its last tokens yet";
 	return NULL;
 }
 
@@ -209,13 +383,13 @@ static void upgrade_outcome(bool ok, const char *fmt, ...)
 /* Put the new master's fds in place in the child and exec it; never returns. The listening
  * sockets go to 3.. (LISTEN_FDS); the wake pipe stays at its numbers (the old generation's
  * workers find it there through the header); the lock and the ready pipe follow. */
-static void upgrade_exec(int ready_fd, int secret_fd) __attribute__((noreturn));
-static void upgrade_exec(int ready_fd, int secret_fd)
+static void upgrade_exec(int ready_fd, int secret_fd, int grant_fd) __attribute__((noreturn));
+static void upgrade_exec(int ready_fd, int secret_fd, int grant_fd)
 {
 	const struct np_listener *ls[3] = { &master_state.listener, &master_state.control, &master_state.ask };
 	static const char *const names[3] = { "main", "control", "ask" };
 	int w0 = master_state.wake[0], w1 = master_state.wake[1];
-	int tmp[6], src[6], n = 0, nsock = 0;
+	int tmp[7], src[7], n = 0, nsock = 0;
 	char fdnames[64] = "";
 	for (int i = 0; i < 3; i++)
 		if (ls[i]->fd >= 0) {
@@ -226,10 +400,11 @@ static void upgrade_exec(int ready_fd, int secret_fd)
 	src[n++] = master_state.shm.lock_fd;
 	src[n++] = ready_fd;
 	src[n++] = secret_fd;
+	src[n++] = grant_fd;
 	for (int i = 0; i < n; i++)
 		if ((tmp[i] = fcntl(src[i], F_DUPFD_CLOEXEC, 64)) < 0)
 			_exit(126);
-	int target = 3, placed[6];
+	int target = 3, placed[7];
 	for (int i = 0; i < n; i++) {
 		while (target == w0 || target == w1) {
 			if (i < nsock)
@@ -248,8 +423,8 @@ static void upgrade_exec(int ready_fd, int secret_fd)
 	snprintf(v, sizeof(v), "%d", (int)getpid());
 	setenv("LISTEN_PID", v, 1);
 	setenv("LISTEN_FDNAMES", fdnames, 1);
-	snprintf(v, sizeof(v), "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d", placed[nsock], placed[nsock + 1],
-	         placed[nsock + 2], w0, w1, (int)getppid());
+	snprintf(v, sizeof(v), "lock=%d,ready=%d,secret=%d,wake=%d:%d,old=%d,grant=%d,gen=%u", placed[nsock],
+	         placed[nsock + 1], placed[nsock + 2], w0, w1, (int)getppid(), placed[nsock + 3], master_state.generation);
 	setenv(UPGRADE_ENV, v, 1);
 	if (notify_address()[0])
 		setenv("NOTIFY_SOCKET", notify_address(), 1);
@@ -303,6 +478,15 @@ void master_upgrade_start(void)
 		return;
 	}
 	close(sp[1]);
+	/* the grant pipe: a new master of another layout gets the tokens this generation frees */
+	int gp[2];
+	if (pipe2(gp, O_CLOEXEC) < 0) {
+		log_error("upgrade: pipe: %s", strerror(errno));
+		close(p[0]);
+		close(p[1]);
+		close(sp[0]);
+		return;
+	}
 	upgrade_pid_file_rename(false);
 	pid_t pid = fork();
 	if (pid < 0) {
@@ -310,15 +494,22 @@ void master_upgrade_start(void)
 		close(p[0]);
 		close(p[1]);
 		close(sp[0]);
+		close(gp[0]);
+		close(gp[1]);
 		upgrade_pid_file_rename(true);
 		return;
 	}
 	if (pid == 0) {
 		close(p[0]);
-		upgrade_exec(p[1], sp[0]);
+		close(gp[1]);
+		upgrade_exec(p[1], sp[0], gp[0]);
 	}
 	close(p[1]);
 	close(sp[0]);
+	close(gp[0]);
+	fcntl(gp[1], F_SETFL, fcntl(gp[1], F_GETFL) | O_NONBLOCK);
+	master_state.up.grant_fd = gp[1];
+	master_state.up.granting = false;
 	int64_t now = util_now_ms();
 	master_state.up.pid = pid;
 	master_state.up.fd = p[0];
@@ -361,6 +552,14 @@ void master_upgrade_abort(const char *why)
 static void upgrade_rolled_back(void)
 {
 	struct np_shm_header *h = master_state.shm.hdr;
+	if (master_state.up.grant_fd >= 0)
+		close(master_state.up.grant_fd);
+	master_state.up.grant_fd = -1;
+	if (master_state.up.granting) {
+		master_state.up.granting = false;
+		snprintf(master_state.up.next_path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
+		master_state.up.reclaim_given = true;
+	}
 	atomic_store(&h->release_gen, 0);
 	atomic_store(&h->generation, master_state.generation);
 	atomic_store(&h->upgrade_pid, 0);
@@ -425,6 +624,15 @@ void master_upgrade_on_pipe(void)
 	ssize_t n = read(master_state.up.fd, &c, 1);
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
+	if (n == 1 && c == 'L' && !master_state.up.rolling_back) {
+		/* its layout differs: it made a region of its own and waits for our tokens */
+		master_state.up.granting = true;
+		log_info("upgrade: the new master (pid %d) has a shared-memory layout of its own: it gets each token this "
+		         "generation frees; this generation keeps one while any of its children lives",
+		         (int)master_state.up.pid);
+		upgrade_give(false);
+		return;
+	}
 	close(master_state.up.fd);
 	master_state.up.fd = -1;
 	if (n == 1 && c == 'R' && !master_state.up.rolling_back)
@@ -469,6 +677,21 @@ static void upgrade_sweep(void)
 int64_t master_upgrade_tick(int64_t now, int64_t wait_ms)
 {
 	upgrade_successor_tick();
+	if (master_state.up.successor && master_state.up.separate && master_state.up.grant_fd >= 0) {
+		upgrade_take_grants();
+		if (wait_ms > 20)
+			wait_ms = 20;
+	}
+	if (master_state.up.granting && master_state.up.grant_fd >= 0) {
+		upgrade_give(false);
+		if (wait_ms > 20)
+			wait_ms = 20;
+	}
+	if (master_state.up.reclaim_given) {
+		upgrade_reclaim_given();
+		if (master_state.up.reclaim_given && wait_ms > 50)
+			wait_ms = 50;
+	}
 	if (master_state.up.pid && !master_state.up.handed_over) {
 		if (!master_state.up.rolling_back && now >= master_state.up.deadline_ms) {
 			char why[96];

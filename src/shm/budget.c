@@ -20,7 +20,48 @@ int budget_limit(const struct np_shm *shm, int ep)
 	uint32_t lim = atomic_load(&e->limit);
 	if (lim == 0)
 		lim = atomic_load(&e->configured);
+	if (atomic_load(&shm->hdr->grant_active)) {
+		uint32_t g = atomic_load(&e->granted);
+		lim = g < lim ? g : lim;
+	}
 	return lim > NP_MAX_BUDGET ? NP_MAX_BUDGET : (int)lim;
+}
+
+int budget_give_one(struct np_shm *shm, int ep)
+{
+	struct np_endpoint_shm *e = &shm->hdr->ep[ep];
+	uint32_t n = atomic_load(&e->configured);
+	for (int t = 0; t < (int)(n < NP_MAX_BUDGET ? n : NP_MAX_BUDGET); t++) {
+		struct np_token *tok = &e->tokens[t];
+		int32_t expect = 0;
+		if (atomic_load(&tok->owner) != 0 || !atomic_compare_exchange_strong(&tok->owner, &expect, NP_TOKEN_GIVEN))
+			continue;
+		atomic_store(&tok->slot, -1);
+		atomic_store(&tok->since_us, util_wall_us());
+		atomic_store(&tok->phase, NP_TOK_GIVEN);
+		return t;
+	}
+	return -1;
+}
+
+void budget_take_back(struct np_shm *shm, int ep, int tok)
+{
+	struct np_token *t = &shm->hdr->ep[ep].tokens[tok];
+	int32_t expect = NP_TOKEN_GIVEN;
+	if (atomic_load(&t->owner) != NP_TOKEN_GIVEN)
+		return;
+	atomic_store(&t->phase, NP_TOK_FREE);
+	atomic_store(&t->since_us, util_wall_us());
+	atomic_compare_exchange_strong(&t->owner, &expect, 0);
+}
+
+int budget_given(const struct np_shm *shm, int ep)
+{
+	int n = 0;
+	for (int i = 0; i < NP_MAX_BUDGET; i++)
+		if (atomic_load(&shm->hdr->ep[ep].tokens[i].owner) == NP_TOKEN_GIVEN)
+			n++;
+	return n;
 }
 
 int budget_acquire(struct np_shm *shm, int ep, int slot)
@@ -184,7 +225,7 @@ int budget_janitor(struct np_shm *shm, int grace_ms)
 		for (int i = 0; i < NP_MAX_BUDGET; i++) {
 			struct np_token *t = &e->tokens[i];
 			int32_t owner = atomic_load(&t->owner);
-			if (owner == 0)
+			if (owner == 0 || owner == NP_TOKEN_GIVEN)
 				continue;
 			uint32_t phase = atomic_load(&t->phase);
 			if (phase != NP_TOK_ORPHANED) {
@@ -257,6 +298,7 @@ const char *budget_phase_name(uint32_t phase)
 	case NP_TOK_CONNECTED: return "connected";
 	case NP_TOK_CLOSING: return "closing";
 	case NP_TOK_ORPHANED: return "orphaned";
+	case NP_TOK_GIVEN: return "given";
 	default: return "unknown";
 	}
 }

@@ -40,6 +40,14 @@ int budget_orphan_pid(struct np_shm *shm, pid_t pid, int grace_ms);
  * CAS of the owner it saw to its own pid before writing it. Returns tokens freed. */
 int budget_janitor(struct np_shm *shm, int grace_ms);
 
+/* An upgrade to a build whose shared-memory layout differs (master_upgrade.c). Old master: mark
+ * a free token of ep given (owner NP_TOKEN_GIVEN, taken by CAS from 0, so nobody here holds it
+ * any more); returns its index, or -1 when none is free. Take a given token back (a rolled-back
+ * upgrade, once the other generation is gone). Count the given ones. */
+int budget_give_one(struct np_shm *shm, int ep);
+void budget_take_back(struct np_shm *shm, int ep, int tok);
+int budget_given(const struct np_shm *shm, int ep);
+
 /* A permit to connect: at most max connects in flight across the pool. */
 bool budget_permit_take(struct np_shm *shm, int ep, int max);
 void budget_permit_give(struct np_shm *shm, int ep);

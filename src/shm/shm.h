@@ -14,7 +14,7 @@
 #include "ratelimit.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 9 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade */
+#define NP_SHM_LAYOUT 10 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -92,7 +92,11 @@ enum np_token_phase {
 	NP_TOK_CONNECTED,    /* a live server connection */
 	NP_TOK_CLOSING,      /* closed by us; waiting for the server to close its side */
 	NP_TOK_ORPHANED,     /* the owner died; freed by the supervisor at free_after_us */
+	NP_TOK_GIVEN,        /* given to a new generation with a region of its own (owner NP_TOKEN_GIVEN) */
 };
+/* The owner word of a token given away during an upgrade to a build whose shared-memory layout
+ * differs (master_upgrade.c): no process holds it here, the other region's generation may. */
+#define NP_TOKEN_GIVEN (-2)
 
 /* One unit of the connection budget. `owner` is the lock word: 0 free, else the holder's pid,
  * taken with compare-and-swap 0 -> pid; so the number of server connections is at most the
@@ -117,6 +121,7 @@ struct np_endpoint_shm {
 	_Atomic int32_t connect_permits[64]; /* connects in flight: 0 free, else the pid (CAS) */
 	/* supervisor */
 	_Atomic uint32_t limit;           /* effective budget: configured, or clamped to the server */
+	_Atomic uint32_t granted;         /* while hdr->grant_active: the tokens the old generation gave */
 	_Atomic uint32_t breaker;         /* enum np_breaker */
 	_Atomic uint32_t health;          /* enum np_health */
 	_Atomic int64_t health_since_us;
@@ -191,6 +196,10 @@ struct np_shm_header {
 	 * one) until it hands over: workers of generation release_gen or older close their server
 	 * connection after each request, so that the new generation's workers take the tokens */
 	_Atomic uint32_t release_gen;     /* 0: none */
+	/* a new master whose layout differs from the running one's made this region its own: the
+	 * budget is capped at each endpoint's `granted` (the tokens the old generation gave, one by
+	 * one, over a pipe) until the old generation is gone and gave the last (master_upgrade.c) */
+	_Atomic uint32_t grant_active;
 	_Atomic int32_t upgrade_pid;      /* the new master while an upgrade is pending (0: none) */
 	_Atomic int64_t upgrade_started_us;
 	_Atomic uint64_t upgrades_ok;     /* upgrades handed over (counted by the old master) */

@@ -30,7 +30,7 @@ open(sys.argv[2], 'wb').write(data.replace(a, b))
 PY
 chmod 0755 "$NP_TMP/bin/build-b"
 [ "$("$NP_TMP/bin/build-b" -v | awk '{print $2}')" = "$ver_b" ] || np_fail "build-b does not report $ver_b"
-for f in exit hang crash; do
+for f in exit hang crash layout+crash; do
 	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=%s exec %s "$@"\n' "$f" "$NP_TMP/bin/build-a" >"$NP_TMP/bin/fault-$f"
 	chmod 0755 "$NP_TMP/bin/fault-$f"
 done
@@ -121,7 +121,9 @@ for i in $(seq 1 "$NP_UPGRADES"); do
 done
 
 # ---- upgrades that roll back ---------------------------------------------------------------
-for f in exit hang crash; do
+# (layout+crash: a new master with a region of its own crashes once it served: the tokens given
+# to it come back when its last process is gone)
+for f in exit hang crash layout+crash; do
 	install_build "fault-$f"
 	before=$(cat "$NP_TMP/neonpoold.pid")
 	"$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$f" 2>&1 &
@@ -146,7 +148,7 @@ for f in exit hang crash; do
 		second=$?
 		np_expect_eq "pending upgrade: neonpoolctl upgrade refuses a second one ($(cat "$NP_TMP/out/upgrade.second"))" 1 "$second"
 	fi
-	if [ "$f" = crash ]; then
+	if [ "$f" = crash ] || [ "$f" = layout+crash ]; then
 		# requests of its own, so that the new generation serves one (and crashes) whatever the load does
 		own=0 own_bad=0
 		while kill -0 "$ctl" 2>/dev/null; do
@@ -168,6 +170,43 @@ done
 np_expect "the log says why: exited" grep -q 'upgrade rolled back: the new master exited with status' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: not ready" grep -q 'upgrade rolled back: the new master was not ready within upgrade_timeout_ms' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: crashed" grep -q 'upgrade rolled back: the new master was killed by signal 6' "$NP_TMP/neonpoold.log"
+np_expect "layout+crash: the given tokens came back once its generation was gone" \
+	np_wait_log 'upgrade: the rolled-back generation is gone:'
+np_expect "layout+crash: its region is removed" test ! -e "$NP_TMP/status.next"
+
+# ---- an upgrade to a build whose shared-memory layout differs ------------------------------------
+# NEONPOOL_UPGRADE_FAULT=layout makes the new master take the path of another layout with this
+# one: a region of its own (status_file.next, renamed when ready), its budget the tokens the old
+# generation frees and gives one by one. Last: the new master runs the wrapper's program from here.
+if [ "$want" = "$ver_a" ]; then lb=build-b; want=$ver_b; else lb=build-a; want=$ver_a; fi
+printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb" >"$NP_TMP/bin/layout"
+chmod 0755 "$NP_TMP/bin/layout"
+install_build layout
+before=$(cat "$NP_TMP/neonpoold.pid")
+np_now_ms; t0=$NP_NOW
+if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.layout" 2>&1; then
+	np_ok "layout upgrade: $(cat "$NP_TMP/out/upgrade.layout")"
+else
+	np_not_ok "layout upgrade: $(cat "$NP_TMP/out/upgrade.layout")"
+fi
+deadline=$((t0 + $(np_scaled 20) * 1000)); got=""
+while :; do
+	got=$(version_now); np_now_ms
+	[ "$got" = "$want" ] && break
+	[ "$NP_NOW" -ge "$deadline" ] && break
+	sleep 0.05
+done
+np_expect_eq "layout upgrade: /api/v1/version" "$want" "$got"
+np_measure upgrade_layout_version_moved_ms $((NP_NOW - t0)) ms
+np_expect "layout upgrade: the old master exits" np_wait_gone "$before" $(np_scaled 20000)
+np_expect "layout upgrade: the new master made a region of its own" np_wait_log 'a region of its own at'
+np_expect "layout upgrade: the old master gave tokens and said when it gave the last" \
+	np_wait_log 'upgrade: this generation is gone: the new master has every token'
+np_expect "layout upgrade: the new master took the whole budget then" \
+	np_wait_log 'the old generation is gone and gave its last token'
+np_expect "layout upgrade: no $NP_TMP/status.next left" test ! -e "$NP_TMP/status.next"
+"$NEONPOOLCTL" -c "$conf" status >"$NP_TMP/out/status.layout" 2>&1
+np_expect "layout upgrade: status reads the new master's region" grep -q "master pid $(cat "$NP_TMP/neonpoold.pid")" "$NP_TMP/out/status.layout"
 
 wait "$wrk_pid"; wrk_rc=$?
 max=$(np_sampler_stop)

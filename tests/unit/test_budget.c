@@ -391,6 +391,58 @@ static void test_adopt_layout(void **state)
 	shm_detach(&a);
 }
 
+/* An upgrade to another layout: tokens given away are nobody's here (not taken, not reclaimed,
+ * counted in use) until taken back; a region whose tokens are granted is capped at the grant. */
+static void test_given_tokens(void **state)
+{
+	(void)state;
+	clean_tokens();
+	const int ep = NP_EP_PRIMARY;
+	int held = budget_acquire(&shm, ep, 1);
+	assert_true(held >= 0);
+	int given[4], n = 0, t;
+	while ((t = budget_give_one(&shm, ep)) >= 0) {
+		assert_int_not_equal(t, held);
+		assert_true(t < 4); /* never past the configured budget */
+		given[n++] = t;
+	}
+	assert_int_equal(n, 3);
+	assert_int_equal(budget_given(&shm, ep), 3);
+	assert_int_equal(budget_in_use(&shm, ep), 4);
+	assert_int_equal(budget_acquire(&shm, ep, 1), -1);
+	assert_string_equal(budget_phase_name(atomic_load(&shm.hdr->ep[ep].tokens[given[0]].phase)), "given");
+	/* the janitor leaves a given token alone, whatever time passes */
+	assert_int_equal(budget_janitor(&shm, 0), 0);
+	assert_int_equal(budget_given(&shm, ep), 3);
+	/* a release of our own token is not taken for a given one */
+	budget_release(&shm, ep, held);
+	assert_int_equal(budget_given(&shm, ep), 3);
+	budget_take_back(&shm, ep, given[1]);
+	assert_int_equal(budget_given(&shm, ep), 2);
+	int a = budget_acquire(&shm, ep, 1), b = budget_acquire(&shm, ep, 1);
+	assert_true(a >= 0 && b >= 0);
+	assert_int_equal(budget_acquire(&shm, ep, 1), -1);
+	budget_release(&shm, ep, a);
+	budget_release(&shm, ep, b);
+	budget_take_back(&shm, ep, given[0]);
+	budget_take_back(&shm, ep, given[2]);
+	assert_int_equal(budget_given(&shm, ep), 0);
+	/* the new generation's region: capped at what it was granted while the grant is active */
+	atomic_store(&shm.hdr->grant_active, 1);
+	atomic_store(&shm.hdr->ep[ep].granted, 2);
+	assert_int_equal(budget_limit(&shm, ep), 2);
+	a = budget_acquire(&shm, ep, 1);
+	b = budget_acquire(&shm, ep, 1);
+	assert_true(a >= 0 && b >= 0);
+	assert_int_equal(budget_acquire(&shm, ep, 1), -1);
+	atomic_store(&shm.hdr->grant_active, 0);
+	assert_int_equal(budget_limit(&shm, ep), 4);
+	budget_release(&shm, ep, a);
+	budget_release(&shm, ep, b);
+	atomic_store(&shm.hdr->ep[ep].granted, 0);
+	clean_tokens();
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -402,6 +454,7 @@ int main(void)
 		cmocka_unit_test(test_permits),            cmocka_unit_test(test_connect_classes),
 		cmocka_unit_test(test_sqlstate_classes),
 		cmocka_unit_test(test_slot_assign_two_masters), cmocka_unit_test(test_adopt_layout),
+		cmocka_unit_test(test_given_tokens),
 	};
 	return cmocka_run_group_tests(tests, setup, teardown);
 }
