@@ -101,7 +101,7 @@ struct master_state {
 		bool grants_done;          /* new: the old generation gave its last token */
 		int old_lock_fd;           /* new, separate: the running instance's region (and lock) */
 		uint32_t old_generation;   /* new: the old master's generation */
-		char next_path[600];       /* the new region's path until it is ready */
+		char next_path[4096];      /* the new region's path until it is ready */
 	} up;
 };
 

@@ -135,7 +135,12 @@ int master_upgrade_successor_init(void)
 static int upgrade_separate_region(uint32_t layout)
 {
 	char *path = master_state.up.next_path;
-	snprintf(path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
+	int plen = snprintf(path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
+	if (plen < 0 || (size_t)plen >= sizeof(master_state.up.next_path)) {
+		log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d, and status_file "
+		          "is too long for a region beside it: this upgrade needs a restart", layout, NP_SHM_LAYOUT);
+		return -1;
+	}
 	master_state.up.old_lock_fd = master_state.shm.lock_fd;
 	master_state.shm.lock_fd = -1;
 	master_state.shm.locked = false;

@@ -14,7 +14,12 @@
 #include "ratelimit.h"
 
 #define NP_SHM_MAGIC 0x4e50534d31000000ULL /* "NPSM1" */
-#define NP_SHM_LAYOUT 10 /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout */
+#ifndef NP_SHM_LAYOUT_TEST_SHIFT
+/* bench/upgrade.sh builds a copy with 1: another layout number and 128 more bytes in the header
+ * (every field after master_pid moves), to upgrade to a build of another layout for real */
+#define NP_SHM_LAYOUT_TEST_SHIFT 0
+#endif
+#define NP_SHM_LAYOUT (10 + NP_SHM_LAYOUT_TEST_SHIFT) /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -160,6 +165,9 @@ struct np_shm_header {
 	uint32_t nslots;
 	uint64_t size;
 	_Atomic int32_t master_pid;
+#if NP_SHM_LAYOUT_TEST_SHIFT
+	char test_shift[128 * NP_SHM_LAYOUT_TEST_SHIFT];
+#endif
 	_Atomic uint32_t generation;
 	_Atomic int64_t started_us;
 	_Atomic int32_t configured_workers;

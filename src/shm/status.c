@@ -149,24 +149,11 @@ static cJSON *status_respawn(const struct np_shm *shm)
 	return o;
 }
 
-/* The binary upgrade: pending or not, the outcomes so far; and each generation with children
- * alive (two during an upgrade): its children by state and the budget tokens they hold. */
-static void status_upgrade(cJSON *root, const struct np_shm *shm)
+/* Each generation with children alive in region shm: its children by state and the budget tokens
+ * they hold, added to gens (region: NULL for the instance's, else the name of the other one). */
+static void status_generations(cJSON *gens, const struct np_shm *shm, const char *region)
 {
 	const struct np_shm_header *h = shm->hdr;
-	cJSON *u = cJSON_AddObjectToObject(root, "upgrade");
-	int32_t pending = atomic_load(&h->upgrade_pid);
-	cJSON_AddBoolToObject(u, "pending", pending != 0);
-	if (pending) {
-		cJSON_AddNumberToObject(u, "new_master_pid", pending);
-		cJSON_AddNumberToObject(u, "for_s", (double)(util_wall_us() - atomic_load(&h->upgrade_started_us)) / 1e6);
-	}
-	cJSON_AddNumberToObject(u, "ok_total", (double)atomic_load(&h->upgrades_ok));
-	cJSON_AddNumberToObject(u, "rolled_back_total", (double)atomic_load(&h->upgrades_rolled_back));
-	char last[sizeof(h->upgrade_last)];
-	memcpy(last, h->upgrade_last, sizeof(last));
-	last[sizeof(last) - 1] = '\0';
-	cJSON_AddStringToObject(u, "last", last);
 	enum { GENS = 4 };
 	uint32_t gen[GENS] = { 0 };
 	int kids[GENS] = { 0 }, busy[GENS] = { 0 }, exiting[GENS] = { 0 }, tokens[GENS] = { 0 }, ng = 0;
@@ -190,7 +177,6 @@ static void status_upgrade(cJSON *root, const struct np_shm *shm)
 			for (int t = 0; t < NP_MAX_BUDGET; t++)
 				tokens[k] += atomic_load(&h->ep[ep].tokens[t].owner) == pid;
 	}
-	cJSON *gens = cJSON_AddArrayToObject(root, "generations");
 	for (int k = 0; k < ng; k++) {
 		cJSON *o = cJSON_CreateObject();
 		cJSON_AddNumberToObject(o, "generation", gen[k]);
@@ -198,12 +184,49 @@ static void status_upgrade(cJSON *root, const struct np_shm *shm)
 		cJSON_AddNumberToObject(o, "busy", busy[k]);
 		cJSON_AddNumberToObject(o, "exiting", exiting[k]);
 		cJSON_AddNumberToObject(o, "tokens", tokens[k]);
+		if (region)
+			cJSON_AddStringToObject(o, "region", region);
 		cJSON_AddItemToArray(gens, o);
 	}
 }
 
+/* The binary upgrade: pending or not, the outcomes so far; and each generation with children
+ * alive (two during an upgrade): its children by state and the budget tokens they hold. A new
+ * master of another layout has a region of its own (status_file.next until it is ready): the
+ * tokens given to it, and its generation when this build can read that region. */
+static void status_upgrade(cJSON *root, const struct np_shm *shm, const struct np_conf *conf)
+{
+	const struct np_shm_header *h = shm->hdr;
+	cJSON *u = cJSON_AddObjectToObject(root, "upgrade");
+	int32_t pending = atomic_load(&h->upgrade_pid);
+	int given = budget_given(shm, NP_EP_PRIMARY) + budget_given(shm, NP_EP_REPLICA);
+	cJSON_AddBoolToObject(u, "pending", pending != 0);
+	if (pending) {
+		cJSON_AddNumberToObject(u, "new_master_pid", pending);
+		cJSON_AddNumberToObject(u, "for_s", (double)(util_wall_us() - atomic_load(&h->upgrade_started_us)) / 1e6);
+	}
+	cJSON_AddNumberToObject(u, "given_tokens", given);
+	cJSON_AddNumberToObject(u, "ok_total", (double)atomic_load(&h->upgrades_ok));
+	cJSON_AddNumberToObject(u, "rolled_back_total", (double)atomic_load(&h->upgrades_rolled_back));
+	char last[sizeof(h->upgrade_last)];
+	memcpy(last, h->upgrade_last, sizeof(last));
+	last[sizeof(last) - 1] = '\0';
+	cJSON_AddStringToObject(u, "last", last);
+	cJSON *gens = cJSON_AddArrayToObject(root, "generations");
+	status_generations(gens, shm, NULL);
+	if (given > 0 && conf && conf->status_file[0]) {
+		char path[4096];
+		struct np_shm next;
+		int n = snprintf(path, sizeof(path), "%s.next", conf->status_file);
+		if (n > 0 && (size_t)n < sizeof(path) && shm_attach_readonly(&next, path) == 0) {
+			status_generations(gens, &next, "its own");
+			shm_detach(&next);
+		}
+	}
+}
+
 /* The master's and supervisor's pids, the generation, uptime and the respawns. */
-static void status_header(cJSON *root, const struct np_shm *shm)
+static void status_header(cJSON *root, const struct np_shm *shm, const struct np_conf *conf)
 {
 	const struct np_shm_header *h = shm->hdr;
 	cJSON_AddNumberToObject(root, "master_pid", atomic_load(&h->master_pid));
@@ -219,7 +242,7 @@ static void status_header(cJSON *root, const struct np_shm *shm)
 	cJSON_AddBoolToObject(root, "respawn_backoff", backoff != NULL);
 	cJSON_Delete(backoff);
 	cJSON_AddItemToObject(root, "respawn", status_respawn(shm));
-	status_upgrade(root, shm);
+	status_upgrade(root, shm, conf);
 }
 
 /* One worker's slot i as ?full shows it (state st, now: the wall clock). */
@@ -339,7 +362,7 @@ cJSON *status_build(const struct np_shm *shm, const struct np_conf *conf, bool f
 	if (root == NULL)
 		return NULL;
 	int64_t now = util_wall_us();
-	status_header(root, shm);
+	status_header(root, shm, conf);
 	cJSON *workers = status_slots(root, shm, full, now);
 	struct status_sums t;
 	status_sum_rows(shm, &t);
@@ -396,12 +419,16 @@ void status_text(const cJSON *j, FILE *fp)
 	const cJSON *up = cJSON_GetObjectItem(j, "upgrade"), *g;
 	if (cJSON_IsTrue(cJSON_GetObjectItem(up, "pending")))
 		fprintf(fp, "UPGRADE under way: new master pid %d for %.1f s\n", (int)num(up, "new_master_pid"), num(up, "for_s"));
+	if (num(up, "given_tokens") > 0)
+		fprintf(fp, "the new master has a region of its own (another shared-memory layout): %d budget tokens given "
+		        "to it\n", (int)num(up, "given_tokens"));
 	if (num(up, "ok_total") + num(up, "rolled_back_total") > 0)
 		fprintf(fp, "upgrades %.0f ok, %.0f rolled back; last: %s\n", num(up, "ok_total"), num(up, "rolled_back_total"),
 		        str(up, "last"));
 	cJSON_ArrayForEach(g, cJSON_GetObjectItem(j, "generations"))
-		fprintf(fp, "generation %d: %d children (%d busy, %d exiting), %d budget tokens held\n", (int)num(g, "generation"),
-		        (int)num(g, "children"), (int)num(g, "busy"), (int)num(g, "exiting"), (int)num(g, "tokens"));
+		fprintf(fp, "generation %d: %d children (%d busy, %d exiting), %d budget tokens held%s\n",
+		        (int)num(g, "generation"), (int)num(g, "children"), (int)num(g, "busy"), (int)num(g, "exiting"),
+		        (int)num(g, "tokens"), str(g, "region")[0] ? " (in its region of its own)" : "");
 	const cJSON *ws = cJSON_GetObjectItem(j, "workers_by_state"), *x;
 	fprintf(fp, "workers");
 	cJSON_ArrayForEach(x, ws)

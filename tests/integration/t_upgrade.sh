@@ -30,7 +30,7 @@ open(sys.argv[2], 'wb').write(data.replace(a, b))
 PY
 chmod 0755 "$NP_TMP/bin/build-b"
 [ "$("$NP_TMP/bin/build-b" -v | awk '{print $2}')" = "$ver_b" ] || np_fail "build-b does not report $ver_b"
-for f in exit hang crash layout+crash; do
+for f in exit hang crash layout+crash layout+hang; do
 	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=%s exec %s "$@"\n' "$f" "$NP_TMP/bin/build-a" >"$NP_TMP/bin/fault-$f"
 	chmod 0755 "$NP_TMP/bin/fault-$f"
 done
@@ -57,7 +57,7 @@ fi
 np_db_prepare
 np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
 	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info \
-	workers=6 budget=$budget min_warm=2 upgrade_timeout_ms=$((8000 * NP_TIMEOUT_SCALE)) \
+	workers=6 budget=$budget min_warm=2 upgrade_timeout_ms=$((5000 * NP_TIMEOUT_SCALE)) \
 	graceful_timeout_ms=$((15000 * NP_TIMEOUT_SCALE)) acquire_timeout_ms=$((5000 * NP_TIMEOUT_SCALE)) "${long[@]}"
 if [ "$NP_UPGRADE_LONG" = 1 ]; then
 	np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
@@ -122,8 +122,8 @@ done
 
 # ---- upgrades that roll back ---------------------------------------------------------------
 # (layout+crash: a new master with a region of its own crashes once it served: the tokens given
-# to it come back when its last process is gone)
-for f in exit hang crash layout+crash; do
+# to it come back when its last process is gone; layout+hang: status shows both regions)
+for f in exit hang crash layout+crash layout+hang; do
 	install_build "fault-$f"
 	before=$(cat "$NP_TMP/neonpoold.pid")
 	"$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$f" 2>&1 &
@@ -148,6 +148,21 @@ for f in exit hang crash layout+crash; do
 		second=$?
 		np_expect_eq "pending upgrade: neonpoolctl upgrade refuses a second one ($(cat "$NP_TMP/out/upgrade.second"))" 1 "$second"
 	fi
+	if [ "$f" = layout+hang ]; then
+		deadline=$(( $(np_now_ms; echo "$NP_NOW") + $(np_scaled 6) * 1000 ))
+		while :; do
+			"$NEONPOOLCTL" -c "$conf" status >"$NP_TMP/out/status.layout-pending" 2>&1
+			grep -q 'budget tokens held (in its region of its own)' "$NP_TMP/out/status.layout-pending" && break
+			np_now_ms; [ "$NP_NOW" -ge "$deadline" ] && break
+			sleep 0.1
+		done
+		grep -E '^(UPGRADE|the new master|generation)' "$NP_TMP/out/status.layout-pending"
+		np_expect "pending layout upgrade: status names the tokens given to the new region" \
+			grep -q '^the new master has a region of its own (another shared-memory layout): [1-9][0-9]* budget tokens given' \
+			"$NP_TMP/out/status.layout-pending"
+		np_expect "pending layout upgrade: status shows the new generation in its own region" \
+			grep -q '^generation [0-9]*: .* budget tokens held (in its region of its own)$' "$NP_TMP/out/status.layout-pending"
+	fi
 	if [ "$f" = crash ] || [ "$f" = layout+crash ]; then
 		# requests of its own, so that the new generation serves one (and crashes) whatever the load does
 		own=0 own_bad=0
@@ -170,16 +185,32 @@ done
 np_expect "the log says why: exited" grep -q 'upgrade rolled back: the new master exited with status' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: not ready" grep -q 'upgrade rolled back: the new master was not ready within upgrade_timeout_ms' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: crashed" grep -q 'upgrade rolled back: the new master was killed by signal 6' "$NP_TMP/neonpoold.log"
-np_expect "layout+crash: the given tokens came back once its generation was gone" \
-	np_wait_log 'upgrade: the rolled-back generation is gone:'
+for _ in $(seq $((100 * NP_TIMEOUT_SCALE))); do
+	[ "$(grep -c 'upgrade: the rolled-back generation is gone:' "$NP_TMP/neonpoold.log")" -ge 2 ] && break
+	sleep 0.1
+done
+np_expect "layout+crash, layout+hang: the given tokens came back once each generation was gone" \
+	test "$(grep -c 'upgrade: the rolled-back generation is gone:' "$NP_TMP/neonpoold.log")" -eq 2
 np_expect "layout+crash: its region is removed" test ! -e "$NP_TMP/status.next"
 
 # ---- an upgrade to a build whose shared-memory layout differs ------------------------------------
 # NEONPOOL_UPGRADE_FAULT=layout makes the new master take the path of another layout with this
 # one: a region of its own (status_file.next, renamed when ready), its budget the tokens the old
 # generation frees and gives one by one. Last: the new master runs the wrapper's program from here.
+# NP_UPGRADE_LAYOUT_BUILD (bench/upgrade.sh): a build of another layout for real instead.
 if [ "$want" = "$ver_a" ]; then lb=build-b; want=$ver_b; else lb=build-a; want=$ver_a; fi
-printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb" >"$NP_TMP/bin/layout"
+if [ -n "${NP_UPGRADE_LAYOUT_BUILD:-}" ]; then
+	"$NP_PYTHON" - "$NP_UPGRADE_LAYOUT_BUILD" "$NP_TMP/bin/layout" "$ver_a" "$want" <<'PY'
+import sys
+data = open(sys.argv[1], 'rb').read()
+a, b = (b'\0' + v.encode() + b'\0' for v in sys.argv[3:5])
+assert data.count(a) >= 1, "version string not found"
+open(sys.argv[2], 'wb').write(data.replace(a, b))
+PY
+	np_log "layout upgrade: to a build of another layout ($NP_UPGRADE_LAYOUT_BUILD)"
+else
+	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb" >"$NP_TMP/bin/layout"
+fi
 chmod 0755 "$NP_TMP/bin/layout"
 install_build layout
 before=$(cat "$NP_TMP/neonpoold.pid")
@@ -206,7 +237,11 @@ np_expect "layout upgrade: the new master took the whole budget then" \
 	np_wait_log 'the old generation is gone and gave its last token'
 np_expect "layout upgrade: no $NP_TMP/status.next left" test ! -e "$NP_TMP/status.next"
 "$NEONPOOLCTL" -c "$conf" status >"$NP_TMP/out/status.layout" 2>&1
-np_expect "layout upgrade: status reads the new master's region" grep -q "master pid $(cat "$NP_TMP/neonpoold.pid")" "$NP_TMP/out/status.layout"
+if [ -n "${NP_UPGRADE_LAYOUT_BUILD:-}" ]; then
+	np_expect "layout upgrade: the new master said the layouts differ" np_wait_log "shared memory is layout 10, this build's is 11"
+else
+	np_expect "layout upgrade: status reads the new master's region" grep -q "master pid $(cat "$NP_TMP/neonpoold.pid")" "$NP_TMP/out/status.layout"
+fi
 
 wait "$wrk_pid"; wrk_rc=$?
 max=$(np_sampler_stop)
