@@ -290,8 +290,8 @@ static void upgrade_give(bool all)
 		return;
 	int keep = !all && master_count_all() > 0 ? 1 : 0;
 	for (int ep = 0; ep < NP_EP_COUNT; ep++) {
-		int configured = (int)atomic_load(&master_state.shm.hdr->ep[ep].configured);
-		while (configured - budget_given(&master_state.shm, ep) > keep) {
+		int lim = budget_limit(&master_state.shm, ep);
+		while (lim - budget_given(&master_state.shm, ep) > keep) {
 			int t = budget_give_one(&master_state.shm, ep);
 			if (t < 0)
 				break;

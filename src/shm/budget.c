@@ -30,8 +30,10 @@ int budget_limit(const struct np_shm *shm, int ep)
 int budget_give_one(struct np_shm *shm, int ep)
 {
 	struct np_endpoint_shm *e = &shm->hdr->ep[ep];
-	uint32_t n = atomic_load(&e->configured);
-	for (int t = 0; t < (int)(n < NP_MAX_BUDGET ? n : NP_MAX_BUDGET); t++) {
+	/* only tokens this generation could take: below its limit (a token past it is nobody's to
+	 * give, and counting it as given would leave every usable one here) */
+	int lim = budget_limit(shm, ep);
+	for (int t = 0; t < lim; t++) {
 		struct np_token *tok = &e->tokens[t];
 		int32_t expect = 0;
 		if (atomic_load(&tok->owner) != 0 || !atomic_compare_exchange_strong(&tok->owner, &expect, NP_TOKEN_GIVEN))

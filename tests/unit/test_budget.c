@@ -406,7 +406,7 @@ static void test_given_tokens(void **state)
 		assert_true(t < 4); /* never past the configured budget */
 		given[n++] = t;
 	}
-	assert_int_equal(n, 3);
+	assert_int_equal(n, 3); /* the free ones below the limit, none of the 60 past it */
 	assert_int_equal(budget_given(&shm, ep), 3);
 	assert_int_equal(budget_in_use(&shm, ep), 4);
 	assert_int_equal(budget_acquire(&shm, ep, 1), -1);
@@ -440,6 +440,13 @@ static void test_given_tokens(void **state)
 	budget_release(&shm, ep, a);
 	budget_release(&shm, ep, b);
 	atomic_store(&shm.hdr->ep[ep].granted, 0);
+	clean_tokens();
+	/* a limit clamped below the configured budget: only tokens under it are given */
+	atomic_store(&shm.hdr->ep[ep].limit, 2);
+	assert_true(budget_give_one(&shm, ep) < 2);
+	assert_true(budget_give_one(&shm, ep) < 2);
+	assert_int_equal(budget_give_one(&shm, ep), -1);
+	atomic_store(&shm.hdr->ep[ep].limit, 0);
 	clean_tokens();
 }
 
