@@ -93,7 +93,8 @@ struct master_state {
 		/* an upgrade to a build whose shared-memory layout differs: the new master makes a
 		 * region of its own (status_file + ".next", renamed over status_file when it is ready)
 		 * and the old master gives it, over the grant pipe, each token its generation frees */
-		int grant_fd;              /* old: the grant pipe's writing end; new: its reading end (-1) */
+		int grant_fd;              /* old: the grant pipe's writing end (-1: none) */
+		int grant_in;              /* new: its reading end, while tokens may still come (-1) */
 		bool granting;             /* old: the new master has a region of its own: give it tokens */
 		bool reclaim_given;        /* old, rolled back: take the given tokens back once the other
 		                            * generation is gone (its region's lock is free) */

@@ -48,6 +48,7 @@ void master_upgrade_init_paths(void)
 	free(abs);
 	master_state.up.fd = -1;
 	master_state.up.grant_fd = -1;
+	master_state.up.grant_in = -1;
 	master_state.up.old_lock_fd = -1;
 }
 
@@ -99,7 +100,7 @@ int master_upgrade_successor_init(void)
 	master_state.up.successor = true;
 	master_state.up.fd = ready;
 	master_state.up.old_pid = (pid_t)old;
-	master_state.up.grant_fd = n == 8 ? grant : -1;
+	master_state.up.grant_in = n == 8 ? grant : -1;
 	if (n == 8) /* read in the loop's ticks: never block there */
 		fcntl(grant, F_SETFL, fcntl(grant, F_GETFL) | O_NONBLOCK);
 	master_state.up.old_generation = gen;
@@ -175,7 +176,7 @@ int master_upgrade_adopt_shm(void)
 		rc = shm_adopt(&master_state.shm, &layout);
 	}
 	if (rc < 0) {
-		if (errno == EPROTO && master_state.up.grant_fd >= 0)
+		if (errno == EPROTO && master_state.up.grant_in >= 0)
 			return upgrade_separate_region(layout);
 		if (errno == EPROTO)
 			log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d, and its "
@@ -186,6 +187,9 @@ int master_upgrade_adopt_shm(void)
 		return -1;
 	}
 	master_state.generation = atomic_load(&master_state.shm.hdr->generation) + 1;
+	if (master_state.up.grant_in >= 0) /* the same region: nothing to be given */
+		close(master_state.up.grant_in);
+	master_state.up.grant_in = -1;
 	return 0;
 }
 
@@ -195,7 +199,7 @@ static void upgrade_take_grants(void)
 {
 	char buf[64];
 	ssize_t n;
-	while ((n = read(master_state.up.grant_fd, buf, sizeof(buf))) > 0) {
+	while ((n = read(master_state.up.grant_in, buf, sizeof(buf))) > 0) {
 		bool any = false;
 		for (ssize_t i = 0; i < n; i++) {
 			if (buf[i] == 'E') {
@@ -216,8 +220,8 @@ static void upgrade_take_grants(void)
 			budget_wake(&master_state.shm);
 	}
 	if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
-		close(master_state.up.grant_fd);
-		master_state.up.grant_fd = -1;
+		close(master_state.up.grant_in);
+		master_state.up.grant_in = -1;
 		if (!master_state.up.grants_done)
 			log_error("upgrade: the old master is gone without giving its last tokens: this generation keeps the "
 			          "%u it was given until a restart (never more than the budget)",
@@ -682,7 +686,7 @@ static void upgrade_sweep(void)
 int64_t master_upgrade_tick(int64_t now, int64_t wait_ms)
 {
 	upgrade_successor_tick();
-	if (master_state.up.successor && master_state.up.separate && master_state.up.grant_fd >= 0) {
+	if (master_state.up.separate && master_state.up.grant_in >= 0) {
 		upgrade_take_grants();
 		if (wait_ms > 20)
 			wait_ms = 20;

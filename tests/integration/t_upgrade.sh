@@ -241,6 +241,27 @@ if [ -n "${NP_UPGRADE_LAYOUT_BUILD:-}" ]; then
 	np_expect "layout upgrade: the new master said the layouts differ" np_wait_log "shared memory is layout 10, this build's is 11"
 else
 	np_expect "layout upgrade: status reads the new master's region" grep -q "master pid $(cat "$NP_TMP/neonpoold.pid")" "$NP_TMP/out/status.layout"
+	# a second one from that master, to another layout again: the grant pipe it was given is not
+	# taken for the one it gives (its program is $lb, resolved at its start: a wrapper there)
+	mv "$NP_TMP/bin/$lb" "$NP_TMP/bin/$lb.real"
+	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb.real" >"$NP_TMP/bin/$lb"
+	chmod 0755 "$NP_TMP/bin/$lb"
+	before=$(cat "$NP_TMP/neonpoold.pid")
+	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.layout2" 2>&1; then
+		np_ok "layout upgrade again: $(cat "$NP_TMP/out/upgrade.layout2")"
+	else
+		np_not_ok "layout upgrade again: $(cat "$NP_TMP/out/upgrade.layout2")"
+	fi
+	np_expect "layout upgrade again: the old master exits" np_wait_gone "$before" $(np_scaled 20000)
+	np_expect_eq "layout upgrade again: /api/v1/version" "$want" "$(version_now)"
+	for _ in $(seq $((100 * NP_TIMEOUT_SCALE))); do
+		[ "$(grep -c 'the old generation is gone and gave its last token' "$NP_TMP/neonpoold.log")" -ge 2 ] && break
+		sleep 0.1
+	done
+	np_expect "layout upgrade again: the old generation gave its last tokens (a second time in the log)" \
+		test "$(grep -c 'the old generation is gone and gave its last token' "$NP_TMP/neonpoold.log")" -eq 2
+	np_curl "/api/v1/books/$NP_BOOK_MIN"
+	np_expect_eq "layout upgrade again: a book read (the database through the given tokens)" 200 "$NP_STATUS"
 fi
 
 wait "$wrk_pid"; wrk_rc=$?
