@@ -75,7 +75,39 @@ np_wait_log() {
 	for i in $(seq 1 $((100 * NP_TIMEOUT_SCALE))); do grep -qF "$1" "$NP_TMP/neonpoold.log" && return 0; sleep 0.1; done
 	return 1
 }
+# np_wait_log_count TEXT N: the daemon's log holds N lines with TEXT within 10 s (scaled), not more.
+np_wait_log_count() {
+	local i c
+	for i in $(seq 1 $((100 * NP_TIMEOUT_SCALE))); do
+		c=$(grep -cF "$1" "$NP_TMP/neonpoold.log")
+		[ "$c" -ge "$2" ] && break
+		sleep 0.1
+	done
+	[ "$c" -eq "$2" ]
+}
 version_now() { np_curl /api/v1/version >/dev/null 2>&1; np_json_get "$NP_TMP/http.body" 'd["version"]'; }
+# upgrade_to NAME: neonpoolctl upgrade (its output in out/upgrade.NAME, an ok/not ok line), then
+# /api/v1/version polled until it says $want (20 s, scaled); the measure NAME_version_moved_ms;
+# sets before (the old master) for the checks after it.
+upgrade_to() {
+	local t0 deadline got
+	before=$(cat "$NP_TMP/neonpoold.pid")
+	np_now_ms; t0=$NP_NOW
+	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$1" 2>&1; then
+		np_ok "upgrade $1: $(cat "$NP_TMP/out/upgrade.$1")"
+	else
+		np_not_ok "upgrade $1: $(cat "$NP_TMP/out/upgrade.$1")"
+	fi
+	deadline=$((t0 + $(np_scaled 20) * 1000)); got=""
+	while :; do
+		got=$(version_now); np_now_ms
+		[ "$got" = "$want" ] && break
+		[ "$NP_NOW" -ge "$deadline" ] && break
+		sleep 0.05
+	done
+	np_expect_eq "upgrade $1: /api/v1/version" "$want" "$got"
+	np_measure "upgrade_$1_version_moved_ms" $((NP_NOW - t0)) ms
+}
 
 np_sampler_start
 # each upgrade waits for the old master to exit: long-form streams (5 s) keep it a while
@@ -97,23 +129,8 @@ sleep 1
 want=$ver_a
 for i in $(seq 1 "$NP_UPGRADES"); do
 	if [ $((i % 2)) = 1 ]; then install_build build-b; want=$ver_b; else install_build build-a; want=$ver_a; fi
-	before=$(cat "$NP_TMP/neonpoold.pid")
 	[ "$NP_UPGRADE_LONG" = 1 ] && sleep 1 # streams in flight on the old generation
-	np_now_ms; t0=$NP_NOW
-	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.$i" 2>&1; then
-		np_ok "upgrade $i: $(cat "$NP_TMP/out/upgrade.$i")"
-	else
-		np_not_ok "upgrade $i: $(cat "$NP_TMP/out/upgrade.$i")"
-	fi
-	deadline=$((t0 + $(np_scaled 20) * 1000)); got=""
-	while :; do
-		got=$(version_now); np_now_ms
-		[ "$got" = "$want" ] && break
-		[ "$NP_NOW" -ge "$deadline" ] && break
-		sleep 0.05
-	done
-	np_expect_eq "upgrade $i: /api/v1/version" "$want" "$got"
-	np_measure "upgrade_${i}_version_moved_ms" $((NP_NOW - t0)) ms
+	upgrade_to "$i"
 	after=$(cat "$NP_TMP/neonpoold.pid" 2>/dev/null)
 	np_expect "upgrade $i: the pid file names the new master ($before -> $after)" test "$after" != "$before"
 	np_expect "upgrade $i: the old master exits" np_wait_gone "$before" $(np_scaled 20000)
@@ -185,12 +202,8 @@ done
 np_expect "the log says why: exited" grep -q 'upgrade rolled back: the new master exited with status' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: not ready" grep -q 'upgrade rolled back: the new master was not ready within upgrade_timeout_ms' "$NP_TMP/neonpoold.log"
 np_expect "the log says why: crashed" grep -q 'upgrade rolled back: the new master was killed by signal 6' "$NP_TMP/neonpoold.log"
-for _ in $(seq $((100 * NP_TIMEOUT_SCALE))); do
-	[ "$(grep -c 'upgrade: the rolled-back generation is gone:' "$NP_TMP/neonpoold.log")" -ge 2 ] && break
-	sleep 0.1
-done
 np_expect "layout+crash, layout+hang: the given tokens came back once each generation was gone" \
-	test "$(grep -c 'upgrade: the rolled-back generation is gone:' "$NP_TMP/neonpoold.log")" -eq 2
+	np_wait_log_count 'upgrade: the rolled-back generation is gone:' 2
 np_expect "layout+crash: its region is removed" test ! -e "$NP_TMP/status.next"
 
 # ---- an upgrade to a build whose shared-memory layout differs ------------------------------------
@@ -213,22 +226,7 @@ else
 fi
 chmod 0755 "$NP_TMP/bin/layout"
 install_build layout
-before=$(cat "$NP_TMP/neonpoold.pid")
-np_now_ms; t0=$NP_NOW
-if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.layout" 2>&1; then
-	np_ok "layout upgrade: $(cat "$NP_TMP/out/upgrade.layout")"
-else
-	np_not_ok "layout upgrade: $(cat "$NP_TMP/out/upgrade.layout")"
-fi
-deadline=$((t0 + $(np_scaled 20) * 1000)); got=""
-while :; do
-	got=$(version_now); np_now_ms
-	[ "$got" = "$want" ] && break
-	[ "$NP_NOW" -ge "$deadline" ] && break
-	sleep 0.05
-done
-np_expect_eq "layout upgrade: /api/v1/version" "$want" "$got"
-np_measure upgrade_layout_version_moved_ms $((NP_NOW - t0)) ms
+upgrade_to layout
 np_expect "layout upgrade: the old master exits" np_wait_gone "$before" $(np_scaled 20000)
 np_expect "layout upgrade: the new master made a region of its own" np_wait_log 'a region of its own at'
 np_expect "layout upgrade: the old master gave tokens and said when it gave the last" \
@@ -246,20 +244,10 @@ else
 	mv "$NP_TMP/bin/$lb" "$NP_TMP/bin/$lb.real"
 	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb.real" >"$NP_TMP/bin/$lb"
 	chmod 0755 "$NP_TMP/bin/$lb"
-	before=$(cat "$NP_TMP/neonpoold.pid")
-	if "$NEONPOOLCTL" -c "$conf" upgrade >"$NP_TMP/out/upgrade.layout2" 2>&1; then
-		np_ok "layout upgrade again: $(cat "$NP_TMP/out/upgrade.layout2")"
-	else
-		np_not_ok "layout upgrade again: $(cat "$NP_TMP/out/upgrade.layout2")"
-	fi
+	upgrade_to layout2
 	np_expect "layout upgrade again: the old master exits" np_wait_gone "$before" $(np_scaled 20000)
-	np_expect_eq "layout upgrade again: /api/v1/version" "$want" "$(version_now)"
-	for _ in $(seq $((100 * NP_TIMEOUT_SCALE))); do
-		[ "$(grep -c 'the old generation is gone and gave its last token' "$NP_TMP/neonpoold.log")" -ge 2 ] && break
-		sleep 0.1
-	done
 	np_expect "layout upgrade again: the old generation gave its last tokens (a second time in the log)" \
-		test "$(grep -c 'the old generation is gone and gave its last token' "$NP_TMP/neonpoold.log")" -eq 2
+		np_wait_log_count 'the old generation is gone and gave its last token' 2
 	np_curl "/api/v1/books/$NP_BOOK_MIN"
 	np_expect_eq "layout upgrade again: a book read (the database through the given tokens)" 200 "$NP_STATUS"
 fi
