@@ -61,15 +61,8 @@ read -r b0 b1 p0 p1 < <(np_psql_super -d "$NP_PG_DB" -At -F ' ' -c \
 # this build reports another version (its version string patched in place, same length), so that
 # the answers tell the two apart
 mkdir -p "$NP_TMP/bin"
-ver_new=$(echo "$ver_prev" | sed 's/.$/9/'); [ "$ver_new" = "$ver_prev" ] && ver_new=$(echo "$ver_prev" | sed 's/.$/8/')
-"$NP_PYTHON" - "$NEONPOOLD" "$NP_TMP/bin/neonpoold" "$("$NEONPOOLD" -v | awk '{print $2}')" "$ver_new" <<'PY'
-import sys
-data = open(sys.argv[1], 'rb').read()
-a, b = (b'\0' + v.encode() + b'\0' for v in sys.argv[3:5])
-assert data.count(a) >= 1, "version string not found"
-open(sys.argv[2], 'wb').write(data.replace(a, b))
-PY
-chmod 0755 "$NP_TMP/bin/neonpoold"
+ver_new=$(np_other_version "$ver_prev")
+np_patch_version "$NEONPOOLD" "$NP_TMP/bin/neonpoold" "$("$NEONPOOLD" -v | awk '{print $2}')" "$ver_new"
 common=(database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" log_level=info workers=4
 	budget=$budget_each min_warm=1 acquire_timeout_ms=5000 graceful_timeout_ms=15000 shutdown_timeout_ms=15000)
 NEONPOOLD=$PREV_D

@@ -136,8 +136,7 @@ int master_upgrade_successor_init(void)
 static int upgrade_separate_region(uint32_t layout)
 {
 	char *path = master_state.up.next_path;
-	int plen = snprintf(path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
-	if (plen < 0 || (size_t)plen >= sizeof(master_state.up.next_path)) {
+	if (shm_next_path(path, sizeof(master_state.up.next_path), master_state.conf.status_file) < 0) {
 		log_error("upgrade: the running instance's shared memory is layout %u, this build's is %d, and status_file "
 		          "is too long for a region beside it: this upgrade needs a restart", layout, NP_SHM_LAYOUT);
 		return -1;
@@ -334,13 +333,7 @@ static void upgrade_reclaim_given(void)
 		close(fd);
 		return; /* still held */
 	}
-	int back = 0;
-	for (int ep = 0; ep < NP_EP_COUNT; ep++)
-		for (int t = 0; t < NP_MAX_BUDGET; t++)
-			if (atomic_load(&master_state.shm.hdr->ep[ep].tokens[t].owner) == NP_TOKEN_GIVEN) {
-				budget_take_back(&master_state.shm, ep, t);
-				back++;
-			}
+	int back = budget_take_back_all(&master_state.shm);
 	if (fd >= 0) {
 		unlink(master_state.up.next_path);
 		close(fd);
@@ -566,7 +559,8 @@ static void upgrade_rolled_back(void)
 	master_state.up.grant_fd = -1;
 	if (master_state.up.granting) {
 		master_state.up.granting = false;
-		snprintf(master_state.up.next_path, sizeof(master_state.up.next_path), "%s.next", master_state.conf.status_file);
+		/* the new master made it under this name (it gave us 'L' only after) */
+		shm_next_path(master_state.up.next_path, sizeof(master_state.up.next_path), master_state.conf.status_file);
 		master_state.up.reclaim_given = true;
 	}
 	atomic_store(&h->release_gen, 0);

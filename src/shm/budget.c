@@ -57,6 +57,18 @@ void budget_take_back(struct np_shm *shm, int ep, int tok)
 	atomic_compare_exchange_strong(&t->owner, &expect, 0);
 }
 
+int budget_take_back_all(struct np_shm *shm)
+{
+	int n = 0;
+	for (int ep = 0; ep < NP_EP_COUNT; ep++)
+		for (int t = 0; t < NP_MAX_BUDGET; t++)
+			if (atomic_load(&shm->hdr->ep[ep].tokens[t].owner) == NP_TOKEN_GIVEN) {
+				budget_take_back(shm, ep, t);
+				n++;
+			}
+	return n;
+}
+
 int budget_given(const struct np_shm *shm, int ep)
 {
 	int n = 0;

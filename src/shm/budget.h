@@ -46,6 +46,7 @@ int budget_janitor(struct np_shm *shm, int grace_ms);
  * upgrade, once the other generation is gone). Count the given ones. */
 int budget_give_one(struct np_shm *shm, int ep);
 void budget_take_back(struct np_shm *shm, int ep, int tok);
+int budget_take_back_all(struct np_shm *shm); /* every endpoint's; returns how many */
 int budget_given(const struct np_shm *shm, int ep);
 
 /* A permit to connect: at most max connects in flight across the pool. */

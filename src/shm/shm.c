@@ -147,6 +147,12 @@ int shm_adopt(struct np_shm *shm, uint32_t *layout)
 	return 0;
 }
 
+int shm_next_path(char *buf, size_t size, const char *status_file)
+{
+	int n = snprintf(buf, size, "%s.next", status_file);
+	return n < 0 || (size_t)n >= size ? -1 : 0;
+}
+
 int shm_attach_readonly(struct np_shm *shm, const char *path)
 {
 	memset(shm, 0, sizeof(*shm));

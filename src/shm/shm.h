@@ -237,6 +237,10 @@ struct np_shm {
 	int lock_fd;
 };
 
+/* The region a new master of another layout makes during an upgrade: status_file + ".next",
+ * renamed over status_file when it is ready (master_upgrade.c). 0, or -1 when it does not fit. */
+int shm_next_path(char *buf, size_t size, const char *status_file);
+
 /* Master, before it touches anything: open (creating) the status file at path and take an
  * exclusive flock on it, held until shm_detach() (forked children share it, so the lock lasts
  * while any process of this instance may still use the region). Returns 0; -1 with errno

@@ -217,8 +217,7 @@ static void status_upgrade(cJSON *root, const struct np_shm *shm, const struct n
 	if (given > 0 && conf && conf->status_file[0]) {
 		char path[4096];
 		struct np_shm next;
-		int n = snprintf(path, sizeof(path), "%s.next", conf->status_file);
-		if (n > 0 && (size_t)n < sizeof(path) && shm_attach_readonly(&next, path) == 0) {
+		if (shm_next_path(path, sizeof(path), conf->status_file) == 0 && shm_attach_readonly(&next, path) == 0) {
 			status_generations(gens, &next, "its own");
 			shm_detach(&next);
 		}

@@ -1049,6 +1049,25 @@ if [ "$BASHPID" = "$$" ] && [ -z "${NP__PYJ_PID:-}" ]; then
 	coproc NP__PYJ { exec "$NP_PYTHON" -c "$NP__PYJ_SRC" 2>/dev/null; }
 fi
 
+# np_other_version V: V with its last character made 9 (8 when it is 9): the version a patched
+# copy of the daemon reports (np_patch_version).
+np_other_version() { local v=$1; if [ "${v: -1}" = 9 ]; then echo "${v%?}8"; else echo "${v%?}9"; fi; }
+
+# np_patch_version SRC DST FROM TO: DST is the program SRC with its version string FROM (between
+# NULs) replaced by TO of the same length, executable: two builds that tell themselves apart
+# (the upgrade tests). Fails the test when SRC holds no FROM.
+np_patch_version() {
+	"$NP_PYTHON" - "$@" <<'PY' || np_fail "np_patch_version: $3 not found in $1"
+import sys
+data = open(sys.argv[1], 'rb').read()
+a, b = (b'\0' + v.encode() + b'\0' for v in sys.argv[3:5])
+if len(a) != len(b) or data.count(a) < 1:
+    sys.exit(1)
+open(sys.argv[2], 'wb').write(data.replace(a, b))
+PY
+	chmod 0755 "$2"
+}
+
 # np_start_llm_mock [ARGS...]: tests/tools/llm_mock.py (the model stand-in) on a free port, with
 # ARGS (--key KEY ...), stopped at teardown; sets mport, its port.
 np_start_llm_mock() {

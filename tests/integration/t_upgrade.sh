@@ -20,15 +20,8 @@ np_require wrk nginx curl
 mkdir -p "$NP_TMP/bin"
 cp "$NEONPOOLD" "$NP_TMP/bin/build-a"
 ver_a=$("$NEONPOOLD" -v | awk '{print $2}')
-ver_b=$(echo "$ver_a" | sed 's/.$/9/'); [ "$ver_b" = "$ver_a" ] && ver_b=$(echo "$ver_a" | sed 's/.$/8/')
-"$NP_PYTHON" - "$NEONPOOLD" "$NP_TMP/bin/build-b" "$ver_a" "$ver_b" <<'PY'
-import sys
-data = open(sys.argv[1], 'rb').read()
-a, b = (b'\0' + v.encode() + b'\0' for v in sys.argv[3:5])
-assert data.count(a) >= 1, "version string not found"
-open(sys.argv[2], 'wb').write(data.replace(a, b))
-PY
-chmod 0755 "$NP_TMP/bin/build-b"
+ver_b=$(np_other_version "$ver_a")
+np_patch_version "$NEONPOOLD" "$NP_TMP/bin/build-b" "$ver_a" "$ver_b"
 [ "$("$NP_TMP/bin/build-b" -v | awk '{print $2}')" = "$ver_b" ] || np_fail "build-b does not report $ver_b"
 for f in exit hang crash layout+crash layout+hang; do
 	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=%s exec %s "$@"\n' "$f" "$NP_TMP/bin/build-a" >"$NP_TMP/bin/fault-$f"
@@ -213,13 +206,7 @@ np_expect "layout+crash: its region is removed" test ! -e "$NP_TMP/status.next"
 # NP_UPGRADE_LAYOUT_BUILD (bench/upgrade.sh): a build of another layout for real instead.
 if [ "$want" = "$ver_a" ]; then lb=build-b; want=$ver_b; else lb=build-a; want=$ver_a; fi
 if [ -n "${NP_UPGRADE_LAYOUT_BUILD:-}" ]; then
-	"$NP_PYTHON" - "$NP_UPGRADE_LAYOUT_BUILD" "$NP_TMP/bin/layout" "$ver_a" "$want" <<'PY'
-import sys
-data = open(sys.argv[1], 'rb').read()
-a, b = (b'\0' + v.encode() + b'\0' for v in sys.argv[3:5])
-assert data.count(a) >= 1, "version string not found"
-open(sys.argv[2], 'wb').write(data.replace(a, b))
-PY
+	np_patch_version "$NP_UPGRADE_LAYOUT_BUILD" "$NP_TMP/bin/layout" "$ver_a" "$want"
 	np_log "layout upgrade: to a build of another layout ($NP_UPGRADE_LAYOUT_BUILD)"
 else
 	printf '#!/bin/sh\nNEONPOOL_UPGRADE_FAULT=layout exec %s "$@"\n' "$NP_TMP/bin/$lb" >"$NP_TMP/bin/layout"
