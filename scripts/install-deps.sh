@@ -8,7 +8,8 @@
 #   --serve   only what scripts/serve.sh needs: the build tools and libraries, PostgreSQL 15, nginx
 #             and the PostgreSQL 15 manual it loads as the sample textbook
 #   --bench   everything, plus the peers bench/run compares neonpool with (PHP-FPM + php-pgsql;
-#             FastAPI, uvicorn, SQLAlchemy and asyncpg from Debian for /usr/bin/python3)
+#             FastAPI, uvicorn, SQLAlchemy and asyncpg from Debian for /usr/bin/python3; Go and
+#             pgx v4) and gnuplot for its curves
 #   --print   print the selected packages, one a line, and exit (installs nothing)
 # Idempotent: when everything is present it prints one line and changes nothing (no apt-get update).
 # As root it installs with apt-get; as another user it uses `sudo -n` when that works, otherwise it
@@ -94,6 +95,11 @@ BENCH_PACKAGES=(
 	# uvicorn's best-practice event loop and HTTP parser (it picks them up when present)
 	"python3-uvloop -"
 	"python3-httptools -"
+	# issue 23: the Go peer (net/http + pgx v4, built offline in GOPATH mode from Debian's sources)
+	"golang-go /usr/bin/go"
+	"golang-github-jackc-pgx-v4-dev -"
+	# the open-loop curves' plots (SVG)
+	"gnuplot-nox /usr/bin/gnuplot"
 )
 usage() { echo "usage: install-deps.sh [--serve | --bench] [--print]" >&2; exit 2; }
 mode=test

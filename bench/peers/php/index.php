@@ -4,7 +4,10 @@
 // statements prepared once per connection and executed by name (one round trip per query), no framework.
 // Routes: GET /api/v1/passages/{id}, GET /api/v1/books/{id}, GET /api/v1/search?q=&book=&limit=&offset=,
 // POST /api/v1/sessions/{id}/messages {role, content} with Authorization: Bearer <token>.
-// Settings from the FPM pool's env: NP_CONNINFO (no password), NP_PASSWORD_FILE.
+// Settings from the FPM pool's env: NP_CONNINFO (no password), NP_PASSWORD_FILE, NP_PHP_STATEMENTS:
+// "named" (default: prepared once per persistent connection, then executed by name) or "unnamed"
+// (pg_query_params: parse, bind and execute in one round trip, for PgBouncer in transaction mode,
+// where a named statement prepared in one transaction is not on the next one's server connection).
 
 const STMTS = [
 	'np_book_get' => "SELECT b.id, b.slug, b.title, b.author, b.language, "
@@ -63,6 +66,12 @@ function db()
 function q(string $name, array $params): array
 {
 	$db = db();
+	if (getenv('NP_PHP_STATEMENTS') === 'unnamed') {
+		$r = @pg_query_params($db, STMTS[$name], $params);
+		if ($r === false)
+			throw new RuntimeException('query failed');
+		return pg_fetch_all($r, PGSQL_NUM) ?: [];
+	}
 	for ($attempt = 0; $attempt < 2; $attempt++) {
 		if (!pg_send_execute($db, $name, $params))
 			throw new RuntimeException('send failed');
