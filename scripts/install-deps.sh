@@ -58,6 +58,8 @@ TEST_PACKAGES=(
 	"spawn-fcgi /usr/bin/spawn-fcgi"
 	"libfcgi-bin /usr/bin/cgi-fcgi"
 	"pgbouncer /usr/sbin/pgbouncer"
+	# contrib/haproxy/neonpool.cfg: tests/check-haproxy.sh runs haproxy -c on it (doc/deploy.md)
+	"haproxy /usr/sbin/haproxy"
 	"wrk /usr/bin/wrk"
 	# a real Prometheus scrapes /metrics in t_metrics_prometheus (promtool checks the format)
 	"prometheus /usr/bin/prometheus"

@@ -27,6 +27,8 @@ void api_feedback_post(struct np_request *req, struct np_response *resp);
 enum api_owner { API_OWNER_SESSION, API_OWNER_MESSAGE };
 bool api_session_authorize(struct np_request *req, struct np_response *resp, enum api_owner of, const char *id);
 
+struct np_conf;
+
 /* Handlers of api_ask.c (issue 9): the ask turn and its cancel. */
 void api_ask(struct np_request *req, struct np_response *resp);
 void api_ask_cancel(struct np_request *req, struct np_response *resp);
@@ -34,13 +36,15 @@ void api_ask_cancel(struct np_request *req, struct np_response *resp);
  * renews the leases of the answers this host makes and finishes 'failed' the answers of any
  * host still streaming past their lease. */
 void api_ask_sweep(void);
+/* How long a holder may wait between two of api_ask_sweep()'s checks for cancels made on other
+ * hosts: ASK_CHECK_MS when answers come from a model (llm_url), else -1 (no bound). */
+int api_ask_wait_ms(const struct np_conf *c);
 
 /* Handlers of api_chapters.c and api_search.c (issue 7, h7b). */
 void api_chapter_get(struct np_request *req, struct np_response *resp);
 void api_search(struct np_request *req, struct np_response *resp);
 
 /* api_admin.c (issue 8): GET /metrics and GET /status, from the shared memory. */
-struct np_conf;
 struct np_shm;
 void api_admin_init(const struct np_conf *conf, const struct np_shm *shm);
 void api_metrics(struct np_request *req, struct np_response *resp);

@@ -30,6 +30,12 @@
  * ASK_SWEEP_MS (13 s) after its last renewal, within the 30 s promised, wherever its maker died. */
 #define ASK_LEASE_MS 10000
 #define ASK_SWEEP_MS 3000
+/* While this host streams answers, every ASK_CHECK_MS one worker holding a connection asks which of
+ * them another host finished (a cancel that landed there: api_ask_cancel() stores it 'stopped'); a
+ * found one gets a cancel in its slot, and its maker stops at its next tick (LLM_TICK_MS / 2). One
+ * primary-key lookup per streamed answer, four times a second per host, only while answers stream:
+ * a cancel from any host ends the stream within ASK_CHECK_MS + a tick + the statement. */
+#define ASK_CHECK_MS 250
 #define ASK_SWEEP_ROWS 100         /* rows a sweep finishes at most */
 #define ASK_SWEEP_ACTIVE_MS 120000 /* sweep while some request used the database this recently */
 

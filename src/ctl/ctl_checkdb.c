@@ -27,9 +27,12 @@ struct ctl_db_health {
 	double ping_min, ping_avg, ping_max;  /* ms */
 	bool have_limits;
 	long max_connections, reserved, connections, neonpool_connections;
+	/* --hosts N: N hosts with this configuration's budget, straight to this database */
+	int hosts, budget;
+	long fleet_sum, fleet_room;   /* hosts x budget; max_connections - reserved - others' connections */
 	bool have_migrations, migrations_table;
 	long migrations_latest, migrations_count;
-	const char *warnings[4];
+	const char *warnings[6];
 	int nwarnings;
 	/* Set when unhealthy. */
 	char error[2048];
@@ -116,6 +119,17 @@ static int ctl_db_check_run(PGconn *conn, struct ctl_db_health *h)
 	PQclear(res);
 	if (h->max_connections - h->reserved > 0 && h->connections * 10 >= (h->max_connections - h->reserved) * 9)
 		h->warnings[h->nwarnings++] = "connections are above 90% of max_connections - superuser_reserved_connections";
+	if (h->hosts > 0) {
+		/* Others' use: every client backend that is not a neonpool process (this check's own
+		 * session is one of neonpool's: application_name neonpoolctl) */
+		long others = h->connections - h->neonpool_connections;
+		h->fleet_sum = (long)h->hosts * h->budget;
+		h->fleet_room = h->max_connections - h->reserved - (others > 0 ? others : 0);
+		if (h->fleet_sum > h->fleet_room)
+			h->warnings[h->nwarnings++] = "the hosts' budgets add up to more than the connections left for them "
+			                              "(max_connections - superuser_reserved_connections - others' connections): "
+			                              "lower budget or use a pooler (doc/deploy.md)";
+	}
 
 	if (h->migrations_table) {
 		res = ctl_db_check_query(conn, h, "SELECT max(version), count(*) FROM neonpool_migrations");
@@ -167,6 +181,14 @@ static int ctl_db_check_print_json(const struct ctl_db_health *h, const char *co
 		ok = ok && (sub = cJSON_AddObjectToObject(o, "connections")) != NULL;
 		ok = ok && cJSON_AddNumberToObject(sub, "total", (double)h->connections);
 		ok = ok && cJSON_AddNumberToObject(sub, "neonpool", (double)h->neonpool_connections);
+		if (ok && h->hosts > 0) {
+			ok = ok && (sub = cJSON_AddObjectToObject(o, "fleet")) != NULL;
+			ok = ok && cJSON_AddNumberToObject(sub, "hosts", h->hosts);
+			ok = ok && cJSON_AddNumberToObject(sub, "budget", h->budget);
+			ok = ok && cJSON_AddNumberToObject(sub, "sum", (double)h->fleet_sum);
+			ok = ok && cJSON_AddNumberToObject(sub, "room", (double)h->fleet_room);
+			ok = ok && cJSON_AddBoolToObject(sub, "fits", h->fleet_sum <= h->fleet_room);
+		}
 	}
 	if (ok && h->have_migrations) {
 		ok = ok && (sub = cJSON_AddObjectToObject(o, "migrations")) != NULL;
@@ -221,6 +243,9 @@ static void ctl_db_check_print_human(const struct ctl_db_health *h, const char *
 		printf("superuser_reserved_connections: %ld\n", h->reserved);
 		printf("connections:                    %ld (application_name neonpool*: %ld)\n", h->connections,
 		       h->neonpool_connections);
+		if (h->hosts > 0)
+			printf("fleet:                          %d hosts x budget %d = %ld; room %ld (%s)\n", h->hosts,
+			       h->budget, h->fleet_sum, h->fleet_room, h->fleet_sum <= h->fleet_room ? "fits" : "does not fit");
 	}
 	if (h->have_migrations) {
 		if (!h->migrations_table)
@@ -239,7 +264,7 @@ static void ctl_db_check_print_human(const struct ctl_db_health *h, const char *
 	printf("healthy:                        %s\n", healthy ? "yes" : "no");
 }
 
-int ctl_db_check(const struct np_conf *c, bool json)
+int ctl_db_check(const struct np_conf *c, bool json, int hosts)
 {
 	struct ctl_db_health h;
 	char conninfo[1024];
@@ -247,6 +272,8 @@ int ctl_db_check(const struct np_conf *c, bool json)
 	PGconn *conn;
 
 	memset(&h, 0, sizeof(h));
+	h.hosts = hosts;
+	h.budget = c->budget;
 	if (c->database_url[0])
 		conf_redact_conninfo(c->database_url, conninfo, sizeof(conninfo));
 	else
@@ -271,6 +298,8 @@ int ctl_db_check(const struct np_conf *c, bool json)
 		ctl_db_check_print_human(&h, conninfo, healthy);
 	}
 	PQfinish(conn);
-	return healthy ? 0 : 1;
+	if (!healthy)
+		return 1;
+	return h.hosts > 0 && h.have_limits && h.fleet_sum > h.fleet_room ? 2 : 0;
 }
 

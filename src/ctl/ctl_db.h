@@ -56,7 +56,7 @@ int ctl_db_seed(const struct np_conf *c, int books, int chapters, int passages);
  * round trips, connection limits and use, and the migration state; human-readable, or one
  * JSON object on stdout when json. A failed connect is classified with the daemon's table
  * (errclass.h: dns, refused, tls_verify, auth, timeout, too_many_clients, neon_*, ...). Returns the exit status: 0 healthy, 1 not. */
-int ctl_db_check(const struct np_conf *c, bool json);
+int ctl_db_check(const struct np_conf *c, bool json, int hosts);
 
 /* `neonpoolctl import` (ctl_import.c): limits. */
 #define CTL_IMPORT_MAX_FILES 100000

@@ -47,8 +47,10 @@ static void usage(FILE *fp)
 	        "                      the order of index.html's \"next\" links, passages of %d-%d words;\n"
 	        "                      one transaction; running it again changes nothing; --dry-run\n"
 	        "                      parses and lists the chapters without touching the database\n"
-	        "  check-db [--json]   test the database: connect time, version, TLS, round trips,\n"
-	        "                      connection limits and use, migrations; exit 1 when unhealthy\n"
+	        "  check-db [--json] [--hosts N]\n"
+	        "                      test the database: connect time, version, TLS, round trips,\n"
+	        "                      connection limits and use, migrations; exit 1 when unhealthy;\n"
+	        "                      --hosts N: whether N hosts with this budget fit (exit 2 when not)\n"
 	        "  status [--json] [--watch N]\n"
 	        "                      the running pool from status_file: workers, budget tokens,\n"
 	        "                      breaker, health, p99 per route; answers even when every worker is\n"
@@ -93,9 +95,12 @@ static const struct {
 	             "            changed.\n" },
 	{ "seed", "Usage: neonpoolctl [-c FILE] seed [--books N] [--chapters N] [--passages N]\n"
 	          "Insert deterministic sample textbooks sample-book-NNN; running it again adds nothing.\n" },
-	{ "check-db", "Usage: neonpoolctl [-c FILE] check-db [--json]\n"
+	{ "check-db", "Usage: neonpoolctl [-c FILE] check-db [--json] [--hosts N]\n"
 	              "Test the database of the configuration: connect time, version, TLS, round trips,\n"
-	              "connection limits and use, migrations. Exit 0 when healthy, 1 when not.\n" },
+	              "connection limits and use, migrations. Exit 0 when healthy, 1 when not.\n"
+	              "--hosts N (1-1000): N hosts each with this configuration's budget connect straight to\n"
+	              "this database; warn, and exit 2, when N x budget exceeds max_connections minus\n"
+	              "superuser_reserved_connections minus the connections of everything not neonpool.\n" },
 	{ "status", "Usage: neonpoolctl [-c FILE] status [--json] [--watch N]\n"
 	            "The running pool, read out of band from status_file (shared memory mapped read-only),\n"
 	            "so it answers while every worker is stuck: workers with state, route and age, budget\n"
@@ -365,24 +370,32 @@ static int cmd_check_db(const char *path, int argc, char **argv)
 {
 	static const struct option longopts[] = {
 		{ "json", no_argument, NULL, 'j' },
+		{ "hosts", required_argument, NULL, 'H' },
 		{ NULL, 0, NULL, 0 },
 	};
 	static char prog[] = "neonpoolctl check-db";
 	bool json = false;
 	struct np_conf conf;
 	int opt, rc;
+	int64_t hosts = 0;
 
 	argv[0] = prog;
 	optind = 0;
 	while ((opt = getopt_long(argc, argv, "+j", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'j': json = true; break;
-		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] check-db [--json]\n"); return 1;
+		case 'H':
+			if (util_parse_i64(optarg, 1, 1000, &hosts) < 0) {
+				fprintf(stderr, "neonpoolctl: check-db: --hosts: expected a number of hosts from 1 to 1000, got '%s'\n", optarg);
+				return 1;
+			}
+			break;
+		default: fprintf(stderr, "Usage: neonpoolctl [-c FILE] check-db [--json] [--hosts N]\n"); return 1;
 		}
 	}
 	if (no_more_args("check-db", argc, argv) < 0 || load_conf(path, &conf) < 0)
 		return 1;
-	rc = ctl_db_check(&conf, json);
+	rc = ctl_db_check(&conf, json, (int)hosts);
 	conf_free(&conf);
 	return rc;
 }

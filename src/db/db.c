@@ -221,6 +221,16 @@ static bool db_warmup_due(int64_t now_ms)
 	return last > 0 && util_wall_us() - last < (int64_t)c->warmup_active_window_s * 1000000;
 }
 
+/* The host's one warm-up ping of this interval, taken by CAS on the shared due time: whatever
+ * the number of idle holders, a host pings at most once per warmup_interval_s (a compute stays
+ * awake while any backend was active within its suspend timeout, so one ping does it). */
+static bool db_warmup_claim(int64_t now_ms)
+{
+	_Atomic int64_t *due = &D.shm->hdr->warm_ping_due_ms;
+	int64_t d = atomic_load(due);
+	return now_ms >= d && atomic_compare_exchange_strong(due, &d, now_ms + (int64_t)D.conf->warmup_interval_s * 1000);
+}
+
 void db_maintain(void)
 {
 	pgconn_graveyard_poll(D.shm);
@@ -252,7 +262,7 @@ void db_maintain(void)
 			continue;
 		}
 		if (ep == NP_EP_PRIMARY && now - c->last_used_ms > (int64_t)D.conf->warmup_interval_s * 1000 &&
-		    db_warmup_due(now)) {
+		    db_warmup_due(now) && db_warmup_claim(now)) {
 			struct np_dberr err;
 			D.last_ping_ms = now;
 			int64_t p0 = util_now_us();

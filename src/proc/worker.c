@@ -605,6 +605,10 @@ static int worker_wait(struct worker_ctx *w, int listen_fd, int control_fd, bool
 			log_warn("epoll_ctl: %s", strerror(errno));
 	}
 	int64_t timeout = db_holder(NP_EP_PRIMARY) ? WORKER_POLL_MS : WORKER_SPARE_POLL_MS;
+	/* a holder while this host streams answers: the cross-host cancel check (api_ask_sweep) */
+	int ask_ms = db_holder(NP_EP_PRIMARY) && !w->ask ? api_ask_wait_ms(w->conf) : -1;
+	if (ask_ms >= 0 && ask_ms < timeout)
+		timeout = ask_ms;
 	int64_t next = inbox_next_ms(&w->inbox, now);
 	if (next >= 0 && next < timeout)
 		timeout = next + 1;

@@ -19,7 +19,7 @@
  * (every field after master_pid moves), to upgrade to a build of another layout for real */
 #define NP_SHM_LAYOUT_TEST_SHIFT 0
 #endif
-#define NP_SHM_LAYOUT (10 + NP_SHM_LAYOUT_TEST_SHIFT) /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout */
+#define NP_SHM_LAYOUT (11 + NP_SHM_LAYOUT_TEST_SHIFT) /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout; 11: the cross-host cancel check, one warm-up ping per host */
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -178,6 +178,12 @@ struct np_shm_header {
 	/* the sweep of answers past their lease (api_ask_sweep()): when it is next due (monotonic
 	 * ms); a worker holding a connection takes a due sweep by CAS to the next due time */
 	_Atomic int64_t ask_sweep_due_ms;
+	/* the check for answers this host streams that another host finished (a cancel that landed
+	 * there): when it is next due (monotonic ms), taken like the sweep; only while one streams */
+	_Atomic int64_t ask_check_due_ms;
+	/* the warm-up ping (db_maintain()): when the host's next one may be sent (monotonic ms): one
+	 * ping per host per warmup_interval_s, whichever idle holder takes it by CAS */
+	_Atomic int64_t warm_ping_due_ms;
 	/* the content generation's refresh (api_cache_refresh()): when it is next due (monotonic
 	 * ms); a worker holding a connection takes a due refresh by CAS to the next due time */
 	_Atomic int64_t cache_refresh_due_ms;

@@ -221,6 +221,27 @@ np_expect_eq "json: migrations.latest_version" "$SQL_LATEST" "$(np_json_get "$J"
 np_expect "json: counts itself among neonpool connections" test "$(np_json_get "$J" 'd["connections"]["neonpool"]')" -ge 1
 np_expect "json: total connections >= neonpool ones" test "$(np_json_get "$J" 'd["connections"]["total"]')" -ge \
 	"$(np_json_get "$J" 'd["connections"]["neonpool"]')"
+np_expect "json: no fleet without --hosts" test "$(np_json_get "$J" '"fleet" in d')" = False
+
+# --hosts N (issue 19, the direct topology): N hosts each with this budget must fit in
+# max_connections - superuser_reserved_connections - the connections of everything not neonpool
+CONF_B3=$NP_TMP/ctl-b3.conf
+np_write_conf "$CONF_B3" "database_url=$(url neonpool)" "database_password_file=$NP_TMP/db.password" budget=3
+ctl hosts-fit "$CONF_B3" check-db --json --hosts 2
+J=$NP_TMP/out/hosts-fit.out
+np_expect_eq "--hosts 2 x budget 3 fits in a server of 100: exit 0" 0 "$RC"
+np_expect_eq "json: fleet sum = hosts x budget" "2 3 6 True" \
+	"$(np_json_get "$J" '"%d %d %d %s" % (d["fleet"]["hosts"], d["fleet"]["budget"], d["fleet"]["sum"], d["fleet"]["fits"])')"
+np_expect_eq "json: room = max_connections - reserved - others' connections" \
+	"$(np_json_get "$J" 'd["max_connections"] - d["superuser_reserved_connections"] - (d["connections"]["total"] - d["connections"]["neonpool"])')" \
+	"$(np_json_get "$J" 'd["fleet"]["room"]')"
+ctl hosts-full "$CONF_B3" check-db --hosts 40
+np_expect_eq "--hosts 40 x budget 3 = 120 > 100 - 3: exit 2" 2 "$RC"
+np_expect "it prints the sum and the room" grep -qE '^fleet: +40 hosts x budget 3 = 120; room [0-9]+ \(does not fit\)$' "$NP_TMP/out/hosts-full.out"
+np_expect "it warns and names the rule" grep -qE "^warning: +the hosts' budgets add up to more than the connections left" "$NP_TMP/out/hosts-full.out"
+np_expect "it is still healthy" grep -qE '^healthy: +yes$' "$NP_TMP/out/hosts-full.out"
+ctl hosts-bad "$CONF_B3" check-db --hosts 0
+np_expect_eq "--hosts 0: exit 1 with a message" "1 yes" "$RC $(grep -q -- '--hosts: expected a number of hosts from 1 to 1000' "$NP_TMP/out/hosts-bad.err" && echo yes)"
 
 # Wrong password (in the URL, so the masking of the URL is tested too).
 WRONG="wrong-pw-$RANDOM$RANDOM"

@@ -51,4 +51,20 @@ np_status_json 'd["warmup"]["last_ping"]["query_ms"]' >"$NP_TMP/out/lastping.txt
 np_expect "/status shows the last ping's query time ($(cat "$NP_TMP/out/lastping.txt") ms)" \
 	grep -qE '^[0-9.]+$' "$NP_TMP/out/lastping.txt"
 echo "RESULT while-active: 0 pings at rest, $during in the 3 s window, +$((after - settled)) in the 3 s after; cold starts $cold"
+
+# One ping per host per interval, whatever the number of idle holders (issue 19): 4 idle holders,
+# warmup_policy = always, interval 1 s. Each holder pinging on its own sent 4 a second.
+np_stop_daemon TERM >/dev/null
+np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
+	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" log_level=info \
+	workers=4 budget=4 min_warm=4 warmup_policy=always warmup_interval_s=1
+np_wait_db_ready
+sleep 1.2
+n0=$(pings)
+sleep 4
+n1=$(pings)
+holders=$(grep 'msg="warm-up ping"' "$log" | tail -n "$((n1 - n0))" | sed -n 's/.* pid=\([0-9]*\) .*/\1/p' | sort -u | wc -l)
+np_expect "4 idle holders, 4 s: at most one ping a second for the host ($((n1 - n0)))" test "$((n1 - n0))" -le 5
+np_expect "4 idle holders, 4 s: the host still pings every interval ($((n1 - n0)))" test "$((n1 - n0))" -ge 3
+echo "RESULT always, 4 idle holders, interval 1 s: $((n1 - n0)) pings in 4 s from $holders holder(s) (one per holder would be 16)"
 np_finish
