@@ -3,7 +3,8 @@
 # check-haproxy.sh - contrib/haproxy/neonpool.cfg (doc/deploy.md) is a configuration HAProxy accepts
 # (`haproxy -c`), and it keeps the rule that makes its retries safe: layer-7 retries are disabled
 # for every request that is neither GET/HEAD nor carries an Idempotency-Key (HAProxy 2.6's retry-on
-# would replay a POST), and the health check reads /readyz. Skipped (77) without haproxy.
+# would replay a POST), and the health check reads /healthz (not /readyz: a shared database's outage
+# would drain every host at once). Skipped (77) without haproxy.
 set -eu
 top_srcdir=${top_srcdir:-.}
 cfg=$top_srcdir/contrib/haproxy/neonpool.cfg
@@ -24,7 +25,7 @@ need() {
 need '^ *http-request disable-l7-retry if !replayable !keyed$' 'no layer-7 retry for requests that may not be replayed'
 need '^ *acl replayable method GET HEAD$' 'GET and HEAD as the replayable methods'
 need '^ *acl keyed req\.hdr\(Idempotency-Key\) -m found$' 'writes with an Idempotency-Key as replayable'
-need '^ *http-check send meth GET uri /readyz ' 'the health check on /readyz'
+need '^ *http-check send meth GET uri /healthz ' 'the health check on /healthz'
 need '^ *balance uri whole$' 'content GETs hashed by URI (one host caches a chapter)'
 [ "$fail" = 0 ] || exit 1
 echo "check-haproxy: ok ($("$HAPROXY" -v | head -n 1))"
