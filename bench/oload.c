@@ -1291,6 +1291,21 @@ static int64_t next_deadline(const struct loop *L)
 	return at;
 }
 
+/* One epoll_wait (timeout_ms, -1: until an event) and its events handled; EINTR is a wait without
+ * events. */
+static void poll_once(struct loop *L, struct epoll_event *evs, int timeout_ms)
+{
+	int n = epoll_wait(L->ep, evs, MAX_EVENTS, timeout_ms);
+	if (n < 0) {
+		if (errno == EINTR)
+			return;
+		die("epoll_wait");
+	}
+	int64_t now = now_ns();
+	for (int i = 0; i < n; i++)
+		on_event(L, &evs[i], now);
+}
+
 static void run_load(struct loop *L)
 {
 	struct epoll_event evs[MAX_EVENTS];
@@ -1302,15 +1317,7 @@ static void run_load(struct loop *L)
 		if (L->draining && (L->in_flight == 0 || now >= L->stop))
 			break;
 		timer_arm(L, next_deadline(L));
-		int n = epoll_wait(L->ep, evs, MAX_EVENTS, -1);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("epoll_wait");
-		}
-		now = now_ns();
-		for (int i = 0; i < n; i++)
-			on_event(L, &evs[i], now);
+		poll_once(L, evs, -1);
 	}
 	int64_t now = now_ns();
 	for (size_t i = 0; i < L->nconns; i++)
@@ -1330,18 +1337,8 @@ static size_t start_connections(struct loop *L)
 		conn_open(L, &L->conns[i], now);
 	}
 	struct epoll_event evs[MAX_EVENTS];
-	while (L->start_pending > 0 && (now = now_ns()) < deadline) {
-		int ms = (int)((deadline - now + NS_PER_MS - 1) / NS_PER_MS);
-		int n = epoll_wait(L->ep, evs, MAX_EVENTS, ms);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			die("epoll_wait");
-		}
-		now = now_ns();
-		for (int i = 0; i < n; i++)
-			on_event(L, &evs[i], now);
-	}
+	while (L->start_pending > 0 && (now = now_ns()) < deadline)
+		poll_once(L, evs, (int)((deadline - now + NS_PER_MS - 1) / NS_PER_MS));
 	size_t up = 0;
 	for (size_t i = 0; i < L->nconns; i++)
 		up += L->conns[i].state == CS_IDLE;
