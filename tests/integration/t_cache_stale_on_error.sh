@@ -65,14 +65,22 @@ while :; do
 	sleep 0.25
 done
 np_expect_eq "database down: $n reads of the chapter read before over $((NP_NOW - t0)) ms: 200 with the same bytes" "$n" "$same"
+# STALE, or UPDATING when the background revalidation an earlier read started (background_update
+# on) is still in flight: nginx then serves the same stale copy under that name (seen once in a
+# fresh-clone run: "200 UPDATING same"). At least one of the four reads is STALE.
+stale=0
 for i in 1 2 3; do
 	np_curl "$read_url"
-	np_expect_eq "database down: the chapter read before, 200 STALE with the same bytes" "200 STALE same" \
-		"$NP_STATUS $(np_http_header X-Cache-Status) $(cmp -s "$NP_TMP/http.body" "$NP_TMP/out/read.before" && echo same)"
+	got="$NP_STATUS $(np_http_header X-Cache-Status) $(cmp -s "$NP_TMP/http.body" "$NP_TMP/out/read.before" && echo same)"
+	[ "$got" = "200 STALE same" ] && stale=$((stale + 1))
+	np_expect_eq "database down: the chapter read before, 200 STALE (or UPDATING) with the same bytes" "200 STALE same" \
+		"${got/ UPDATING / STALE }"
 done
 np_curl "$passage_url"
-np_expect_eq "database down: the passage read before, 200 STALE" "200 STALE same" \
-	"$NP_STATUS $(np_http_header X-Cache-Status) $(cmp -s "$NP_TMP/http.body" "$NP_TMP/out/passage.before" && echo same)"
+got="$NP_STATUS $(np_http_header X-Cache-Status) $(cmp -s "$NP_TMP/http.body" "$NP_TMP/out/passage.before" && echo same)"
+[ "$got" = "200 STALE same" ] && stale=$((stale + 1))
+np_expect_eq "database down: the passage read before, 200 STALE (or UPDATING)" "200 STALE same" "${got/ UPDATING / STALE }"
+np_expect "database down: X-Cache-Status STALE in $stale of the 4 reads (at least 1)" test "$stale" -ge 1
 np_curl "$unread_url"
 np_expect_eq "database down: a chapter never read: the daemon's JSON 503 db_unavailable, Retry-After 3, no-store" \
 	"503 db_unavailable 3 no-store" \
