@@ -3,13 +3,14 @@
 """ask_client.py - one ask through nginx, for the ask tests (issue 9). Python standard library only.
 
 usage: ask_client.py PORT SESSION TOKEN QUESTION [--sse] [--key KEY] [--drop-after-deltas N]
-                     [--cancel-after-deltas N] [--cancel-port PORT] [--timeout S]
+                     [--cancel-after-deltas N] [--cancel-port PORT] [--host ADDR] [--cancel-host ADDR]
+                     [--timeout S]
 Prints one JSON object: {"status", "headers", "body" (JSON form), "events": [{"event", "data",
 "t_ms"}] (SSE form, t_ms since the request was sent), "keepalives", "t_first_ms", "t_end_ms",
 "cancel": the cancel's status and body when asked}.
 --drop-after-deltas N closes the connection after N deltas (a dropped client);
 --cancel-after-deltas N posts the cancel route after N deltas and reads on (to PORT, another host's
-nginx, with --cancel-port).
+nginx, with --cancel-port and --cancel-host); --host: the server's address (default 127.0.0.1).
 """
 import argparse
 import http.client
@@ -31,6 +32,8 @@ def main():
     ap.add_argument("--drop-after-deltas", type=int, default=-1)
     ap.add_argument("--cancel-after-deltas", type=int, default=-1)
     ap.add_argument("--cancel-port", type=int, default=0)
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--cancel-host")
     ap.add_argument("--timeout", type=float, default=60)
     a = ap.parse_args(sys.argv[5:])
     a.port, a.session, a.token, a.question = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -39,7 +42,7 @@ def main():
     if a.key:
         h["Idempotency-Key"] = a.key
     out = {"events": [], "keepalives": 0, "t_first_ms": None}
-    c = http.client.HTTPConnection("127.0.0.1", a.port, timeout=a.timeout)
+    c = http.client.HTTPConnection(a.host, a.port, timeout=a.timeout)
     t0 = time.monotonic()
     c.request("POST", "/api/v1/sessions/%s/ask" % a.session, body=json.dumps({"question": a.question}).encode(),
               headers=h)
@@ -87,7 +90,7 @@ def main():
                     break
                 if deltas == a.cancel_after_deltas:
                     mid = out["events"][0]["data"]["message_id"]
-                    cc = http.client.HTTPConnection("127.0.0.1", a.cancel_port or a.port, timeout=a.timeout)
+                    cc = http.client.HTTPConnection(a.cancel_host or a.host, a.cancel_port or a.port, timeout=a.timeout)
                     cc.request("POST", "/api/v1/sessions/%s/ask/%s/cancel" % (a.session, mid), body=b"",
                                headers={"Authorization": "Bearer " + a.token})
                     cr = cc.getresponse()

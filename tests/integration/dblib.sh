@@ -203,19 +203,25 @@ np_access_stats() {
 
 # np_start_pgbouncer DBNAME [POOL_SIZE]: Debian's PgBouncer in transaction mode (what Neon's
 # -pooler endpoint runs) on 127.0.0.1:free port in front of the private PostgreSQL, as the
-# postgres user when root (it refuses root). Sets NP_PGB_PORT.
+# postgres user when root (it refuses root). Sets NP_PGB_PORT and NP_PGB_DIR.
+# For the test bed (t_scaleout.sh): NP_NETNS (in that network namespace), NP_PGB_LISTEN (listen_addr),
+# NP_PGB_TARGET_PORT (a neonsim in front of the server), NP_PGB_INI (more [pgbouncer] lines) and
+# NP_PGB_USERS (more userlist.txt lines).
 np_start_pgbouncer() {
 	np_require pgbouncer
 	local db=$1 size=${2:-4} dir=$NP_TMP/pgbouncer
+	local -a ns=()
+	[ -n "${NP_NETNS:-}" ] && ns=(ip netns exec "$NP_NETNS")
 	mkdir -p "$dir"
+	NP_PGB_DIR=$dir
 	NP_PGB_PORT=$(np_free_port) || np_fail "no free port for PgBouncer"
-	printf '"neonpool" "%s"\n' "$NP_TEST_PASSWORD" >"$dir/userlist.txt"
+	printf '"neonpool" "%s"\n%s' "$NP_TEST_PASSWORD" "${NP_PGB_USERS:+$NP_PGB_USERS$'\n'}" >"$dir/userlist.txt"
 	np_secret_exempt "$dir/userlist.txt"
 	cat >"$dir/pgbouncer.ini" <<INI
 [databases]
-$db = host=127.0.0.1 port=$NP_PG_PORT dbname=$db
+$db = host=127.0.0.1 port=${NP_PGB_TARGET_PORT:-$NP_PG_PORT} dbname=$db
 [pgbouncer]
-listen_addr = 127.0.0.1
+listen_addr = ${NP_PGB_LISTEN:-127.0.0.1}
 listen_port = $NP_PGB_PORT
 unix_socket_dir =
 auth_type = scram-sha-256
@@ -225,18 +231,20 @@ default_pool_size = $size
 max_client_conn = 1000
 server_tls_sslmode = require
 logfile = $dir/pgbouncer.log
+${NP_PGB_INI:-}
 INI
 	chmod 0600 "$dir/userlist.txt"
 	if np_is_root; then
 		chown -R postgres: "$dir"
-		(exec setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$dir/pgbouncer.ini") \
+		(exec "${ns[@]}" setpriv --reuid=postgres --regid=postgres --clear-groups pgbouncer "$dir/pgbouncer.ini") \
 			</dev/null >"$dir/pgbouncer.out.log" 2>&1 &
 	else
 		(exec pgbouncer "$dir/pgbouncer.ini") </dev/null >"$dir/pgbouncer.out.log" 2>&1 &
 	fi
-	NP_FRONT_PIDS+=("$!")   # stopped by lib.sh's teardown
+	NP_PGB_PID=$!
+	NP_FRONT_PIDS+=("$NP_PGB_PID")   # stopped by lib.sh's teardown
 	np_wait_port "$NP_PGB_PORT" 10 || np_fail "PgBouncer did not listen on $NP_PGB_PORT: $(tail -n 5 "$dir/pgbouncer.log")"
-	np_log "PgBouncer (transaction mode, pool $size) on 127.0.0.1:$NP_PGB_PORT"
+	np_log "PgBouncer (transaction mode, pool $size) on ${NP_PGB_LISTEN:-127.0.0.1}:$NP_PGB_PORT${NP_NETNS:+ (netns $NP_NETNS)}"
 }
 
 # np_dns_setup [HOSTS_LINE...]: a private resolver for the next daemon. A UDP responder on

@@ -210,6 +210,8 @@ np__teardown() {
 	done
 	[ "$NP_PG_STARTED" = 1 ] && np__stop_pg
 	[ "$NP_PG_SHARED" = 1 ] && np__drop_shared_db
+	# a test's own last step (t_scaleout.sh: its network namespaces), once its servers are gone
+	[ -n "${NP_TEARDOWN_HOOK:-}" ] && "$NP_TEARDOWN_HOOK"
 	if [ "$rc" -ne 77 ]; then
 		np_check_no_secret || rc=1
 		np_check_sanitizers || rc=1
@@ -348,13 +350,16 @@ np__port_bindable() {
 s = socket.socket(); s.bind(("127.0.0.1", int(sys.argv[1]))); s.close()' "$1" 2>/dev/null
 }
 
-# np_wait_port PORT TIMEOUT_S: wait until something accepts TCP connections on 127.0.0.1:PORT.
+# np_wait_port PORT TIMEOUT_S: wait until something accepts TCP connections on 127.0.0.1:PORT
+# (of the network namespace NP_NETNS when it is set: tests/integration/t_scaleout.sh).
 np_wait_port() {
 	local deadline fd
 	np_now_ms; deadline=$((NP_NOW + $2 * 1000))
 	while :; do
+		if [ -n "${NP_NETNS:-}" ]; then
+			ip netns exec "$NP_NETNS" bash -c ": <>/dev/tcp/127.0.0.1/$1" 2>/dev/null && return 0
 		# opened and closed in this shell: a subshell for each try is a fork
-		if { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then exec {fd}>&-; return 0; fi
+		elif { exec {fd}<>"/dev/tcp/127.0.0.1/$1"; } 2>/dev/null; then exec {fd}>&-; return 0; fi
 		np_now_ms
 		[ "$NP_NOW" -ge "$deadline" ] && return 1
 		sleep 0.05
@@ -372,10 +377,13 @@ np_is_root && NP_AS_PG=(setpriv --reuid=postgres --regid=postgres --init-groups 
 NP_PG_HOME=/var/lib/postgresql
 while IFS=: read -r np__u _ _ _ _ np__h _; do [ "$np__u" = postgres ] && NP_PG_HOME=$np__h; done </etc/passwd
 # np_pg_run CMD...: run CMD as the PostgreSQL OS user, in a directory that user can read, with the
-# environment runuser would set.
+# environment runuser would set; in the network namespace NP_PG_NETNS when it is set (the test
+# bed's database host: the server started there listens on that namespace's addresses).
 np_pg_run() {
 	if np_is_root; then
-		(cd "$NP_TMP/pg" && HOME=$NP_PG_HOME USER=postgres LOGNAME=postgres "${NP_AS_PG[@]}" "$@")
+		local -a ns=()
+		[ -n "${NP_PG_NETNS:-}" ] && ns=(ip netns exec "$NP_PG_NETNS")
+		(cd "$NP_TMP/pg" && HOME=$NP_PG_HOME USER=postgres LOGNAME=postgres "${ns[@]}" "${NP_AS_PG[@]}" "$@")
 	else
 		(cd "$NP_TMP/pg" && "$@")
 	fi
@@ -531,7 +539,7 @@ np_start_pg() {
 	fi
 	np_pg_run sh -c "cat >>'$pg/data/postgresql.conf'" <<EOF
 # neonpool tests
-listen_addresses = '127.0.0.1'
+listen_addresses = '127.0.0.1${NP_PG_LISTEN_MORE:+,$NP_PG_LISTEN_MORE}'
 port = $NP_PG_PORT
 unix_socket_directories = '$pg/run'
 ssl = on
@@ -554,6 +562,7 @@ local   all   postgres                  peer map=np
 local   all   neonpool                  scram-sha-256
 local   all   all                       trust
 hostssl all   all       127.0.0.1/32    scram-sha-256
+${NP_PG_HBA_NET:+hostssl all   all       $NP_PG_HBA_NET    scram-sha-256}
 EOF
 	np_pg_run sh -c "cat >'$pg/data/pg_ident.conf'" <<EOF
 np   postgres   postgres
@@ -1107,9 +1116,13 @@ NP_FRONT_GROUP=$(id -gn nobody 2>/dev/null || echo nogroup)
 # Its access log is $NP_TMP/NAME/access.log (the shipped log_format neonpool, rid=$request_id);
 # the shipped limit_req lines are dropped unless NP_NGINX_LIMIT=1.
 # The web page is served from $NP_WWW_ROOT (default: the source tree's www/).
+# With NP_NETNS: in that network namespace, listening on NP_NGINX_ADDR (default 127.0.0.1).
 np_start_nginx() {
 	np_require nginx
 	local upstream=$1 port=${2:-} dir=$NP_TMP/${3:-nginx} user="" control=${4:-$1} ask=${5:-$1}
+	local addr=${NP_NGINX_ADDR:-127.0.0.1}
+	local -a ns=()
+	[ -n "${NP_NETNS:-}" ] && ns=(ip netns exec "$NP_NETNS")
 	case $upstream in unix:* | [0-9]*:[0-9]*) ;; /*) upstream=unix:$upstream ;; esac
 	case $control in unix:* | [0-9]*:[0-9]*) ;; /*) control=unix:$control ;; esac
 	case $ask in unix:* | [0-9]*:[0-9]*) ;; /*) ask=unix:$ask ;; esac
@@ -1121,7 +1134,7 @@ np_start_nginx() {
 	# NP_WWW_ROOT); the content cache in the test's dir, off unless NP_NGINX_CACHE=1; the access log
 	# in the test's dir; the per-address limits only when a test asks (NP_NGINX_LIMIT=1): the other
 	# tests send bursts from one address on purpose
-	local -a ed=(-e "s|127\.0\.0\.1:8080|127.0.0.1:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|"
+	local -a ed=(-e "s|127\.0\.0\.1:8080|$addr:$port|" -e "s|unix:/run/neonpool/neonpool\.sock|$upstream|"
 		-e "s|unix:/run/neonpool/control\.sock|$control|" -e "s|unix:/run/neonpool/ask\.sock|$ask|"
 		-e "s|/usr/share/neonpool/www|${NP_WWW_ROOT:-$np_top/www}|g" -e "s|/var/cache/neonpool/nginx|$dir/cache|"
 		-e "s|/var/log/nginx/neonpool\.access\.log|$dir/access.log|")
@@ -1130,19 +1143,19 @@ np_start_nginx() {
 	sed "${ed[@]}" "$np_top/contrib/nginx/neonpool.conf" >"$dir/neonpool.conf"
 	local conf=""
 	IFS= read -r -d '' conf <"$dir/neonpool.conf"
-	[[ $conf == *"listen 127.0.0.1:$port;"* && $conf == *"server $upstream;"* ]] ||
+	[[ $conf == *"listen $addr:$port;"* && $conf == *"server $upstream;"* ]] ||
 		np_fail "contrib/nginx/neonpool.conf lost its literal listen/upstream lines"
 	np_is_root && user="user $NP_FRONT_USER $NP_FRONT_GROUP;"
 	sed -e "s|@PREFIX@|$dir|g" -e "s|^@USER@\$|$user|" -e "s|@SITE@|$dir/neonpool.conf|" \
 		"$np_top/contrib/nginx/nginx-test.conf.in" >"$dir/nginx.conf"
-	nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/nginx-t.log" 2>&1 ||
+	"${ns[@]}" nginx -t -q -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf" >"$dir/nginx-t.log" 2>&1 ||
 		np_fail "nginx -t: $(cat "$dir/nginx-t.log")"
-	(exec setsid nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf") </dev/null >>"$dir/nginx.out.log" 2>&1 &
+	(exec setsid "${ns[@]}" nginx -p "$dir" -e "$dir/error.log" -c "$dir/nginx.conf") </dev/null >>"$dir/nginx.out.log" 2>&1 &
 	NP_NGINX_PID=$!
 	NP_FRONT_PIDS+=("$NP_NGINX_PID")
 	NP_HTTP_PORT=$port
 	np_wait_port "$port" 10 || np_fail "nginx did not listen on $port: $(tail -n 5 "$dir/error.log")"
-	np_log "nginx pid $NP_NGINX_PID on 127.0.0.1:$port -> $upstream"
+	np_log "nginx pid $NP_NGINX_PID on $addr:$port${NP_NETNS:+ (netns $NP_NETNS)} -> $upstream"
 }
 
 # np_start_lighttpd UPSTREAM [PORT [NAME]]: lighttpd on 127.0.0.1:PORT in front of UPSTREAM (a

@@ -5,16 +5,20 @@
 Writes: 20 a second, each a POST /api/v1/sessions/WSESSION/messages with an Idempotency-Key of its own
 and content naming it; one line per write in OUT.writes: "KEY STATUS". Asks: ASKS streamed asks at a
 time (one per SESSION:TOKEN, each asked again as soon as it ended), through ask_client.py's protocol
-inline: one line per ask in OUT.asks: "STATUS LAST_EVENT". Standard library only.
+inline: one line per ask in OUT.asks: "STATUS LAST_EVENT ... SESSION MESSAGE_ID" (the answer's id from its
+first event, "-" when none came). HOST (environment NP_LOAD_HOST, default 127.0.0.1): the server's
+address. Standard library only.
 """
 import http.client
 import json
+import os
 import sys
 import threading
 import time
 import uuid
 
 port, secs, wsid, wtok, out, nasks = int(sys.argv[1]), float(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5], int(sys.argv[6])
+host = os.environ.get("NP_LOAD_HOST", "127.0.0.1")
 sessions = [s.split(":", 1) for s in sys.argv[7:7 + nasks]]
 end = time.monotonic() + secs
 lock = threading.Lock()
@@ -31,7 +35,7 @@ def writes():
         status = 0
         try:
             if c is None:
-                c = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                c = http.client.HTTPConnection(host, port, timeout=30)
             c.request("POST", "/api/v1/sessions/%s/messages" % wsid, body=body, headers=h)
             r = c.getresponse()
             r.read()
@@ -45,9 +49,9 @@ def writes():
 
 def asks(sid, tok, f):
     while time.monotonic() < end:
-        status, last = 0, "-"
+        status, last, mid = 0, "-", "-"
         try:
-            c = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
+            c = http.client.HTTPConnection(host, port, timeout=60)
             c.request("POST", "/api/v1/sessions/%s/ask" % sid, body=json.dumps({"question": "What does VACUUM do?"}).encode(),
                       headers={"Content-Type": "application/json", "Authorization": "Bearer " + tok,
                                "Accept": "text/event-stream"})
@@ -59,7 +63,12 @@ def asks(sid, tok, f):
                 line = raw.decode("utf-8", "replace").rstrip("\r\n")
                 if line.startswith("event:"):
                     last = line[6:].strip()
-                elif line.startswith("data:") and last == "error":
+                elif line.startswith("data:") and mid == "-" and '"message_id"' in line:
+                    try:
+                        mid = str(json.loads(line[5:])["message_id"])
+                    except (ValueError, KeyError, TypeError):
+                        pass
+                if line.startswith("data:") and last == "error":
                     last = "error " + line[5:300].strip()
                     break
                 if last == "done":
@@ -68,7 +77,7 @@ def asks(sid, tok, f):
         except Exception as e:
             last = "exception:" + type(e).__name__
         with lock:
-            f.write("%d %s\n" % (status, last))
+            f.write("%d %s %s %s\n" % (status, last.replace(" ", "_") if last.startswith("exception") else last, sid, mid))
 
 
 fa = open(out + ".asks", "w", buffering=1)
