@@ -17,6 +17,8 @@
 #   B  the same load while the three hosts are upgraded one by one (neonpoolctl upgrade): no error
 #   C  an answer streamed by h1, cancelled through h2 and through h3: ends within 1 s, stored stopped
 #   D  warm-up: 3 hosts x 4 idle holders, warmup_policy = always: pings counted at the database
+#   F  nginx as the load balancer (contrib/nginx/neonpool-lb.conf): kill -9 of h2 under load, no failed
+#      GET, every acknowledged write stored once
 #   E  direct topology: budgets 2 + 2 + 2 against a server whose max_connections leaves exactly 6:
 #      nothing refused; check-db --hosts 3 warns for budget 3
 # The default suite runs the short form; tests/scaleout/run the long one (NP_SCALE_* below).
@@ -33,6 +35,7 @@ np_is_root || np_skip "network namespaces (ip netns) need root"
 : "${NP_SCALE_ASKS:=6}"           # streamed asks at a time (long form: 20)
 : "${NP_SCALE_WARM_S:=10}"        # phase D: intervals of 1 s
 : "${NP_SCALE_DIRECT_SECS:=8}"    # phase E's load
+: "${NP_SCALE_NGINX_SECS:=12}"    # phase F's load (nginx as the load balancer)
 
 pfx=np$$
 NET=10.77.0
@@ -231,9 +234,9 @@ run_load() {
 	local wtok=$tok
 	for ((i = 0; i < NP_SCALE_ASKS; i++)); do lb_session; pairs+=("$sid:$tok"); done
 	(exec ip netns exec "$pfx-lb" wrk -t2 -c"$NP_SCALE_CONNS" -d"${secs}s" --latency -s "$NP_TMP/mix.lua" \
-		http://127.0.0.1:8080/) >"$NP_TMP/out/wrk.$tag" 2>&1 &
+		"http://127.0.0.1:${LB_PORT:-8080}/") >"$NP_TMP/out/wrk.$tag" 2>&1 &
 	WRK_PID=$!
-	(NP_LOAD_HOST=127.0.0.1 exec ip netns exec "$pfx-lb" "$NP_PYTHON" "$np_top/tests/integration/upgrade_load.py" 8080 \
+	(NP_LOAD_HOST=127.0.0.1 exec ip netns exec "$pfx-lb" "$NP_PYTHON" "$np_top/tests/integration/upgrade_load.py" "${LB_PORT:-8080}" \
 		"$secs" "${WSID[$tag]}" "$wtok" "$NP_TMP/out/load.$tag" "$NP_SCALE_ASKS" "${pairs[@]}") \
 		>"$NP_TMP/out/load.$tag.log" 2>&1 &
 	LOAD_PID=$!
@@ -275,7 +278,20 @@ victims=$(ip netns pids "$pfx-h3")
 kill -KILL $victims
 np_log "kill -9 of every process of h3: $(echo $victims | wc -w) processes"
 np_expect "h3: every process gone" bash -c "sleep 0.5; [ -z \"\$(ip netns pids $pfx-h3)\" ]"
-sleep 2
+# the answers h3 was streaming: their readers' connections were cut (one line each in the asks'
+# log); polled in the background from here until a live host stored them failed (their lease)
+sleep 1.5
+awk '$NF != "-" && $2 != "done" { printf "%s%s", s, $NF; s = "," }' "$NP_TMP/out/load.A.asks" >"$NP_TMP/out/cut.A.early"
+(
+	mids=$(cat "$NP_TMP/out/cut.A.early")
+	for ((i = 0; i < 600; i++)); do
+		left=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT count(*) FROM messages WHERE id IN (${mids:-0}) AND status = 'streaming'")
+		np_now_ms
+		[ "$left" = 0 ] && { echo $((NP_NOW - t_kill)) >"$NP_TMP/out/failed_ms.A"; break; }
+		sleep 0.1
+	done
+) &
+failed_poller=$!
 # the host comes back (a supervisor restarting it): rejoined = up in both of HAProxy's backends
 start_host 3
 t_ready=""; t_up=""
@@ -300,13 +316,9 @@ others=$(awk '$NF != "-" && $2 != "done"' "$NP_TMP/out/load.A.asks" | wc -l)
 np_expect "A: some answers were cut by the kill ($cut)" test "$cut" -ge 1
 np_expect_eq "A: every other ask ended with done" "$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.A.asks" | wc -l)" "$cut"
 mids=$(awk '{ printf "%s%s", s, $2; s = "," }' "$NP_TMP/out/cut.A")
-t_failed=""
-for ((i = 0; i < 600; i++)); do
-	left=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT count(*) FROM messages WHERE id IN (${mids:-0}) AND status = 'streaming'")
-	np_now_ms
-	[ "$left" = 0 ] && { t_failed=$((NP_NOW - t_kill)); break; }
-	sleep 0.1
-done
+wait "$failed_poller"
+t_failed=$(cat "$NP_TMP/out/failed_ms.A" 2>/dev/null)
+np_expect_eq "A: the answers cut by the kill, as seen 1.5 s after it" "$mids" "$(cat "$NP_TMP/out/cut.A.early")"
 np_expect "A: h3's answers finished by a live host within 30 s of the kill (${t_failed:-never} ms)" test "${t_failed:-99999}" -le 30000
 st=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT string_agg(DISTINCT status, ',') FROM messages WHERE id IN (${mids:-0})")
 np_expect_eq "A: stored failed" failed "$st"
@@ -323,6 +335,9 @@ qwt=$(grep -c query_wait_timeout "$NP_PGB_DIR/pgbouncer.log")
 np_expect_eq "A: no query_wait_timeout at PgBouncer" 0 "$qwt"
 echo "RESULT A: clients at PgBouncer max per host h1 $m1, h2 $m2, h3 $m3 (budget 4 each, $ns samples every 100 ms);" \
 	"server connections max $msv (cap 6); query_wait_timeout $qwt"
+# HAProxy's counters: requests retried (wretr) and sent to another host (wredis), over its backends
+read -r retr redis < <(hap "show stat" | awk -F, '$2 == "BACKEND" { r += $16; d += $17 } END { print r + 0, d + 0 }')
+echo "RESULT A: HAProxy retried $retr requests, $redis of them on another host"
 echo "RESULT A: kill -9 of h3 ($(echo $victims | wc -w) processes) mid-load: $cut answers cut, stored failed ${t_failed:-?} ms after the kill;" \
 	"h3 rejoined $rejoin ms after its /readyz turned ready"
 
@@ -374,6 +389,33 @@ for other in h2 h3; do
 	echo "RESULT C: streamed by h1, cancel posted to $other: the stream ended $lag ms after the cancel's answer"
 done
 mock h1 '{"tokens": 25, "tokens_per_s": 5}'
+
+# ---- F: nginx as the load balancer (contrib/nginx/neonpool-lb.conf), a host killed under load ------
+mkdir -p "$NP_TMP/nginx-lb"
+sed -e "s|^    listen 127.0.0.1:8081;$|    listen 0.0.0.0:8081;|" "$np_top/contrib/nginx/neonpool-lb.conf" >"$NP_TMP/nginx-lb/lb.conf"
+grep -q '^    listen 0.0.0.0:8081;$' "$NP_TMP/nginx-lb/lb.conf" || np_fail "contrib/nginx/neonpool-lb.conf lost its listen line"
+sed -e "s|@PREFIX@|$NP_TMP/nginx-lb|g" -e "s|^@USER@\$|user $NP_FRONT_USER $NP_FRONT_GROUP;|" -e "s|@SITE@|$NP_TMP/nginx-lb/lb.conf|" \
+	"$np_top/contrib/nginx/nginx-test.conf.in" >"$NP_TMP/nginx-lb/nginx.conf"
+in_ns lb nginx -t -q -p "$NP_TMP/nginx-lb" -e "$NP_TMP/nginx-lb/error.log" -c "$NP_TMP/nginx-lb/nginx.conf" \
+	>"$NP_TMP/out/nginx-lb-t.out" 2>&1 || np_fail "nginx -t (load balancer): $(cat "$NP_TMP/out/nginx-lb-t.out")"
+(exec ip netns exec "$pfx-lb" nginx -p "$NP_TMP/nginx-lb" -e "$NP_TMP/nginx-lb/error.log" -c "$NP_TMP/nginx-lb/nginx.conf") \
+	</dev/null >"$NP_TMP/nginx-lb/out.log" 2>&1 &
+NP_FRONT_PIDS+=("$!")
+NP_NETNS=$pfx-lb np_wait_port 8081 10 || np_fail "the nginx load balancer did not listen: $(tail -n 5 "$NP_TMP/nginx-lb/error.log")"
+LB_PORT=8081 run_load F "$NP_SCALE_NGINX_SECS"
+sleep $((NP_SCALE_NGINX_SECS / 3))
+victims=$(ip netns pids "$pfx-h2")
+kill -KILL $victims
+np_log "F: kill -9 of every process of h2 ($(echo $victims | wc -w)) behind the nginx load balancer"
+check_load F
+awk '$2 != "done"' "$NP_TMP/out/load.F.asks" >"$NP_TMP/out/cut.F"
+np_expect_eq "F: the asks not on h2 ended with done (only h2's were cut)" \
+	"$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.F.asks" | wc -l)" "$(wc -l <"$NP_TMP/out/cut.F")"
+retried=$(grep -c 'upstream prematurely closed\|connect() failed\|recv() failed' "$NP_TMP/nginx-lb/error.log")
+echo "RESULT F: nginx load balancer, h2 killed mid-load: $retried upstream errors in its log, each retried on another host" \
+	"for a GET or a keyed write; asks cut $(wc -l <"$NP_TMP/out/cut.F")"
+start_host 2
+np_expect "F: h2 ready again" wait_ready h2
 
 # ---- D: warm-up pings counted at the database -------------------------------------------------
 sleep 2   # the holders idle for more than an interval
@@ -429,6 +471,11 @@ for i in 1 2 3; do
 		llm_url="http://127.0.0.1:${MPORT[h$i]}/v1/chat/completions"
 done
 for h in h1 h2 h3; do np_expect "E: $h ready on the direct topology" wait_ready $h; done
+# HAProxy took every host out while they restarted (their /healthz failed): back in first
+for i in $(seq 60); do
+	[ "$(hap_up app1)$(hap_up app2)$(hap_up app3)" = UPUPUP ] && break
+	sleep 0.2
+done
 in_ns lb wrk -t2 -c"$NP_SCALE_CONNS" -d"${NP_SCALE_DIRECT_SECS}s" --latency -s "$NP_TMP/mix.lua" http://127.0.0.1:8080/ >"$NP_TMP/out/wrk.E" 2>&1
 max=$(np_sampler_stop)
 np_expect "E: no non-2xx" bash -c "! grep -qE 'Non-2xx|Socket errors' '$NP_TMP/out/wrk.E'"
