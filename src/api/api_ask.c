@@ -39,7 +39,7 @@
 const struct np_stmt stmt_ask_begin = {
 	27, "np_ask_begin",
 	"SELECT status, question_id, answer_id, answer_status, answer, citations, citations_used, history, "
-	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9)", 9, 0
+	"sentences, mode FROM np_ask_begin($1, $2, $3::bytea, $4, $5, $6, $7, $8, $9, $10::bigint)", 10, 0
 };
 /* the maker's store of its answer: the row's status after it */
 const struct np_stmt stmt_ask_store = {
@@ -286,16 +286,18 @@ static void ask_replay(struct ask_turn *t, struct np_response *resp, const struc
 	ask_end(t, resp, status, ask_col(r, 4), u, nu);
 }
 
-/* np_ask_begin() for the question of session id (key: its Idempotency-Key, or NULL): the
- * request's fingerprint (the question), the retrieval's sizes, the lease. true with row filled, or
- * false with resp set. */
+/* np_ask_begin() for the question of session id (key: its Idempotency-Key, or NULL; book: the
+ * book scope, or NULL for every book): the request's fingerprint (the question and the scope), the
+ * retrieval's sizes, the lease. true with row filled, or false with resp set. */
 static bool ask_begin(struct np_request *req, struct np_response *resp, const char *id, const char *key,
-                      const char *question, const char *mode, struct ask_row *row)
+                      const char *question, const char *book, const char *mode, struct ask_row *row)
 {
 	const struct np_conf *conf = db_conf();
 	uint8_t fp[DIGEST_SHA256_LEN];
-	const struct digest_part parts[2] = { { "POST ask", 9 }, { question, strlen(question) } };
-	if (digest_sha256_parts(parts, 2, fp) < 0) {
+	/* an ask without a book keeps the fingerprint it had before the scope existed */
+	const struct digest_part parts[4] = { { "POST ask", 9 }, { question, strlen(question) }, { "", 1 },
+	                                      { book ? book : "", book ? strlen(book) : 0 } };
+	if (digest_sha256_parts(parts, book ? 4 : 2, fp) < 0) {
 		http_respond_error(resp, 500, "internal", "could not fingerprint the request");
 		return false;
 	}
@@ -303,9 +305,10 @@ static bool ask_begin(struct np_request *req, struct np_response *resp, const ch
 	api_bytea_param(fp, sizeof(fp), fph);
 	snprintf(topk, sizeof(topk), "%d", conf->ask_top_k);
 	snprintf(hist, sizeof(hist), "%d", conf->ask_history_messages);
-	snprintf(nsent, sizeof(nsent), "%d", strcmp(mode, "llm") == 0 ? 0 : ASK_SENTENCES);
+	/* LLM mode gets the sentences too when the extractive answer may replace the model's */
+	snprintf(nsent, sizeof(nsent), "%d", strcmp(mode, "llm") != 0 || db_conf()->ask_llm_fallback ? ASK_SENTENCES : 0);
 	snprintf(lease, sizeof(lease), "%d", ASK_LEASE_MS);
-	const char *params[9] = { id, key, fph, question, topk, hist, nsent, mode, lease };
+	const char *params[10] = { id, key, fph, question, topk, hist, nsent, mode, lease, book };
 	return ask_exec(req, resp, &stmt_ask_begin, params, true, row);
 }
 
@@ -318,7 +321,7 @@ static bool ask_begun(struct ask_turn *t, struct np_response *resp, const struct
 		return false;
 	}
 	if (*status == 404) {
-		http_respond_error(resp, 404, "not_found", "no such session");
+		http_respond_error(resp, 404, "not_found", strcmp(ask_col(r, 3), "book") == 0 ? "no such book" : "no such session");
 		return false;
 	}
 	if (api_idempotency_conflict(resp, *status))
@@ -384,7 +387,7 @@ static bool ask_rate_limited(struct np_request *req, struct np_response *resp, c
 /* POST /api/v1/sessions/{id}/ask {question} */
 void api_ask(struct np_request *req, struct np_response *resp)
 {
-	static const char *const allowed[] = { "question", NULL };
+	static const char *const allowed[] = { "question", "book", NULL };
 	const char *id = api_path_id(req, resp, "id", "session", NULL);
 	if (id == NULL)
 		return;
@@ -402,8 +405,12 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	if (body == NULL)
 		return;
 	const char *question;
+	bool has_book = false;
+	int64_t book_id = 0;
+	char book[24];
 	if (input_only_fields(body, allowed, &e) < 0 ||
-	    input_string(body, "question", true, 1, ASK_QUESTION_MAX, &question, &e) < 0) {
+	    input_string(body, "question", true, 1, ASK_QUESTION_MAX, &question, &e) < 0 ||
+	    input_int(body, "book", false, 1, ASK_BOOK_MAX, &has_book, &book_id, &e) < 0) {
 		cJSON_Delete(body);
 		api_input_error(resp, &e);
 		return;
@@ -413,7 +420,8 @@ void api_ask(struct np_request *req, struct np_response *resp)
 	                      .mode = llm ? "llm" : "retrieval" };
 	struct ask_row row = { 0 };
 	int64_t status = 0;
-	if (ask_begin(req, resp, id, has_key ? key : NULL, question, t.mode, &row) &&
+	snprintf(book, sizeof(book), "%lld", (long long)book_id);
+	if (ask_begin(req, resp, id, has_key ? key : NULL, question, has_book ? book : NULL, t.mode, &row) &&
 	    ask_begun(&t, resp, &row, &status)) {
 		if (status == 200)
 			ask_replay(&t, resp, &row);

@@ -269,6 +269,23 @@ void ask_retrieval(struct ask_turn *t, struct np_response *resp, const char *sen
 	ask_finish(t, resp, ask_cancel_seen(t) ? "stopped" : "complete");
 }
 
+/* The model failed before its first token (code: the error it would have been): a fallback event
+ * naming it, then the extractive answer (sentences_json: np_ask_begin's, the passages' bodies
+ * among them are skipped) after a label that says what it is, stored so and complete. */
+static void ask_fallback(struct ask_turn *t, struct np_response *resp, const char *sentences_json, const char *code)
+{
+	if (t->sse) {
+		cJSON *d = cJSON_CreateObject();
+		if (d && cJSON_AddStringToObject(d, "message_id", t->answer_id) && cJSON_AddStringToObject(d, "reason", code))
+			ask_event(t, "fallback", d);
+		else
+			cJSON_Delete(d);
+	}
+	t->mode = "extractive";
+	ask_delta(t, ASK_FALLBACK_LABEL " ");
+	ask_retrieval(t, resp, sentences_json);
+}
+
 /* ---- LLM mode ------------------------------------------------------------------------ */
 
 /* The whole of a small file (the prompt, the key): util_read_file(), the read `neonpoold -t`
@@ -334,8 +351,8 @@ static char *ask_llm_body(const struct np_conf *conf, const struct ask_turn *t, 
 		int n = (int)cJSON_GetNumberValue(cJSON_GetObjectItem(c, "n"));
 		const char *text = "";
 		cJSON_ArrayForEach(b, bodies)
-			if ((int)cJSON_GetNumberValue(cJSON_GetObjectItem(b, "n")) == n)
-				text = cJSON_GetStringValue(cJSON_GetObjectItem(b, "body")) ?: "";
+			if ((int)cJSON_GetNumberValue(cJSON_GetObjectItem(b, "n")) == n && cJSON_GetStringValue(cJSON_GetObjectItem(b, "body")))
+				text = cJSON_GetStringValue(cJSON_GetObjectItem(b, "body"));
 		len += (size_t)snprintf(sys + len, cap - len, "\n[%d] %s / %s / %s\n%s\n", n,
 		                        cJSON_GetStringValue(cJSON_GetObjectItem(c, "book")) ?: "",
 		                        cJSON_GetStringValue(cJSON_GetObjectItem(c, "chapter")) ?: "",
@@ -456,9 +473,14 @@ void ask_llm(struct ask_turn *t, struct np_response *resp, const char *bodies, c
 		ask_finish(t, resp, "stopped");
 		return;
 	}
-	/* failed: the turn is stored so (with what came), the client gets the error */
 	int http;
 	const char *code = llm_status_code(res.status, &http);
+	/* failed before its first token: the extractive answer instead, when so configured */
+	if (conf->ask_llm_fallback && t->len == 0 && !t->cancelled && !t->abandoned) {
+		ask_fallback(t, resp, bodies, code);
+		return;
+	}
+	/* failed: the turn is stored so (with what came), the client gets the error */
 	char msg[200];
 	snprintf(msg, sizeof(msg), "the language model failed: %s", res.detail);
 	struct np_response err = { 0 };

@@ -16,9 +16,12 @@
 #include "router.h"
 
 #define ASK_QUESTION_MAX 2000      /* characters (code points) */
+#define ASK_BOOK_MAX 9007199254740991LL /* a book id in an ask body: a JSON number, exact up to 2^53 - 1 */
 #define ASK_SENTENCES 12           /* candidate sentences np_ask_begin returns in retrieval mode */
 #define ASK_ANSWER_SENTENCES 4     /* sentences of an extractive answer */
 #define ASK_PER_PASSAGE 2          /* of them from one passage at most */
+/* the first words of an extractive answer given when the model failed before its first token */
+#define ASK_FALLBACK_LABEL "[Extractive answer: the language model did not answer; these sentences are quoted from the passages.]"
 #define ASK_ANSWER_MAX 16384       /* characters stored (messages.content's bound) */
 #define ASK_CITES_MAX 32
 #define ASK_KEEPALIVE_MS 5000      /* a comment line to the client after this much silence */

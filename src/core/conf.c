@@ -110,6 +110,7 @@ const struct conf_key conf_keys[] = {
 	KEY_INT("llm_total_timeout_ms", llm_total_timeout_ms, 120000, 1000, 3600000, RELOAD, "ms", "deadline of the whole answer, retry included"),
 	KEY_INT("llm_retry_after_max_ms", llm_retry_after_max_ms, 2000, 0, 60000, RELOAD, "ms", "before the first token a connect error, a 5xx or a 429 is retried once, after the answer's Retry-After capped to this (200 ms without one)"),
 	KEY_ENUM("ask_on_disconnect", ask_on_disconnect, 0, conf_ask_disconnect, RELOAD, "when the client goes away mid-answer: finish (generate to the end and store the answer, so a reload shows it) or abort (stop the upstream to save tokens; the text so far is stored stopped)"),
+	KEY_BOOL("ask_llm_fallback", ask_llm_fallback, true, RELOAD, "when the model fails before its first token (timeout, 5xx, 429, refused), answer with the extractive answer, labelled as such in the stream and the stored message, instead of an error (false: the error)"),
 	KEY_INT("ask_top_k", ask_top_k, 5, 1, 20, RELOAD, "passages", "an ask retrieves this many passages (the search's ranking), numbered [1]..[k] for the answer's citations"),
 	KEY_INT("ask_history_messages", ask_history_messages, 6, 0, 50, RELOAD, "messages", "an ask sends the session's last this many messages with the question"),
 	/* observability (issue 8) */

@@ -111,6 +111,7 @@ struct np_conf {
 	int llm_total_timeout_ms;
 	int llm_retry_after_max_ms;
 	int ask_on_disconnect;       /* enum np_ask_disconnect */
+	bool ask_llm_fallback;       /* the extractive answer when the model fails before its first token */
 	int ask_top_k;               /* passages retrieved for an ask, cited [1]..[k] */
 	int ask_history_messages;    /* the session's last messages sent with the question */
 	char *admin_allow;           /* who may read /metrics and /status (addresses, CIDRs, "unix") */

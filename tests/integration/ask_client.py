@@ -4,7 +4,7 @@
 
 usage: ask_client.py PORT SESSION TOKEN QUESTION [--sse] [--key KEY] [--drop-after-deltas N]
                      [--cancel-after-deltas N] [--cancel-port PORT] [--host ADDR] [--cancel-host ADDR]
-                     [--timeout S]
+                     [--book JSON] [--timeout S]
 Prints one JSON object: {"status", "headers", "body" (JSON form), "events": [{"event", "data",
 "t_ms"}] (SSE form, t_ms since the request was sent), "keepalives", "t_first_ms", "t_end_ms",
 "cancel": the cancel's status and body when asked}.
@@ -34,6 +34,7 @@ def main():
     ap.add_argument("--cancel-port", type=int, default=0)
     ap.add_argument("--host", default="127.0.0.1")
     ap.add_argument("--cancel-host")
+    ap.add_argument("--book", help="the ask's book scope, a JSON value (a number, or anything for the 400s)")
     ap.add_argument("--timeout", type=float, default=60)
     a = ap.parse_args(sys.argv[5:])
     a.port, a.session, a.token, a.question = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
@@ -44,7 +45,7 @@ def main():
     out = {"events": [], "keepalives": 0, "t_first_ms": None}
     c = http.client.HTTPConnection(a.host, a.port, timeout=a.timeout)
     t0 = time.monotonic()
-    c.request("POST", "/api/v1/sessions/%s/ask" % a.session, body=json.dumps({"question": a.question}).encode(),
+    c.request("POST", "/api/v1/sessions/%s/ask" % a.session, body=json.dumps(dict({"question": a.question}, **({"book": json.loads(a.book)} if a.book is not None else {}))).encode(),
               headers=h)
     r = c.getresponse()
     out["status"] = r.status

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
-# t_ask_llm.sh - the ask turn with a language model (issue 9) against tests/tools/llm_mock.py through nginx and the ask pool: the passages reach the model, the answer streams and is stored; the deltas stream through nginx (curl -N: the first reaches the client while the model still sends); cancel stops the upstream long before the answer's end; a dropped client leaves a complete answer; stall, slow first token and a mid-stream error fail the turn (504/502) and store it failed; a 500 before the first token is retried once, two 429s are 503 llm_busy; all ask workers busy: 503 ask_busy at once; the API key is sent and never shown.
+# t_ask_llm.sh - the ask turn with a language model (issue 9) against tests/tools/llm_mock.py through nginx and the ask pool: the passages reach the model, the answer streams and is stored; the deltas stream through nginx (curl -N: the first reaches the client while the model still sends); cancel stops the upstream long before the answer's end; a dropped client leaves a complete answer; stall, slow first token and a mid-stream error fail the turn (504/502) and store it failed; a 500 before the first token is retried once, two 429s are 503 llm_busy; with ask_llm_fallback (the default) a failure before the first token is answered by the labelled extractive answer; all ask workers busy: 503 ask_busy at once; the API key is sent and never shown.
 # np: shared-pg
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
@@ -18,7 +18,7 @@ np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.p
 	ask_workers=2 workers=2 budget=2 min_warm=1 log_level=debug acquire_timeout_ms=$((2000 * NP_TIMEOUT_SCALE)) \
 	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 llm_api_key_file="$NP_TMP/llm.key" \
 	llm_first_token_timeout_ms=$((1500 * NP_TIMEOUT_SCALE)) llm_gap_timeout_ms=$((1000 * NP_TIMEOUT_SCALE)) \
-	llm_retry_after_max_ms=300
+	llm_retry_after_max_ms=300 ask_llm_fallback=false
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wait_db_ready
 
@@ -159,6 +159,38 @@ np_expect_eq "429 twice: 503 llm_busy with Retry-After" "503 llm_busy 1" \
 np_expect_eq "429: retried once only" 2 "$(mocklog 'len(d)')"
 np_expect "429: Retry-After 30 s capped to llm_retry_after_max_ms (300 ms): answered in seconds, not 30" \
 	test "$(j "$NP_TMP/out/busy.json" 'int(d["t_end_ms"])')" -lt $((3000 * NP_TIMEOUT_SCALE))
+
+# --- 8b. ask_llm_fallback (the default; reload): a model that fails before its first token (two
+# 500s; no first token in time) gets the extractive answer instead, labelled in the stream (a
+# fallback event naming the error it would have been, the label) and in the stored message, with
+# its citations ---
+sed -i 's/^ask_llm_fallback = false;$/ask_llm_fallback = true;/' "$NP_DAEMON_CONF"
+kill -HUP "$NP_DAEMON_PID"
+events=""
+for _ in $(seq 40); do   # until the workers run the reloaded configuration
+	mock _reset; mock _control '{"fail_first": 5, "fail_status": 500}'
+	ask "Fallback on $word" --sse >"$NP_TMP/out/fallback.json"
+	events=$(j "$NP_TMP/out/fallback.json" '" ".join(dict.fromkeys(e["event"] for e in d["events"]))')
+	case $events in *fallback*) break ;; esac
+	sleep 0.25
+done
+np_expect_eq "fallback (500s): citations, fallback, deltas, done" "citations fallback message done" "$events"
+np_expect_eq "fallback (500s): the reason named, the answer done complete, citing a passage" "llm_unavailable complete yes" \
+	"$(j "$NP_TMP/out/fallback.json" '"%s %s %s" % ([e for e in d["events"] if e["event"] == "fallback"][0]["data"]["reason"], d["events"][-1]["data"]["status"], "yes" if d["events"][-1]["data"]["citations_used"] else "no")')"
+fmid=$(j "$NP_TMP/out/fallback.json" 'd["events"][0]["data"]["message_id"]')
+np_expect "fallback (500s): stored complete, labelled, each sentence cited ($(stored "$fmid" | head -c 160))" \
+	bash -c "[[ \"\$1\" =~ ^complete\|\[Extractive\ answer:.*\[[0-9]+\] ]]" _ "$(stored "$fmid")"
+np_expect_eq "fallback (500s): the stored text is the text that was streamed (without its last space)" \
+	"$(stored "$fmid" | cut -d'|' -f2-)" "$(j "$NP_TMP/out/fallback.json" "$deltas"'.rstrip(" ")')"
+mock _reset; mock _control '{"ttft_ms": '$((3000 * NP_TIMEOUT_SCALE))'}'
+ask "Fallback again on $word" >"$NP_TMP/out/fallback2.json"
+np_expect_eq "fallback (no first token in time), JSON form: 200, mode extractive, complete, labelled, cited" \
+	"200 extractive complete True True" \
+	"$(j "$NP_TMP/out/fallback2.json" '"%s %s %s %s %s" % (d["status"], d["body"]["mode"], d["body"]["status"], d["body"]["answer"].startswith("[Extractive answer:"), len(d["body"]["citations_used"]) > 0)')"
+mock _reset
+sed -i 's/^ask_llm_fallback = true;$/ask_llm_fallback = false;/' "$NP_DAEMON_CONF"
+kill -HUP "$NP_DAEMON_PID"
+sleep 1
 
 # --- 9. every ask worker busy: 503 ask_busy at once ---
 mock _reset; mock _control '{"tokens": 200, "tokens_per_s": 20}'

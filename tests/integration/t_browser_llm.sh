@@ -21,7 +21,7 @@ np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.p
 	ask_workers=2 workers=2 budget=2 min_warm=1 retry_after_s=1 acquire_timeout_ms=$((2000 * NP_TIMEOUT_SCALE)) \
 	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 ask_on_disconnect=finish \
 	llm_first_token_timeout_ms=$((10000 * NP_TIMEOUT_SCALE)) llm_gap_timeout_ms=$((3000 * NP_TIMEOUT_SCALE)) \
-	llm_retry_after_max_ms=300
+	llm_retry_after_max_ms=300 ask_llm_fallback=false
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wait_db_ready
 word=$(np_psql_super -d neonpool -At -c "SELECT w FROM (SELECT regexp_split_to_table(body, '\s+') w FROM passages LIMIT 5) x WHERE length(w) > 5 LIMIT 1")

@@ -12,7 +12,7 @@ np_db_prepare
 np_start_daemon database_url="$(np_db_url)" database_password_file="$NP_TMP/db.password" \
 	status_file="$NP_TMP/status" control_listen="$NP_TMP/control.sock" ask_listen="$NP_TMP/ask.sock" \
 	ask_workers=1 workers=1 budget=1 min_warm=1 acquire_timeout_ms=$((2000 * NP_TIMEOUT_SCALE)) \
-	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 llm_retry_after_max_ms=100
+	llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 llm_retry_after_max_ms=100 ask_llm_fallback=false
 np_start_nginx "unix:$NP_TMP/neonpoold.sock" "" nginx "unix:$NP_TMP/control.sock" "unix:$NP_TMP/ask.sock"
 np_wait_db_ready
 
