@@ -79,21 +79,27 @@ static bool ask_row_from_pg(struct ask_row *row, PGresult *r)
 	return true;
 }
 
-/* The ask pool's permit: one internal transaction in flight at a time, so that the readers wait
- * behind at most one of them in the main pool's queue. A holder that dies is freed by the master
- * when it reaps it (shm_ask_permit_reclaim): only the reaper knows a pid is dead and not yet
- * reused; kill(pid, 0) here took a zombie for alive and an unrelated process that got the pid
- * back for the holder, which wedged the permit until that process ended. */
+/* The ask pool's permits: at most NP_ASK_PERMITS internal transactions in flight at a time, so
+ * that the readers wait behind a few of them at most in the main pool's queue, and so that a slow
+ * queue does not serialize the asks (with one permit each transaction held it for its whole wait
+ * in a saturated backlog: 2 a second per host, and asks failed db_busy; doc/design.md). A holder
+ * that dies is freed by the master when it reaps it (shm_ask_permit_reclaim): only the reaper
+ * knows a pid is dead and not yet reused; kill(pid, 0) here took a zombie for alive and an
+ * unrelated process that got the pid back for the holder, which wedged the permit until that
+ * process ended. */
 static bool ask_permit_take(int64_t deadline_ms)
 {
-	_Atomic int32_t *w = &db_shm()->hdr->ask_tx_owner;
+	_Atomic int32_t *w = db_shm()->hdr->ask_tx_owner;
 	int32_t me = (int32_t)getpid();
 	for (;;) {
-		int32_t cur = 0;
-		if (atomic_compare_exchange_strong(w, &cur, me))
-			return true;
-		if (cur == me)
-			return true;
+		for (int i = 0; i < NP_ASK_PERMITS; i++)
+			if (atomic_load(&w[i]) == me)
+				return true;
+		for (int i = 0; i < NP_ASK_PERMITS; i++) {
+			int32_t cur = 0;
+			if (atomic_compare_exchange_strong(&w[i], &cur, me))
+				return true;
+		}
 		if (util_now_ms() >= deadline_ms)
 			return false;
 		/* the waiters are about to wait seconds for the model: they poll slowly (5-15 ms), not
@@ -106,7 +112,10 @@ static bool ask_permit_take(int64_t deadline_ms)
 static void ask_permit_give(void)
 {
 	int32_t me = (int32_t)getpid();
-	atomic_compare_exchange_strong(&db_shm()->hdr->ask_tx_owner, &me, 0);
+	for (int i = 0; i < NP_ASK_PERMITS; i++) {
+		int32_t held = me;
+		atomic_compare_exchange_strong(&db_shm()->hdr->ask_tx_owner[i], &held, 0);
+	}
 }
 
 /* Whether this process is a worker of the ask pool (its transactions run in the main pool). */
@@ -117,7 +126,7 @@ static bool ask_in_pool(void)
 
 /* Run st with params, for the ask route's session (auth: check its bearer token first): on this
  * worker's connection (kept), or, in an ask worker, by the main pool
- * (an internal request, asktx.h), one at a time across the ask pool. true with row filled, or
+ * (an internal request, asktx.h), NP_ASK_PERMITS at a time across the ask pool. true with row filled, or
  * false with resp set to the error. */
 bool ask_exec(struct np_request *req, struct np_response *resp, const struct np_stmt *st,
                      const char *const *params, bool auth, struct ask_row *row)

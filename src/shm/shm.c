@@ -284,6 +284,11 @@ int shm_pool_configured(const struct np_shm *shm, enum np_slot_kind kind)
 
 bool shm_ask_permit_reclaim(struct np_shm *shm, pid_t pid)
 {
-	int32_t held = (int32_t)pid;
-	return atomic_compare_exchange_strong(&shm->hdr->ask_tx_owner, &held, 0);
+	bool freed = false;
+	for (int i = 0; i < NP_ASK_PERMITS; i++) {
+		int32_t held = (int32_t)pid;
+		if (atomic_compare_exchange_strong(&shm->hdr->ask_tx_owner[i], &held, 0))
+			freed = true;
+	}
+	return freed;
 }

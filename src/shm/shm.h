@@ -19,7 +19,11 @@
  * (every field after master_pid moves), to upgrade to a build of another layout for real */
 #define NP_SHM_LAYOUT_TEST_SHIFT 0
 #endif
-#define NP_SHM_LAYOUT (11 + NP_SHM_LAYOUT_TEST_SHIFT) /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout; 11: the cross-host cancel check, one warm-up ping per host */
+#define NP_SHM_LAYOUT (12 + NP_SHM_LAYOUT_TEST_SHIFT) /* 4: per-pool respawn state; 5: two more error names, the ask.tx route id; 6: the reload outcome; 7: the ask sweep; 8: the content generation; 9: LLM histograms, rate_limited, the ask rate table, the binary upgrade; 10: the tokens given across an upgrade to another layout; 11: the cross-host cancel check, one warm-up ping per host; 12: NP_ASK_PERMITS permits for the ask pool's transactions */
+/* The ask pool's transactions in flight in the main pool at once (doc/design.md, "The ask pool's
+ * transactions"): one was the bottleneck under a saturating read load, where each waits its turn
+ * in the main pool's backlog (0.5 s and more) while holding the only permit. */
+#define NP_ASK_PERMITS 4
 #define NP_MAX_SLOTS (2 * NP_MAX_WORKERS + 8)
 
 enum np_slot_state {
@@ -171,10 +175,10 @@ struct np_shm_header {
 	_Atomic uint32_t generation;
 	_Atomic int64_t started_us;
 	_Atomic int32_t configured_workers;
-	/* the ask pool's permit for its short transactions (run by the main pool, one at a time):
-	 * 0 free, else the pid of the ask worker holding it (CAS 0 -> pid and back by the holder; the
-	 * master frees a dead holder's when it reaps it: shm_ask_permit_reclaim) */
-	_Atomic int32_t ask_tx_owner;
+	/* the ask pool's permits for its short transactions (run by the main pool, NP_ASK_PERMITS at
+	 * a time): 0 free, else the pid of the ask worker holding it (CAS 0 -> pid and back by the
+	 * holder; the master frees a dead holder's when it reaps it: shm_ask_permit_reclaim) */
+	_Atomic int32_t ask_tx_owner[NP_ASK_PERMITS];
 	/* the sweep of answers past their lease (api_ask_sweep()): when it is next due (monotonic
 	 * ms); a worker holding a connection takes a due sweep by CAS to the next due time */
 	_Atomic int64_t ask_sweep_due_ms;

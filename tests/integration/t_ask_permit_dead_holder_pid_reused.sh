@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SPDX-License-Identifier: PostgreSQL
-# t_ask_permit_dead_holder_pid_reused.sh - the ask pool's permit (one internal transaction at a time) held by an ask worker that is killed -9, whose pid then goes to an unrelated process: the master frees the permit when it reaps the holder, so the next ask is answered instead of waiting for a permit that kill(pid, 0) took for held. The daemon runs in a pid namespace of its own, where /proc/sys/kernel/ns_last_pid hands the dead holder's pid to a sleep.
+# t_ask_permit_dead_holder_pid_reused.sh - one of the ask pool's permits (NP_ASK_PERMITS internal transactions at a time) held by an ask worker that is killed -9, whose pid then goes to an unrelated process: the master frees the permit when it reaps the holder, so the next ask is answered instead of waiting for a permit that kill(pid, 0) took for held (with several permits the next ask finds a free one anyway: the master's log line is what pins the reclaim). The daemon runs in a pid namespace of its own, where /proc/sys/kernel/ns_last_pid hands the dead holder's pid to a sleep.
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 np_require curl nginx unshare nsenter ss

@@ -223,7 +223,7 @@ np_expect "layout upgrade: the new master took the whole budget then" \
 np_expect "layout upgrade: no $NP_TMP/status.next left" test ! -e "$NP_TMP/status.next"
 "$NEONPOOLCTL" -c "$conf" status >"$NP_TMP/out/status.layout" 2>&1
 if [ -n "${NP_UPGRADE_LAYOUT_BUILD:-}" ]; then
-	np_expect "layout upgrade: the new master said the layouts differ" np_wait_log "shared memory is layout 11, this build's is 12"
+	np_expect "layout upgrade: the new master said the layouts differ" np_wait_log "shared memory is layout 12, this build's is 13"
 else
 	np_expect "layout upgrade: status reads the new master's region" grep -q "master pid $(cat "$NP_TMP/neonpoold.pid")" "$NP_TMP/out/status.layout"
 	# a second one from that master, to another layout again: the grant pipe it was given is not
