@@ -325,7 +325,9 @@ np_expect "A: h3's answers finished by a live host within 30 s of the kill (${t_
 st=$(np_psql_super -d "$NP_PG_DB" -At -c "SELECT string_agg(DISTINCT status, ',') FROM messages WHERE id IN (${mids:-0})")
 np_expect_eq "A: stored failed" failed "$st"
 read -r csid cmid <"$NP_TMP/out/cut.A"
-lb -H "Authorization: Bearer ${TOK[$csid]}" "http://127.0.0.1:8080/api/v1/sessions/$csid/messages" >"$NP_TMP/out/history.json"
+# (the page of history that holds it: newest first, those older than the next id)
+lb -H "Authorization: Bearer ${TOK[$csid]}" "http://127.0.0.1:8080/api/v1/sessions/$csid/messages?before=$((cmid + 1))&limit=5" \
+	>"$NP_TMP/out/history.json"
 np_expect_eq "A: a reader resuming from history sees that answer failed" failed \
 	"$(np_json_get "$NP_TMP/out/history.json" "[m['status'] for m in d['messages'] if m['id'] == $cmid][0]")"
 read -r ns m1 m2 m3 _ < <(pgb_max "$NP_TMP/out/pgb-clients.A")
