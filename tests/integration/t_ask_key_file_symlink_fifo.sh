@@ -17,7 +17,9 @@ mkfifo "$NP_TMP/llm.fifo"
 np_start_llm_mock --key "$key"
 
 np_db_prepare
-llm=(llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1)
+# ask_llm_fallback = false: the error path is what is pinned (with it on, the reader gets the
+# labelled extractive answer, t_ask_llm)
+llm=(llm_url="http://127.0.0.1:$mport/v1/chat/completions" llm_model=mock-1 ask_llm_fallback=false)
 
 # -t: a FIFO is refused at once with a clear message (timeout: an open that waited for a writer)
 for k in llm_api_key_file llm_system_prompt_file; do
