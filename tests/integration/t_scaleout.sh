@@ -22,20 +22,21 @@
 #   E  direct topology: budgets 2 + 2 + 2 against a server whose max_connections leaves exactly 6:
 #      nothing refused; check-db --hosts 3 warns for budget 3
 # The default suite runs the short form; tests/scaleout/run the long one (NP_SCALE_* below).
-# np: long (a bed of 12 servers: started early, so that it does not end the run)
+# np: serial-beside-build (a fleet on 2 cores: beside two other tests its load made them and itself
+# slow, the suite took 629 s against 400)
 . "$(dirname "$0")/lib.sh"
 . "$(dirname "$0")/dblib.sh"
 . "$(dirname "$0")/nslib.sh"
 np_require ip haproxy pgbouncer nginx wrk curl
 np_is_root || np_skip "network namespaces (ip netns) need root"
-: "${NP_SCALE_SECS:=20}"          # phase A's load (long form: 300)
+: "${NP_SCALE_SECS:=12}"          # phase A's load (long form: 300)
 : "${NP_SCALE_UPGRADE_SECS:=20}"  # phase B's load (long form: 60)
-: "${NP_SCALE_CONNS:=60}"         # wrk connections (long form: 200)
+: "${NP_SCALE_CONNS:=30}"         # wrk connections (long form: 200)
 : "${NP_SCALE_DELAY_MS:=100}"     # each wrk connection's pause between requests (long form: 0)
-: "${NP_SCALE_ASKS:=6}"           # streamed asks at a time (long form: 20)
-: "${NP_SCALE_WARM_S:=10}"        # phase D: intervals of 1 s
-: "${NP_SCALE_DIRECT_SECS:=8}"    # phase E's load
-: "${NP_SCALE_NGINX_SECS:=12}"    # phase F's load (nginx as the load balancer)
+: "${NP_SCALE_ASKS:=4}"           # streamed asks at a time (long form: 20)
+: "${NP_SCALE_WARM_S:=5}"         # phase D: intervals of 1 s (long form: 10)
+: "${NP_SCALE_DIRECT_SECS:=5}"    # phase E's load (long form: 30)
+: "${NP_SCALE_NGINX_SECS:=8}"     # phase F's load (nginx as the load balancer; long form: 60)
 
 pfx=np$$
 NET=10.77.0
@@ -315,7 +316,10 @@ pgb_sampler_stop
 awk '$1 == 200 && $NF != "-" && $2 != "done" && $2 != "error" { print $(NF-1), $NF }' "$NP_TMP/out/load.A.asks" >"$NP_TMP/out/cut.A"
 cut=$(wc -l <"$NP_TMP/out/cut.A")
 np_expect "A: some answers were cut by the kill ($cut)" test "$cut" -ge 1
-np_expect_eq "A: every other ask ended with done" "$cut" "$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.A.asks" | wc -l)"
+# an ask is never replayed: one that reached h3 while its daemon was dead and its nginx not yet
+# answered 502 (the only other outcome allowed besides a cut stream)
+np_expect_eq "A: every other ask ended with done (or 502 from the dying host)" "$cut" \
+	"$(awk '!($1 == 200 && $2 == "done") && $1 != 502' "$NP_TMP/out/load.A.asks" | wc -l)"
 awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.A.asks" | cut -d' ' -f1-3 | sort | uniq -c | sort -rn | head -5
 mids=$(awk '{ printf "%s%s", s, $2; s = "," }' "$NP_TMP/out/cut.A")
 wait "$failed_poller"
@@ -413,8 +417,9 @@ kill -KILL $victims
 np_log "F: kill -9 of every process of h2 ($(echo $victims | wc -w)) behind the nginx load balancer"
 check_load F
 awk '$1 == 200 && $2 != "done" && $2 != "error"' "$NP_TMP/out/load.F.asks" >"$NP_TMP/out/cut.F"
-np_expect_eq "F: the asks not on h2 ended with done (only h2's were cut)" \
-	"$(awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.F.asks" | wc -l)" "$(wc -l <"$NP_TMP/out/cut.F")"
+np_expect_eq "F: the asks not on h2 ended with done (only h2's were cut, or answered 502 as it died)" \
+	"$(wc -l <"$NP_TMP/out/cut.F")" "$(awk '!($1 == 200 && $2 == "done") && $1 != 502' "$NP_TMP/out/load.F.asks" | wc -l)"
+awk '!($1 == 200 && $2 == "done")' "$NP_TMP/out/load.F.asks" | cut -d' ' -f1-3 | sort | uniq -c | sort -rn | head -5
 retried=$(grep -c 'upstream prematurely closed\|connect() failed\|recv() failed' "$NP_TMP/nginx-lb/error.log")
 echo "RESULT F: nginx load balancer, h2 killed mid-load: $retried upstream errors in its log, each retried on another host" \
 	"for a GET or a keyed write; asks cut $(wc -l <"$NP_TMP/out/cut.F")"
