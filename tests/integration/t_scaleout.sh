@@ -21,7 +21,8 @@
 #      GET, every acknowledged write stored once
 #   E  direct topology: budgets 2 + 2 + 2 against a server whose max_connections leaves exactly 6:
 #      nothing refused; check-db --hosts 3 warns for budget 3
-# The default suite runs the short form; tests/scaleout/run the long one (NP_SCALE_* below).
+# The default suite runs the short form (phases A, B, C and F); tests/scaleout/run the long one,
+# every phase (NP_SCALE_* below).
 # np: long (a bed of 12 servers: started early, so that it does not end the run; its short form's
 # load is paced and small, so that the tests beside it keep their pace)
 . "$(dirname "$0")/lib.sh"
@@ -38,6 +39,10 @@ np_is_root || np_skip "network namespaces (ip netns) need root"
 : "${NP_SCALE_WARM_S:=4}"         # phase D: intervals of 1 s (long form: 10)
 : "${NP_SCALE_DIRECT_SECS:=4}"    # phase E's load (long form: 30)
 : "${NP_SCALE_NGINX_SECS:=6}"     # phase F's load (nginx as the load balancer; long form: 60)
+# the phases run (long form: all): D and E add 20 s and have single-host twins in the suite
+# (t_warmup_while_active, t_migrate's check-db --hosts)
+: "${NP_SCALE_PHASES:=ABCF}"
+phase() { [[ $NP_SCALE_PHASES == *"$1"* ]]; }
 
 pfx=np$$
 NET=10.77.0
@@ -428,6 +433,7 @@ start_host 2
 np_expect "F: h2 ready again" wait_ready h2
 
 # ---- D: warm-up pings counted at the database -------------------------------------------------
+if phase D; then
 sleep 2   # the holders idle for more than an interval
 np_psql_super -c "ALTER SYSTEM SET log_statement = 'all'" -c "SELECT pg_reload_conf()" >/dev/null
 sleep 0.5
@@ -449,8 +455,10 @@ np_expect "D: pings at the database <= 3 hosts x $NP_SCALE_WARM_S intervals (+3 
 	test "$at_db" -le $((3 * NP_SCALE_WARM_S + 3))
 echo "RESULT D: 3 hosts x 4 idle holders, warmup_policy = always, interval 1 s, $NP_SCALE_WARM_S s: $at_db pings at the database" \
 	"(${per_host%, }); one per holder would be $((3 * 4 * NP_SCALE_WARM_S))"
+fi
 
 # ---- E: the direct topology ---------------------------------------------------------------------
+if phase E; then
 for h in h1 h2 h3; do np_use_daemon "$h"; np_stop_daemon TERM >/dev/null; done
 np_stop_front "$NP_PGB_PID"
 np_psql_super -c "ALTER SYSTEM SET max_connections = 10" >/dev/null
@@ -494,4 +502,5 @@ np_expect_eq "E: no connection refused by the server" 0 "$refused"
 np_expect "E: the pools' server connections <= 6 (max ${max% *} in ${max#* } samples)" test "${max% *}" -le 6
 echo "RESULT E: direct, budgets 2+2+2, max_connections leaving 6: $(sed -n 's/^Requests\/sec: *//p' "$NP_TMP/out/wrk.E") req/s," \
 	"server connections max ${max% *}, refused $refused; check-db --hosts 3: budget 2 exit ${rc[2]}, budget 3 exit ${rc[3]}"
+fi
 np_finish
